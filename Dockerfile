@@ -5,14 +5,15 @@
 ARG BUN_VERSION=1.4
 ARG NODE_VERSION=22
 
-# Stage 1: production dependencies only. npm reads package-lock.json exactly
-# (npm ci), so the image gets the versions the tests ran with; devDependencies
-# (bun, deno, typescript, playwright-core) never enter the image.
+# Stage 1: production dependencies only, at the versions in package-lock.json;
+# devDependencies (bun, deno, typescript, linters) never enter the image.
+# `npm install`, not `npm ci`: the lock lacks deno's other-platform optional
+# packages, which makes `npm ci` refuse it even with --omit=dev.
 FROM node:${NODE_VERSION}-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # effect, hono and ioredis are plain JavaScript: no install scripts to run.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
 # Stage 2: the runtime. Bun runs the TypeScript sources directly, no build step.

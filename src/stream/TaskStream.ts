@@ -186,12 +186,13 @@ export class TaskStream extends Context.Service<TaskStream, {
           }
           const after = startFrom(request, head)
           if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended" }
-          const trimmed = request.after !== undefined && compareIds(request.after, head.trimmedThrough) < 0
+          // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
-          return {
-            _tag: "Ready",
-            start: (sink: Sink) => follow(request, after, trimmed && oldest !== undefined ? formatEventId(oldest) : undefined, sink)
-          }
+          const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&
+              compareIds(request.after, oldest) < 0
+            ? formatEventId(oldest)
+            : undefined
+          return { _tag: "Ready", start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
         })
 
       const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>

@@ -29,7 +29,7 @@ describe("Redis subscriber outage", () => {
     for (let n = 1; n <= total; n += 3) {
       const response = await postEvents(url, agent, task, [step(n), step(n + 1), step(n + 2)])
       expect(response.status).toBe(201)
-      if (n % 150 === 1 && n > 1) killed += Number(await redis!.client.client("KILL", "TYPE", "pubsub"))
+      if (n % 150 === 1 && n > 1) killed += Number(await redis!.client.call("CLIENT", "KILL", "TYPE", "pubsub"))
       await sleep(2)
     }
     expect(killed).toBeGreaterThanOrEqual(3)

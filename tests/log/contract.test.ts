@@ -47,7 +47,7 @@ for (const [kind, make] of Object.entries(layers)) {
       stop = made.stop
       scope = Effect.runSync(Scope.make())
       const config = AppConfig.layerWith({
-        redisUrl: "url" in made ? made.url : undefined,
+        redisUrl: (made as { url?: string }).url,
         historyMax: HISTORY_MAX,
         taskIndexMax: 5
       })
@@ -76,10 +76,10 @@ for (const [kind, make] of Object.entries(layers)) {
       const t = task()
       const ids = await run(log.append(t, [step(1), step(2), step(3), step(4)]))
       const all = await run(log.read(t.taskId, ZeroId, 100))
-      expect(all.map((event) => event.id)).toEqual(ids)
+      expect(all.map((event) => event.id ?? null)).toEqual([...ids])
       expect(all[0].envelope).toMatchObject({ type: "WorkflowStepStarted", agentId: "agent-c", taskId: t.taskId, data: { step: 1 } })
       const after = await run(log.read(t.taskId, parseEventId(ids[1]!)!, 1))
-      expect(after.map((event) => event.id)).toEqual([ids[2]])
+      expect(after.map((event) => event.id ?? null)).toEqual([ids[2]])
       expect(await run(log.read(uniqueTask(), ZeroId, 10))).toEqual([])
     })
 
@@ -140,7 +140,7 @@ for (const [kind, make] of Object.entries(layers)) {
       const ids = await run(log.append(t, [step(1), step(2)]))
       const head = await run(log.head(t.taskId))
       expect(head.agentId).toBe("agent-c")
-      expect(head.last?.id).toBe(ids[1])
+      expect(head.last?.id ?? null).toBe(ids[1])
       expect(head.first).toEqual(parseEventId(ids[0]!))
       expect(head.trimmed).toBe(false)
       // Redis trims whole stream nodes (MAXLEN ~), so append well past HISTORY_MAX.
@@ -165,7 +165,7 @@ for (const [kind, make] of Object.entries(layers)) {
       expect(log.liveTaskCount()).toBe(before + 1)
       const ids = await run(log.append(t, [step(1), step(2), step(3)]))
       await eventually(() => a.events.length === 3 && b.events.length === 3)
-      expect(a.events.map((event) => event.id)).toEqual(ids)
+      expect(a.events.map((event) => event.id ?? null)).toEqual([...ids])
       await run(Scope.close(scopeA, Exit.void))
       expect(log.liveTaskCount()).toBe(before + 1)
       await run(log.append(t, [step(4)]))

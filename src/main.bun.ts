@@ -1,6 +1,6 @@
 /** The Bun entry (main runtime): the only file of the Bun side that touches `Bun.*`. */
 import { Effect } from "effect"
-import { runGateway } from "./gateway.ts"
+import { type RuntimeBindings, runGateway } from "./gateway.ts"
 
 runGateway((app, config) =>
   Effect.acquireRelease(
@@ -8,7 +8,8 @@ runGateway((app, config) =>
       Bun.serve({
         port: config.port,
         hostname: config.host,
-        fetch: app.fetch,
+        fetch: (request, server) =>
+          app.fetch(request, { clientAddress: server.requestIP(request)?.address } satisfies RuntimeBindings),
         // Streams are long-lived and may be quiet for a while: never cut them for idleness.
         idleTimeout: 0
       })

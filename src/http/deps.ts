@@ -2,11 +2,21 @@
 import type { Settings } from "../config.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
-import type { Heartbeats } from "../transport/heartbeat.ts"
+import type { Connections } from "../transport/connections.ts"
+import type { Authenticator } from "./auth.ts"
+import type { PublishRate } from "./publishRate.ts"
+
+export interface Lifecycle {
+  /** Set at shutdown: readiness turns 503 and new streams are refused. */
+  draining: boolean
+}
 
 export interface RouteDeps {
   readonly config: Settings
   readonly log: EventLog["Service"]
   readonly streams: TaskStream["Service"]
-  readonly heartbeats: Heartbeats
+  readonly connections: Connections
+  readonly auth: Authenticator
+  readonly publishRate: PublishRate
+  readonly lifecycle: Lifecycle
 }

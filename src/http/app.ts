@@ -10,6 +10,7 @@ import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
+import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
@@ -34,6 +35,7 @@ export const makeApp = Effect.gen(function*() {
   if (!auth.success.required) {
     logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
+  initMetrics()
   const lifecycle: Lifecycle = { draining: false }
   const deps: RouteDeps = {
     config,

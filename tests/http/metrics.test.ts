@@ -1,7 +1,7 @@
 /** `GET /metrics` (SPEC §6): the figures move with the traffic the test drives. */
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { postEvents, step, taskPath } from "../support/api.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { uniqueTask, useHarness } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
@@ -15,14 +15,10 @@ const scrape = async (url: string) => {
 }
 
 describe("Prometheus metrics", () => {
-  let env: Awaited<ReturnType<typeof startHarness>>
-  beforeAll(async () => {
-    env = await startHarness("redis")
-  })
-  afterAll(() => env.stop())
+  const harness = useHarness("redis")
 
   it("counts connections, subscriptions, live channels, deliveries, lag and subscriber reconnects", async () => {
-    const { url, redis } = env.harness
+    const { url, redis } = harness()
     const before = await scrape(url)
     expect(before.text).toContain("# TYPE taskstream_events_delivered_total counter")
     const task = uniqueTask()

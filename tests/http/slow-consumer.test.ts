@@ -3,25 +3,21 @@
  * their outbound buffer is full, memory stays bounded, and a normal client of
  * the same task is not slowed down.
  */
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { readFileSync } from "node:fs"
 import { connect, type Socket } from "node:net"
 import { postEvents, taskPath } from "../support/api.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { uniqueTask, useHarness } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024
 
 describe("Slow consumers", () => {
-  let env: Awaited<ReturnType<typeof startHarness>>
-  beforeAll(async () => {
-    env = await startHarness("redis", { CLIENT_BUFFER_BYTES: String(1024 * 1024) })
-  })
-  afterAll(() => env.stop())
+  const harness = useHarness("redis", { CLIENT_BUFFER_BYTES: String(1024 * 1024) })
 
   it("disconnects 20 clients that never read while ~20 MB is published, keeps RSS bounded, and serves a normal client promptly", async () => {
-    const { url, gateway } = env.harness
+    const { url, gateway } = harness()
     const agent = "agent-slow"
     const task = uniqueTask("slow")
     const path = `${taskPath(agent, task)}/events/stream`

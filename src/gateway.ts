@@ -2,13 +2,15 @@
  * The whole gateway as one Effect program, independent of the runtime: the
  * config, the log layer it selects (Redis when REDIS_URL is set, memory
  * otherwise), the pipeline and the HTTP app. A runtime entry supplies only
- * `serve`, the one call that opens a listening socket.
+ * `serve`, the one call that opens a listening socket, and its WebSocket
+ * support.
  */
 import process from "node:process"
 import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { makeApp } from "./http/app.ts"
+import type { WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
@@ -25,14 +27,22 @@ export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLay
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */
 export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never, Scope.Scope>
 
+/** What a runtime entry provides. */
+export interface Runtime {
+  readonly serve: Serve
+  readonly webSockets: WebSocketRuntime
+}
+
 const log = (level: "info" | "warn" | "error", message: string, fields: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))
 
-export const gateway = (serve: Serve) =>
+export const gateway = ({ serve, webSockets }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const { app } = yield* makeApp
+    const { app, deps } = yield* makeApp(webSockets)
     const port = yield* serve(app, config)
+    // Released before the server stops: WebSocket clients get 1012 and reconnect elsewhere.
+    yield* Effect.addFinalizer(() => Effect.sync(() => [...deps.sessions].forEach((session) => session.shutdown())))
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
     log("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis" })
@@ -41,8 +51,8 @@ export const gateway = (serve: Serve) =>
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))
 
 /** Run the gateway until SIGINT/SIGTERM, then release everything and exit. */
-export const runGateway = (serve: Serve): void => {
-  const fiber = Effect.runFork(gateway(serve))
+export const runGateway = (runtime: Runtime): void => {
+  const fiber = Effect.runFork(gateway(runtime))
   const stop = () => Effect.runFork(Fiber.interrupt(fiber))
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)

@@ -9,16 +9,18 @@ import { AppConfig } from "../config.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Heartbeats } from "../transport/heartbeat.ts"
-import type { RouteDeps } from "./deps.ts"
+import type { RouteDeps, WebSocketRuntime, WsSessionHandle } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
+import { controlRoutes } from "./routes/control.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
+import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
 
-export const makeApp = Effect.gen(function*() {
+export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime) {
   const config = yield* AppConfig
   const deps: RouteDeps = {
     config,
@@ -27,13 +29,17 @@ export const makeApp = Effect.gen(function*() {
     heartbeats: yield* Effect.acquireRelease(
       Effect.sync(() => new Heartbeats(config.heartbeatMs)),
       (heartbeats) => Effect.sync(() => heartbeats.stop())
-    )
+    ),
+    webSockets,
+    sessions: new Set<WsSessionHandle>()
   }
   const app = new Hono()
     .route("/", healthRoutes(deps))
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
+    .route(API_PREFIX, controlRoutes(deps))
+    .route(API_PREFIX, wsRoutes(deps))
   app.notFound((c) => errorResponse(c, apiError("not_found", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => {
     console.error(JSON.stringify({ level: "error", message: "unhandled", error: String(error) }))

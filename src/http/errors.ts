@@ -18,6 +18,12 @@ export const ErrorCodes = {
   task_ended: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  // WebSocket protocol errors (SPEC §4.3): sent in `error` frames; the status is nominal.
+  invalid_frame: 400,
+  unknown_op: 400,
+  unknown_sub: 404,
+  duplicate_sub: 409,
+  too_many_subscriptions: 429,
   log_unavailable: 503,
   internal: 500
 } as const satisfies Record<string, ContentfulStatusCode>

@@ -234,7 +234,7 @@ export const RedisEventLogLayer = Layer.effect(
         Effect.gen(function*() {
           // A blocking read holds its connection: each reader gets its own, which waits out outages.
           const blocking = yield* Effect.acquireRelease(
-            Effect.sync(() => commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: 0 })),
+            Effect.sync(() => commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })),
             (redis) => Effect.sync(() => redis.disconnect())
           )
           blocking.on("error", () => {})

@@ -117,11 +117,14 @@ export class RedisCommandReader {
     const from = this.pendingAfter ?? ">"
     let reply: GroupReply
     try {
-      reply = (await this.blocking.call(
-        "XREADGROUP", "GROUP", this.group, this.group, "COUNT", READ_COUNT,
+      // The command method, not `call`: ioredis normalises its reply (a map under RESP3) to [[key, entries]].
+      const read = this.blocking.xreadgroup as unknown as (...args: Array<string | number>) => Promise<GroupReply>
+      reply = await read.call(
+        this.blocking,
+        "GROUP", this.group, this.group, "COUNT", READ_COUNT,
         ...(from === ">" ? ["BLOCK", BLOCK_MS] : []),
         "STREAMS", this.key, from
-      )) as GroupReply
+      )
     } catch (error) {
       // The stream expired (RETENTION_S after its last command) and took the group with it: start over.
       if (error instanceof Error && /NOGROUP/.test(error.message)) {

@@ -137,7 +137,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   const readers = new Set<Redis>()
 
   async function* commands(task: TaskRef, commandOptions: CommandOptions = {}): AsyncGenerator<ReceivedCommand> {
-    const blocking = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: 0 })
+    const blocking = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined })
     blocking.on("error", () => {})
     readers.add(blocking)
     const source = new RedisCommandReader(blocking, redis, settings.prefix, task.taskId, commandOptions.reader ?? DEFAULT_READER)

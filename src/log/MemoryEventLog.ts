@@ -150,10 +150,11 @@ export const MemoryEventLogLayer = Layer.effect(
     const head = (taskId: string) =>
       Effect.sync((): TaskHead => {
         const task = liveTask(taskId)
+        const first = task?.events[0]
         return {
           agentId: task?.agentId,
           last: task?.events.at(-1),
-          first: task?.events[0],
+          first: first === undefined ? undefined : { ms: first.ms, seq: first.seq },
           trimmed: task?.trimmed ?? false
         }
       })

@@ -2,7 +2,8 @@
  * The embedded log's control stream: per task, the newest HISTORY_MAX
  * commands with `<ms>-<seq>` ids, idempotency keys, and per reader name the
  * set of acknowledged ids — the in-process equivalent of a Redis consumer
- * group, so a restarted reader resumes after what it acknowledged.
+ * group, so a restarted reader resumes after what it acknowledged. Like the
+ * Redis stream, a task's commands are forgotten RETENTION_S after its last one.
  */
 import { type CommandDraft, type ControlCommand } from "../events/control.ts"
 import { compareIds, type EventId, formatEventId, parseEventId, ZeroId } from "../events/envelope.ts"
@@ -12,6 +13,7 @@ interface TaskControl {
   lastId: EventId
   readonly acked: Map<string, Set<string>>
   readonly waiters: Set<() => void>
+  expiresAt: number
 }
 
 interface Remembered {
@@ -23,7 +25,9 @@ export class MemoryControl {
   private readonly tasks = new Map<string, TaskControl>()
   private readonly idempotency = new Map<string, Remembered>()
 
-  constructor(private readonly settings: { readonly historyMax: number; readonly idempotencySeconds: number }) {}
+  constructor(
+    private readonly settings: { readonly historyMax: number; readonly idempotencySeconds: number; readonly retentionSeconds: number }
+  ) {}
 
   append(taskId: string, draft: CommandDraft): string {
     const now = Date.now()
@@ -31,6 +35,7 @@ export class MemoryControl {
     const seen = key === undefined ? undefined : this.idempotency.get(key)
     if (seen !== undefined && seen.expiresAt > now) return seen.commandId
     const task = this.task(taskId)
+    task.expiresAt = now + this.settings.retentionSeconds * 1000
     task.lastId = now > task.lastId.ms ? { ms: now, seq: 0 } : { ms: task.lastId.ms, seq: task.lastId.seq + 1 }
     const commandId = crypto.randomUUID()
     task.commands.push({
@@ -79,12 +84,14 @@ export class MemoryControl {
 
   sweep(now: number): void {
     for (const [key, entry] of this.idempotency) if (entry.expiresAt <= now) this.idempotency.delete(key)
+    // A task with a waiting reader stays: the reader holds on to it.
+    for (const [taskId, task] of this.tasks) if (task.expiresAt <= now && task.waiters.size === 0) this.tasks.delete(taskId)
   }
 
   private task(taskId: string): TaskControl {
     let task = this.tasks.get(taskId)
     if (task === undefined) {
-      task = { commands: [], lastId: ZeroId, acked: new Map(), waiters: new Set() }
+      task = { commands: [], lastId: ZeroId, acked: new Map(), waiters: new Set(), expiresAt: Date.now() + this.settings.retentionSeconds * 1000 }
       this.tasks.set(taskId, task)
     }
     return task

@@ -69,11 +69,6 @@ export class WsSession {
     private readonly connection: WsConnection
   ) {}
 
-  /** How many subscriptions are open on this socket. */
-  get size(): number {
-    return this.subscriptions.size
-  }
-
   receive(text: string): void {
     const frame = decodeClientFrame(text)
     if (Result.isFailure(frame)) return this.error(frame.failure)

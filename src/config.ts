@@ -39,6 +39,11 @@ const settings = Config.all({
   maxBatchEvents: positiveInt("MAX_BATCH_EVENTS", 1000),
   clientBufferBytes: positiveInt("CLIENT_BUFFER_BYTES", 1024 * 1024),
   drainMs: positiveInt("DRAIN_MS", 10000),
+  maxSubscriptionsPerSocket: positiveInt("MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
+  // Seconds a WebSocket may stay silent; the server pings it before then and closes it if it does not answer.
+  wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
+    Config.withDefault(60)
+  ),
   // Limits (SPEC §6); 0 means unlimited.
   maxConnections: nonNegativeInt("MAX_CONNECTIONS", 0),
   maxConnectionsPerSubject: nonNegativeInt("MAX_CONNECTIONS_PER_SUBJECT", 0),

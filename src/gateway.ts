@@ -2,7 +2,8 @@
  * The whole gateway as one Effect program, independent of the runtime: the
  * config, the log layer it selects (Redis when REDIS_URL is set, memory
  * otherwise), the pipeline and the HTTP app. A runtime entry supplies only
- * `serve`, the one call that opens a listening socket.
+ * `serve`, the one call that opens a listening socket, and its WebSocket
+ * support.
  *
  * Shutdown (SIGTERM/SIGINT, SPEC §6): readiness turns 503, open streams are
  * closed so clients resume on another instance, then the server stops and the
@@ -13,7 +14,7 @@ import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { makeApp } from "./http/app.ts"
-import type { RouteDeps } from "./http/deps.ts"
+import type { RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
@@ -32,10 +33,18 @@ export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLay
 export interface RuntimeBindings {
   /** The client's IP address, for per-subject limits when the gateway runs open. */
   readonly clientAddress?: string | undefined
+  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
+  readonly server?: unknown
 }
 
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */
 export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never, Scope.Scope>
+
+/** What a runtime entry provides. */
+export interface Runtime {
+  readonly serve: Serve
+  readonly webSockets: WebSocketRuntime
+}
 
 /** Close every stream so clients reconnect elsewhere, waiting up to `budgetMs` for them to go. */
 const drain = (deps: RouteDeps, budgetMs: number) =>
@@ -49,11 +58,11 @@ const drain = (deps: RouteDeps, budgetMs: number) =>
     logLine("info", "drained", { closed: open - deps.connections.size })
   })
 
-export const gateway = (serve: Serve) =>
+export const gateway = ({ serve, webSockets }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     setLogLevel(config.logLevel)
-    const { app, deps } = yield* makeApp
+    const { app, deps } = yield* makeApp(webSockets)
     const port = yield* serve(app, config)
     // Finalizers run in reverse: this drain runs before the server stops.
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))
@@ -65,8 +74,8 @@ export const gateway = (serve: Serve) =>
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))
 
 /** Run the gateway until SIGINT/SIGTERM, then release everything and exit. */
-export const runGateway = (serve: Serve): void => {
-  const fiber = Effect.runFork(gateway(serve))
+export const runGateway = (runtime: Runtime): void => {
+  const fiber = Effect.runFork(gateway(runtime))
   const stop = () => {
     logLine("info", "shutting down")
     Effect.runFork(Fiber.interrupt(fiber))

@@ -14,13 +14,15 @@ import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { Lifecycle, RouteDeps } from "./deps.ts"
+import type { Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { PublishRate } from "./publishRate.ts"
+import { controlRoutes } from "./routes/control.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
+import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
 
@@ -28,7 +30,7 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
   message: Schema.String
 }) {}
 
-export const makeApp = Effect.gen(function*() {
+export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime) {
   const config = yield* AppConfig
   const auth = makeAuthenticator(config)
   if (Result.isFailure(auth)) return yield* new StartupError({ message: auth.failure })
@@ -47,7 +49,8 @@ export const makeApp = Effect.gen(function*() {
     connections: yield* Effect.acquireRelease(
       Effect.sync(() => new Connections(config.heartbeatMs, config)),
       (connections) => Effect.sync(() => connections.stop())
-    )
+    ),
+    webSockets
   }
   const app = new Hono()
   app.use(requestId())
@@ -68,6 +71,8 @@ export const makeApp = Effect.gen(function*() {
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
+    .route(API_PREFIX, controlRoutes(deps))
+    .route(API_PREFIX, wsRoutes(deps))
   app.notFound((c) => errorResponse(c, apiError("not_found", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => {
     logLine("error", "unhandled", { error: String(error), path: c.req.path, requestId: c.get("requestId") })

@@ -18,6 +18,14 @@ export const ErrorCodes = {
   task_ended: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  // WebSocket protocol errors (SPEC §4.3): sent in `error` frames; the status is nominal.
+  invalid_frame: 400,
+  unknown_op: 400,
+  unknown_sub: 404,
+  duplicate_sub: 409,
+  too_many_subscriptions: 429,
+  // GET /api/v1/ws without a WebSocket upgrade.
+  upgrade_required: 426,
   too_many_connections_per_subject: 429,
   rate_limited: 429,
   too_many_connections: 503,

@@ -7,7 +7,7 @@ import { Result } from "effect"
 import type { Context } from "hono"
 import { type Action, noteRefusal, type Principal, tokenOf } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
-import { apiError, errorResponse } from "./errors.ts"
+import { type ApiError, apiError, errorResponse } from "./errors.ts"
 import type { TaskPath } from "./params.ts"
 
 /** The client's address: from the runtime, or the first X-Forwarded-For hop behind a trusted proxy. */
@@ -25,6 +25,12 @@ export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.
   noteRefusal(c, principal.failure)
   return Result.fail(errorResponse(c, principal.failure))
 }
+
+/** The error for a connection refused by a limit (SPEC §6). */
+export const admissionError = (limit: "max_connections" | "max_connections_per_subject"): ApiError =>
+  limit === "max_connections"
+    ? apiError("too_many_connections", "this instance is at MAX_CONNECTIONS")
+    : apiError("too_many_connections_per_subject", "too many open connections for this subject (MAX_CONNECTIONS_PER_SUBJECT)")
 
 export const guard = async (
   c: Context,

@@ -45,7 +45,7 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
 
 /** The outcome of opening a task: follow it, or it already ended before the resume point. */
 export type Opening =
-  | { readonly _tag: "Ended" }
+  | { readonly _tag: "Ended"; readonly reason: EndReason }
   | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
 
 export const HISTORY_PAGE = 500
@@ -208,7 +208,7 @@ export class TaskStream extends Context.Service<TaskStream, {
             return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
           }
           const after = startFrom(request, head)
-          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended" }
+          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endReasonOf(head.last) }
           // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
           const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&

@@ -20,6 +20,7 @@ export type CloseReason =
   | "slow_consumer"
   | "token_expired"
   | "shutdown"
+  | "message_too_big"
 
 export interface StreamConnection {
   readonly transport: Transport

@@ -4,7 +4,7 @@ import { Hono } from "hono"
 import { SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
-import { guard } from "../guard.ts"
+import { admissionError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -29,14 +29,7 @@ export const streamRoutes = (deps: RouteDeps) =>
     if (Result.isFailure(principal)) return principal.failure
     if (lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
     const admission = connections.admit(principal.success.subject)
-    if (!admission.ok) {
-      return errorResponse(
-        c,
-        admission.limit === "max_connections"
-          ? apiError("too_many_connections", "this instance is at MAX_CONNECTIONS")
-          : apiError("too_many_connections_per_subject", "too many open connections for this subject (MAX_CONNECTIONS_PER_SUBJECT)")
-      )
-    }
+    if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
 
     const response = await respond(
       c,

@@ -43,7 +43,8 @@ export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never
 /** What a runtime entry provides. */
 export interface Runtime {
   readonly serve: Serve
-  readonly webSockets: WebSocketRuntime
+  /** Built from the settings: a runtime may take its WebSocket options per upgrade (Deno) rather than per server (Bun). */
+  readonly webSockets: (config: Settings) => WebSocketRuntime
 }
 
 /** Close every stream so clients reconnect elsewhere, waiting up to `budgetMs` for them to go. */
@@ -62,7 +63,7 @@ export const gateway = ({ serve, webSockets }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     setLogLevel(config.logLevel)
-    const { app, deps } = yield* makeApp(webSockets)
+    const { app, deps } = yield* makeApp(webSockets(config))
     const port = yield* serve(app, config)
     // Finalizers run in reverse: this drain runs before the server stops.
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))

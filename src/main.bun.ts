@@ -29,7 +29,7 @@ runGateway({
       ),
       (server) => Effect.promise(() => server.stop(true))
     ).pipe(Effect.map((server) => server.port ?? config.port)),
-  webSockets: {
+  webSockets: () => ({
     upgradeWebSocket,
     wireSocket: (ws) => {
       const socket = ws.raw as ServerWebSocket
@@ -40,5 +40,5 @@ runGateway({
         close: (code, reason) => socket.close(code, reason)
       }
     }
-  }
+  })
 })

@@ -1,5 +1,6 @@
 /** What the route modules are built from: the services, resolved once at start-up. */
-import type { UpgradeWebSocket, WSContext } from "hono/ws"
+import type { Context } from "hono"
+import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
@@ -10,7 +11,8 @@ import type { PublishRate } from "./publishRate.ts"
 
 /** The runtime's WebSocket support, injected by the runtime entry (hono's Bun or Deno helper). */
 export interface WebSocketRuntime {
-  readonly upgradeWebSocket: UpgradeWebSocket
+  /** Answer an upgrade request with the runtime's 101 response, wiring the socket to `events`. */
+  readonly upgradeWebSocket: (c: Context, events: WSEvents) => Promise<Response>
   /** The runtime socket behind one of hono's WSContext objects. */
   readonly wireSocket: (ws: WSContext) => WireSocket
 }

@@ -1,8 +1,10 @@
 /**
- * A real gateway process for a test: `bun src/main.bun.ts` on a free port,
- * with the embedded memory log or a given Redis. Resolves once it listens.
+ * A real gateway process for a test, under Bun (`bun src/main.bun.ts`) or
+ * Deno (`deno task start`), on a free port, with the embedded memory log or a
+ * given Redis. Resolves once it listens.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 
 export interface Gateway {
@@ -15,11 +17,28 @@ export interface Gateway {
 
 export type LogKind = "memory" | "redis"
 
+/** The runtimes the gateway runs on; Bun is the main one. */
+export type RuntimeName = "bun" | "deno"
+export const RUNTIMES: ReadonlyArray<RuntimeName> = ["bun", "deno"]
+
 const root = join(import.meta.dir, "..", "..")
 export const bunBin = join(root, "node_modules", ".bin", "bun")
 
-export const startGateway = async (env: Record<string, string | undefined> = {}): Promise<Gateway> => {
-  const child = spawn(bunBin, ["src/main.bun.ts"], {
+/** Deno's command line is the one `deno task start` runs, so its permission flags live in deno.json only. */
+const denoStart = (): ReadonlyArray<string> => {
+  const { tasks } = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as { tasks: { start: string } }
+  const [bin, ...args] = tasks.start.split(/\s+/)
+  return [join(root, bin), ...args]
+}
+
+const commands: Record<RuntimeName, () => ReadonlyArray<string>> = {
+  bun: () => [bunBin, "src/main.bun.ts"],
+  deno: denoStart
+}
+
+export const startGateway = async (env: Record<string, string | undefined> = {}, runtime: RuntimeName = "bun"): Promise<Gateway> => {
+  const [bin, ...args] = commands[runtime]()
+  const child = spawn(bin, args, {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: "0", HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"]

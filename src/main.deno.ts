@@ -4,12 +4,29 @@
  * Deno differs from Bun in ways this file absorbs: `Deno.serve` has no idle
  * cut-off on a response body (nothing to turn off); the WebSocket idle timeout
  * is an option of each upgrade, not of the server; a socket has no cork, so
- * the frames of one turn go out as consecutive sends; and frames over
- * MAX_EVENT_BYTES reach the app, which closes the socket with 1009 itself.
+ * the frames of one turn go out as consecutive sends; frames over
+ * MAX_EVENT_BYTES reach the app, which closes the socket with 1009 itself; and
+ * `server.shutdown()` closes the WebSockets still open with 1001, so it waits
+ * for the close handshakes of the drain (1012) first.
  */
 import { Effect } from "effect"
 import { upgradeWebSocket } from "hono/deno"
 import { type RuntimeBindings, runGateway } from "./gateway.ts"
+
+/** How long shutdown waits for clients to answer the drain's close frames. */
+const CLOSE_HANDSHAKE_MS = 1000
+
+/** WebSockets whose close handshake has not finished. */
+const liveSockets = new Set<WebSocket>()
+
+const track = (socket: WebSocket): WebSocket => {
+  liveSockets.add(socket)
+  socket.addEventListener("close", () => liveSockets.delete(socket), { once: true })
+  return socket
+}
+
+const closeHandshakes = (): Promise<unknown> =>
+  Promise.all([...liveSockets].map((socket) => new Promise((resolve) => socket.addEventListener("close", resolve, { once: true }))))
 
 runGateway({
   serve: (app, config) =>
@@ -26,13 +43,19 @@ runGateway({
         )
       ),
       // The drain has closed the streams by now; shutdown waits for whatever is still answering.
-      (server) => Effect.promise(() => server.shutdown()).pipe(Effect.timeoutOption(config.drainMs / 2))
+      (server) =>
+        Effect.promise(closeHandshakes).pipe(
+          // A client answers a close within a round trip; one that never does (it stopped reading) is not waited for.
+          Effect.timeoutOption(Math.min(CLOSE_HANDSHAKE_MS, config.drainMs / 4)),
+          Effect.andThen(Effect.promise(() => server.shutdown())),
+          Effect.timeoutOption(config.drainMs / 2)
+        )
     ).pipe(Effect.map((server) => server.addr.port)),
   webSockets: (config) => ({
     // Deno pings a socket silent for half the idle timeout and closes it (1001) if nothing comes back in the other half.
     upgradeWebSocket: (c, events) => upgradeWebSocket(c, events, { idleTimeout: config.wsIdleTimeoutSeconds }),
     wireSocket: (ws) => {
-      const socket = ws.raw as WebSocket
+      const socket = track(ws.raw as WebSocket)
       return {
         send: (frames) => {
           // A socket already closing drops what is sent: its close event follows and ends the connection.

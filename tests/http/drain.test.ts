@@ -1,25 +1,25 @@
 /**
  * Graceful drain (SPEC §6): SIGTERM while 100 clients stream and a publisher
  * runs. The instance turns unready, closes its streams and exits within
- * DRAIN_MS; the clients resume on a second gateway on the same Redis, and each
- * ends with every event exactly once.
+ * DRAIN_MS; the clients resume on a second gateway (under Bun) on the same
+ * Redis, and each ends with every event exactly once.
  */
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { afterAll, beforeAll, expect, it } from "bun:test"
 import { postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
-import { uniqueTask } from "../support/harness.ts"
+import { describeEachRuntime, uniqueTask } from "../support/harness.ts"
 import { eventually, sleep } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
 import { followAcross } from "../support/sse.ts"
 
-describe("Graceful drain", () => {
+describeEachRuntime("Graceful drain", (runtime) => {
   let redis: RedisServer
   let first: Gateway
   let second: Gateway
   beforeAll(async () => {
     redis = await startRedis()
     const env = { REDIS_URL: redis.url, DRAIN_MS: "3000", SSE_RETRY_MS: "100" }
-    first = await startGateway(env)
+    first = await startGateway(env, runtime)
     second = await startGateway(env)
   })
   afterAll(async () => {

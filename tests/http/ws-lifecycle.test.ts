@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { connect, type Socket } from "node:net"
 import { sign } from "hono/jwt"
 import { postEvents } from "../support/api.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { describeEachRuntime, startHarness, uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
 import { openWs } from "../support/ws.ts"
 
@@ -41,16 +41,16 @@ const closeCodeIn = (bytes: Buffer): number | undefined => {
       length = Number(bytes.readBigUInt64BE(offset))
       offset += 8
     }
-    if (opcode === 0x8) return bytes.readUInt16BE(offset)
+    if (opcode === 0x8) return offset + 2 <= bytes.length ? bytes.readUInt16BE(offset) : undefined
     offset += length
   }
   return undefined
 }
 
-describe("WebSocket slow consumer [memory log]", () => {
+describeEachRuntime("WebSocket slow consumer", (runtime) => {
   let current: Awaited<ReturnType<typeof startHarness>>
   beforeAll(async () => {
-    current = await startHarness("memory", { CLIENT_BUFFER_BYTES: "65536" })
+    current = await startHarness("memory", { CLIENT_BUFFER_BYTES: "65536" }, runtime)
   })
   afterAll(() => current.stop())
 
@@ -71,18 +71,19 @@ describe("WebSocket slow consumer [memory log]", () => {
     const received: Array<Buffer> = []
     socket.on("data", (chunk: Buffer) => received.push(chunk))
     socket.resume()
+    // Bun ends the TCP connection after its close frame; Deno waits for the client's close frame, which this client never sends.
     const deadline = Date.now() + 20_000
-    while (!ended && Date.now() < deadline) await sleep(50)
-    expect(ended).toBe(true)
+    while (!ended && closeCodeIn(Buffer.concat(received)) === undefined && Date.now() < deadline) await sleep(50)
     const bytes = Buffer.concat(received)
     expect(bytes.length).toBeLessThan(30_000_000)
     expect(closeCodeIn(bytes)).toBe(4008)
+    socket.destroy()
   }, 60_000)
 })
 
-describe("WebSocket shutdown [memory log]", () => {
+describeEachRuntime("WebSocket shutdown", (runtime) => {
   it("closes open sockets with 1012 on SIGTERM so clients reconnect elsewhere", async () => {
-    const { harness, stop } = await startHarness("memory")
+    const { harness, stop } = await startHarness("memory", {}, runtime)
     const ws = await openWs(harness.url)
     ws.send({ op: "subscribe", sub: "s", agentId: AGENT, taskId: uniqueTask() })
     await ws.waitFor((frames) => frames.some((frame) => frame.op === "subscribed"))

@@ -1,51 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
-import { connect, type Socket } from "node:net"
 import { sign } from "hono/jwt"
 import { postEvents } from "../support/api.ts"
 import { describeEachRuntime, startHarness, uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
-import { openWs } from "../support/ws.ts"
+import { closeCodeIn, clientFrame, openWs, rawWebSocket } from "../support/ws.ts"
 
 const AGENT = "agent-1"
-
-/** A WebSocket client on a bare TCP socket, so the test decides when it reads. */
-const rawWebSocket = async (baseUrl: string): Promise<Socket> => {
-  const { hostname, port } = new URL(baseUrl)
-  const socket = connect(Number(port), hostname)
-  await new Promise((resolve) => socket.once("connect", resolve))
-  socket.write(
-    "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-  )
-  return socket
-}
-
-/** A client → server text frame (masked, as the protocol requires). */
-const clientFrame = (text: string): Buffer => {
-  const payload = Buffer.from(text)
-  const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255])
-  return Buffer.concat([header, Buffer.alloc(4), payload])
-}
-
-/** The close code in the server's frames (after the HTTP 101 response), if a close frame came. */
-const closeCodeIn = (bytes: Buffer): number | undefined => {
-  let offset = bytes.indexOf("\r\n\r\n") + 4
-  while (offset + 2 <= bytes.length) {
-    const opcode = bytes[offset] & 0x0f
-    let length = bytes[offset + 1] & 0x7f
-    offset += 2
-    if (length === 126) {
-      length = bytes.readUInt16BE(offset)
-      offset += 2
-    } else if (length === 127) {
-      length = Number(bytes.readBigUInt64BE(offset))
-      offset += 8
-    }
-    if (opcode === 0x8) return offset + 2 <= bytes.length ? bytes.readUInt16BE(offset) : undefined
-    offset += length
-  }
-  return undefined
-}
 
 describeEachRuntime("WebSocket slow consumer", (runtime) => {
   let current: Awaited<ReturnType<typeof startHarness>>

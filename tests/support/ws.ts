@@ -1,7 +1,10 @@
 /**
  * A WebSocket client for tests: a real socket to the gateway's `/api/v1/ws`
- * that records every server frame (parsed) and how the socket closed.
+ * that records every server frame (parsed) and how the socket closed; and a
+ * bare-TCP one for tests that decide when the client reads or answers.
  */
+import { connect, type Socket } from "node:net"
+
 export interface WsFrame {
   readonly op: string
   readonly [field: string]: any
@@ -79,3 +82,42 @@ export const openWs = async (baseUrl: string, query = ""): Promise<WsClient> => 
 /** The event frames of one subscription. */
 export const eventsOf = (frames: ReadonlyArray<WsFrame>, sub: string) =>
   frames.filter((frame) => frame.op === "event" && frame.sub === sub).map((frame) => frame.event)
+
+/** A WebSocket client on a bare TCP socket, so the test decides when it reads. */
+export const rawWebSocket = async (baseUrl: string): Promise<Socket> => {
+  const { hostname, port } = new URL(baseUrl)
+  const socket = connect(Number(port), hostname)
+  await new Promise((resolve) => socket.once("connect", resolve))
+  socket.write(
+    "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+  )
+  return socket
+}
+
+/** A client → server text frame (masked, as the protocol requires). */
+export const clientFrame = (text: string): Buffer => {
+  const payload = Buffer.from(text)
+  const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255])
+  return Buffer.concat([header, Buffer.alloc(4), payload])
+}
+
+/** The close code in the server's frames (after the HTTP 101 response), if a close frame came. */
+export const closeCodeIn = (bytes: Buffer): number | undefined => {
+  let offset = bytes.indexOf("\r\n\r\n") + 4
+  while (offset + 2 <= bytes.length) {
+    const opcode = bytes[offset] & 0x0f
+    let length = bytes[offset + 1] & 0x7f
+    offset += 2
+    if (length === 126) {
+      length = bytes.readUInt16BE(offset)
+      offset += 2
+    } else if (length === 127) {
+      length = Number(bytes.readBigUInt64BE(offset))
+      offset += 8
+    }
+    if (opcode === 0x8) return offset + 2 <= bytes.length ? bytes.readUInt16BE(offset) : undefined
+    offset += length
+  }
+  return undefined
+}

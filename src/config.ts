@@ -36,23 +36,29 @@ const settings = Config.all({
   wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(60)
   ),
-  drainMs: positiveInt("DRAIN_MS", 10000)
+  drainMs: positiveInt("DRAIN_MS", 10000),
+  // The demo agent (POST /api/v1/demo): on by default with the embedded log, off with Redis.
+  demo: Config.option(Config.Boolean("DEMO")),
+  // How much faster than real time the demo agent runs (2 halves its delays).
+  demoSpeed: Config.schema(Schema.NumberFromString.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1000)), "DEMO_SPEED").pipe(
+    Config.withDefault(1)
+  )
 })
 
-export type Settings = Omit<Config.Success<typeof settings>, "redisUrl"> & { readonly redisUrl: string | undefined }
+type Read = Config.Success<typeof settings>
+
+export type Settings = Omit<Read, "redisUrl" | "demo"> & { readonly redisUrl: string | undefined; readonly demo: boolean }
+
+const flatten = (read: Read): Settings => ({
+  ...read,
+  redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(),
+  demo: Option.getOrElse(read.demo, () => Option.isNone(read.redisUrl))
+})
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
-  static readonly layer = Layer.effect(
-    AppConfig,
-    Effect.map(settings, (read) => AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString() }))
-  )
+  static readonly layer = Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of(flatten(read))))
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
-    Layer.effect(
-      AppConfig,
-      Effect.map(settings, (read) =>
-        AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(), ...overrides })
-      )
-    )
+    Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
 }

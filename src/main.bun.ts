@@ -1,8 +1,8 @@
 /** The Bun entry (main runtime): the only file of the Bun side that touches `Bun.*`. */
-import { Effect } from "effect"
 import type { ServerWebSocket } from "bun"
+import { Effect } from "effect"
 import { upgradeWebSocket, websocket } from "hono/bun"
-import { runGateway } from "./gateway.ts"
+import { type RuntimeBindings, runGateway } from "./gateway.ts"
 
 runGateway({
   serve: (app, config) =>
@@ -11,7 +11,8 @@ runGateway({
         Bun.serve({
           port: config.port,
           hostname: config.host,
-          fetch: app.fetch,
+          fetch: (request, server) =>
+            app.fetch(request, { clientAddress: server.requestIP(request)?.address, server } satisfies RuntimeBindings),
           // Streams are long-lived and may be quiet for a while: never cut them for idleness.
           idleTimeout: 0,
           websocket: {

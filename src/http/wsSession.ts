@@ -13,6 +13,7 @@ import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
 import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
+import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { queueCommand } from "./routes/control.ts"
 import { type DomainError, toApiError } from "./respond.ts"
@@ -32,7 +33,7 @@ class SubscriptionSink implements Sink {
   }
 
   event(event: LogEvent): void {
-    if (this.attached) this.connection.send(eventFrame(this.prefix, event))
+    if (this.attached) this.connection.sendEvent(eventFrame(this.prefix, event), event)
   }
 
   resync(oldest: string): void {
@@ -66,7 +67,8 @@ export class WsSession {
 
   constructor(
     private readonly deps: RouteDeps,
-    private readonly connection: WsConnection
+    private readonly connection: WsConnection,
+    private readonly principal: Principal
   ) {}
 
   receive(text: string): void {
@@ -112,6 +114,7 @@ export class WsSession {
 
   private subscribe(frame: SubscribeFrame): void {
     const { sub } = frame
+    if (!this.allowed("subscribe", frame, { sub })) return
     if (this.subscriptions.has(sub)) {
       return this.error({ code: "duplicate_sub", sub, message: `subscription '${sub}' is already open on this socket` })
     }
@@ -167,6 +170,7 @@ export class WsSession {
   }
 
   private command(frame: CommandFrame): void {
+    if (!this.allowed("control", frame, { ref: frame.ref })) return
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
     Effect.runPromiseExit(queueCommand(this.deps.log, task, draft)).then((exit) => {
@@ -183,6 +187,13 @@ export class WsSession {
     this.subscriptions.delete(sub)
     entry.sink.detach()
     if (entry.fiber !== undefined) Effect.runFork(Fiber.interrupt(entry.fiber))
+  }
+
+  /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */
+  private allowed(action: Action, task: { readonly agentId: string; readonly taskId: string }, echo: { ref?: string; sub?: string }): boolean {
+    if (this.principal.may(action, task.agentId, task.taskId)) return true
+    this.error({ ...echo, code: "forbidden", message: `the token does not allow ${action} on ${task.agentId}/${task.taskId}` })
+    return false
   }
 
   private unknownSub(sub: string): void {

@@ -1,19 +1,24 @@
 /**
- * Every WebSocket close code the gateway sends (SPEC §4.3, §6), with the
- * reason text that goes with it. Clients should reconnect (and resubscribe
- * with `since`) after any of them but `normal`.
+ * Every WebSocket close code the gateway sends (SPEC §4.3, §6), by the reason
+ * the server closes a connection. Clients should reconnect (and resubscribe
+ * with `since`) after any of them.
  */
-export const CloseCodes = {
-  /** The client or the server ended the session cleanly. */
-  normal: { code: 1000, reason: "normal closure" },
+import type { CloseReason } from "./connections.ts"
+
+const normal = { code: 1000, reason: "normal closure" } as const
+
+export const CloseCodes: Readonly<Record<CloseReason, { readonly code: number; readonly reason: string }>> = {
+  completed: normal,
+  failed: normal,
+  cancelled: normal,
+  not_found: normal,
+  client_gone: normal,
   /** A client frame was larger than MAX_EVENT_BYTES. */
-  tooBig: { code: 1009, reason: "message too big" },
-  /** An unexpected failure on the server. */
-  internal: { code: 1011, reason: "internal error" },
+  message_too_big: { code: 1009, reason: "message too big" },
   /** The instance is shutting down: reconnect, to another instance if need be. */
   shutdown: { code: 1012, reason: "service restart" },
+  /** The bearer's token expired: reconnect with a fresh one. */
+  token_expired: { code: 4001, reason: "token expired" },
   /** The client did not read fast enough and its outbound buffer passed CLIENT_BUFFER_BYTES. */
-  slowConsumer: { code: 4008, reason: "slow consumer" }
-} as const
-
-export type CloseKind = keyof typeof CloseCodes
+  slow_consumer: { code: 4008, reason: "slow consumer" }
+}

@@ -8,8 +8,10 @@
  * envelope JSON, which the event builds once for every client.
  */
 import type { LogEvent } from "../events/envelope.ts"
-import { CloseCodes, type CloseKind } from "./closeCodes.ts"
-import { type Outbox, scheduleFlush } from "./outbox.ts"
+import { CloseCodes } from "./closeCodes.ts"
+import type { CloseReason, StreamConnection } from "./connections.ts"
+import { countDelivered, observeLag } from "./delivery.ts"
+import { type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
 
 /** The runtime's socket, as the transport needs it. */
 export interface WireSocket {
@@ -21,20 +23,34 @@ export interface WireSocket {
 }
 
 export interface WsOptions {
+  readonly subject: string
+  /** When the bearer's token expires (ms); the socket is closed then. */
+  readonly expiresAt: number
   /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
   readonly bufferBytes: number
-  readonly onClose: (kind: CloseKind) => void
+  readonly onClose: (reason: CloseReason) => void
 }
 
-export class WsConnection implements Outbox {
+export class WsConnection implements Outbox, StreamConnection {
+  readonly transport = "ws"
   queued = false
+  lastWrite = Date.now()
   private pending: Array<string> = []
+  private pendingEvents = 0
   private closed = false
 
   constructor(
     private readonly socket: WireSocket,
     private readonly options: WsOptions
   ) {}
+
+  get subject(): string {
+    return this.options.subject
+  }
+
+  get expiresAt(): number {
+    return this.options.expiresAt
+  }
 
   get isClosed(): boolean {
     return this.closed
@@ -47,24 +63,42 @@ export class WsConnection implements Outbox {
     scheduleFlush(this)
   }
 
+  /** Queue an event frame (counted in the delivery metrics). */
+  sendEvent(frame: string, event: LogEvent): void {
+    if (this.closed) return
+    observeLag(event)
+    this.pendingEvents++
+    this.send(frame)
+  }
+
+  /** Liveness of a WebSocket is the runtime's protocol pings (WS_IDLE_TIMEOUT_S): nothing to write. */
+  heartbeat(): void {
+    this.lastWrite = roundTime
+  }
+
   flush(): void {
     if (this.closed || this.pending.length === 0) return
     const frames = this.pending
     this.pending = []
+    if (this.pendingEvents > 0) {
+      countDelivered("ws", this.pendingEvents)
+      this.pendingEvents = 0
+    }
+    this.lastWrite = roundTime
     const accepted = this.socket.send(frames)
-    if (!accepted || this.socket.bufferedAmount() > this.options.bufferBytes) this.close("slowConsumer")
+    if (!accepted || this.socket.bufferedAmount() > this.options.bufferBytes) this.close("slow_consumer")
   }
 
-  /** Send what is queued (unless the client is too slow for it), then close with the code of `kind`. */
-  close(kind: CloseKind): void {
+  /** Send what is queued (unless the client is too slow for it), then close with the code for `reason`. */
+  close(reason: CloseReason): void {
     if (this.closed) return
-    if (kind !== "slowConsumer") this.flush()
+    if (reason !== "slow_consumer") this.flush()
     if (this.closed) return
     this.closed = true
     this.pending = []
-    const { code, reason } = CloseCodes[kind]
-    this.socket.close(code, reason)
-    this.options.onClose(kind)
+    const { code, reason: text } = CloseCodes[reason]
+    this.socket.close(code, text)
+    this.options.onClose(reason)
   }
 
   /** The runtime reports the socket closed (by the client, or after our close). */
@@ -72,7 +106,7 @@ export class WsConnection implements Outbox {
     if (this.closed) return
     this.closed = true
     this.pending = []
-    this.options.onClose("normal")
+    this.options.onClose("client_gone")
   }
 }
 

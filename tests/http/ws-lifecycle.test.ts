@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { connect, type Socket } from "node:net"
+import { sign } from "hono/jwt"
 import { postEvents } from "../support/api.ts"
 import { startHarness, uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
@@ -88,5 +89,40 @@ describe("WebSocket shutdown [memory log]", () => {
     const closed = ws.closed
     await stop()
     expect((await closed).code).toBe(1012)
+  })
+})
+
+describe("WebSocket auth [memory log]", () => {
+  const SECRET = "test-secret-0123456789"
+  let current: Awaited<ReturnType<typeof startHarness>>
+  beforeAll(async () => {
+    current = await startHarness("memory", { AUTH_JWT_SECRET: SECRET })
+  })
+  afterAll(() => current.stop())
+  const token = (claims: Record<string, unknown>) => sign({ sub: "user-1", ...claims }, SECRET, "HS256")
+
+  it("refuses the upgrade without a valid token (401) and a plain GET without upgrade (426)", async () => {
+    const refused = await fetch(`${current.harness.url}/api/v1/ws`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+    expect(refused.status).toBe(401)
+    expect((await fetch(`${current.harness.url}/api/v1/ws?access_token=${await token({})}`)).status).toBe(426)
+  })
+
+  it("checks each subscription and command against the token's scopes", async () => {
+    const bearer = await token({ taskstream: { subscribe: ["agent-1/*"], control: ["agent-1/mine"] }, exp: Math.floor(Date.now() / 1000) + 60 })
+    const ws = await openWs(`${current.harness.url}`, `?access_token=${bearer}`)
+    const ask = async (frame: Record<string, unknown>) => {
+      const from = ws.frames.length
+      ws.send(frame)
+      return ws.next(() => true, from)
+    }
+    expect(await ask({ op: "subscribe", sub: "ok", agentId: AGENT, taskId: uniqueTask() })).toMatchObject({ op: "subscribed", sub: "ok" })
+    expect(await ask({ op: "subscribe", sub: "no", agentId: "agent-2", taskId: "t" })).toMatchObject({ op: "error", sub: "no", code: "forbidden" })
+    expect(await ask({ op: "command", ref: "c1", agentId: AGENT, taskId: "mine", command: "pause" })).toMatchObject({ op: "ack", ref: "c1" })
+    expect(await ask({ op: "command", ref: "c2", agentId: AGENT, taskId: "other", command: "pause" })).toMatchObject({ op: "error", ref: "c2", code: "forbidden" })
+    ws.close()
+    const rest = (taskId: string) =>
+      fetch(`${current.harness.url}/api/v1/agents/${AGENT}/tasks/${taskId}/cancel`, { method: "POST", headers: { authorization: `Bearer ${bearer}` } })
+    expect((await rest("mine")).status).toBe(202)
+    expect((await rest("other")).status).toBe(403)
   })
 })

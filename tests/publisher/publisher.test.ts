@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { httpPublisher, PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { history, taskPath } from "../support/api.ts"
 import { startHarness, uniqueTask } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 describe("Publisher SDK", () => {
@@ -15,7 +16,11 @@ describe("Publisher SDK", () => {
     const publisher = redisPublisher({ redis: env.harness.redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }
     const stream = await openSse(`${env.harness.url}${taskPath(task.agentId, task.taskId)}/events/stream`)
-    await stream.waitFor((frames) => frames.length >= 1)
+    // Token chunks are live-only: publish once the gateway listens to the task's channel.
+    await eventually(async () => {
+      const [, count] = (await env.harness.redis!.client.call("PUBSUB", "NUMSUB", `ts:{${task.taskId}}:live`)) as [string, number]
+      return count > 0
+    })
     const id = await publisher.publish(task, "WorkflowLLMCallStarted", { model: "gpt-4o", estimated_cost: 0.01 })
     const chunk = await publisher.publish(task, "WorkflowLLMCallChunk", { chunk: "Hi", chunk_index: 0 })
     const ids = await publisher.publishBatch(task, [

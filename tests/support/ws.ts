@@ -20,8 +20,8 @@ export interface WsClient {
 
 export const wsUrl = (baseUrl: string) => `${baseUrl.replace(/^http/, "ws")}/api/v1/ws`
 
-export const openWs = async (baseUrl: string): Promise<WsClient> => {
-  const socket = new WebSocket(wsUrl(baseUrl))
+export const openWs = async (baseUrl: string, query = ""): Promise<WsClient> => {
+  const socket = new WebSocket(wsUrl(baseUrl) + query)
   const frames: Array<WsFrame> = []
   const waiters = new Set<() => void>()
   const notify = () => {

@@ -12,6 +12,7 @@ import type { EventLog } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
+import { guard } from "../guard.ts"
 import { parseTaskPath, type TaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -29,16 +30,19 @@ const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 const IdempotencyKey = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(IDEMPOTENCY_KEY_MAX))
 const isIdempotencyKey = Schema.is(IdempotencyKey)
 
-export const controlRoutes = ({ config, log }: RouteDeps) =>
+export const controlRoutes = (deps: RouteDeps) =>
   new Hono().post(
     `/agents/:agentId/tasks/:taskId/:command{${CommandKinds.join("|")}}`,
     bodyLimit({
-      maxSize: config.maxEventBytes,
-      onError: (c) => errorResponse(c, apiError("payload_too_large", `the body is over MAX_EVENT_BYTES (${config.maxEventBytes})`, "body"))
+      maxSize: deps.config.maxEventBytes,
+      onError: (c) =>
+        errorResponse(c, apiError("payload_too_large", `the body is over MAX_EVENT_BYTES (${deps.config.maxEventBytes})`, "body"))
     }),
     async (c) => {
       const path = parseTaskPath(c.req.param("agentId"), c.req.param("taskId"))
       if (!path.ok) return errorResponse(c, path.error)
+      const principal = await guard(c, deps, "control", path.value)
+      if (Result.isFailure(principal)) return principal.failure
       const idempotencyKey = c.req.header("idempotency-key")
       if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
         return errorResponse(
@@ -63,6 +67,6 @@ export const controlRoutes = ({ config, log }: RouteDeps) =>
         source: "rest",
         idempotencyKey
       }
-      return respond(c, Effect.map(queueCommand(log, path.value, draft), (commandId) => c.json({ command_id: commandId }, 202)))
+      return respond(c, Effect.map(queueCommand(deps.log, path.value, draft), (commandId) => c.json({ command_id: commandId }, 202)))
     }
   )

@@ -1,47 +1,70 @@
 /**
  * `GET /api/v1/ws` (SPEC §4.3): the WebSocket endpoint, on the same server
- * and port as the rest. The upgrade itself is the runtime's (injected as
- * `webSockets`); this module wires a socket to its session.
+ * and port as the rest. Authenticated and admitted like an SSE stream (the
+ * token from the header, `access_token` or the cookie); the upgrade itself is
+ * the runtime's (injected as `webSockets`); this module wires a socket to its session.
  */
+import { Result } from "effect"
 import { Hono } from "hono"
+import type { WSEvents } from "hono/ws"
+import type { Principal } from "../auth.ts"
+import type { RouteDeps } from "../deps.ts"
+import { apiError, errorResponse } from "../errors.ts"
+import { admissionError, authenticate } from "../guard.ts"
 import { WsConnection } from "../../transport/websocket.ts"
-import type { RouteDeps, WsSessionHandle } from "../deps.ts"
 import { WsSession } from "../wsSession.ts"
 
 const encoder = new TextEncoder()
 
-/** Size of a text frame in UTF-8 bytes, counted only when it could be over `limit`. */
+/** Whether a text frame is over `limit` UTF-8 bytes, encoding it only when it could be. */
 const overLimit = (text: string, limit: number): boolean =>
   text.length > limit || (text.length * 3 > limit && encoder.encode(text).byteLength > limit)
 
+const socketEvents = (deps: RouteDeps, principal: Principal, release: () => void): WSEvents => {
+  let connection: WsConnection | undefined
+  let session: WsSession | undefined
+  return {
+    onOpen: (_event, ws) => {
+      const opened: WsConnection = new WsConnection(deps.webSockets.wireSocket(ws), {
+        subject: principal.subject,
+        expiresAt: principal.expiresAt,
+        bufferBytes: deps.config.clientBufferBytes,
+        onClose: (reason) => {
+          deps.connections.remove(opened, reason)
+          release()
+          session?.close()
+        }
+      })
+      connection = opened
+      session = new WsSession(deps, opened, principal)
+      deps.connections.add(opened)
+    },
+    onMessage: (event) => {
+      if (connection === undefined || session === undefined || connection.isClosed) return
+      if (typeof event.data !== "string") return session.receiveBinary()
+      // Bun refuses these itself (maxPayloadLength); this covers runtimes that do not.
+      if (overLimit(event.data, deps.config.maxEventBytes)) return connection.close("message_too_big")
+      session.receive(event.data)
+    },
+    onClose: () => connection?.closedByPeer(),
+    onError: () => connection?.closedByPeer()
+  }
+}
+
 export const wsRoutes = (deps: RouteDeps) =>
-  new Hono().get(
-    "/ws",
-    deps.webSockets.upgradeWebSocket(() => {
-      let connection: WsConnection | undefined
-      let session: WsSession | undefined
-      const handle: WsSessionHandle = { shutdown: () => connection?.close("shutdown") }
-      return {
-        onOpen: (_event, ws) => {
-          const current: WsConnection = new WsConnection(deps.webSockets.wireSocket(ws), {
-            bufferBytes: deps.config.clientBufferBytes,
-            onClose: () => {
-              deps.sessions.delete(handle)
-              session?.close()
-            }
-          })
-          connection = current
-          session = new WsSession(deps, current)
-          deps.sessions.add(handle)
-        },
-        onMessage: (event) => {
-          if (connection === undefined || session === undefined || connection.isClosed) return
-          if (typeof event.data !== "string") return session.receiveBinary()
-          if (overLimit(event.data, deps.config.maxEventBytes)) return connection.close("tooBig")
-          session.receive(event.data)
-        },
-        onClose: () => connection?.closedByPeer(),
-        onError: () => connection?.closedByPeer()
-      }
-    })
-  )
+  new Hono().get("/ws", async (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return errorResponse(c, apiError("upgrade_required", "GET /api/v1/ws takes a WebSocket upgrade", "upgrade"))
+    }
+    const principal = await authenticate(c, deps)
+    if (Result.isFailure(principal)) return principal.failure
+    if (deps.lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
+    const admission = deps.connections.admit(principal.success.subject)
+    if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
+    try {
+      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, admission.release))
+    } catch (error) {
+      admission.release()
+      throw error
+    }
+  })

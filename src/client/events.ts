@@ -49,7 +49,7 @@ export const CategoryOf: { readonly [T in EventType]: Specs[T]["category"] } = {
 export const EventTypes = Object.keys(CategoryOf) as ReadonlyArray<EventType>
 
 /** How a task ended, by its terminal event. */
-export const EndOf: { readonly [T in TerminalType]: TaskEnd } = {
+export const EndOf: { readonly [T in TerminalType]: Exclude<TaskEnd, "ended"> } = {
   WorkflowCompleted: "completed",
   WorkflowFailed: "failed",
   WorkflowCancelled: "cancelled"

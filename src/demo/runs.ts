@@ -13,19 +13,22 @@ export const DEMO_AGENT_ID = "demo-agent"
 /** Demo agents that may run at once in one gateway. */
 export const MAX_DEMO_RUNS = 20
 
+export const newDemoTask = (): TaskRef => ({
+  agentId: DEMO_AGENT_ID,
+  taskId: `demo-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`
+})
+
 export class DemoRuns {
   private readonly running = new Set<AbortController>()
 
   constructor(private readonly log: EventLog["Service"], private readonly speed: number) {}
 
-  get size(): number {
-    return this.running.size
+  get full(): boolean {
+    return this.running.size >= MAX_DEMO_RUNS
   }
 
-  /** Start a demo agent on a new task; undefined when MAX_DEMO_RUNS are running. */
-  start(): TaskRef | undefined {
-    if (this.running.size >= MAX_DEMO_RUNS) return undefined
-    const task = { agentId: DEMO_AGENT_ID, taskId: `demo-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}` }
+  /** Start a demo agent on `task` (a fresh one, see newDemoTask). */
+  start(task: TaskRef): void {
     const stop = new AbortController()
     this.running.add(stop)
     runDemoAgent({ publisher: logPublisher(this.log), task, speed: this.speed, signal: stop.signal })
@@ -34,7 +37,6 @@ export class DemoRuns {
         (error) => logLine("warn", "demo agent failed", { ...task, error: String(error) })
       )
       .finally(() => this.running.delete(stop))
-    return task
   }
 
   stopAll(): void {

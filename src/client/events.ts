@@ -47,6 +47,7 @@ export const CategoryOf: { readonly [T in EventType]: Specs[T]["category"] } = {
 }
 
 export const EventTypes = Object.keys(CategoryOf) as ReadonlyArray<EventType>
+export const Categories: ReadonlyArray<Category> = [...new Set(Object.values(CategoryOf))]
 
 /** How a task ended, by its terminal event. */
 export const EndOf: { readonly [T in TerminalType]: Exclude<TaskEnd, "ended"> } = {

@@ -5,6 +5,7 @@
  * Events are typed from the gateway's event registry.
  */
 export {
+  Categories,
   type Category,
   CategoryOf,
   EndOf,

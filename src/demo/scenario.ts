@@ -36,7 +36,7 @@ export const Pricing = {
 } as const
 
 export const Goal = "Find out why checkout latency rose on Tuesday and propose a fix"
-export const BudgetLimit = 0.06
+export const BudgetLimit = 0.055
 /** A budget warning is published once the running cost passes this share of the limit. */
 export const BudgetWarningAt = 0.8
 /** Delay between two streamed tokens. */

@@ -40,6 +40,8 @@ const settings = Config.all({
   clientBufferBytes: positiveInt("CLIENT_BUFFER_BYTES", 1024 * 1024),
   drainMs: positiveInt("DRAIN_MS", 10000),
   maxSubscriptionsPerSocket: positiveInt("MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
+  // A WebSocket opened without a token must send {"op":"auth","token"} within this time.
+  authFrameTimeoutMs: positiveInt("AUTH_FRAME_TIMEOUT_MS", 10000),
   // Seconds a WebSocket may stay silent; the server pings it before then and closes it if it does not answer.
   wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(60)

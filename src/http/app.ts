@@ -11,6 +11,7 @@ import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
+import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
@@ -39,6 +40,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   if (!auth.success.required) {
     logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
+  initMetrics()
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const deps: RouteDeps = {

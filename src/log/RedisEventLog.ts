@@ -26,6 +26,8 @@ import { classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "./
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
+import { logLine } from "../observability/log.ts"
+import { Metrics, record } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
 
@@ -124,6 +126,8 @@ export const RedisEventLogLayer = Layer.effect(
         connectedBefore = true
         return
       }
+      record(Metrics.redisReconnects, 1)
+      logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
       // Reconnected: ioredis resubscribes on its own; wait until that is
       // confirmed, then every listener reads what it missed from the log.
       const channels = [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live)

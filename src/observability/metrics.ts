@@ -38,3 +38,14 @@ export const labelled = <I>(metric: Metric.Metric<I, unknown>, attributes: Attri
 }
 
 export const renderMetrics = (): Promise<string> => Effect.runPromise(PrometheusMetrics.format())
+
+/** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
+export const initMetrics = (): void => {
+  for (const transport of ["sse", "ws"]) {
+    record(Metrics.connections, 0, { transport })
+    record(Metrics.eventsDelivered, 0, { transport })
+  }
+  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
+    record(metric, 0)
+  }
+}

@@ -16,6 +16,7 @@ import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "eff
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import { EventLog, type LiveListener, type LogUnavailable, type TaskHead } from "../log/EventLog.ts"
+import { labelled, Metrics } from "../observability/metrics.ts"
 
 /** Where a transport puts what the pipeline delivers. */
 export interface Sink {
@@ -194,6 +195,8 @@ export class TaskStream extends Context.Service<TaskStream, {
     TaskStream,
     Effect.gen(function*() {
       const log = yield* EventLog
+      let following = 0
+      const openGauge = labelled(Metrics.subscriptions, {})
 
       const startFrom = (request: FollowRequest, head: TaskHead): EventId =>
         request.after ?? (request.history === false ? head.last ?? ZeroId : ZeroId)
@@ -226,8 +229,10 @@ export class TaskStream extends Context.Service<TaskStream, {
               running = Effect.runFork(self.catchUp(log, request.taskId))
             }
           )
+          openGauge(++following)
           yield* Effect.addFinalizer(() =>
             Effect.suspend(() => {
+              openGauge(--following)
               subscription.close()
               return running === undefined ? Effect.void : Fiber.interrupt(running)
             })

@@ -64,13 +64,19 @@ const settings = Config.all({
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
   auth: Config.Literals(["", "none", "jwt"], "AUTH").pipe(Config.withDefault("" as const)),
   nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
-  logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const))
+  logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const)),
+  // The demo agent (POST /api/v1/demo): on by default with the embedded log, off with Redis.
+  demo: Config.option(Config.Boolean("DEMO")),
+  // How much faster than real time the demo agent runs (2 halves its delays).
+  demoSpeed: Config.schema(Schema.NumberFromString.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1000)), "DEMO_SPEED").pipe(
+    Config.withDefault(1)
+  )
 })
 
 type Read = Config.Success<typeof settings>
 type Optional = "redisUrl" | "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
 
-export type Settings = Omit<Read, Optional> & { readonly [K in Optional]: string | undefined }
+export type Settings = Omit<Read, Optional | "demo"> & { readonly [K in Optional]: string | undefined } & { readonly demo: boolean }
 
 const flatten = (read: Read): Settings => ({
   ...read,
@@ -79,7 +85,8 @@ const flatten = (read: Read): Settings => ({
   authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
   authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
   authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
-  authJwtAudience: Option.getOrUndefined(read.authJwtAudience)
+  authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
+  demo: Option.getOrElse(read.demo, () => Option.isNone(read.redisUrl))
 })
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
@@ -87,8 +94,5 @@ export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstrea
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
-    Layer.effect(
-      AppConfig,
-      Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides }))
-    )
+    Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
 }

@@ -1,6 +1,7 @@
 /** What the route modules are built from: the services, resolved once at start-up. */
 import type { UpgradeWebSocket, WSContext } from "hono/ws"
 import type { Settings } from "../config.ts"
+import type { DemoRuns } from "../demo/runs.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -14,6 +15,9 @@ export interface WebSocketRuntime {
   /** The runtime socket behind one of hono's WSContext objects. */
   readonly wireSocket: (ws: WSContext) => WireSocket
 }
+
+/** Bundles a browser TypeScript entry (an absolute path) into one ES module; injected by a runtime that can. */
+export type Bundler = (entry: string) => Promise<string>
 
 export interface Lifecycle {
   /** Set at shutdown: readiness turns 503 and new streams are refused. */
@@ -29,4 +33,7 @@ export interface RouteDeps {
   readonly publishRate: PublishRate
   readonly lifecycle: Lifecycle
   readonly webSockets: WebSocketRuntime
+  /** Absent on a runtime without a bundler: the dashboard page then explains it cannot run. */
+  readonly bundle: Bundler | undefined
+  readonly demos: DemoRuns
 }

@@ -73,7 +73,8 @@ const toDrafts = (events: ReadonlyArray<EventInput>): Array<EventDraft> =>
     return draft.success
   })
 
-const makePublisher = (
+/** A publisher over any transport that appends validated drafts (the SDK's two, and the gateway's in-process one). */
+export const makePublisher = (
   send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
   close: () => Promise<void>
 ): Publisher => ({
@@ -100,12 +101,16 @@ export interface CommandOptions {
   readonly reader?: string
 }
 
-export interface RedisPublisher extends Publisher {
+/** A publisher that can also receive the task's control commands. */
+export interface WorkflowPublisher extends Publisher {
   /**
    * The task's control commands, oldest unacknowledged first, then new ones
    * as they are queued; endless until the loop breaks or the publisher closes.
    */
   commands(task: TaskRef, options?: CommandOptions): AsyncIterableIterator<ReceivedCommand>
+}
+
+export interface RedisPublisher extends WorkflowPublisher {
   /** `commands` as an Effect Stream. */
   commandStream(task: TaskRef, options?: CommandOptions): Stream.Stream<ReceivedCommand, PublishError>
 }

@@ -3,12 +3,39 @@
  * (SPEC §6). A bad value stops start-up with a message naming the variable.
  * The README's settings table mirrors this file.
  */
-import { Config, Context, Effect, Layer, Option, Schema } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, Schema } from "effect"
+import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0)), name).pipe(
     Config.withDefault(fallback)
   )
+
+const redisUrl = Config.schema(
+  Schema.String.check(Schema.makeFilter((text) => {
+    const parsed = parseRedisUrl(text)
+    return typeof parsed === "string" ? parsed : true
+  })),
+  "REDIS_URL"
+).pipe(Config.map((text) => parseRedisUrl(text) as RedisTarget))
+
+const redisClusterNodes = Config.schema(
+  Schema.String.check(Schema.makeFilter((text) =>
+    parseClusterNodes(text) === undefined ? "expected host:port[,host:port…]" : true
+  )),
+  "REDIS_CLUSTER_NODES"
+).pipe(Config.map((text): RedisTarget => ({ kind: "cluster", nodes: parseClusterNodes(text)!, tls: false })))
+
+/** REDIS_URL (standalone or redis+cluster://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
+const redis = Config.all({ url: Config.option(redisUrl), nodes: Config.option(redisClusterNodes) }).pipe(
+  Config.mapEffect(({ nodes, url }) =>
+    Option.isSome(url) && Option.isSome(nodes)
+      ? Effect.fail(
+        new Config.ConfigError(new ConfigProvider.SourceError({ message: "set REDIS_URL or REDIS_CLUSTER_NODES, not both" }))
+      )
+      : Effect.succeed(Option.getOrUndefined(Option.orElse(url, () => nodes)))
+  )
+)
 
 const settings = Config.all({
   // 0 asks the system for a free port (the listening line prints the one chosen).
@@ -16,7 +43,7 @@ const settings = Config.all({
     Config.withDefault(8080)
   ),
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
-  redisUrl: Config.option(Config.URL("REDIS_URL")),
+  redis,
   redisPrefix: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,32}$/)), "REDIS_PREFIX").pipe(
     Config.withDefault("ts")
   ),
@@ -34,20 +61,18 @@ const settings = Config.all({
   drainMs: positiveInt("DRAIN_MS", 10000)
 })
 
-export type Settings = Omit<Config.Success<typeof settings>, "redisUrl"> & { readonly redisUrl: string | undefined }
+export type Settings = Config.Success<typeof settings>
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
   static readonly layer = Layer.effect(
     AppConfig,
-    Effect.map(settings, (read) => AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString() }))
+    Effect.map(settings, (read) => AppConfig.of(read))
   )
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
     Layer.effect(
       AppConfig,
-      Effect.map(settings, (read) =>
-        AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(), ...overrides })
-      )
+      Effect.map(settings, (read) => AppConfig.of({ ...read, ...overrides }))
     )
 }

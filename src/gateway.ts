@@ -16,7 +16,7 @@ import { TaskStream } from "./stream/TaskStream.ts"
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return config.redisUrl === undefined ? MemoryEventLogLayer : RedisEventLogLayer
+    return config.redis === undefined ? MemoryEventLogLayer : RedisEventLogLayer
   })
 )
 
@@ -35,7 +35,7 @@ export const gateway = (serve: Serve) =>
     const port = yield* serve(app, config)
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
-    log("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis" })
+    log("info", "listening", { url, log: config.redis?.kind ?? "memory" })
     console.log(`taskstream is running: dashboard at ${url}/  ·  SSE at ${url}/api/v1/agents/{agentId}/tasks/{taskId}/events/stream`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))

@@ -1,0 +1,119 @@
+/**
+ * A real Redis Cluster for a test file: `masters` (default 3) redis-server
+ * processes with `--cluster-enabled yes` on free ports, optionally `replicas`
+ * per master, joined by `redis-cli --cluster create`; resolves once every node
+ * reports `cluster_state:ok`. Each node can be killed to test failover.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Cluster, Redis } from "ioredis"
+import { eventually, freePort } from "./ports.ts"
+
+export interface RedisClusterNode {
+  readonly port: number
+  readonly process: ChildProcess
+}
+
+export interface RedisClusterServer {
+  /** `127.0.0.1:p1,127.0.0.1:p2,…` — the form of REDIS_CLUSTER_NODES. */
+  readonly nodes: string
+  /** `redis+cluster://127.0.0.1:p1,…` — the cluster form of REDIS_URL. */
+  readonly url: string
+  readonly ports: ReadonlyArray<number>
+  /** A cluster client for assertions (closed by stop). */
+  readonly client: Cluster
+  /** The port of the master serving `key`'s slot. */
+  masterOf(key: string): Promise<number>
+  /** SIGKILL the node on `port`. */
+  kill(port: number): Promise<void>
+  stop(): Promise<void>
+}
+
+const clusterInfo = async (port: number): Promise<string> => {
+  const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  probe.on("error", () => {})
+  try {
+    await probe.connect()
+    return String(await probe.call("CLUSTER", "INFO"))
+  } catch {
+    return ""
+  } finally {
+    probe.disconnect()
+  }
+}
+
+export const startRedisCluster = async (
+  options: { masters?: number; replicas?: number } = {}
+): Promise<RedisClusterServer> => {
+  const masters = options.masters ?? 3
+  const replicas = options.replicas ?? 0
+  const dir = mkdtempSync(join(tmpdir(), "taskstream-cluster-"))
+  const nodes = new Map<number, RedisClusterNode>()
+  const ports: Array<number> = []
+  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort())
+  for (const port of ports) {
+    const nodeDir = join(dir, String(port))
+    mkdirSync(nodeDir)
+    const child = spawn(
+      "redis-server",
+      [
+        "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", nodeDir,
+        "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"),
+        // Fail over quickly in tests: a master is declared down after 1 s of silence.
+        "--cluster-node-timeout", "1000"
+      ],
+      { stdio: "ignore" }
+    )
+    nodes.set(port, { port, process: child })
+  }
+  for (const port of ports) {
+    await eventually(async () => (await clusterInfo(port)) !== "", 10_000, `redis-server on ${port}`)
+  }
+  const created = spawnSync(
+    "redis-cli",
+    ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
+    { encoding: "utf8", timeout: 30_000 }
+  )
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`)
+  for (const port of ports) {
+    await eventually(
+      async () => {
+        const info = await clusterInfo(port)
+        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${ports.length}`)
+      },
+      20_000,
+      `cluster_state:ok on ${port}`
+    )
+  }
+  const list = ports.map((port) => `127.0.0.1:${port}`).join(",")
+  const client = new Cluster([{ host: "127.0.0.1", port: ports[0] }], { clusterRetryStrategy: () => 100 })
+  client.on("error", () => {})
+  const kill = async (port: number) => {
+    const node = nodes.get(port)
+    if (node === undefined || node.process.exitCode !== null || node.process.signalCode !== null) return
+    const exited = new Promise((resolve) => node.process.once("exit", resolve))
+    node.process.kill("SIGKILL")
+    await exited
+  }
+  return {
+    nodes: list,
+    url: `redis+cluster://${list}`,
+    ports,
+    client,
+    masterOf: async (key) => {
+      const slot = Number(await client.call("CLUSTER", "KEYSLOT", key))
+      const slots = (await client.call("CLUSTER", "SLOTS")) as Array<[number, number, [string, number]]>
+      const range = slots.find(([from, to]) => slot >= from && slot <= to)
+      if (range === undefined) throw new Error(`no node serves slot ${slot}`)
+      return Number(range[2][1])
+    },
+    kill,
+    stop: async () => {
+      client.disconnect()
+      for (const port of ports) await kill(port)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}

@@ -140,7 +140,10 @@ export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "pre
 const ownedClient = (url: string) => {
   const target = parseRedisUrl(url)
   if (typeof target === "string") throw new PublishError("rejected", `redis: ${target}`, "redis")
-  return createClient(target, { failFast: false })
+  const client = createClient(target, { failFast: false })
+  // Failures reach the caller as PublishError; ioredis would otherwise print every reconnect error.
+  client.on("error", () => {})
+  return client
 }
 
 /** Publish straight into Redis with the atomic append script; no gateway needed on the path. */

@@ -5,7 +5,8 @@
  * are cut, every stream catches up from the log with no gap and no duplicate.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
-import { postEvents, step, taskPath } from "../support/api.ts"
+import { httpPublisher } from "../../src/publisher/index.ts"
+import { history, postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
@@ -108,4 +109,45 @@ describe("Gateways on a Redis Cluster", () => {
       expect(eventFrames(stream.frames).at(-1)?.event).toBe("WorkflowCompleted")
     }
   }, 60_000)
+})
+
+describe("A Redis Cluster master killed, its replica promoted", () => {
+  let cluster: RedisClusterServer
+  let gateway: Gateway
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicas: 1 })
+    gateway = await startGateway({ REDIS_URL: cluster.url, REDIS_COMMAND_TIMEOUT_MS: "1000" })
+  })
+  afterAll(async () => {
+    await gateway.stop()
+    await cluster.stop()
+  })
+
+  it("keeps streams open through the failover and delivers the task's log once, in order, ending with the terminal event", async () => {
+    const EVENTS = 200
+    const task = uniqueTask("failover")
+    const victim = await cluster.masterOf(`ts:{${task}}:log`)
+    const streams = await Promise.all(
+      Array.from({ length: 5 }, () => openSse(`${gateway.url}${taskPath(AGENT, task)}/events/stream`))
+    )
+    await Promise.all(streams.map((stream) => stream.waitFor((frames) => frames.length >= 1)))
+    const publisher = httpPublisher({ url: gateway.url, retry: { maxElapsedMs: 30_000 } })
+    const acknowledged: Array<number> = []
+    for (let n = 1; n <= EVENTS; n++) {
+      await publisher.publish({ agentId: AGENT, taskId: task }, "WorkflowStepStarted", { step: n })
+      acknowledged.push(n)
+      if (n === EVENTS / 2) await cluster.kill(victim)
+      await sleep(2)
+    }
+    await publisher.publish({ agentId: AGENT, taskId: task }, "WorkflowCompleted", {})
+    expect(await cluster.masterOf(`ts:{${task}}:log`)).not.toBe(victim)
+    await Promise.all(streams.map((stream) => stream.ended))
+    const stored = (await history(gateway.url, AGENT, task, "?limit=1000")).body.events as Array<{ id: string }>
+    for (const stream of streams) {
+      const events = eventFrames(stream.frames)
+      expect(events.map((f) => f.id)).toEqual(stored.map((event) => event.id))
+      expect(stepsOf(stream)).toEqual(acknowledged)
+      expect(events.at(-1)?.event).toBe("WorkflowCompleted")
+    }
+  }, 90_000)
 })

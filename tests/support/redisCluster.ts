@@ -31,12 +31,12 @@ export interface RedisClusterServer {
   stop(): Promise<void>
 }
 
-const clusterInfo = async (port: number): Promise<string> => {
+const nodeCommand = async (port: number, ...command: Array<string>): Promise<string> => {
   const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
   probe.on("error", () => {})
   try {
     await probe.connect()
-    return String(await probe.call("CLUSTER", "INFO"))
+    return String(await probe.call(command[0], ...command.slice(1)))
   } catch {
     return ""
   } finally {
@@ -61,15 +61,16 @@ export const startRedisCluster = async (
       [
         "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", nodeDir,
         "--cluster-enabled", "yes", "--cluster-config-file", join(nodeDir, "nodes.conf"),
-        // Fail over quickly in tests: a master is declared down after 1 s of silence.
-        "--cluster-node-timeout", "1000"
+        // Fail over quickly in tests: a master is declared down after 1 s of silence,
+        // and replicas get their first copy at once (a never-synced replica refuses to fail over).
+        "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0"
       ],
       { stdio: "ignore" }
     )
     nodes.set(port, { port, process: child })
   }
   for (const port of ports) {
-    await eventually(async () => (await clusterInfo(port)) !== "", 10_000, `redis-server on ${port}`)
+    await eventually(async () => (await nodeCommand(port, "PING")) !== "", 10_000, `redis-server on ${port}`)
   }
   const created = spawnSync(
     "redis-cli",
@@ -80,11 +81,13 @@ export const startRedisCluster = async (
   for (const port of ports) {
     await eventually(
       async () => {
-        const info = await clusterInfo(port)
-        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${ports.length}`)
+        const info = await nodeCommand(port, "CLUSTER", "INFO")
+        const replication = await nodeCommand(port, "INFO", "replication")
+        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${ports.length}`) &&
+          (replication.includes("role:master") || replication.includes("master_link_status:up"))
       },
       20_000,
-      `cluster_state:ok on ${port}`
+      `cluster_state:ok (and replicas in sync) on ${port}`
     )
   }
   const list = ports.map((port) => `127.0.0.1:${port}`).join(",")

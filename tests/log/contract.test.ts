@@ -14,7 +14,7 @@ import { parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
-import { startRedisCluster } from "../support/redisCluster.ts"
+import { CLUSTER_START_MS, startRedisCluster } from "../support/redisCluster.ts"
 
 const HISTORY_MAX = 10
 const step = (n: number, idempotencyKey?: string): EventDraft => ({
@@ -59,7 +59,7 @@ for (const [kind, make] of Object.entries(layers)) {
       })
       const context = await Effect.runPromise(Layer.buildWithScope(Layer.provide(made.layer, config), scope))
       log = context.mapUnsafe.get(EventLog.key) as EventLog["Service"]
-    })
+    }, CLUSTER_START_MS)
     afterAll(async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       await stop()

@@ -5,14 +5,14 @@
  * are cut, every stream catches up from the log with no gap and no duplicate.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Redis } from "ioredis"
 import { httpPublisher } from "../../src/publisher/index.ts"
 import { history, postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
-import { type RedisClusterServer, startRedisCluster } from "../support/redisCluster.ts"
+import { CLUSTER_START_MS, type RedisClusterServer, startRedisCluster } from "../support/redisCluster.ts"
 import { eventFrames, openSse, type SseStream } from "../support/sse.ts"
-import { Redis } from "ioredis"
 
 const AGENT = "agent-cluster"
 const stepsOf = (stream: SseStream) =>
@@ -41,7 +41,7 @@ describe("Gateways on a Redis Cluster", () => {
       startGateway({ REDIS_URL: cluster.url }),
       startGateway({ REDIS_CLUSTER_NODES: cluster.nodes })
     ])
-  })
+  }, CLUSTER_START_MS)
   afterAll(async () => {
     await Promise.all(gateways.map((gateway) => gateway.stop()))
     await cluster.stop()
@@ -117,7 +117,7 @@ describe("A Redis Cluster master killed, its replica promoted", () => {
   beforeAll(async () => {
     cluster = await startRedisCluster({ masters: 3, replicas: 1 })
     gateway = await startGateway({ REDIS_URL: cluster.url, REDIS_COMMAND_TIMEOUT_MS: "1000" })
-  })
+  }, CLUSTER_START_MS)
   afterAll(async () => {
     await gateway.stop()
     await cluster.stop()

@@ -25,7 +25,7 @@ describe("Three gateway instances on one Redis", () => {
   beforeAll(async () => {
     redis = await startRedis()
     gateways = await Promise.all([0, 1, 2].map(() => startGateway({ REDIS_URL: redis.url })))
-  })
+  }, 30_000)
   afterAll(async () => {
     await Promise.all(gateways.map((gateway) => gateway.stop()))
     await redis.stop()

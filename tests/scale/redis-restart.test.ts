@@ -24,7 +24,7 @@ describe("Redis restart (appendonly, same port) during a stream", () => {
     redis = await startRedis({ appendonly: true })
     const env = { REDIS_URL: redis.url, HEARTBEAT_MS: "200", REDIS_COMMAND_TIMEOUT_MS: "1000" }
     gateways = await Promise.all([startGateway(env), startGateway(env)])
-  })
+  }, 30_000)
   afterAll(async () => {
     await Promise.all(gateways.map((gateway) => gateway.stop()))
     await redis.stop()

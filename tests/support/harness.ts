@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe } from "bun:test"
 import { type Gateway, type LogKind, startGateway } from "./gateway.ts"
 import { type RedisServer, startRedis } from "./redis.ts"
-import { type RedisClusterServer, startRedisCluster } from "./redisCluster.ts"
+import { CLUSTER_START_MS, type RedisClusterServer, startRedisCluster } from "./redisCluster.ts"
 
 export interface Harness {
   readonly kind: LogKind
@@ -49,7 +49,7 @@ export const describeEachLog = (
       let current: Awaited<ReturnType<typeof startHarness>> | undefined
       beforeAll(async () => {
         current = await startHarness(kind, env)
-      })
+      }, CLUSTER_START_MS)
       afterAll(async () => {
         await current?.stop()
       })

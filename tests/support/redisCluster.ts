@@ -3,13 +3,16 @@
  * processes with `--cluster-enabled yes` on free ports, optionally `replicas`
  * per master, joined by `redis-cli --cluster create`; resolves once every node
  * reports `cluster_state:ok`. Each node can be killed to test failover.
+ * Starting one takes a few seconds: give the hook that calls it CLUSTER_START_MS.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cluster, Redis } from "ioredis"
 import { eventually, freePort } from "./ports.ts"
+
+export const CLUSTER_START_MS = 30_000
 
 export interface RedisClusterNode {
   readonly port: number
@@ -72,12 +75,16 @@ export const startRedisCluster = async (
   for (const port of ports) {
     await eventually(async () => (await nodeCommand(port, "PING")) !== "", 10_000, `redis-server on ${port}`)
   }
-  const created = spawnSync(
+  const create = spawn(
     "redis-cli",
     ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
-    { encoding: "utf8", timeout: 30_000 }
+    { stdio: ["ignore", "pipe", "pipe"] }
   )
-  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.stdout}\n${created.stderr}`)
+  let createOutput = ""
+  create.stdout!.on("data", (chunk: Buffer) => void (createOutput += chunk.toString()))
+  create.stderr!.on("data", (chunk: Buffer) => void (createOutput += chunk.toString()))
+  const status = await new Promise<number | null>((resolve) => create.once("exit", resolve))
+  if (status !== 0) throw new Error(`redis-cli --cluster create failed:\n${createOutput}`)
   for (const port of ports) {
     await eventually(
       async () => {

@@ -23,7 +23,7 @@ import { TaskStream } from "./stream/TaskStream.ts"
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return config.redisUrl === undefined ? MemoryEventLogLayer : RedisEventLogLayer
+    return config.redis === undefined ? MemoryEventLogLayer : RedisEventLogLayer
   })
 )
 
@@ -70,7 +70,7 @@ export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
-    logLine("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis", auth: deps.auth.required, demo: config.demo })
+    logLine("info", "listening", { url, log: config.redis?.kind ?? "memory", auth: deps.auth.required, demo: config.demo })
     console.log(`taskstream is running: dashboard at ${url}/  ·  SSE at ${url}/api/v1/agents/{agentId}/tasks/{taskId}/events/stream`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))

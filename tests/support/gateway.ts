@@ -13,7 +13,7 @@ export interface Gateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-export type LogKind = "memory" | "redis"
+export type LogKind = "memory" | "redis" | "cluster"
 
 const root = join(import.meta.dir, "..", "..")
 export const bunBin = join(root, "node_modules", ".bin", "bun")

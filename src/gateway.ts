@@ -16,16 +16,27 @@ import { AppConfig, type Settings } from "./config.ts"
 import { makeApp } from "./http/app.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
+import { EventLog } from "./log/EventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
+import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return config.redis === undefined ? MemoryEventLogLayer : RedisEventLogLayer
+    if (config.redis === undefined) return MemoryEventLogLayer
+    // Reads from Redis are shared between clients opening the same task together.
+    return Layer.effect(
+      EventLog,
+      Effect.gen(function*() {
+        return shareReads(yield* EventLog, SHARED_READS)
+      })
+    ).pipe(Layer.provide(RedisEventLogLayer))
   })
 )
+
+const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
 
 export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
 

@@ -3,7 +3,8 @@
  * (SPEC §6). A bad value stops start-up with a message naming the variable.
  * The README's settings table mirrors this file.
  */
-import { Config, Context, Effect, Layer, Option, Schema } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, Schema } from "effect"
+import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0)), name).pipe(
@@ -17,13 +18,39 @@ const nonNegativeInt = (name: string, fallback: number) =>
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
 
+const redisUrl = Config.schema(
+  Schema.String.check(Schema.makeFilter((text) => {
+    const parsed = parseRedisUrl(text)
+    return typeof parsed === "string" ? parsed : true
+  })),
+  "REDIS_URL"
+).pipe(Config.map((text) => parseRedisUrl(text) as RedisTarget))
+
+const redisClusterNodes = Config.schema(
+  Schema.String.check(Schema.makeFilter((text) =>
+    parseClusterNodes(text) === undefined ? "expected host:port[,host:port…]" : true
+  )),
+  "REDIS_CLUSTER_NODES"
+).pipe(Config.map((text): RedisTarget => ({ kind: "cluster", nodes: parseClusterNodes(text)!, tls: false })))
+
+/** REDIS_URL (standalone or redis+cluster://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
+const redis = Config.all({ url: Config.option(redisUrl), nodes: Config.option(redisClusterNodes) }).pipe(
+  Config.mapEffect(({ nodes, url }) =>
+    Option.isSome(url) && Option.isSome(nodes)
+      ? Effect.fail(
+        new Config.ConfigError(new ConfigProvider.SourceError({ message: "set REDIS_URL or REDIS_CLUSTER_NODES, not both" }))
+      )
+      : Effect.succeed(Option.getOrUndefined(Option.orElse(url, () => nodes)))
+  )
+)
+
 const settings = Config.all({
   // 0 asks the system for a free port (the listening line prints the one chosen).
   port: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 })), "PORT").pipe(
     Config.withDefault(8080)
   ),
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
-  redisUrl: Config.option(Config.URL("REDIS_URL")),
+  redis,
   redisPrefix: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,32}$/)), "REDIS_PREFIX").pipe(
     Config.withDefault("ts")
   ),
@@ -40,6 +67,8 @@ const settings = Config.all({
   clientBufferBytes: positiveInt("CLIENT_BUFFER_BYTES", 1024 * 1024),
   drainMs: positiveInt("DRAIN_MS", 10000),
   maxSubscriptionsPerSocket: positiveInt("MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
+  // A WebSocket opened without a token must send {"op":"auth","token"} within this time.
+  authFrameTimeoutMs: positiveInt("AUTH_FRAME_TIMEOUT_MS", 10000),
   // Seconds a WebSocket may stay silent; the server pings it before then and closes it if it does not answer.
   wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(60)
@@ -62,22 +91,28 @@ const settings = Config.all({
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
   auth: Config.Literals(["", "none", "jwt"], "AUTH").pipe(Config.withDefault("" as const)),
   nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
-  logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const))
+  logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const)),
+  // The demo agent (POST /api/v1/demo): on by default with the embedded log, off with Redis.
+  demo: Config.option(Config.Boolean("DEMO")),
+  // How much faster than real time the demo agent runs (2 halves its delays).
+  demoSpeed: Config.schema(Schema.NumberFromString.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1000)), "DEMO_SPEED").pipe(
+    Config.withDefault(1)
+  )
 })
 
 type Read = Config.Success<typeof settings>
-type Optional = "redisUrl" | "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
 
-export type Settings = Omit<Read, Optional> & { readonly [K in Optional]: string | undefined }
+export type Settings = Omit<Read, Optional | "demo"> & { readonly [K in Optional]: string | undefined } & { readonly demo: boolean }
 
 const flatten = (read: Read): Settings => ({
   ...read,
-  redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(),
   authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
   authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
   authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
   authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
-  authJwtAudience: Option.getOrUndefined(read.authJwtAudience)
+  authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
+  demo: Option.getOrElse(read.demo, () => read.redis === undefined)
 })
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
@@ -85,8 +120,5 @@ export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstrea
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
-    Layer.effect(
-      AppConfig,
-      Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides }))
-    )
+    Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
 }

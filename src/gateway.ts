@@ -14,18 +14,29 @@ import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { makeApp } from "./http/app.ts"
-import type { RouteDeps, WebSocketRuntime } from "./http/deps.ts"
+import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
+import { EventLog } from "./log/EventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
+import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return config.redisUrl === undefined ? MemoryEventLogLayer : RedisEventLogLayer
+    if (config.redis === undefined) return MemoryEventLogLayer
+    // Reads from Redis are shared between clients opening the same task together.
+    return Layer.effect(
+      EventLog,
+      Effect.gen(function*() {
+        return shareReads(yield* EventLog, SHARED_READS)
+      })
+    ).pipe(Layer.provide(RedisEventLogLayer))
   })
 )
+
+const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
 
 export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
 
@@ -45,6 +56,8 @@ export interface Runtime {
   readonly serve: Serve
   /** Built from the settings: a runtime may take its WebSocket options per upgrade (Deno) rather than per server (Bun). */
   readonly webSockets: (config: Settings) => WebSocketRuntime
+  /** Bundles the dashboard's browser code; without it the dashboard page says it needs a runtime that can. */
+  readonly bundle?: Bundler
 }
 
 /** Close every stream so clients reconnect elsewhere, waiting up to `budgetMs` for them to go. */
@@ -59,17 +72,17 @@ const drain = (deps: RouteDeps, budgetMs: number) =>
     logLine("info", "drained", { closed: open - deps.connections.size })
   })
 
-export const gateway = ({ serve, webSockets }: Runtime) =>
+export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     setLogLevel(config.logLevel)
-    const { app, deps } = yield* makeApp(webSockets(config))
+    const { app, deps } = yield* makeApp(webSockets(config), bundle)
     const port = yield* serve(app, config)
     // Finalizers run in reverse: this drain runs before the server stops.
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
-    logLine("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis", auth: deps.auth.required })
+    logLine("info", "listening", { url, log: config.redis?.kind ?? "memory", auth: deps.auth.required, demo: config.demo })
     console.log(`taskstream is running: dashboard at ${url}/  ·  SSE at ${url}/api/v1/agents/{agentId}/tasks/{taskId}/events/stream`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))

@@ -29,6 +29,11 @@ runGateway({
       ),
       (server) => Effect.promise(() => server.stop(true))
     ).pipe(Effect.map((server) => server.port ?? config.port)),
+  bundle: async (entry) => {
+    const build = await Bun.build({ entrypoints: [entry], target: "browser", format: "esm", minify: true })
+    if (!build.success) throw new AggregateError(build.logs, `bundling ${entry} failed`)
+    return build.outputs[0].text()
+  },
   webSockets: () => ({
     upgradeWebSocket,
     wireSocket: (ws) => {

@@ -8,16 +8,19 @@ import { Hono } from "hono"
 import { cors } from "hono/cors"
 import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
+import { DemoRuns } from "../demo/runs.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
+import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { PublishRate } from "./publishRate.ts"
 import { controlRoutes } from "./routes/control.ts"
+import { dashboardRoutes } from "./routes/dashboard.ts"
+import { demoRoutes } from "./routes/demo.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { streamRoutes } from "./routes/stream.ts"
@@ -30,7 +33,7 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
   message: Schema.String
 }) {}
 
-export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime) {
+export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime, bundle?: Bundler) {
   const config = yield* AppConfig
   const auth = makeAuthenticator(config)
   if (Result.isFailure(auth)) return yield* new StartupError({ message: auth.failure })
@@ -39,9 +42,10 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime)
   }
   initMetrics()
   const lifecycle: Lifecycle = { draining: false }
+  const log = yield* EventLog
   const deps: RouteDeps = {
     config,
-    log: yield* EventLog,
+    log,
     streams: yield* TaskStream,
     auth: auth.success,
     publishRate: new PublishRate(config.publishRate),
@@ -50,7 +54,12 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime)
       Effect.sync(() => new Connections(config.heartbeatMs, config)),
       (connections) => Effect.sync(() => connections.stop())
     ),
-    webSockets
+    webSockets,
+    bundle,
+    demos: yield* Effect.acquireRelease(
+      Effect.sync(() => new DemoRuns(log, config.demoSpeed)),
+      (demos) => Effect.sync(() => demos.stopAll())
+    )
   }
   const app = new Hono()
   app.use(requestId())
@@ -68,11 +77,13 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime)
   }
   app
     .route("/", healthRoutes(deps))
+    .route("/", dashboardRoutes(deps))
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
     .route(API_PREFIX, controlRoutes(deps))
     .route(API_PREFIX, wsRoutes(deps))
+    .route(API_PREFIX, demoRoutes(deps))
   app.notFound((c) => errorResponse(c, apiError("not_found", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => {
     logLine("error", "unhandled", { error: String(error), path: c.req.path, requestId: c.get("requestId") })

@@ -2,6 +2,7 @@
 import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
+import type { DemoRuns } from "../demo/runs.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -17,6 +18,9 @@ export interface WebSocketRuntime {
   readonly wireSocket: (ws: WSContext) => WireSocket
 }
 
+/** Bundles a browser TypeScript entry (an absolute path) into one ES module; injected by a runtime that can. */
+export type Bundler = (entry: string) => Promise<string>
+
 export interface Lifecycle {
   /** Set at shutdown: readiness turns 503 and new streams are refused. */
   draining: boolean
@@ -31,4 +35,7 @@ export interface RouteDeps {
   readonly publishRate: PublishRate
   readonly lifecycle: Lifecycle
   readonly webSockets: WebSocketRuntime
+  /** Absent on a runtime without a bundler: the dashboard page then explains it cannot run. */
+  readonly bundle: Bundler | undefined
+  readonly demos: DemoRuns
 }

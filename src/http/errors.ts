@@ -29,6 +29,7 @@ export const ErrorCodes = {
   too_many_connections_per_subject: 429,
   rate_limited: 429,
   too_many_connections: 503,
+  too_many_demos: 429,
   log_unavailable: 503,
   draining: 503,
   internal: 500

@@ -44,7 +44,14 @@ export const Command = Schema.Struct({
 
 export const Ping = Schema.Struct({ op: Schema.Literal("ping"), ref: Schema.optionalKey(Label) })
 
-const Frames = { subscribe: Subscribe, unsubscribe: Unsubscribe, pause: Pause, resume: Resume, command: Command, ping: Ping }
+/** Authenticate a socket opened without a token, or refresh the token of an open one. */
+export const Auth = Schema.Struct({
+  op: Schema.Literal("auth"),
+  token: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(16384)),
+  ref: Schema.optionalKey(Label)
+})
+
+const Frames = { auth: Auth, subscribe: Subscribe, unsubscribe: Unsubscribe, pause: Pause, resume: Resume, command: Command, ping: Ping }
 export type ClientFrame = (typeof Frames)[keyof typeof Frames]["Type"]
 type Op = keyof typeof Frames
 

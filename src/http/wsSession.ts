@@ -15,9 +15,10 @@ import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
 import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
+import { admissionError } from "./guard.ts"
 import { queueCommand } from "./routes/control.ts"
 import { type DomainError, toApiError } from "./respond.ts"
-import { type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
+import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 
 /** Where one subscription's deliveries go: frames tagged with its `sub`, until it is detached. */
 class SubscriptionSink implements Sink {
@@ -61,15 +62,30 @@ interface Entry {
 
 type SubscribeFrame = typeof Subscribe.Type
 type CommandFrame = typeof Command.Type
+type AuthFrame = typeof Auth.Type
+
+/** A socket opened without a token: it may only authenticate (or ping) until it does. */
+export interface PendingAuth {
+  /** Names the client for the token's verifier when the gateway runs open. */
+  readonly anonymous: string
+  /** Called once the subject is admitted by the connection limits, with the place to give back on close. */
+  readonly admitted: (release: () => void) => void
+}
 
 export class WsSession {
   private readonly subscriptions = new Map<string, Entry>()
+  /** Undefined until a socket opened without a token authenticates. */
+  private principal: Principal | undefined
+  private readonly pending: PendingAuth | undefined
 
   constructor(
     private readonly deps: RouteDeps,
     private readonly connection: WsConnection,
-    private readonly principal: Principal
-  ) {}
+    principal: Principal | PendingAuth
+  ) {
+    this.pending = "anonymous" in principal ? principal : undefined
+    this.principal = "anonymous" in principal ? undefined : principal
+  }
 
   receive(text: string): void {
     const frame = decodeClientFrame(text)
@@ -87,7 +103,13 @@ export class WsSession {
   }
 
   private dispatch(frame: ClientFrame): void {
+    if (this.principal === undefined && frame.op !== "auth" && frame.op !== "ping") {
+      const echo = { ...("ref" in frame && frame.ref !== undefined ? { ref: frame.ref } : {}), ...("sub" in frame ? { sub: frame.sub } : {}) }
+      return this.error({ ...echo, code: "unauthorized", message: 'authenticate first: send {"op":"auth","token":"…"}' })
+    }
     switch (frame.op) {
+      case "auth":
+        return void this.authenticate(frame)
       case "subscribe":
         return this.subscribe(frame)
       case "unsubscribe": {
@@ -110,6 +132,33 @@ export class WsSession {
       case "ping":
         return this.connection.send(controlFrame("pong", frame.ref === undefined ? {} : { ref: frame.ref }))
     }
+  }
+
+  /** Verify an `auth` frame: first authentication of a pending socket, or a token refresh. */
+  private async authenticate(frame: AuthFrame): Promise<void> {
+    const echo = frame.ref === undefined ? {} : { ref: frame.ref }
+    const verified = await this.deps.auth.authenticate(frame.token, this.pending?.anonymous ?? this.principal!.subject)
+    if (this.connection.isClosed) return
+    if (Result.isFailure(verified)) {
+      this.error({ ...echo, code: "unauthorized", message: verified.failure.message })
+      if (this.principal === undefined) this.connection.close("unauthorized")
+      return
+    }
+    const principal = verified.success
+    if (this.principal !== undefined && principal.subject !== this.principal.subject) {
+      return this.error({ ...echo, code: "forbidden", message: "a refreshed token must name the same subject" })
+    }
+    if (this.principal === undefined) {
+      const admission = this.deps.connections.admit(principal.subject)
+      if (!admission.ok) {
+        this.error({ ...echo, ...admissionError(admission.limit) })
+        return this.connection.close("limit")
+      }
+      this.pending!.admitted(admission.release)
+    }
+    this.principal = principal
+    this.connection.identify(principal.subject, principal.expiresAt)
+    this.connection.send(controlFrame("authenticated", { ...echo, subject: principal.subject }))
   }
 
   private subscribe(frame: SubscribeFrame): void {
@@ -191,7 +240,7 @@ export class WsSession {
 
   /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */
   private allowed(action: Action, task: { readonly agentId: string; readonly taskId: string }, echo: { ref?: string; sub?: string }): boolean {
-    if (this.principal.may(action, task.agentId, task.taskId)) return true
+    if (this.principal?.may(action, task.agentId, task.taskId)) return true
     this.error({ ...echo, code: "forbidden", message: `the token does not allow ${action} on ${task.agentId}/${task.taskId}` })
     return false
   }

@@ -6,7 +6,6 @@
  * log, so nothing published during the outage is lost.
  */
 import { Effect, Layer, Stream } from "effect"
-import { Redis } from "ioredis"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
@@ -26,6 +25,8 @@ import { classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "./
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
+import { makeLiveFeed } from "./RedisLiveFeed.ts"
+import { blockingDuplicate, connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 
@@ -66,77 +67,40 @@ const infoFields = (reply: Array<unknown>): Map<string, unknown> => {
   return fields
 }
 
-const connectionOptions = (timeoutMs: number) => ({
-  // Reconnect forever, backing off to 2 s: the gateway outlives Redis outages.
-  retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
-  connectTimeout: timeoutMs,
-  lazyConnect: true
-})
-
-const untilReady = (redis: Redis, timeoutMs: number) =>
-  Effect.promise(() =>
-    redis.connect().then(
-      () => undefined,
-      () => new Promise<void>((resolve) => setTimeout(resolve, timeoutMs))
-    )
-  )
-
 export const RedisEventLogLayer = Layer.effect(
   EventLog,
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const url = config.redisUrl ?? "redis://127.0.0.1:6379"
+    const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
     const prefix = config.redisPrefix
     const appendSettings = { ...config, prefix }
 
     const commands = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new Redis(url, {
-          ...connectionOptions(config.redisCommandTimeoutMs),
-          // While Redis is away, fail at once (503) rather than queue or hang.
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          commandTimeout: config.redisCommandTimeoutMs
-        })
-      ),
+      // While Redis is away, fail at once (503) rather than queue or hang.
+      Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
     commands.on("error", () => {})
     defineAppend(commands)
     defineAppendCommand(commands)
 
-    const subscriber = yield* Effect.acquireRelease(
-      Effect.sync(() => new Redis(url, connectionOptions(config.redisCommandTimeoutMs))),
-      (redis) => Effect.sync(() => redis.disconnect())
-    )
-    subscriber.on("error", () => {})
-
     const live = new LiveChannels()
     /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
-    const subscribed = new Map<string, Promise<unknown>>()
+    const subscribed = new Map<string, Promise<void>>()
 
-    subscriber.on("message", (channel: string, message: string) => {
-      const taskId = taskOfChannel(prefix, channel)
-      if (taskId !== undefined) live.dispatch(taskId, LogEvent.fromMessage(message))
-    })
-
-    let connectedBefore = false
-    subscriber.on("ready", () => {
-      if (!connectedBefore) {
-        connectedBefore = true
-        return
+    yield* connectWithin(commands, config.redisCommandTimeoutMs)
+    const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, {
+      onMessage: (channel, message) => {
+        const taskId = taskOfChannel(prefix, channel)
+        if (taskId !== undefined) live.dispatch(taskId, LogEvent.fromMessage(message))
+      },
+      wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
+      onResubscribed: () => {
+        record(Metrics.redisReconnects, 1)
+        logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
+        live.gapAll()
       }
-      record(Metrics.redisReconnects, 1)
-      logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
-      // Reconnected: ioredis resubscribes on its own; wait until that is
-      // confirmed, then every listener reads what it missed from the log.
-      const channels = [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live)
-      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve()
-      resubscribed.then(() => live.gapAll(), () => live.gapAll())
     })
-
-    yield* untilReady(commands, config.redisCommandTimeoutMs)
-    yield* untilReady(subscriber, config.redisCommandTimeoutMs)
 
     const run = <A>(command: () => Promise<A>) => Effect.tryPromise({ try: command, catch: unavailable })
 
@@ -184,11 +148,9 @@ export const RedisEventLogLayer = Layer.effect(
         })
       )
 
-    const openChannel = (taskId: string): Promise<unknown> => {
-      const channel = taskKeys(prefix, taskId).live
-      const pending = subscriber.subscribe(channel).catch(() => {
-        // Not subscribed now; the reconnect handler resubscribes and reports a gap.
-      })
+    const openChannel = (taskId: string): Promise<void> => {
+      // A failed subscription is retried by the feed on reconnect, which then reports a gap.
+      const pending = feed.subscribe(taskKeys(prefix, taskId).live)
       subscribed.set(taskId, pending)
       return pending
     }
@@ -200,7 +162,7 @@ export const RedisEventLogLayer = Layer.effect(
           Effect.sync(() => {
             if (!live.remove(taskId, listener)) return
             subscribed.delete(taskId)
-            subscriber.unsubscribe(taskKeys(prefix, taskId).live).catch(() => {})
+            feed.unsubscribe(taskKeys(prefix, taskId).live)
           })
       ).pipe(Effect.flatMap((pending) => Effect.promise(() => pending)), Effect.asVoid)
 
@@ -217,13 +179,16 @@ export const RedisEventLogLayer = Layer.effect(
           const summary = { agentId: members[i].slice(0, slash), taskId: members[i].slice(slash + 1), at: Number(members[i + 1]) }
           if (agentId === undefined || summary.agentId === agentId) found.push(summary)
         }
-        const newest = yield* run(() => {
-          const pipeline = commands.pipeline()
-          for (const task of found) pipeline.xrevrange(taskKeys(prefix, task.taskId).log, "+", "-", "COUNT", 1)
-          return pipeline.exec()
-        })
+        // One command per task, not a pipeline: on a Cluster the tasks' logs live in different slots.
+        const newest = yield* run(() =>
+          Promise.all(
+            found.map((task) =>
+              commands.xrevrange(taskKeys(prefix, task.taskId).log, "+", "-", "COUNT", 1) as Promise<Array<StreamEntry>>
+            )
+          )
+        )
         return found.map((task, i) => {
-          const entry = (newest?.[i]?.[1] as Array<StreamEntry> | undefined)?.[0]
+          const entry = newest[i][0]
           return {
             agentId: task.agentId,
             taskId: task.taskId,
@@ -238,7 +203,7 @@ export const RedisEventLogLayer = Layer.effect(
         Effect.gen(function*() {
           // A blocking read holds its connection: each reader gets its own, which waits out outages.
           const blocking = yield* Effect.acquireRelease(
-            Effect.sync(() => commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })),
+            Effect.sync(() => blockingDuplicate(commands)),
             (redis) => Effect.sync(() => redis.disconnect())
           )
           blocking.on("error", () => {})

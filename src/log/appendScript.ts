@@ -4,9 +4,9 @@
  * layer and the publisher SDK.
  */
 import { readFileSync } from "node:fs"
-import type { Redis } from "ioredis"
 import type { EventDraft } from "../events/draft.ts"
 import { taskIndexKey, taskKeys } from "./keys.ts"
+import { isCluster, type RedisClient } from "./redisTarget.ts"
 
 export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
 export const APPEND_SCRIPT = readFileSync(APPEND_SCRIPT_PATH, "utf8")
@@ -22,13 +22,13 @@ export interface AppendSettings {
 type AppendCommand = (...args: Array<string | number>) => Promise<Array<string>>
 
 /** Register the script on a connection (ioredis runs it by EVALSHA, loading it when missing). */
-export const defineAppend = (redis: Redis): void => {
+export const defineAppend = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
 }
 
 /** Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error. */
 export const runAppend = (
-  redis: Redis,
+  redis: RedisClient,
   settings: AppendSettings,
   task: { readonly agentId: string; readonly taskId: string },
   drafts: ReadonlyArray<EventDraft>
@@ -54,7 +54,8 @@ export const runAppend = (
     settings.historyMax,
     settings.retentionSeconds,
     settings.idempotencySeconds,
-    "PUBLISH",
+    // Sharded pub/sub on a Cluster: the message stays in the task's shard.
+    isCluster(redis) ? "SPUBLISH" : "PUBLISH",
     drafts.length,
     ...eventArgs
   )
@@ -62,7 +63,7 @@ export const runAppend = (
 
 /** Record the task in the recent-tasks index: a separate command, as the index lives in another cluster slot. */
 export const touchTaskIndex = (
-  redis: Redis,
+  redis: RedisClient,
   settings: AppendSettings,
   task: { readonly agentId: string; readonly taskId: string }
 ): Promise<unknown> =>

@@ -9,9 +9,9 @@
  * worker first gets what it had not acknowledged, then new commands — it
  * neither loses nor repeats an acknowledged one, with no cursor of our own.
  */
-import type { Redis } from "ioredis"
 import { type CommandDraft, commandFields, commandOfEntry, type ControlCommand } from "../events/control.ts"
 import { taskKeys } from "./keys.ts"
+import type { RedisClient } from "./redisTarget.ts"
 
 // KEYS[1] control stream, KEYS[2] idempotency key (optional)
 // ARGV[1] command_id, ARGV[2] IDEMPOTENCY_S, ARGV[3] MAXLEN, ARGV[4] RETENTION_S, ARGV[5..] entry fields
@@ -35,7 +35,7 @@ export interface ControlSettings {
 
 type AppendCommand = (...args: Array<string | number>) => Promise<string>
 
-export const defineAppendCommand = (redis: Redis): void => {
+export const defineAppendCommand = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppendCommand", { lua: APPEND_COMMAND_SCRIPT })
 }
 
@@ -45,7 +45,7 @@ export const defineAppendCommand = (redis: Redis): void => {
  * expires RETENTION_S after the last one.
  */
 export const appendCommand = (
-  redis: Redis,
+  redis: RedisClient,
   settings: ControlSettings,
   taskId: string,
   draft: CommandDraft
@@ -85,8 +85,8 @@ export class RedisCommandReader {
   private buffered: Array<ControlCommand> = []
 
   constructor(
-    private readonly blocking: Redis,
-    private readonly redis: Redis,
+    private readonly blocking: RedisClient,
+    private readonly redis: RedisClient,
     prefix: string,
     taskId: string,
     private readonly group: string

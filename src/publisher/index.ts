@@ -6,12 +6,13 @@
  * the workflow with the field named.
  */
 import { Result, Stream } from "effect"
-import { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
-import type { EventType, PayloadOf } from "../events/registry.ts"
+import { type EventType, isEphemeral, type PayloadOf } from "../events/registry.ts"
 import { type AppendSettings, classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "../log/appendScript.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
+import { blockingDuplicate, createClient, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
 
 export type { CommandKind, ControlCommand } from "../events/control.ts"
 export type { EventType, PayloadOf } from "../events/registry.ts"
@@ -73,14 +74,63 @@ const toDrafts = (events: ReadonlyArray<EventInput>): Array<EventDraft> =>
     return draft.success
   })
 
-const makePublisher = (
+export interface RetryOptions {
+  /** Give up (with the last `unavailable` error) once this long has passed since the first attempt. Default 30000. */
+  readonly maxElapsedMs?: number
+  /** The first wait between attempts, doubled after each until `maxDelayMs`. Defaults 100 and 2000. */
+  readonly minDelayMs?: number
+  readonly maxDelayMs?: number
+}
+
+export interface PublisherOptions {
+  /**
+   * Retry a publish that failed because the log (or the gateway) was unreachable.
+   * Every durable event without an idempotency key gets a generated one first,
+   * so an attempt that was stored but whose reply was lost is not stored twice.
+   */
+  readonly retry?: boolean | RetryOptions
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Send, retrying `unavailable` failures with exponential backoff until the time budget is spent. */
+const retrying = (
   send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
-  close: () => Promise<void>
-): Publisher => ({
-  publish: async (task, type, data, options = {}) => (await send(task, toDrafts([{ ...options, type, data }])))[0],
-  publishBatch: async (task, events) => (events.length === 0 ? [] : send(task, toDrafts(events))),
-  close
-})
+  options: RetryOptions
+) =>
+async (task: TaskRef, drafts: Array<EventDraft>): Promise<Array<string | null>> => {
+  const keyed = drafts.map((draft) =>
+    draft.idempotencyKey !== undefined || isEphemeral(draft.type) ? draft : { ...draft, idempotencyKey: crypto.randomUUID() }
+  )
+  const deadline = Date.now() + (options.maxElapsedMs ?? 30_000)
+  let delay = options.minDelayMs ?? 100
+  for (;;) {
+    try {
+      return await send(task, keyed)
+    } catch (error) {
+      if (!(error instanceof PublishError) || error.code !== "unavailable" || Date.now() + delay > deadline) throw error
+    }
+    await sleep(delay)
+    delay = Math.min(delay * 2, options.maxDelayMs ?? 2000)
+  }
+}
+
+/** A publisher over any transport that appends validated drafts (the SDK's two, and the gateway's in-process one). */
+export const makePublisher = (
+  send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
+  close: () => Promise<void>,
+  options: PublisherOptions = {}
+): Publisher => {
+  const deliver = options.retry === undefined || options.retry === false
+    ? send
+    : retrying(send, options.retry === true ? {} : options.retry)
+  return {
+    publish: async (task, type, data, publishOptions = {}) =>
+      (await deliver(task, toDrafts([{ ...publishOptions, type, data }])))[0],
+    publishBatch: async (task, events) => (events.length === 0 ? [] : deliver(task, toDrafts(events))),
+    close
+  }
+}
 
 /** A control command as the workflow receives it; see docs/control.md for how to answer each. */
 export interface ReceivedCommand extends ControlCommand {
@@ -100,12 +150,16 @@ export interface CommandOptions {
   readonly reader?: string
 }
 
-export interface RedisPublisher extends Publisher {
+/** A publisher that can also receive the task's control commands. */
+export interface WorkflowPublisher extends Publisher {
   /**
    * The task's control commands, oldest unacknowledged first, then new ones
    * as they are queued; endless until the loop breaks or the publisher closes.
    */
   commands(task: TaskRef, options?: CommandOptions): AsyncIterableIterator<ReceivedCommand>
+}
+
+export interface RedisPublisher extends WorkflowPublisher {
   /** `commands` as an Effect Stream. */
   commandStream(task: TaskRef, options?: CommandOptions): Stream.Stream<ReceivedCommand, PublishError>
 }
@@ -115,16 +169,28 @@ export const DEFAULT_READER = "workflow"
 const unavailable = (error: unknown) =>
   error instanceof PublishError ? error : new PublishError("unavailable", error instanceof Error ? error.message : String(error))
 
-export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">> {
-  /** A Redis URL, or an ioredis connection the caller owns. */
-  readonly redis: string | Redis
+export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">>, PublisherOptions {
+  /**
+   * A Redis URL — `redis://host:port`, or `redis+cluster://host:port,host:port` for a
+   * Redis Cluster — or an ioredis `Redis` / `Cluster` the caller owns.
+   */
+  readonly redis: string | Redis | Cluster
   readonly prefix?: string
+}
+
+const ownedClient = (url: string) => {
+  const target = parseRedisUrl(url)
+  if (typeof target === "string") throw new PublishError("rejected", `redis: ${target}`, "redis")
+  const client = createClient(target, { failFast: false })
+  // Failures reach the caller as PublishError; ioredis would otherwise print every reconnect error.
+  client.on("error", () => {})
+  return client
 }
 
 /** Publish straight into Redis with the atomic append script; no gateway needed on the path. */
 export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher => {
   const owned = typeof options.redis === "string"
-  const redis = typeof options.redis === "string" ? new Redis(options.redis) : options.redis
+  const redis = typeof options.redis === "string" ? ownedClient(options.redis) : options.redis
   defineAppend(redis)
   const settings: AppendSettings = {
     prefix: options.prefix ?? "ts",
@@ -134,10 +200,10 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     taskIndexMax: options.taskIndexMax ?? 10000
   }
   /** The blocking connections of open command readers, cut when the publisher closes. */
-  const readers = new Set<Redis>()
+  const readers = new Set<RedisClient>()
 
   async function* commands(task: TaskRef, commandOptions: CommandOptions = {}): AsyncGenerator<ReceivedCommand> {
-    const blocking = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined })
+    const blocking = blockingDuplicate(redis)
     blocking.on("error", () => {})
     readers.add(blocking)
     const source = new RedisCommandReader(blocking, redis, settings.prefix, task.taskId, commandOptions.reader ?? DEFAULT_READER)
@@ -175,7 +241,8 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     async () => {
       for (const reader of readers) reader.disconnect()
       if (owned) await redis.quit()
-    }
+    },
+    options
   )
   return {
     ...publisher,
@@ -184,7 +251,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   }
 }
 
-export interface HttpPublisherOptions {
+export interface HttpPublisherOptions extends PublisherOptions {
   /** The gateway's base URL, e.g. http://localhost:8080 */
   readonly url: string
   /** A JWT with `publish` scope, when the gateway requires auth. */
@@ -225,5 +292,6 @@ export const httpPublisher = (options: HttpPublisherOptions): Publisher =>
         : "rejected"
       throw new PublishError(code, reply.message ?? `gateway answered ${response.status}`, reply.field)
     },
-    async () => {}
+    async () => {},
+    options
   )

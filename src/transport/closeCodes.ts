@@ -19,6 +19,10 @@ export const CloseCodes: Readonly<Record<CloseReason, { readonly code: number; r
   shutdown: { code: 1012, reason: "service restart" },
   /** The bearer's token expired: reconnect with a fresh one. */
   token_expired: { code: 4001, reason: "token expired" },
+  /** No valid `auth` frame within AUTH_FRAME_TIMEOUT_MS of opening, or a refused one. */
+  unauthorized: { code: 4001, reason: "authentication required" },
+  /** A connection limit refused the subject named by the `auth` frame: try again later. */
+  limit: { code: 1013, reason: "try again later" },
   /** The client did not read fast enough and its outbound buffer passed CLIENT_BUFFER_BYTES. */
   slow_consumer: { code: 4008, reason: "slow consumer" }
 }

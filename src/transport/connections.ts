@@ -19,6 +19,8 @@ export type CloseReason =
   | "client_gone"
   | "slow_consumer"
   | "token_expired"
+  | "unauthorized"
+  | "limit"
   | "shutdown"
   | "message_too_big"
 
@@ -92,7 +94,7 @@ export class Connections {
   remove(connection: StreamConnection, reason: CloseReason): void {
     if (!this.open.delete(connection)) return
     gauges[connection.transport](--this.perTransport[connection.transport])
-    if (reason === "slow_consumer" || reason === "token_expired" || reason === "shutdown") {
+    if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
       record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }

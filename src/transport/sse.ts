@@ -24,6 +24,13 @@ const encoder = new TextEncoder()
 const frame = (id: string | undefined, event: string, data: string): string =>
   `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`
 
+/**
+ * Chunks sized in bytes with a high-water mark of 1, so `1 - desiredSize` is
+ * the backlog in bytes (a large mark would make Bun reserve memory for it on
+ * every idle connection).
+ */
+const BACKLOG_IN_BYTES: QueuingStrategy<Uint8Array> = { highWaterMark: 1, size: (chunk) => chunk?.byteLength ?? 0 }
+
 const encodePayload = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.dataJson))
 const encodeEnvelope = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.json))
 
@@ -54,16 +61,17 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   constructor(private readonly options: SseOptions) {
     this.encodingKey = `sse:${options.format}`
     this.encode = options.format === "payload" ? encodePayload : encodeEnvelope
-    this.body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller
-          controller.enqueue(encoder.encode(`retry: ${options.retryMs}\n\n`))
-        },
-        cancel: () => this.finish("client_gone")
-      },
-      { highWaterMark: options.bufferBytes, size: (chunk) => chunk?.byteLength ?? 0 }
-    )
+    // The connection is its own underlying source: no per-connection closures.
+    this.body = new ReadableStream<Uint8Array>(this, BACKLOG_IN_BYTES)
+  }
+
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.controller = controller
+    controller.enqueue(encoder.encode(`retry: ${this.options.retryMs}\n\n`))
+  }
+
+  cancel(): void {
+    this.finish("client_gone")
   }
 
   get subject(): string {
@@ -114,7 +122,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     }
     this.lastWrite = roundTime
     this.controller.enqueue(chunk)
-    if ((this.controller.desiredSize ?? 0) < 0) {
+    if (1 - (this.controller.desiredSize ?? 0) > this.options.bufferBytes) {
       this.finish("slow_consumer")
       this.controller.error(new Error("slow consumer"))
     }

@@ -23,9 +23,9 @@ export interface WireSocket {
 }
 
 export interface WsOptions {
-  readonly subject: string
+  subject: string
   /** When the bearer's token expires (ms); the socket is closed then. */
-  readonly expiresAt: number
+  expiresAt: number
   /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
   readonly bufferBytes: number
   readonly onClose: (reason: CloseReason) => void
@@ -54,6 +54,12 @@ export class WsConnection implements Outbox, StreamConnection {
 
   get isClosed(): boolean {
     return this.closed
+  }
+
+  /** Who the socket now speaks for, after an `auth` frame (or a token refresh). */
+  identify(subject: string, expiresAt: number): void {
+    this.options.subject = subject
+    this.options.expiresAt = expiresAt
   }
 
   /** Queue a frame; it goes out with the others of this turn. */

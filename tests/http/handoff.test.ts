@@ -5,7 +5,7 @@
  */
 import { expect, it } from "bun:test"
 import { postEvents, step, taskPath } from "../support/api.ts"
-import { describeEachLog, uniqueTask } from "../support/harness.ts"
+import { ALL_LOG_KINDS, describeEachLog, uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
 import { eventFrames, openSse, type SseStream } from "../support/sse.ts"
 
@@ -50,4 +50,4 @@ describeEachLog("SSE hand-off race", {}, (h) => {
       expect(last).toBe("WorkflowCompleted")
     }
   }, 120_000)
-})
+}, ALL_LOG_KINDS)

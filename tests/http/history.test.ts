@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { history, postEvents, step } from "../support/api.ts"
-import { describeEachLog, startHarness, uniqueTask } from "../support/harness.ts"
+import { ALL_LOG_KINDS, describeEachLog, startHarness, uniqueTask } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 
 const AGENT = "agent-h"
@@ -55,7 +55,7 @@ describeEachLog("History and task list", {}, (h) => {
     const ready = await fetch(`${h().url}/readyz`)
     expect(ready.status).toBe(200)
   })
-})
+}, ALL_LOG_KINDS)
 
 describe("Readiness follows Redis", () => {
   let env: Awaited<ReturnType<typeof startHarness>>

@@ -1,6 +1,6 @@
 import { expect, it } from "bun:test"
 import { history, postEvents, step, taskPath } from "../support/api.ts"
-import { describeEachLog, uniqueTask } from "../support/harness.ts"
+import { ALL_LOG_KINDS, describeEachLog, uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
@@ -207,4 +207,4 @@ describeEachLog("SSE stream", { HEARTBEAT_MS: "300", HISTORY_MAX: "50", SSE_RETR
     await stream.waitFor((frames) => eventFrames(frames).length === 1)
     stream.close()
   })
-})
+}, ALL_LOG_KINDS)

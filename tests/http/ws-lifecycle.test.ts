@@ -57,15 +57,59 @@ describe("WebSocket auth [memory log]", () => {
   const SECRET = "test-secret-0123456789"
   let current: Awaited<ReturnType<typeof startHarness>>
   beforeAll(async () => {
-    current = await startHarness("memory", { AUTH_JWT_SECRET: SECRET })
+    current = await startHarness("memory", { AUTH_JWT_SECRET: SECRET, AUTH_FRAME_TIMEOUT_MS: "700" })
   })
   afterAll(() => current.stop())
   const token = (claims: Record<string, unknown>) => sign({ sub: "user-1", ...claims }, SECRET, "HS256")
 
-  it("refuses the upgrade without a valid token (401) and a plain GET without upgrade (426)", async () => {
-    const refused = await fetch(`${current.harness.url}/api/v1/ws`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } })
+  const upgradeHeaders = { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
+
+  it("refuses the upgrade with an invalid token (401) and a plain GET without upgrade (426)", async () => {
+    const refused = await fetch(`${current.harness.url}/api/v1/ws?access_token=not-a-jwt`, { headers: upgradeHeaders })
     expect(refused.status).toBe(401)
     expect((await fetch(`${current.harness.url}/api/v1/ws?access_token=${await token({})}`)).status).toBe(426)
+  })
+
+  it("lets a socket opened without a token authenticate with a first auth frame", async () => {
+    const ws = await openWs(current.harness.url)
+    const ask = async (frame: Record<string, unknown>) => {
+      const from = ws.frames.length
+      ws.send(frame)
+      return ws.next(() => true, from)
+    }
+    expect(await ask({ op: "ping", ref: "p" })).toMatchObject({ op: "pong", ref: "p" })
+    expect(await ask({ op: "subscribe", sub: "early", agentId: AGENT, taskId: "t" })).toMatchObject({ op: "error", sub: "early", code: "unauthorized" })
+    const bearer = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 60 })
+    expect(await ask({ op: "auth", token: bearer, ref: "a1" })).toMatchObject({ op: "authenticated", ref: "a1", subject: "user-1" })
+    expect(await ask({ op: "subscribe", sub: "s1", agentId: AGENT, taskId: uniqueTask() })).toMatchObject({ op: "subscribed", sub: "s1" })
+    await Bun.sleep(900)
+    expect(ws.frames.some((frame) => frame.op === "error" && frame.code === "unauthorized" && frame.sub === undefined)).toBe(false)
+    ws.close()
+  })
+
+  it("closes with 4001 a socket that sends no auth frame in time, or a refused one", async () => {
+    const silent = await openWs(current.harness.url)
+    expect((await silent.closed).code).toBe(4001)
+    const refused = await openWs(current.harness.url)
+    refused.send({ op: "auth", token: await token({ exp: Math.floor(Date.now() / 1000) - 5 }) })
+    const closed = await refused.closed
+    expect(closed.code).toBe(4001)
+    expect(refused.frames.at(-1)).toMatchObject({ op: "error", code: "unauthorized" })
+  })
+
+  it("refreshes the token of an open socket so it outlives the first token's expiry", async () => {
+    const soon = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 1 })
+    const ws = await openWs(current.harness.url, `?access_token=${soon}`)
+    const later = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 60 })
+    ws.send({ op: "auth", token: later })
+    await ws.next((frame) => frame.op === "authenticated")
+    const other = await sign({ sub: "someone-else", exp: Math.floor(Date.now() / 1000) + 60 }, SECRET, "HS256")
+    ws.send({ op: "auth", token: other, ref: "x" })
+    expect(await ws.next((frame) => frame.ref === "x")).toMatchObject({ op: "error", code: "forbidden" })
+    await Bun.sleep(2200)
+    ws.send({ op: "ping", ref: "alive" })
+    expect(await ws.next((frame) => frame.op === "pong" && frame.ref === "alive")).toBeDefined()
+    ws.close()
   })
 
   it("checks each subscription and command against the token's scopes", async () => {

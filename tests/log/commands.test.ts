@@ -17,7 +17,7 @@ for (const kind of LOG_KINDS) {
 
     const run = <A>(program: Effect.Effect<A, unknown, EventLog>) => {
       const layer = (kind === "memory" ? MemoryEventLogLayer : RedisEventLogLayer).pipe(
-        Layer.provide(AppConfig.layerWith({ redisUrl: redis?.url }))
+        Layer.provide(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }))
       )
       return Effect.runPromise(program.pipe(Effect.provide(layer)) as Effect.Effect<A>)
     }

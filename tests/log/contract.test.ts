@@ -10,9 +10,11 @@ import { type LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.t
 import { EventLog, type LiveListener } from "../../src/log/EventLog.ts"
 import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { RedisEventLogLayer } from "../../src/log/RedisEventLog.ts"
+import { parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
+import { CLUSTER_START_MS, startRedisCluster } from "../support/redisCluster.ts"
 
 const HISTORY_MAX = 10
 const step = (n: number, idempotencyKey?: string): EventDraft => ({
@@ -32,7 +34,11 @@ const layers = {
   memory: () => Promise.resolve({ layer: MemoryEventLogLayer, stop: async () => {} }),
   redis: async () => {
     const server: RedisServer = await startRedis()
-    return { layer: RedisEventLogLayer, stop: () => server.stop(), url: server.url }
+    return { layer: RedisEventLogLayer, stop: () => server.stop(), target: parseRedisUrl(server.url) as RedisTarget }
+  },
+  "redis cluster": async () => {
+    const cluster = await startRedisCluster()
+    return { layer: RedisEventLogLayer, stop: () => cluster.stop(), target: parseRedisUrl(cluster.url) as RedisTarget }
   }
 }
 
@@ -47,13 +53,13 @@ for (const [kind, make] of Object.entries(layers)) {
       stop = made.stop
       scope = Effect.runSync(Scope.make())
       const config = AppConfig.layerWith({
-        redisUrl: (made as { url?: string }).url,
+        redis: (made as { target?: RedisTarget }).target,
         historyMax: HISTORY_MAX,
         taskIndexMax: 5
       })
       const context = await Effect.runPromise(Layer.buildWithScope(Layer.provide(made.layer, config), scope))
       log = context.mapUnsafe.get(EventLog.key) as EventLog["Service"]
-    })
+    }, CLUSTER_START_MS)
     afterAll(async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       await stop()

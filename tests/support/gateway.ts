@@ -15,7 +15,7 @@ export interface Gateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-export type LogKind = "memory" | "redis"
+export type LogKind = "memory" | "redis" | "cluster"
 
 /** The runtimes the gateway runs on; Bun is the main one. */
 export type RuntimeName = "bun" | "deno"

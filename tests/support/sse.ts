@@ -3,6 +3,8 @@
  * frames exactly as EventSource would (id, event, data, retry; comments and
  * blank lines), exposing the raw text too.
  */
+import { connect } from "node:net"
+
 export interface SseFrame {
   readonly id?: string
   readonly event: string
@@ -50,6 +52,63 @@ export const parseFrames = (text: string): { frames: Array<SseFrame>; rest: stri
 export const openSse = async (url: string, headers: Record<string, string> = {}): Promise<SseStream> => {
   const abort = new AbortController()
   const response = await fetch(url, { headers: { accept: "text/event-stream", ...headers }, signal: abort.signal })
+  return sseStream(response, () => abort.abort())
+}
+
+/**
+ * The same client on its own TCP socket, speaking HTTP/1.1 (a chunked response
+ * body, as Bun.serve sends a stream). Bun's `fetch` keeps at most 256 requests
+ * in flight per process, so tests with more open streams than that use this.
+ */
+export const openSseSocket = (url: string, headers: Record<string, string> = {}): Promise<SseStream> =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url)
+    const socket = connect(Number(target.port), target.hostname)
+    const body = new TransformStream<Uint8Array, Uint8Array>()
+    const writer = body.writable.getWriter()
+    const lines = Object.entries({ host: target.host, accept: "text/event-stream", ...headers }).map(([k, v]) => `${k}: ${v}\r\n`)
+    socket.once("connect", () => socket.write(`GET ${target.pathname}${target.search} HTTP/1.1\r\n${lines.join("")}\r\n`))
+    let head: Buffer<ArrayBufferLike> | undefined = Buffer.alloc(0)
+    let chunked: Buffer<ArrayBufferLike> = Buffer.alloc(0)
+    const unchunk = () => {
+      // Chunked transfer coding: <hex size>\r\n<bytes>\r\n … 0\r\n\r\n
+      for (;;) {
+        const lineEnd = chunked.indexOf("\r\n")
+        if (lineEnd < 0) return
+        const size = parseInt(chunked.subarray(0, lineEnd).toString(), 16)
+        if (size === 0) return void socket.end()
+        if (chunked.length < lineEnd + 2 + size + 2) return
+        void writer.write(new Uint8Array(chunked.subarray(lineEnd + 2, lineEnd + 2 + size)))
+        chunked = chunked.subarray(lineEnd + 2 + size + 2)
+      }
+    }
+    socket.on("data", (data: Buffer) => {
+      if (head === undefined) {
+        chunked = Buffer.concat([chunked, data])
+        return unchunk()
+      }
+      head = Buffer.concat([head, data])
+      const end = head.indexOf("\r\n\r\n")
+      if (end < 0) return
+      const [statusLine, ...headerLines] = head.subarray(0, end).toString().split("\r\n")
+      const responseHeaders = new Headers(headerLines.map((line) => {
+        const colon = line.indexOf(":")
+        return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string]
+      }))
+      chunked = head.subarray(end + 4)
+      head = undefined
+      const status = Number(statusLine.split(" ")[1])
+      resolve(sseStream({ status, headers: responseHeaders, body: status === 204 ? null : body.readable }, () => socket.destroy()))
+      unchunk()
+    })
+    socket.once("error", (error) => (head === undefined ? undefined : reject(error)))
+    socket.once("close", () => void writer.close().catch(() => {}))
+  })
+
+const sseStream = (
+  response: { readonly status: number; readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
+  close: () => void
+): SseStream => {
   const frames: Array<SseFrame> = []
   let raw = ""
   let pending = ""
@@ -106,7 +165,7 @@ export const openSse = async (url: string, headers: Record<string, string> = {})
         waiters.add(check)
         check()
       }),
-    close: () => abort.abort()
+    close
   }
 }
 

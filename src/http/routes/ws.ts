@@ -7,10 +7,10 @@
 import { Result } from "effect"
 import { Hono } from "hono"
 import type { WSEvents } from "hono/ws"
-import type { Principal } from "../auth.ts"
+import { type Principal, tokenOf } from "../auth.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
-import { admissionError, authenticate } from "../guard.ts"
+import { admissionError, authenticate, clientAddress } from "../guard.ts"
 import { WsConnection } from "../../transport/websocket.ts"
 import { WsSession } from "../wsSession.ts"
 
@@ -20,23 +20,30 @@ const encoder = new TextEncoder()
 const overLimit = (text: string, limit: number): boolean =>
   text.length > limit || (text.length * 3 > limit && encoder.encode(text).byteLength > limit)
 
-const socketEvents = (deps: RouteDeps, principal: Principal, release: () => void): WSEvents => {
+/**
+ * The socket's events. `principal` is undefined for a socket opened without a
+ * token: it gets AUTH_FRAME_TIMEOUT_MS to send an `auth` frame (the registry
+ * closes it with 4001 when that deadline passes) and is admitted by the
+ * connection limits once its subject is known.
+ */
+const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymous: string, admitted?: () => void): WSEvents => {
   let connection: WsConnection | undefined
   let session: WsSession | undefined
+  let release = admitted
   return {
     onOpen: (_event, ws) => {
       const opened: WsConnection = new WsConnection(deps.webSockets.wireSocket(ws), {
-        subject: principal.subject,
-        expiresAt: principal.expiresAt,
+        subject: principal?.subject ?? anonymous,
+        expiresAt: principal?.expiresAt ?? Date.now() + deps.config.authFrameTimeoutMs,
         bufferBytes: deps.config.clientBufferBytes,
         onClose: (reason) => {
           deps.connections.remove(opened, reason)
-          release()
+          release?.()
           session?.close()
         }
       })
       connection = opened
-      session = new WsSession(deps, opened, principal)
+      session = new WsSession(deps, opened, principal ?? { anonymous, admitted: (place) => (release = place) })
       deps.connections.add(opened)
     },
     onMessage: (event) => {
@@ -56,13 +63,18 @@ export const wsRoutes = (deps: RouteDeps) =>
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return errorResponse(c, apiError("upgrade_required", "GET /api/v1/ws takes a WebSocket upgrade", "upgrade"))
     }
+    if (deps.lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
+    const anonymous = clientAddress(c, deps.config.trustProxy)
+    // Browsers cannot set headers on a WebSocket: without a token, the first frame may carry it.
+    if (deps.auth.required && tokenOf(c, deps.config.authCookie) === undefined) {
+      return deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous))
+    }
     const principal = await authenticate(c, deps)
     if (Result.isFailure(principal)) return principal.failure
-    if (deps.lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
     const admission = deps.connections.admit(principal.success.subject)
     if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
     try {
-      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, admission.release))
+      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, anonymous, admission.release))
     } catch (error) {
       admission.release()
       throw error

@@ -1,0 +1,77 @@
+#!/usr/bin/env bun
+/**
+ * `taskstream-tail <agentId> <taskId> [--url] [--types] [--token] [--chunks] [--no-color]`:
+ * print a task's events as they come, one coloured line each, over the
+ * reconnecting WebSocket client. Exits 0 after a terminal event, 1 when the
+ * gateway refuses the task, 2 on bad arguments or when it cannot connect.
+ */
+import process from "node:process"
+import { parseArgs } from "node:util"
+import { Categories, connectTaskSocket, EventTypes, type TypeSelector } from "../client/index.ts"
+import { formatLine } from "./format.ts"
+
+const USAGE = "usage: taskstream-tail <agentId> <taskId> [--url http://localhost:8080] [--types llm,tool,...] [--token JWT] [--chunks] [--no-color]"
+const CONNECT_TIMEOUT_MS = 10_000
+
+const exit = (code: number, message: string): never => {
+  ;(code === 0 ? process.stdout : process.stderr).write(`${message}\n`)
+  process.exit(code)
+}
+
+const readArgs = () => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        url: { type: "string", default: process.env.TASKSTREAM_URL ?? "http://localhost:8080" },
+        types: { type: "string" },
+        token: { type: "string", default: process.env.TASKSTREAM_TOKEN },
+        chunks: { type: "boolean", default: false },
+        "no-color": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false }
+      }
+    })
+  } catch (error) {
+    return exit(2, `${(error as Error).message}\n${USAGE}`)
+  }
+}
+
+const { values, positionals } = readArgs()
+if (values.help) exit(0, USAGE)
+if (positionals.length !== 2) exit(2, USAGE)
+const [agentId, taskId] = positionals
+const names = values.types?.split(",").map((name) => name.trim()).filter((name) => name !== "")
+const unknown = names?.find((name) => !(EventTypes as ReadonlyArray<string>).includes(name) && !(Categories as ReadonlyArray<string>).includes(name))
+if (unknown !== undefined) exit(2, `unknown event type or category '${unknown}'`)
+const types = names as TypeSelector | undefined
+// Token chunks would drown the other lines: shown only when asked for.
+const showChunks = values.chunks || types?.includes("WorkflowLLMCallChunk") === true
+const colour = !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined
+
+const socket = connectTaskSocket({
+  baseUrl: values.url,
+  ...(values.token === undefined ? {} : { token: values.token }),
+  onStatus: (status) => {
+    if (status === "reconnecting") process.stderr.write("connection lost; reconnecting…\n")
+  }
+})
+const connectTimer = setTimeout(() => socket.status === "open" || exit(2, `could not connect to ${values.url}`), CONNECT_TIMEOUT_MS)
+
+socket.subscribe({
+  agentId,
+  taskId,
+  ...(types === undefined ? {} : { types }),
+  onEvent: (event) => {
+    if (event.type !== "WorkflowLLMCallChunk" || showChunks) process.stdout.write(`${formatLine(event, colour)}\n`)
+  },
+  onResync: (resync) => process.stderr.write(`older events were trimmed from the log; continuing at ${resync.oldest}\n`),
+  onEnd: (end) => {
+    clearTimeout(connectTimer)
+    socket.close()
+    if (end === "not_found") exit(1, `task ${taskId} belongs to another agent than ${agentId}`)
+    process.exit(0)
+  },
+  onError: (error) => {
+    if (error.code !== "log_unavailable") exit(1, `${error.code}: ${error.message}`)
+  }
+})

@@ -1,0 +1,79 @@
+/**
+ * The typed events a client receives, and the few registry facts a browser
+ * needs at run time (category, terminal). Only types are imported from the
+ * registry, so a browser bundle does not carry the payload schemas; the two
+ * tables below are checked against the registry by the compiler — a type
+ * added there without its row here fails `tsc`.
+ */
+import type { Category, EventType, PayloadOf, Registry } from "../events/registry.ts"
+
+export type { Category, EventType, PayloadOf } from "../events/registry.ts"
+
+type Specs = typeof Registry
+
+/** Types that end a task's stream. */
+export type TerminalType = { [T in EventType]: Specs[T] extends { readonly terminal: true } ? T : never }[EventType]
+/** Live-only types (LLM token chunks): never stored, so they carry no id. */
+export type EphemeralType = { [T in EventType]: Specs[T] extends { readonly ephemeral: true } ? T : never }[EventType]
+
+/** One event of type `T` as the gateway sends it (the SPEC §3 envelope). */
+export type TaskEvent<T extends EventType = EventType> = {
+  readonly [K in T]: {
+    readonly id: K extends EphemeralType ? undefined : string
+    readonly type: K
+    readonly agentId: string
+    readonly taskId: string
+    readonly time: string
+    readonly data: PayloadOf<K>
+  }
+}[T]
+
+export const CategoryOf: { readonly [T in EventType]: Specs[T]["category"] } = {
+  WorkflowStarted: "lifecycle",
+  WorkflowCompleted: "lifecycle",
+  WorkflowFailed: "lifecycle",
+  WorkflowCancelled: "lifecycle",
+  WorkflowLLMCallStarted: "llm",
+  WorkflowLLMCallChunk: "llm",
+  WorkflowLLMCallCompleted: "llm",
+  WorkflowToolCallStarted: "tool",
+  WorkflowToolCallCompleted: "tool",
+  WorkflowBudgetWarning: "budget",
+  WorkflowBudgetExceeded: "budget",
+  WorkflowPaused: "flow",
+  WorkflowResumed: "flow",
+  WorkflowStepStarted: "step",
+  WorkflowStepCompleted: "step"
+}
+
+export const EventTypes = Object.keys(CategoryOf) as ReadonlyArray<EventType>
+export const Categories: ReadonlyArray<Category> = [...new Set(Object.values(CategoryOf))]
+
+/** How a task ended, by its terminal event. */
+export const EndOf: { readonly [T in TerminalType]: Exclude<TaskEnd, "ended"> } = {
+  WorkflowCompleted: "completed",
+  WorkflowFailed: "failed",
+  WorkflowCancelled: "cancelled"
+}
+
+/** How a task's stream ended: by a terminal event, or `ended` when the server only said it had (204). */
+export type TaskEnd = "completed" | "failed" | "cancelled" | "ended"
+
+export const isTerminalType = (type: EventType): type is TerminalType => Object.hasOwn(EndOf, type)
+
+/** A `types` filter: event types and/or categories (terminal events always pass). */
+export type TypeSelector = ReadonlyArray<EventType | Category>
+
+/** The log told the client that events between its position and `oldest` were trimmed away. */
+export interface Resync {
+  readonly reason: string
+  readonly oldest: string
+}
+
+/** A position in a task's log, `<ms>-<seq>`: newer when greater. */
+export const isAfter = (id: string, than: string | undefined): boolean => {
+  if (than === undefined) return true
+  const [ms, seq] = id.split("-").map(Number)
+  const [thanMs, thanSeq] = than.split("-").map(Number)
+  return ms > thanMs || (ms === thanMs && seq > thanSeq)
+}

@@ -1,0 +1,142 @@
+/**
+ * `watchTask`: follow one task over Server-Sent Events (SPEC §4.1) with the
+ * browser's `EventSource`, typed. EventSource already reconnects with
+ * `Last-Event-ID` after a dropped connection; this adds what it cannot do:
+ * stop after a terminal event, recognise the server's `204` (the task ended
+ * at or before our position) without a reconnect loop, tell a refused request
+ * (4xx, reported once) from an outage (retried with backoff), and drop an
+ * event it already delivered.
+ */
+import { EndOf, type EventType, EventTypes, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
+import { apiUrl, type Endpoint, type TaskRef, taskPath, typesQuery } from "./url.ts"
+
+export interface WatchError {
+  /** The HTTP status, or 0 when the gateway could not be reached. */
+  readonly status: number
+  readonly code: string
+  readonly message: string
+}
+
+export interface WatchOptions extends TaskRef, Endpoint {
+  readonly onEvent: (event: TaskEvent) => void
+  /** Only these types and/or categories (terminal events always come). */
+  readonly types?: TypeSelector
+  /** Start after this event id (resume). */
+  readonly since?: string
+  /** Without `since`: replay the stored history first (default) or start with new events only. */
+  readonly history?: boolean
+  /** The task ended; no more events will come and the connection is closed. */
+  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
+  /** Events between our position and `oldest` were trimmed from the log; what follows starts at `oldest`. */
+  readonly onResync?: (resync: Resync) => void
+  /** The gateway refused the request (4xx): not retried. Outages are retried and not reported here. */
+  readonly onError?: (error: WatchError) => void
+  /** The stream is (re)connected. */
+  readonly onOpen?: () => void
+  /** The EventSource implementation (for runtimes without a global one). */
+  readonly EventSource?: typeof EventSource
+  /** Longest wait between attempts while the gateway is unreachable (default 10 s). */
+  readonly maxRetryMs?: number
+}
+
+export interface Watch {
+  /** The id of the last durable event delivered. */
+  readonly lastEventId: string | undefined
+  /** True once ended, refused or closed. */
+  readonly closed: boolean
+  close(): void
+}
+
+export const watchTask = (options: WatchOptions): Watch => {
+  const Source = options.EventSource ?? globalThis.EventSource
+  const maxRetryMs = options.maxRetryMs ?? 10_000
+  let lastEventId = options.since
+  let closed = false
+  let source: EventSource | undefined
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let failures = 0
+
+  const streamUrl = () =>
+    apiUrl(options, `${taskPath(options)}/events/stream`, {
+      format: "envelope",
+      types: typesQuery(options.types),
+      last_event_id: lastEventId,
+      include_history: lastEventId === undefined && options.history === false ? "false" : undefined
+    })
+
+  const close = () => {
+    closed = true
+    source?.close()
+    clearTimeout(retryTimer)
+  }
+
+  const end = (how: TaskEnd, event?: TaskEvent) => {
+    close()
+    options.onEnd?.(how, event)
+  }
+
+  const onEvent = (message: MessageEvent<string>) => {
+    if (closed) return
+    const event = JSON.parse(message.data) as TaskEvent
+    if (event.id !== undefined) {
+      if (!isAfter(event.id, lastEventId)) return
+      lastEventId = event.id
+    }
+    failures = 0
+    options.onEvent(event)
+    if (isTerminalType(event.type)) end(EndOf[event.type], event)
+  }
+
+  /**
+   * EventSource gave up (a 204, another status, or a wrong content type) and
+   * does not say which: ask once with a plain request, then end, report or retry.
+   */
+  const diagnose = async () => {
+    const abort = new AbortController()
+    let status = 0
+    let body: { code?: string; message?: string } = {}
+    try {
+      const response = await fetch(streamUrl(), { headers: { accept: "text/event-stream" }, signal: abort.signal })
+      status = response.status
+      if (status >= 400 && status < 500) body = await response.json().catch(() => ({}))
+    } catch {
+      // unreachable: retried below
+    } finally {
+      abort.abort()
+    }
+    if (closed) return
+    if (status === 204) return end("ended")
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      close()
+      options.onError?.({ status, code: body.code ?? "http_error", message: body.message ?? `the gateway answered ${status}` })
+      return
+    }
+    failures++
+    const delay = Math.min(maxRetryMs, 500 * 2 ** Math.min(failures, 5)) * (0.8 + Math.random() * 0.4)
+    retryTimer = setTimeout(open, delay)
+  }
+
+  function open() {
+    if (closed) return
+    const current = new Source(streamUrl().toString())
+    source = current
+    const listener = (message: Event) => onEvent(message as MessageEvent<string>)
+    for (const type of EventTypes as ReadonlyArray<EventType>) current.addEventListener(type, listener)
+    current.addEventListener("resync", (message) => options.onResync?.(JSON.parse((message as MessageEvent<string>).data) as Resync))
+    current.addEventListener("open", () => options.onOpen?.())
+    current.addEventListener("error", () => {
+      if (!closed && current.readyState === Source.CLOSED) void diagnose()
+    })
+  }
+
+  open()
+  return {
+    get lastEventId() {
+      return lastEventId
+    },
+    get closed() {
+      return closed
+    },
+    close
+  }
+}

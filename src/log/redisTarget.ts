@@ -1,0 +1,131 @@
+/**
+ * Where the Redis log lives (SPEC §1, §5): one standalone server or a Redis
+ * Cluster, and the ioredis clients for it. Parsing is pure so the config can
+ * validate `REDIS_URL` / `REDIS_CLUSTER_NODES` at start-up; the gateway and the
+ * publisher SDK build their connections here.
+ *
+ * Accepted forms:
+ *   redis://[user:password@]host:port[/db]         standalone (rediss:// for TLS)
+ *   redis+cluster://[user:password@]host:port[,host:port…]   Cluster seed nodes (rediss+cluster:// for TLS)
+ *   REDIS_CLUSTER_NODES=host:port[,host:port…]     Cluster seed nodes without credentials
+ */
+import { Effect } from "effect"
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
+
+export interface ClusterNodeAddress {
+  readonly host: string
+  readonly port: number
+}
+
+export type RedisTarget =
+  | { readonly kind: "standalone"; readonly url: string }
+  | {
+    readonly kind: "cluster"
+    readonly nodes: ReadonlyArray<ClusterNodeAddress>
+    readonly username?: string | undefined
+    readonly password?: string | undefined
+    readonly tls: boolean
+  }
+
+/** Either client: a task's keys share one slot, so every command the log sends works on both. */
+export type RedisClient = Redis | Cluster
+
+const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^@/]+?)\/?$/
+
+/** `host:port,host:port` → addresses; undefined when any part is malformed. */
+export const parseClusterNodes = (text: string): ReadonlyArray<ClusterNodeAddress> | undefined => {
+  const nodes: Array<ClusterNodeAddress> = []
+  for (const part of text.split(",")) {
+    const match = /^\s*(\[[0-9a-fA-F:]+\]|[^\s:,[\]]+):(\d{1,5})\s*$/.exec(part)
+    if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) return undefined
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) })
+  }
+  return nodes
+}
+
+/** A `REDIS_URL` value as a target, or a message saying what is wrong with it. */
+export const parseRedisUrl = (text: string): RedisTarget | string => {
+  const cluster = CLUSTER_URL.exec(text)
+  if (cluster !== null) {
+    const nodes = parseClusterNodes(cluster[4])
+    if (nodes === undefined) return "a redis+cluster:// URL lists seed nodes as host:port[,host:port…]"
+    const decode = (part: string | undefined) => (part === undefined || part === "" ? undefined : decodeURIComponent(part))
+    return { kind: "cluster", nodes, username: decode(cluster[2]), password: decode(cluster[3]), tls: cluster[1] === "rediss" }
+  }
+  if (!/^rediss?:\/\//.test(text)) return "expected redis://, rediss://, redis+cluster:// or rediss+cluster://"
+  try {
+    new URL(text)
+  } catch {
+    return "not a valid URL"
+  }
+  return { kind: "standalone", url: text }
+}
+
+/** Reconnect forever, backing off to 2 s: the gateway outlives Redis outages. */
+const backoff = (attempt: number) => Math.min(attempt * 100, 2000)
+
+export interface ClientOptions {
+  /** Fail commands at once while Redis is away (the gateway answers 503) instead of queueing them. */
+  readonly failFast: boolean
+  readonly commandTimeoutMs?: number
+  /** For Cluster: one subscriber connection per master for SSUBSCRIBE (sharded pub/sub). */
+  readonly shardedSubscribers?: boolean
+  readonly lazyConnect?: boolean
+}
+
+export const createClient = (target: RedisTarget, options: ClientOptions): RedisClient => {
+  const failFast: RedisOptions = options.failFast
+    ? { maxRetriesPerRequest: 0, ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }) }
+    : {}
+  if (target.kind === "standalone") {
+    return new Redis(target.url, {
+      retryStrategy: backoff,
+      lazyConnect: options.lazyConnect ?? false,
+      enableOfflineQueue: !options.failFast,
+      ...(options.commandTimeoutMs === undefined ? {} : { connectTimeout: options.commandTimeoutMs }),
+      ...failFast
+    })
+  }
+  const clusterOptions: ClusterOptions = {
+    clusterRetryStrategy: backoff,
+    lazyConnect: options.lazyConnect ?? false,
+    enableOfflineQueue: !options.failFast,
+    shardedSubscribers: options.shardedSubscribers ?? false,
+    // Follow a failover quickly: re-read the slot map soon after a node goes away.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    slotsRefreshTimeout: 2000,
+    redisOptions: {
+      ...(options.commandTimeoutMs === undefined ? {} : { connectTimeout: options.commandTimeoutMs }),
+      ...failFast,
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.tls ? { tls: {} } : {})
+    }
+  }
+  return new Cluster(target.nodes.map((node) => ({ host: node.host, port: node.port })), clusterOptions)
+}
+
+export const isCluster = (client: RedisClient): client is Cluster => client instanceof Cluster
+
+/** Wait for the first connection, but go on after `timeoutMs` anyway: the client keeps reconnecting. */
+export const connectWithin = (client: RedisClient, timeoutMs: number): Effect.Effect<void> =>
+  Effect.promise(() =>
+    Promise.race([
+      client.connect().then(() => undefined, () => undefined),
+      new Promise<void>((resolve) => setTimeout(resolve, timeoutMs))
+    ])
+  )
+
+/**
+ * Another connection like `client`, for blocking reads (XREADGROUP BLOCK): it
+ * holds its connection while it waits, so it gets its own, which queues
+ * commands through outages and has no command timeout.
+ */
+export const blockingDuplicate = (client: RedisClient): RedisClient =>
+  isCluster(client)
+    ? client.duplicate(undefined, {
+      enableOfflineQueue: true,
+      redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined }
+    })
+    : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })

@@ -1,0 +1,60 @@
+/**
+ * A publisher inside the gateway process, straight on the `EventLog` service:
+ * the same validation (`decodeDraft`) and the same log as every other
+ * publisher, without a network hop. With the embedded memory log this is the
+ * only way to publish and to read control commands in-process (the demo agent).
+ */
+import { Effect, Result, Stream } from "effect"
+import type { AppendError, EventLog } from "../log/EventLog.ts"
+import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
+
+const publishError = (error: AppendError): PublishError => {
+  switch (error._tag) {
+    case "AgentMismatch":
+      return new PublishError("task_agent_mismatch", `task ${error.taskId} belongs to another agent`, "taskId")
+    case "TaskEnded":
+      return new PublishError("task_ended", error.message, "taskId")
+    case "LogUnavailable":
+      return new PublishError("unavailable", error.message)
+  }
+}
+
+export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
+  const publisher = makePublisher(
+    async (task, drafts) => {
+      const ids = await Effect.runPromise(Effect.result(log.append(task, drafts)))
+      if (Result.isFailure(ids)) throw publishError(ids.failure)
+      return [...ids.success]
+    },
+    async () => {}
+  )
+
+  // Not an async generator: its `return()` must stop a reader that is waiting for the next command.
+  const commands = (task: TaskRef, options: CommandOptions = {}): AsyncIterableIterator<ReceivedCommand> => {
+    const reader = options.reader ?? DEFAULT_READER
+    const ack = (id: string) =>
+      Effect.runPromise(Effect.result(log.ackCommand(task.taskId, reader, id))).then((acked) => {
+        if (Result.isFailure(acked)) throw new PublishError("unavailable", acked.failure.message)
+      })
+    const source = Stream.toAsyncIterable(log.commands(task.taskId, reader))[Symbol.asyncIterator]()
+    let previous: ReceivedCommand | undefined
+    const iterator: AsyncIterableIterator<ReceivedCommand> = {
+      next: async () => {
+        await previous?.ack()
+        const next = await source.next()
+        if (next.done) return next
+        let acked: Promise<void> | undefined
+        previous = { ...next.value, ack: () => (acked ??= ack(next.value.id)) }
+        return { done: false, value: previous }
+      },
+      return: async (value?: unknown) => {
+        await source.return?.(value)
+        return { done: true, value: undefined }
+      },
+      [Symbol.asyncIterator]: () => iterator
+    }
+    return iterator
+  }
+
+  return { ...publisher, commands }
+}

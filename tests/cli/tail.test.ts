@@ -1,0 +1,68 @@
+/** `taskstream-tail` as a real process against a real gateway: one line per event, exit 0 after the end. */
+import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import { postEvents, step } from "../support/api.ts"
+import { bunBin, type Gateway, startGateway } from "../support/gateway.ts"
+import { uniqueTask } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
+
+const tail = (args: Array<string>) => {
+  const child = spawn(bunBin, [join(import.meta.dir, "..", "..", "src", "cli", "tail.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  let stdout = ""
+  let stderr = ""
+  child.stdout.on("data", (chunk) => (stdout += chunk))
+  child.stderr.on("data", (chunk) => (stderr += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
+  return { stdout: () => stdout, stderr: () => stderr, exited, kill: () => child.kill() }
+}
+
+describe("taskstream-tail", () => {
+  let gateway: Gateway
+  beforeAll(async () => {
+    gateway = await startGateway({ DEMO: "0" })
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+  })
+
+  it("prints history and live events one line each, and exits 0 after the terminal event", async () => {
+    const taskId = uniqueTask("tail")
+    await postEvents(gateway.url, "agent-t", taskId, [{ type: "WorkflowStarted", data: { goal: "tail me" } }, step(1, { name: "first" })])
+    const run = tail(["agent-t", taskId, "--url", gateway.url])
+    try {
+      await eventually(() => run.stdout().split("\n").length > 2, 10_000, "the history lines")
+      await postEvents(gateway.url, "agent-t", taskId, [
+        { type: "WorkflowToolCallCompleted", data: { tool_name: "search", tool_call_id: "c1", success: false, execution_time_ms: 12 } },
+        { type: "WorkflowCompleted", data: { total_cost: 0.25 } }
+      ])
+      expect(await run.exited).toBe(0)
+    } finally {
+      run.kill()
+    }
+    const lines = run.stdout().trimEnd().split("\n")
+    expect(lines.map((line) => line.split(/\s+/)[2])).toEqual(["WorkflowStarted", "WorkflowStepStarted", "WorkflowToolCallCompleted", "WorkflowCompleted"])
+    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} lifecycle +WorkflowStarted +goal="tail me"/)
+    expect(lines[2]).toContain("tool=search success=false ms=12")
+    expect(lines[3]).toContain("total_cost=$0.2500")
+    // Not a terminal: no colour codes.
+    expect(run.stdout()).not.toContain("\x1b[")
+  }, 30_000)
+
+  it("filters by --types and still ends on the terminal event", async () => {
+    const taskId = uniqueTask("tailTypes")
+    await postEvents(gateway.url, "agent-t", taskId, [step(1), { type: "WorkflowLLMCallStarted", data: { model: "m" } }, { type: "WorkflowFailed", data: { error: "boom" } }])
+    const run = tail(["agent-t", taskId, "--url", gateway.url, "--types", "llm"])
+    expect(await run.exited).toBe(0)
+    expect(run.stdout().trimEnd().split("\n").map((line) => line.split(/\s+/)[2])).toEqual(["WorkflowLLMCallStarted", "WorkflowFailed"])
+  }, 30_000)
+
+  it("exits 2 with usage on bad arguments", async () => {
+    const run = tail(["only-agent"])
+    expect(await run.exited).toBe(2)
+    expect(run.stderr()).toContain("usage: taskstream-tail")
+    const badType = tail(["a", "t", "--types", "nope"])
+    expect(await badType.exited).toBe(2)
+    expect(badType.stderr()).toContain("unknown event type or category 'nope'")
+  }, 30_000)
+})

@@ -1,0 +1,69 @@
+/** Shared history reads: the rules that keep them correct, with the log played by an array. */
+import { describe, expect, it } from "bun:test"
+import { Effect } from "effect"
+import { compareIds, type EventId, LogEvent, ZeroId } from "../../src/events/envelope.ts"
+import { type EventLog, LogUnavailable } from "../../src/log/EventLog.ts"
+import { shareReads } from "../../src/log/sharedReads.ts"
+
+const stored = Array.from({ length: 10 }, (_, n) =>
+  LogEvent.fromDraft(`100-${n}`, { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
+)
+
+const counting = (fail = false) => {
+  let reads = 0
+  const log = {
+    read: (_taskId: string, after: EventId, limit: number) =>
+      Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5))).pipe(
+        Effect.flatMap(() => {
+          reads++
+          return fail
+            ? Effect.fail(new LogUnavailable({ message: "down" }))
+            : Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit))
+        })
+      )
+  } as unknown as EventLog["Service"]
+  return { log, reads: () => reads }
+}
+
+describe("shared reads", () => {
+  it("serves concurrent identical reads with one request and the same events", async () => {
+    const source = counting()
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    const pages = await Promise.all(Array.from({ length: 20 }, () => Effect.runPromise(shared.read("t", ZeroId, 4))))
+    expect(source.reads()).toBe(1)
+    expect(pages.every((page) => page[0] === pages[0][0])).toBe(true)
+  })
+
+  it("keeps full pages for a moment, but never a short page (more events may follow it)", async () => {
+    const source = counting()
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    await Effect.runPromise(shared.read("t", ZeroId, 4))
+    await Effect.runPromise(shared.read("t", ZeroId, 4))
+    expect(source.reads()).toBe(1)
+    const tail = { ms: 100, seq: 7 }
+    expect(await Effect.runPromise(shared.read("t", tail, 4))).toHaveLength(2)
+    await Effect.runPromise(shared.read("t", tail, 4))
+    expect(source.reads()).toBe(3)
+  })
+
+  it("forgets full pages after the TTL and beyond maxPages", async () => {
+    const source = counting()
+    const shared = shareReads(source.log, { ttlMs: 30, maxPages: 1 })
+    await Effect.runPromise(shared.read("t", ZeroId, 2))
+    await Effect.runPromise(shared.read("t", { ms: 100, seq: 1 }, 2))
+    await Effect.runPromise(shared.read("t", ZeroId, 2))
+    expect(source.reads()).toBe(3)
+    await Bun.sleep(40)
+    await Effect.runPromise(shared.read("t", ZeroId, 2))
+    expect(source.reads()).toBe(4)
+  })
+
+  it("passes failures to every waiting reader and keeps nothing from them", async () => {
+    const source = counting(true)
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    const failures = await Promise.all(Array.from({ length: 3 }, () => Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))))
+    expect(failures.map((failure) => failure._tag)).toEqual(["LogUnavailable", "LogUnavailable", "LogUnavailable"])
+    await Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))
+    expect(source.reads()).toBe(2)
+  })
+})

@@ -5,9 +5,10 @@
  * cut-off on a response body (nothing to turn off); the WebSocket idle timeout
  * is an option of each upgrade, not of the server; a socket has no cork, so
  * the frames of one turn go out as consecutive sends; frames over
- * MAX_EVENT_BYTES reach the app, which closes the socket with 1009 itself; and
+ * MAX_EVENT_BYTES reach the app, which closes the socket with 1009 itself;
  * `server.shutdown()` closes the WebSockets still open with 1001, so it waits
- * for the close handshakes of the drain (1012) first.
+ * for the close handshakes of the drain (1012) first; and the dashboard's
+ * bundler is Deno's unstable `Deno.bundle`.
  */
 import { Effect } from "effect"
 import { upgradeWebSocket } from "hono/deno"
@@ -51,6 +52,16 @@ runGateway({
           Effect.timeoutOption(config.drainMs / 2)
         )
     ).pipe(Effect.map((server) => server.addr.port)),
+  // Deno's bundler (for the dashboard) is unstable: present with --unstable-bundle, as `deno task start` runs it.
+  // It fetches esbuild from npm into Deno's cache on first use.
+  bundle: typeof Deno.bundle === "function"
+    ? async (entry) => {
+      const build = await Deno.bundle({ entrypoints: [entry], platform: "browser", format: "esm", minify: true, write: false })
+      const output = build.outputFiles?.[0]
+      if (!build.success || output === undefined) throw new AggregateError(build.errors, `bundling ${entry} failed`)
+      return output.text()
+    }
+    : undefined,
   webSockets: (config) => ({
     // Deno pings a socket silent for half the idle timeout and closes it (1001) if nothing comes back in the other half.
     upgradeWebSocket: (c, events) => upgradeWebSocket(c, events, { idleTimeout: config.wsIdleTimeoutSeconds }),

@@ -17,17 +17,21 @@ import { type RuntimeBindings, runGateway } from "./gateway.ts"
 /** How long shutdown waits for clients to answer the drain's close frames. */
 const CLOSE_HANDSHAKE_MS = 1000
 
-/** WebSockets whose close handshake has not finished. */
-const liveSockets = new Set<WebSocket>()
+/** WebSockets whose close handshake has not finished, with when the gateway sent its close frame. */
+const liveSockets = new Map<WebSocket, number | undefined>()
 
 const track = (socket: WebSocket): WebSocket => {
-  liveSockets.add(socket)
+  liveSockets.set(socket, undefined)
   socket.addEventListener("close", () => liveSockets.delete(socket), { once: true })
   return socket
 }
 
-const closeHandshakes = (): Promise<unknown> =>
-  Promise.all([...liveSockets].map((socket) => new Promise((resolve) => socket.addEventListener("close", resolve, { once: true }))))
+/** The close handshakes started in the last CLOSE_HANDSHAKE_MS (the drain's); older ones have a client that stopped answering. */
+const closeHandshakes = (): Promise<unknown> => {
+  const since = Date.now() - CLOSE_HANDSHAKE_MS
+  const closing = [...liveSockets].filter(([, closedAt]) => closedAt !== undefined && closedAt >= since)
+  return Promise.all(closing.map(([socket]) => new Promise((resolve) => socket.addEventListener("close", resolve, { once: true }))))
+}
 
 runGateway({
   serve: (app, config) =>
@@ -46,7 +50,7 @@ runGateway({
       // The drain has closed the streams by now; shutdown waits for whatever is still answering.
       (server) =>
         Effect.promise(closeHandshakes).pipe(
-          // A client answers a close within a round trip; one that never does (it stopped reading) is not waited for.
+          // A client answers a close within a round trip; one that does not (it stopped reading) is not waited for long.
           Effect.timeoutOption(Math.min(CLOSE_HANDSHAKE_MS, config.drainMs / 4)),
           Effect.andThen(Effect.promise(() => server.shutdown())),
           Effect.timeoutOption(config.drainMs / 2)
@@ -75,7 +79,10 @@ runGateway({
           return true
         },
         bufferedAmount: () => socket.bufferedAmount,
-        close: (code, reason) => socket.close(code, reason)
+        close: (code, reason) => {
+          liveSockets.set(socket, Date.now())
+          socket.close(code, reason)
+        }
       }
     }
   })

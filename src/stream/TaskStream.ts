@@ -63,12 +63,15 @@ export class Subscription implements LiveListener {
   /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
   private rescan = false
   private catchingUp = false
+  /** A catch-up started by a gap or a resume, interrupted when the subscription stops. */
+  private running: Fiber.Fiber<void> | undefined
 
   constructor(
+    private readonly log: EventLog["Service"],
+    private readonly taskId: string,
     private readonly request: { readonly agentId: string; readonly filter: TypeFilter },
     private readonly sink: Sink,
-    after: EventId,
-    private readonly startCatchUp: (subscription: Subscription) => void
+    after: EventId
   ) {
     this.lastId = after
   }
@@ -138,7 +141,13 @@ export class Subscription implements LiveListener {
   private beginCatchUp(): void {
     this.state = "syncing"
     if (this.catchingUp) this.rescan = true
-    else this.startCatchUp(this)
+    else this.running = Effect.runFork(this.catchUp())
+  }
+
+  /** Stop for good: nothing more is delivered and a running catch-up is interrupted. */
+  stop(): Effect.Effect<void> {
+    this.close()
+    return this.running === undefined ? Effect.void : Fiber.interrupt(this.running)
   }
 
   private deliver(event: LogEvent): void {
@@ -159,11 +168,11 @@ export class Subscription implements LiveListener {
   }
 
   /** One catch-up pass: read the log after the last id until it is exhausted, then go live. */
-  catchUp(log: EventLog["Service"], taskId: string): Effect.Effect<void> {
+  catchUp(): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       this.catchingUp = true
       while (this.state === "syncing") {
-        const page = yield* log.read(taskId, this.lastId, HISTORY_PAGE).pipe(
+        const page = yield* this.log.read(this.taskId, this.lastId, HISTORY_PAGE).pipe(
           Effect.retry(readRetry)
         ) as Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
         if (this.state !== "syncing") break
@@ -218,29 +227,21 @@ export class TaskStream extends Context.Service<TaskStream, {
           return { _tag: "Ready", start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
         })
 
+      // Flat on purpose: closures made inside a generator would keep its whole
+      // frame alive for as long as the subscription lives (memory per idle client).
       const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
-        Effect.gen(function*() {
-          let running: Fiber.Fiber<void> | undefined
-          const subscription = new Subscription(
-            { agentId: request.agentId, filter: request.filter ?? acceptAll },
-            sink,
-            after,
-            (self) => {
-              running = Effect.runFork(self.catchUp(log, request.taskId))
-            }
-          )
+        Effect.suspend(() => {
+          const subscription = new Subscription(log, request.taskId, { agentId: request.agentId, filter: request.filter ?? acceptAll }, sink, after)
           openGauge(++following)
-          yield* Effect.addFinalizer(() =>
-            Effect.suspend(() => {
-              openGauge(--following)
-              subscription.close()
-              return running === undefined ? Effect.void : Fiber.interrupt(running)
-            })
+          return Effect.addFinalizer(() => {
+            openGauge(--following)
+            return subscription.stop()
+          }).pipe(
+            Effect.andThen(log.listen(request.taskId, subscription)),
+            Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
+            Effect.andThen(subscription.catchUp()),
+            Effect.as(subscription)
           )
-          yield* log.listen(request.taskId, subscription)
-          if (resyncFrom !== undefined) sink.resync(resyncFrom)
-          yield* subscription.catchUp(log, request.taskId)
-          return subscription
         })
 
       return TaskStream.of({ open })

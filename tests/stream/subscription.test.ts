@@ -27,10 +27,11 @@ const collect = () => {
   const steps: Array<number> = []
   const ends: Array<EndReason> = []
   const subscription = new Subscription(
+    log,
+    "t",
     { agentId: "a", filter: acceptAll },
     { event: (event) => void steps.push(event.data.step as number), resync: () => {}, end: (reason) => void ends.push(reason) },
-    ZeroId,
-    (self) => Effect.runSync(self.catchUp(log, "t"))
+    ZeroId
   )
   return { steps, ends, subscription }
 }
@@ -40,7 +41,7 @@ describe("Subscription", () => {
     stored.length = 0
     const { steps, subscription } = collect()
     append(1)
-    Effect.runSync(subscription.catchUp(log, "t"))
+    Effect.runSync(subscription.catchUp())
     subscription.onEvent(append(2))
     append(3)
     append(4)
@@ -52,7 +53,7 @@ describe("Subscription", () => {
   it("drops live events while paused and delivers them from the log on resume", () => {
     stored.length = 0
     const { steps, subscription } = collect()
-    Effect.runSync(subscription.catchUp(log, "t"))
+    Effect.runSync(subscription.catchUp())
     subscription.onEvent(append(1))
     subscription.pause()
     subscription.onEvent(append(2))
@@ -67,7 +68,7 @@ describe("Subscription", () => {
   it("ends after a terminal event and ignores what follows", () => {
     stored.length = 0
     const { steps, ends, subscription } = collect()
-    Effect.runSync(subscription.catchUp(log, "t"))
+    Effect.runSync(subscription.catchUp())
     subscription.onEvent(append(1))
     const done = LogEvent.fromDraft("100-9", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
     done.prev = parseEventId("100-1")

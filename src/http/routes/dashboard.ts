@@ -12,7 +12,7 @@ import type { RouteDeps } from "../deps.ts"
 
 const dashboardFile = (name: string) => fileURLToPath(new URL(`../../dashboard/${name}`, import.meta.url))
 
-const NO_BUNDLER = `document.getElementById("fatal").textContent = "This runtime cannot bundle the dashboard's script; run the gateway with Bun to use the dashboard."`
+const NO_BUNDLER = `document.getElementById("fatal").textContent = "This runtime cannot bundle the dashboard's script: run it with Bun, or with Deno and --unstable-bundle (deno task start)."`
 
 export const dashboardRoutes = ({ config, bundle }: RouteDeps) => {
   const page = readFileSync(dashboardFile("index.html"), "utf8").replace("{{demo}}", config.demo ? "on" : "off")

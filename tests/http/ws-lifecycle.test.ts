@@ -65,9 +65,45 @@ describe("WebSocket auth [memory log]", () => {
   const upgradeHeaders = { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
 
   it("refuses the upgrade with an invalid token (401) and a plain GET without upgrade (426)", async () => {
-    const refused = await fetch(`${current.harness.url}/api/v1/ws?access_token=not-a-jwt`, { headers: upgradeHeaders })
-    expect(refused.status).toBe(401)
+    const now = Math.floor(Date.now() / 1000)
+    const scopes = { taskstream: { subscribe: ["*/*"] } }
+    const invalid = {
+      malformed: "not-a-jwt",
+      badSignature: await sign({ sub: "user-1", ...scopes }, "another-secret-entirely", "HS256"),
+      wrongAlgorithm: await sign({ sub: "user-1", ...scopes }, SECRET, "HS384"),
+      expired: await token({ ...scopes, exp: now - 10 }),
+      notYetValid: await token({ ...scopes, nbf: now + 600 })
+    }
+    for (const [name, bad] of Object.entries(invalid)) {
+      const refused = await fetch(`${current.harness.url}/api/v1/ws?access_token=${bad}`, { headers: upgradeHeaders })
+      expect({ name, status: refused.status }).toEqual({ name, status: 401 })
+    }
     expect((await fetch(`${current.harness.url}/api/v1/ws?access_token=${await token({})}`)).status).toBe(426)
+  })
+
+  it("closes a socket with 4001 when its token expires; a fresh token resumes it with nothing lost", async () => {
+    const task = uniqueTask()
+    const scopes = { taskstream: { subscribe: ["*/*"] } }
+    const publisher = await token({ taskstream: { publish: ["*/*"] } })
+    const publish = (steps: ReadonlyArray<number>) =>
+      fetch(`${current.harness.url}/api/v1/agents/${AGENT}/tasks/${task}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${publisher}` },
+        body: JSON.stringify(steps.map((step) => ({ type: "WorkflowStepStarted", data: { step } })))
+      })
+    const shortLived = await token({ ...scopes, exp: Math.floor(Date.now() / 1000) + 2 })
+    const ws = await openWs(current.harness.url, `?access_token=${shortLived}`)
+    ws.send({ op: "subscribe", sub: "s", agentId: AGENT, taskId: task })
+    expect((await publish([1])).status).toBe(201)
+    const first = await ws.next((frame) => frame.op === "event")
+    expect((await ws.closed).code).toBe(4001)
+    expect((await publish([2, 3])).status).toBe(201)
+    const fresh = await token({ ...scopes, exp: Math.floor(Date.now() / 1000) + 60 })
+    const resumed = await openWs(current.harness.url, `?access_token=${fresh}`)
+    resumed.send({ op: "subscribe", sub: "s", agentId: AGENT, taskId: task, since: first.event.id })
+    const events = await resumed.waitFor((frames) => frames.filter((frame) => frame.op === "event").length === 2)
+    expect(events.filter((frame) => frame.op === "event").map((frame) => frame.event.data.step)).toEqual([2, 3])
+    resumed.close()
   })
 
   it("lets a socket opened without a token authenticate with a first auth frame", async () => {

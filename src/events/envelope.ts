@@ -1,0 +1,121 @@
+/**
+ * The event envelope (SPEC §3) and the log id format `<ms>-<seq>`.
+ *
+ * A `LogEvent` is parsed once when it leaves the log and then shared by every
+ * client: its encodings (SSE frames, WebSocket frames) are memoised on it, so
+ * an event fanned out to thousands of clients is serialised once per format.
+ */
+import type { EventType } from "./registry.ts"
+import { isEphemeral, isTerminal } from "./registry.ts"
+
+export interface Envelope {
+  /** Assigned by the log; absent on ephemeral events, which are never stored. */
+  readonly id?: string
+  readonly type: EventType
+  readonly agentId: string
+  readonly taskId: string
+  readonly time: string
+  readonly data: Record<string, unknown>
+}
+
+/** A position in a task's log, comparable without allocating. */
+export interface EventId {
+  readonly ms: number
+  readonly seq: number
+}
+
+const ID_PATTERN = /^(\d{1,15})-(\d{1,15})$/
+
+export const parseEventId = (text: string): EventId | undefined => {
+  const match = ID_PATTERN.exec(text)
+  return match === null ? undefined : { ms: Number(match[1]), seq: Number(match[2]) }
+}
+
+export const formatEventId = (id: EventId): string => `${id.ms}-${id.seq}`
+
+export const compareIds = (a: EventId, b: EventId): number => a.ms - b.ms || a.seq - b.seq
+
+export const ZeroId: EventId = { ms: 0, seq: 0 }
+
+export interface LogEventFields {
+  readonly id: string | undefined
+  readonly type: EventType
+  readonly agentId: string
+  readonly taskId: string
+  readonly time: string
+  /** The payload as compact JSON text (one line). */
+  readonly dataJson: string
+}
+
+export class LogEvent implements EventId {
+  readonly id: string | undefined
+  readonly type: EventType
+  readonly agentId: string
+  readonly taskId: string
+  readonly time: string
+  readonly dataJson: string
+  readonly ms: number
+  readonly seq: number
+  readonly terminal: boolean
+  readonly ephemeral: boolean
+  private parsedData: Record<string, unknown> | undefined
+  private envelopeText: string | undefined
+  private readonly encodings = new Map<string, Uint8Array>()
+
+  constructor(fields: LogEventFields, data?: Record<string, unknown>) {
+    this.id = fields.id
+    this.type = fields.type
+    this.agentId = fields.agentId
+    this.taskId = fields.taskId
+    this.time = fields.time
+    this.dataJson = fields.dataJson
+    const id = fields.id === undefined ? undefined : parseEventId(fields.id)
+    this.ms = id?.ms ?? 0
+    this.seq = id?.seq ?? 0
+    this.terminal = isTerminal(fields.type)
+    this.ephemeral = isEphemeral(fields.type)
+    this.parsedData = data
+  }
+
+  get data(): Record<string, unknown> {
+    return (this.parsedData ??= JSON.parse(this.dataJson) as Record<string, unknown>)
+  }
+
+  get envelope(): Envelope {
+    const { type, agentId, taskId, time, data } = this
+    return this.id === undefined ? { type, agentId, taskId, time, data } : { id: this.id, type, agentId, taskId, time, data }
+  }
+
+  /**
+   * The envelope as compact JSON, built once. Every field but `data` is
+   * validated to characters that need no escaping, so concatenation is exact.
+   */
+  get json(): string {
+    return (this.envelopeText ??= (this.id === undefined ? "{" : `{"id":"${this.id}",`) +
+      `"type":"${this.type}","agentId":"${this.agentId}","taskId":"${this.taskId}","time":"${this.time}","data":${this.dataJson}}`)
+  }
+
+  /** Memoise one wire encoding of this event under `key`. */
+  encoded(key: string, encode: (event: LogEvent) => Uint8Array): Uint8Array {
+    let bytes = this.encodings.get(key)
+    if (bytes === undefined) {
+      bytes = encode(this)
+      this.encodings.set(key, bytes)
+    }
+    return bytes
+  }
+
+  /**
+   * Parse a live-channel message: the envelope JSON written by the append
+   * script, whose last field is always `data`.
+   */
+  static fromMessage(text: string): LogEvent {
+    const envelope = JSON.parse(text) as Envelope
+    const dataJson = text.slice(text.indexOf('"data":') + 7, -1)
+    return new LogEvent({ ...envelope, id: envelope.id, dataJson }, envelope.data)
+  }
+
+  static fromDraft(id: string | undefined, task: { agentId: string; taskId: string }, type: EventType, time: string, data: Record<string, unknown>): LogEvent {
+    return new LogEvent({ id, type, agentId: task.agentId, taskId: task.taskId, time, dataJson: JSON.stringify(data) }, data)
+  }
+}

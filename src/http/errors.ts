@@ -1,0 +1,44 @@
+/**
+ * Every error a client of the HTTP API can get: a stable `code`, its status,
+ * and a message naming the bad field or setting. The README's error table
+ * mirrors this one.
+ */
+import type { Context } from "hono"
+import type { ContentfulStatusCode } from "hono/utils/http-status"
+
+export const ErrorCodes = {
+  invalid_id: 400,
+  invalid_query: 400,
+  invalid_json: 400,
+  invalid_event: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  task_agent_mismatch: 409,
+  task_ended: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  log_unavailable: 503,
+  internal: 500
+} as const satisfies Record<string, ContentfulStatusCode>
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export interface ApiError {
+  readonly code: ErrorCode
+  readonly message: string
+  /** The request field at fault: a query parameter, a path id, or a path into the body like `[2].data.model`. */
+  readonly field?: string
+}
+
+export const apiError = (code: ErrorCode, message: string, field?: string): ApiError =>
+  field === undefined ? { code, message } : { code, message, field }
+
+/** How long a client should wait before retrying while the log is unavailable. */
+export const RETRY_AFTER_SECONDS = 1
+
+export const errorResponse = (c: Context, error: ApiError): Response => {
+  const status = ErrorCodes[error.code]
+  if (error.code === "log_unavailable") c.header("retry-after", String(RETRY_AFTER_SECONDS))
+  return c.json(error, status)
+}

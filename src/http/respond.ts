@@ -1,0 +1,36 @@
+/**
+ * Runs a route's Effect and turns domain failures into API errors: one
+ * mapping for every route, so a failure looks the same wherever it happens.
+ */
+import { Cause, Effect, Exit } from "effect"
+import type { Context } from "hono"
+import type { InvalidEvent } from "../events/draft.ts"
+import type { AgentMismatch, LogUnavailable, TaskEnded } from "../log/EventLog.ts"
+import type { TaskNotFound } from "../stream/TaskStream.ts"
+import { type ApiError, apiError, errorResponse } from "./errors.ts"
+
+export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent
+
+export const toApiError = (error: DomainError): ApiError => {
+  switch (error._tag) {
+    case "LogUnavailable":
+      return apiError("log_unavailable", "the event log is unavailable; retry shortly")
+    case "AgentMismatch":
+      return apiError("task_agent_mismatch", `task ${error.taskId} belongs to another agent`, "taskId")
+    case "TaskEnded":
+      return apiError("task_ended", error.message, "taskId")
+    case "TaskNotFound":
+      return apiError("not_found", `task ${error.taskId} not found for agent ${error.agentId}`)
+    case "InvalidEvent":
+      return apiError("invalid_event", `${error.field}: ${error.message}`, error.field)
+  }
+}
+
+export const respond = async (c: Context, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
+  const exit = await Effect.runPromiseExit(effect)
+  if (Exit.isSuccess(exit)) return exit.value
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  if (failure !== undefined) return errorResponse(c, toApiError(failure.error))
+  console.error(JSON.stringify({ level: "error", message: "route failed", cause: Cause.pretty(exit.cause) }))
+  return errorResponse(c, apiError("internal", "internal error"))
+}

@@ -1,0 +1,114 @@
+/**
+ * A task's events as JSON (SPEC §4.2): `GET …/events` pages through history,
+ * `POST …/events` appends one event or an all-or-nothing batch. Bad input is
+ * answered 4xx naming the field, and changes nothing stored.
+ */
+import { Effect, Result } from "effect"
+import { Hono } from "hono"
+import { bodyLimit } from "hono/body-limit"
+import { decodeDraft, type EventDraft } from "../../events/draft.ts"
+import { compareIds, ZeroId } from "../../events/envelope.ts"
+import type { LogEvent } from "../../events/envelope.ts"
+import { TaskNotFound } from "../../stream/TaskStream.ts"
+import type { RouteDeps } from "../deps.ts"
+import { type ApiError, apiError, errorResponse } from "../errors.ts"
+import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
+import { respond } from "../respond.ts"
+
+const EVENTS_PATH = "/agents/:agentId/tasks/:taskId/events"
+const HISTORY_LIMIT_MAX = 1000
+const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i
+const utf8 = new TextEncoder()
+
+/** Validate a parsed body: one draft or a non-empty batch of them. */
+const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<Array<EventDraft>, ApiError> => {
+  const batch = Array.isArray(body)
+  const items: Array<unknown> = batch ? body : [body]
+  if (items.length === 0) return Result.fail(apiError("invalid_event", "the batch is empty", "body"))
+  if (items.length > config.maxBatchEvents) {
+    return Result.fail(apiError("invalid_event", `a batch holds at most ${config.maxBatchEvents} events`, "body"))
+  }
+  const drafts: Array<EventDraft> = []
+  for (let i = 0; i < items.length; i++) {
+    const prefix = batch ? `[${i}]` : ""
+    const draft = decodeDraft(items[i], prefix)
+    if (Result.isFailure(draft)) {
+      const { field, message } = draft.failure
+      return Result.fail(apiError("invalid_event", `${field}: ${message}`, field))
+    }
+    const size = utf8.encode(JSON.stringify(draft.success.data)).byteLength
+    if (size > config.maxEventBytes) {
+      const field = prefix === "" ? "data" : `${prefix}.data`
+      return Result.fail(
+        apiError("payload_too_large", `${field} is ${size} bytes; MAX_EVENT_BYTES is ${config.maxEventBytes}`, field)
+      )
+    }
+    drafts.push(draft.success)
+  }
+  return Result.succeed(drafts)
+}
+
+export const eventRoutes = ({ config, log }: RouteDeps) =>
+  new Hono()
+    .get(EVENTS_PATH, (c) => {
+      const query = c.req.query()
+      const parsed = parseAll({
+        path: parseTaskPath(c.req.param("agentId"), c.req.param("taskId")),
+        after: parseOptionalEventId(query.after, "after"),
+        limit: parseLimit(query.limit, "limit", 100, HISTORY_LIMIT_MAX),
+        types: parseTypes(query.types)
+      })
+      if (!parsed.ok) return errorResponse(c, parsed.error)
+      const { path, after, limit, types } = parsed.value
+      return respond(
+        c,
+        Effect.gen(function*() {
+          const head = yield* log.head(path.taskId)
+          if (head.agentId !== undefined && head.agentId !== path.agentId) return yield* new TaskNotFound(path)
+          const events: Array<LogEvent> = []
+          let position = after ?? ZeroId
+          // Scan pages until `limit` events pass the filter or the log is exhausted.
+          while (events.length < limit && head.last !== undefined && compareIds(position, head.last) < 0) {
+            const page = yield* log.read(path.taskId, position, Math.max(limit, 100))
+            if (page.length === 0) break
+            for (const event of page) {
+              position = event
+              if (types(event.type)) events.push(event)
+              if (events.length === limit) break
+            }
+          }
+          const next = events.length === limit ? JSON.stringify(events[events.length - 1].id) : "null"
+          return new Response(`{"events":[${events.map((event) => event.json).join(",")}],"next":${next}}`, {
+            headers: { "content-type": "application/json" }
+          })
+        })
+      )
+    })
+    .post(
+      EVENTS_PATH,
+      bodyLimit({
+        maxSize: config.maxBodyBytes,
+        onError: (c) =>
+          errorResponse(c, apiError("payload_too_large", `the body is over MAX_BODY_BYTES (${config.maxBodyBytes})`, "body"))
+      }),
+      async (c) => {
+        const path = parseTaskPath(c.req.param("agentId"), c.req.param("taskId"))
+        if (!path.ok) return errorResponse(c, path.error)
+        const contentType = c.req.header("content-type") ?? ""
+        if (!JSON_CONTENT_TYPE.test(contentType)) {
+          return errorResponse(
+            c,
+            apiError("unsupported_media_type", `content-type must be application/json, not '${contentType.slice(0, 64)}'`, "content-type")
+          )
+        }
+        let body: unknown
+        try {
+          body = JSON.parse(await c.req.text())
+        } catch (error) {
+          return errorResponse(c, apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "body"))
+        }
+        const drafts = decodeBody(body, config)
+        if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
+        return respond(c, Effect.map(log.append(path.value, drafts.success), (ids) => c.json({ ids }, 201)))
+      }
+    )

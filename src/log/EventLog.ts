@@ -1,0 +1,89 @@
+/**
+ * The per-task event log (SPEC §2, §5): one service, two layers — Redis for
+ * production and many instances, Memory for the embedded single process.
+ * Both assign ids `<ms>-<seq>`, keep `HISTORY_MAX` events, remember
+ * idempotency keys and notify local listeners of every appended event.
+ */
+import { Context, type Effect, Schema, type Scope } from "effect"
+import type { EventDraft } from "../events/draft.ts"
+import type { EventId, LogEvent } from "../events/envelope.ts"
+
+export interface TaskRef {
+  readonly agentId: string
+  readonly taskId: string
+}
+
+/** What the log knows about a task without reading its events. */
+export interface TaskHead {
+  /** The agent the task's stored events belong to; undefined while nothing is stored. */
+  readonly agentId: string | undefined
+  /** The newest stored event. */
+  readonly last: LogEvent | undefined
+  /** The oldest event still retained. */
+  readonly first: EventId | undefined
+  /** Every event at or before this id has been trimmed away (0-0: nothing trimmed). */
+  readonly trimmedThrough: EventId
+}
+
+export type TaskStatus = "running" | "completed" | "failed" | "cancelled"
+
+export interface TaskSummary {
+  readonly agentId: string
+  readonly taskId: string
+  readonly lastEventAt: string
+  readonly status: TaskStatus
+}
+
+/** Receives a task's live events, in id order, on the instance that listens. */
+export interface LiveListener {
+  onEvent(event: LogEvent): void
+  /** The live feed may have missed events (its connection was lost): catch up from the log. */
+  onGap(): void
+}
+
+export class LogUnavailable extends Schema.TaggedError<LogUnavailable>()("LogUnavailable", {
+  message: Schema.String
+}) {}
+
+export class AgentMismatch extends Schema.TaggedError<AgentMismatch>()("AgentMismatch", {
+  taskId: Schema.String
+}) {}
+
+export class TaskEnded extends Schema.TaggedError<TaskEnded>()("TaskEnded", {
+  taskId: Schema.String,
+  message: Schema.String
+}) {}
+
+export type AppendError = LogUnavailable | AgentMismatch | TaskEnded
+
+export class EventLog extends Context.Service<EventLog, {
+  /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */
+  append(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Effect.Effect<ReadonlyArray<string | null>, AppendError>
+  /** Stored events with id > `after`, oldest first, at most `limit`. */
+  read(taskId: string, after: EventId, limit: number): Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
+  head(taskId: string): Effect.Effect<TaskHead, LogUnavailable>
+  /**
+   * Receive the task's live events until the scope closes. Completes once the
+   * live feed is established, so a read started afterwards misses nothing.
+   */
+  listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope>
+  /** Recently active tasks, newest first. */
+  tasks(agentId: string | undefined, limit: number): Effect.Effect<ReadonlyArray<TaskSummary>, LogUnavailable>
+  /** Succeeds when the log answers. */
+  readonly ping: Effect.Effect<void, LogUnavailable>
+  /** How many tasks have a live subscription on this instance. */
+  readonly liveTaskCount: () => number
+}>()("taskstream/EventLog") {}
+
+export const statusOf = (last: LogEvent | undefined): TaskStatus => {
+  switch (last?.type) {
+    case "WorkflowCompleted":
+      return "completed"
+    case "WorkflowFailed":
+      return "failed"
+    case "WorkflowCancelled":
+      return "cancelled"
+    default:
+      return "running"
+  }
+}

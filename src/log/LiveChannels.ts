@@ -1,0 +1,54 @@
+/**
+ * The local listeners of each task's live channel, ref-counted: the first
+ * listener of a task opens the channel, the last one closes it. Dispatch is
+ * plain TypeScript — it runs once per event for every local client.
+ */
+import type { LogEvent } from "../events/envelope.ts"
+import type { LiveListener } from "./EventLog.ts"
+
+export class LiveChannels {
+  private readonly byTask = new Map<string, Set<LiveListener>>()
+
+  /** Returns true when this is the task's first listener (its channel must be opened). */
+  add(taskId: string, listener: LiveListener): boolean {
+    const listeners = this.byTask.get(taskId)
+    if (listeners !== undefined) {
+      listeners.add(listener)
+      return false
+    }
+    this.byTask.set(taskId, new Set([listener]))
+    return true
+  }
+
+  /** Returns true when the task has no listener left (its channel can be closed). */
+  remove(taskId: string, listener: LiveListener): boolean {
+    const listeners = this.byTask.get(taskId)
+    if (listeners === undefined || !listeners.delete(listener)) return false
+    if (listeners.size > 0) return false
+    this.byTask.delete(taskId)
+    return true
+  }
+
+  has(taskId: string): boolean {
+    return this.byTask.has(taskId)
+  }
+
+  dispatch(taskId: string, event: LogEvent): void {
+    const listeners = this.byTask.get(taskId)
+    if (listeners === undefined) return
+    for (const listener of listeners) listener.onEvent(event)
+  }
+
+  /** Tell every listener that live events may have been missed. */
+  gapAll(): void {
+    for (const listeners of this.byTask.values()) for (const listener of listeners) listener.onGap()
+  }
+
+  tasks(): IterableIterator<string> {
+    return this.byTask.keys()
+  }
+
+  get size(): number {
+    return this.byTask.size
+  }
+}

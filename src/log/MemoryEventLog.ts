@@ -1,0 +1,186 @@
+/**
+ * The embedded log: one process, no Redis, the same semantics and id format
+ * as the Redis layer (checked by the shared contract suite). The default when
+ * `REDIS_URL` is unset.
+ */
+import { Effect, Layer } from "effect"
+import type { EventDraft } from "../events/draft.ts"
+import { compareIds, type EventId, formatEventId, LogEvent, ZeroId } from "../events/envelope.ts"
+import { isEphemeral, isTerminal } from "../events/registry.ts"
+import { AppConfig } from "../config.ts"
+import {
+  AgentMismatch,
+  EventLog,
+  statusOf,
+  type TaskHead,
+  TaskEnded,
+  type TaskRef,
+  type TaskSummary
+} from "./EventLog.ts"
+import { LiveChannels } from "./LiveChannels.ts"
+
+interface StoredTask {
+  readonly agentId: string
+  readonly events: Array<LogEvent>
+  lastId: EventId
+  trimmedThrough: EventId
+  expiresAt: number
+}
+
+interface IdempotencyEntry {
+  readonly id: string
+  readonly expiresAt: number
+}
+
+const SWEEP_INTERVAL_MS = 60_000
+
+/** Index of the first event with id > `after` (events are in id order). */
+const firstAfter = (events: ReadonlyArray<LogEvent>, after: EventId): number => {
+  let low = 0
+  let high = events.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (compareIds(events[middle], after) <= 0) low = middle + 1
+    else high = middle
+  }
+  return low
+}
+
+export const MemoryEventLogLayer = Layer.effect(
+  EventLog,
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const tasks = new Map<string, StoredTask>()
+    const idempotency = new Map<string, IdempotencyEntry>()
+    const recent = new Map<string, number>()
+    const live = new LiveChannels()
+
+    const liveTask = (taskId: string, now = Date.now()): StoredTask | undefined => {
+      const task = tasks.get(taskId)
+      if (task !== undefined && task.expiresAt <= now) {
+        tasks.delete(taskId)
+        return undefined
+      }
+      return task
+    }
+
+    const sweep = () => {
+      const now = Date.now()
+      for (const taskId of tasks.keys()) liveTask(taskId, now)
+      for (const [key, entry] of idempotency) if (entry.expiresAt <= now) idempotency.delete(key)
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => setInterval(sweep, SWEEP_INTERVAL_MS)),
+      (timer) => Effect.sync(() => clearInterval(timer))
+    )
+
+    const nextId = (last: EventId, now: number): EventId =>
+      now > last.ms ? { ms: now, seq: 0 } : { ms: last.ms, seq: last.seq + 1 }
+
+    const touchIndex = (task: TaskRef, now: number) => {
+      const member = `${task.agentId}/${task.taskId}`
+      recent.delete(member)
+      recent.set(member, now)
+      if (recent.size > config.taskIndexMax) recent.delete(recent.keys().next().value!)
+    }
+
+    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<string | null>, AgentMismatch | TaskEnded> => {
+        const now = Date.now()
+        let stored = liveTask(task.taskId, now)
+        if (stored !== undefined && stored.agentId !== task.agentId) {
+          return Effect.fail(new AgentMismatch({ taskId: task.taskId }))
+        }
+        const last = stored?.events.at(-1)
+        if (last?.terminal) {
+          return Effect.fail(
+            new TaskEnded({ taskId: task.taskId, message: `task ${task.taskId} has ended; nothing can be appended after ${last.id}` })
+          )
+        }
+        const terminalAt = drafts.findIndex((draft) => isTerminal(draft.type))
+        if (terminalAt >= 0 && terminalAt < drafts.length - 1) {
+          return Effect.fail(new TaskEnded({ taskId: task.taskId, message: `event ${terminalAt + 1} is terminal and must be the last` }))
+        }
+        const time = new Date(now).toISOString()
+        const ids: Array<string | null> = []
+        for (const draft of drafts) {
+          const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
+          const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
+          if (seen !== undefined && seen.expiresAt > now) {
+            ids.push(seen.id)
+            continue
+          }
+          if (isEphemeral(draft.type)) {
+            ids.push(null)
+            live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data))
+            continue
+          }
+          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmedThrough: ZeroId, expiresAt: Infinity }
+          tasks.set(task.taskId, stored)
+          stored.lastId = nextId(stored.lastId, now)
+          const id = formatEventId(stored.lastId)
+          const event = LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data)
+          stored.events.push(event)
+          if (stored.events.length > config.historyMax) {
+            const trimmed = stored.events.splice(0, stored.events.length - config.historyMax)
+            stored.trimmedThrough = trimmed.at(-1)!
+          }
+          if (event.terminal) stored.expiresAt = now + config.retentionSeconds * 1000
+          if (idempotencyKey !== undefined) {
+            idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
+          }
+          ids.push(id)
+          live.dispatch(task.taskId, event)
+        }
+        touchIndex(task, now)
+        return Effect.succeed(ids)
+      })
+
+    const read = (taskId: string, after: EventId, limit: number) =>
+      Effect.sync(() => {
+        const events = liveTask(taskId)?.events ?? []
+        const start = firstAfter(events, after)
+        return events.slice(start, start + limit)
+      })
+
+    const head = (taskId: string) =>
+      Effect.sync((): TaskHead => {
+        const task = liveTask(taskId)
+        return {
+          agentId: task?.agentId,
+          last: task?.events.at(-1),
+          first: task?.events[0],
+          trimmedThrough: task?.trimmedThrough ?? ZeroId
+        }
+      })
+
+    const listen = (taskId: string, listener: Parameters<EventLog["Service"]["listen"]>[1]) =>
+      Effect.acquireRelease(
+        Effect.sync(() => live.add(taskId, listener)),
+        () => Effect.sync(() => live.remove(taskId, listener))
+      ).pipe(Effect.asVoid)
+
+    const listTasks = (agentId: string | undefined, limit: number) =>
+      Effect.sync(() => {
+        const summaries: Array<TaskSummary> = []
+        for (const [member, at] of [...recent].reverse()) {
+          if (summaries.length >= limit) break
+          const slash = member.indexOf("/")
+          const summary = { agentId: member.slice(0, slash), taskId: member.slice(slash + 1) }
+          if (agentId !== undefined && summary.agentId !== agentId) continue
+          summaries.push({ ...summary, lastEventAt: new Date(at).toISOString(), status: statusOf(liveTask(summary.taskId)?.events.at(-1)) })
+        }
+        return summaries
+      })
+
+    return EventLog.of({
+      append,
+      read,
+      head,
+      listen,
+      tasks: listTasks,
+      ping: Effect.void,
+      liveTaskCount: () => live.size
+    })
+  })
+)

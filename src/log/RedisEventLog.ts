@@ -1,0 +1,276 @@
+/**
+ * The production log on Redis (SPEC §2, §5): a stream per task, appended with
+ * the atomic append+notify script; one subscriber connection per gateway
+ * instance, subscribed to a task's live channel while local clients follow it.
+ * When the subscriber reconnects, every listener is told to catch up from the
+ * log, so nothing published during the outage is lost.
+ */
+import { readFileSync } from "node:fs"
+import { Effect, Layer } from "effect"
+import { Redis } from "ioredis"
+import { AppConfig } from "../config.ts"
+import type { EventDraft } from "../events/draft.ts"
+import { type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
+import type { EventType } from "../events/registry.ts"
+import {
+  AgentMismatch,
+  EventLog,
+  type LiveListener,
+  LogUnavailable,
+  statusOf,
+  TaskEnded,
+  type TaskHead,
+  type TaskRef
+} from "./EventLog.ts"
+import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
+import { LiveChannels } from "./LiveChannels.ts"
+
+export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
+const appendScript = readFileSync(APPEND_SCRIPT_PATH, "utf8")
+
+type StreamEntry = [id: string, fields: Array<string>]
+
+const entryToEvent = (taskId: string, [id, fields]: StreamEntry): LogEvent => {
+  let type = ""
+  let agentId = ""
+  let time = ""
+  let dataJson = "{}"
+  for (let i = 0; i < fields.length; i += 2) {
+    const value = fields[i + 1]
+    switch (fields[i]) {
+      case "type":
+        type = value
+        break
+      case "agentId":
+        agentId = value
+        break
+      case "time":
+        time = value
+        break
+      case "data":
+        dataJson = value
+        break
+    }
+  }
+  return new LogEvent({ id, type: type as EventType, agentId, taskId, time, dataJson })
+}
+
+const unavailable = (cause: unknown) =>
+  new LogUnavailable({ message: `redis: ${cause instanceof Error ? cause.message : String(cause)}` })
+
+/** The reply of XINFO STREAM as a map from field name to value. */
+const infoFields = (reply: Array<unknown>): Map<string, unknown> => {
+  const fields = new Map<string, unknown>()
+  for (let i = 0; i < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1])
+  return fields
+}
+
+const connectionOptions = (timeoutMs: number) => ({
+  // Reconnect forever, backing off to 2 s: the gateway outlives Redis outages.
+  retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+  connectTimeout: timeoutMs,
+  lazyConnect: true
+})
+
+const untilReady = (redis: Redis, timeoutMs: number) =>
+  Effect.promise(() =>
+    redis.connect().then(
+      () => undefined,
+      () => new Promise<void>((resolve) => setTimeout(resolve, timeoutMs))
+    )
+  )
+
+export const RedisEventLogLayer = Layer.effect(
+  EventLog,
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const url = config.redisUrl ?? "redis://127.0.0.1:6379"
+    const prefix = config.redisPrefix
+
+    const commands = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new Redis(url, {
+          ...connectionOptions(config.redisCommandTimeoutMs),
+          // While Redis is away, fail at once (503) rather than queue or hang.
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          commandTimeout: config.redisCommandTimeoutMs
+        })
+      ),
+      (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
+    )
+    commands.on("error", () => {})
+    commands.defineCommand("taskstreamAppend", { lua: appendScript })
+
+    const subscriber = yield* Effect.acquireRelease(
+      Effect.sync(() => new Redis(url, connectionOptions(config.redisCommandTimeoutMs))),
+      (redis) => Effect.sync(() => redis.disconnect())
+    )
+    subscriber.on("error", () => {})
+
+    const live = new LiveChannels()
+    /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
+    const subscribed = new Map<string, Promise<unknown>>()
+
+    subscriber.on("message", (channel: string, message: string) => {
+      const taskId = taskOfChannel(prefix, channel)
+      if (taskId !== undefined) live.dispatch(taskId, LogEvent.fromMessage(message))
+    })
+
+    let connectedBefore = false
+    subscriber.on("ready", () => {
+      if (!connectedBefore) {
+        connectedBefore = true
+        return
+      }
+      // Reconnected: ioredis resubscribes on its own; wait until that is
+      // confirmed, then every listener reads what it missed from the log.
+      const channels = [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live)
+      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve()
+      resubscribed.then(() => live.gapAll(), () => live.gapAll())
+    })
+
+    yield* untilReady(commands, config.redisCommandTimeoutMs)
+    yield* untilReady(subscriber, config.redisCommandTimeoutMs)
+
+    const run = <A>(command: () => Promise<A>) => Effect.tryPromise({ try: command, catch: unavailable })
+
+    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) => {
+      const keys = taskKeys(prefix, task.taskId)
+      const idempotencyKeys: Array<string> = []
+      const eventArgs: Array<string | number> = []
+      for (const draft of drafts) {
+        let keyIndex = 0
+        if (draft.idempotencyKey !== undefined) {
+          idempotencyKeys.push(keys.idempotency(draft.idempotencyKey))
+          keyIndex = idempotencyKeys.length
+        }
+        eventArgs.push(draft.type, JSON.stringify(draft.data), draft.time ?? "", keyIndex)
+      }
+      const allKeys = [keys.log, keys.live, ...idempotencyKeys]
+      return Effect.tryPromise({
+        try: () =>
+          (commands as unknown as { taskstreamAppend: (...args: Array<string | number>) => Promise<Array<string>> })
+            .taskstreamAppend(
+              allKeys.length,
+              ...allKeys,
+              task.agentId,
+              config.historyMax,
+              config.retentionSeconds,
+              config.idempotencySeconds,
+              "PUBLISH",
+              drafts.length,
+              ...eventArgs
+            ),
+        catch: (cause) => {
+          const message = cause instanceof Error ? cause.message : String(cause)
+          if (message.startsWith("TS_AGENT_MISMATCH")) return new AgentMismatch({ taskId: task.taskId })
+          if (message.startsWith("TS_TASK_ENDED")) {
+            return new TaskEnded({ taskId: task.taskId, message: message.slice("TS_TASK_ENDED ".length) })
+          }
+          return unavailable(cause)
+        }
+      }).pipe(
+        Effect.tap(() =>
+          // The task index lives in another slot on a cluster, so it is updated after the append.
+          run(() =>
+            commands
+              .multi()
+              .zadd(taskIndexKey(prefix), Date.now(), `${task.agentId}/${task.taskId}`)
+              .zremrangebyrank(taskIndexKey(prefix), 0, -config.taskIndexMax - 1)
+              .exec()
+          ).pipe(Effect.ignore)
+        ),
+        Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))
+      )
+    }
+
+    const read = (taskId: string, after: EventId, limit: number) =>
+      run(() =>
+        commands.xrange(taskKeys(prefix, taskId).log, `(${formatEventId(after)}`, "+", "COUNT", limit) as Promise<
+          Array<StreamEntry>
+        >
+      ).pipe(Effect.map((entries) => entries.map((entry) => entryToEvent(taskId, entry))))
+
+    const head = (taskId: string) =>
+      run(() =>
+        (commands.call("XINFO", "STREAM", taskKeys(prefix, taskId).log) as Promise<Array<unknown>>).catch((error) => {
+          if (error instanceof Error && /no such key/i.test(error.message)) return undefined
+          throw error
+        })
+      ).pipe(
+        Effect.map((reply): TaskHead => {
+          if (reply === undefined) return { agentId: undefined, last: undefined, first: undefined, trimmedThrough: ZeroId }
+          const info = infoFields(reply)
+          const lastEntry = info.get("last-entry") as StreamEntry | null
+          const firstEntry = info.get("first-entry") as StreamEntry | null
+          const last = lastEntry ? entryToEvent(taskId, lastEntry) : undefined
+          return {
+            agentId: last?.agentId,
+            last,
+            first: firstEntry ? parseEventId(firstEntry[0]) : undefined,
+            trimmedThrough: parseEventId(String(info.get("max-deleted-entry-id") ?? "0-0")) ?? ZeroId
+          }
+        })
+      )
+
+    const openChannel = (taskId: string): Promise<unknown> => {
+      const channel = taskKeys(prefix, taskId).live
+      const pending = subscriber.subscribe(channel).catch(() => {
+        // Not subscribed now; the reconnect handler resubscribes and reports a gap.
+      })
+      subscribed.set(taskId, pending)
+      return pending
+    }
+
+    const listen = (taskId: string, listener: LiveListener) =>
+      Effect.acquireRelease(
+        Effect.sync(() => (live.add(taskId, listener) ? openChannel(taskId) : subscribed.get(taskId)!)),
+        () =>
+          Effect.sync(() => {
+            if (!live.remove(taskId, listener)) return
+            subscribed.delete(taskId)
+            subscriber.unsubscribe(taskKeys(prefix, taskId).live).catch(() => {})
+          })
+      ).pipe(Effect.flatMap((pending) => Effect.promise(() => pending)), Effect.asVoid)
+
+    const tasks = (agentId: string | undefined, limit: number) =>
+      Effect.gen(function*() {
+        // The index is small (TASK_INDEX_MAX); an agent filter scans a bounded window.
+        const window = agentId === undefined ? limit : Math.min(config.taskIndexMax, limit * 50)
+        const members = yield* run(() =>
+          commands.zrevrange(taskIndexKey(prefix), 0, window - 1, "WITHSCORES")
+        )
+        const found: Array<{ agentId: string; taskId: string; at: number }> = []
+        for (let i = 0; i < members.length && found.length < limit; i += 2) {
+          const slash = members[i].indexOf("/")
+          const summary = { agentId: members[i].slice(0, slash), taskId: members[i].slice(slash + 1), at: Number(members[i + 1]) }
+          if (agentId === undefined || summary.agentId === agentId) found.push(summary)
+        }
+        const newest = yield* run(() => {
+          const pipeline = commands.pipeline()
+          for (const task of found) pipeline.xrevrange(taskKeys(prefix, task.taskId).log, "+", "-", "COUNT", 1)
+          return pipeline.exec()
+        })
+        return found.map((task, i) => {
+          const entry = (newest?.[i]?.[1] as Array<StreamEntry> | undefined)?.[0]
+          return {
+            agentId: task.agentId,
+            taskId: task.taskId,
+            lastEventAt: new Date(task.at).toISOString(),
+            status: statusOf(entry ? entryToEvent(task.taskId, entry) : undefined)
+          }
+        })
+      })
+
+    return EventLog.of({
+      append,
+      read,
+      head,
+      listen,
+      tasks,
+      ping: run(() => commands.ping()).pipe(Effect.asVoid),
+      liveTaskCount: () => live.size
+    })
+  })
+)

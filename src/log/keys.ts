@@ -1,0 +1,31 @@
+/**
+ * Redis key names (SPEC §5). The `{taskId}` hash tag keeps a task's keys in
+ * one cluster slot; the task index lives outside any task's slot.
+ */
+export interface TaskKeys {
+  readonly log: string
+  readonly live: string
+  readonly control: string
+  idempotency(key: string): string
+}
+
+export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
+  const base = `${prefix}:{${taskId}}:`
+  return {
+    log: `${base}log`,
+    live: `${base}live`,
+    control: `${base}ctl`,
+    idempotency: (key) => `${base}idem:${key}`
+  }
+}
+
+export const taskIndexKey = (prefix: string): string => `${prefix}:tasks`
+
+/** The taskId of a live channel name, or undefined when it is not one. */
+export const taskOfChannel = (prefix: string, channel: string): string | undefined => {
+  const start = prefix.length + 2
+  const end = channel.length - 6
+  return channel.startsWith(`${prefix}:{`) && channel.endsWith("}:live") && end > start
+    ? channel.slice(start, end)
+    : undefined
+}

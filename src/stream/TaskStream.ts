@@ -1,0 +1,223 @@
+/**
+ * The TaskStream pipeline (SPEC §2, §4.1): history ++ live for one client,
+ * de-duplicated by id, filtered by type, ended by a terminal event — written
+ * once and used by every transport.
+ *
+ * Hand-off without gap or duplicate: the subscription listens to the live
+ * channel first and buffers, then reads the log after the last delivered id,
+ * then replays the buffer, dropping ids already delivered. The same catch-up
+ * runs again when the live feed reports a gap (subscriber reconnect) and when
+ * a paused subscription resumes.
+ *
+ * Effect owns the structure (opening, catch-up reads with retry, release on
+ * scope close); the per-event path is plain TypeScript with no allocation.
+ */
+import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
+import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
+import { acceptAll, type TypeFilter } from "../events/filter.ts"
+import { EventLog, type LiveListener, type LogUnavailable, type TaskHead } from "../log/EventLog.ts"
+
+/** Where a transport puts what the pipeline delivers. */
+export interface Sink {
+  event(event: LogEvent): void
+  /** The resume id is older than the retained log: what follows starts at `oldest`. */
+  resync(oldest: string): void
+  end(reason: EndReason): void
+}
+
+export type EndReason = "completed" | "failed" | "cancelled" | "not_found"
+
+export interface FollowRequest {
+  readonly agentId: string
+  readonly taskId: string
+  /** Deliver only events after this id (Last-Event-ID, `since`). */
+  readonly after?: EventId | undefined
+  /** Without `after`: start from the first retained event (true) or from now (false). */
+  readonly history?: boolean
+  readonly filter?: TypeFilter
+}
+
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  agentId: Schema.String,
+  taskId: Schema.String
+}) {}
+
+/** The outcome of opening a task: follow it, or it already ended before the resume point. */
+export type Opening =
+  | { readonly _tag: "Ended" }
+  | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
+
+export const HISTORY_PAGE = 500
+const readRetry = Schedule.spaced("250 millis")
+
+const endReasonOf = (event: LogEvent): EndReason =>
+  event.type === "WorkflowFailed" ? "failed" : event.type === "WorkflowCancelled" ? "cancelled" : "completed"
+
+type State = "syncing" | "live" | "paused" | "closed"
+
+export class Subscription implements LiveListener {
+  private state: State = "syncing"
+  private lastId: EventId
+  private buffer: Array<LogEvent> = []
+  /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
+  private rescan = false
+  private catchingUp = false
+
+  constructor(
+    private readonly request: { readonly agentId: string; readonly filter: TypeFilter },
+    private readonly sink: Sink,
+    after: EventId,
+    private readonly startCatchUp: (subscription: Subscription) => void
+  ) {
+    this.lastId = after
+  }
+
+  /** The id of the last durable event passed on (delivered or filtered out). */
+  get position(): string {
+    return formatEventId(this.lastId)
+  }
+
+  get paused(): boolean {
+    return this.state === "paused"
+  }
+
+  onEvent(event: LogEvent): void {
+    if (this.state === "live") this.deliver(event)
+    else if (this.state === "syncing") this.buffer.push(event)
+  }
+
+  onGap(): void {
+    if (this.state === "live") this.beginCatchUp()
+    else if (this.state === "syncing") this.rescan = true
+  }
+
+  /** Stop delivery; nothing is buffered, the log holds it. */
+  pause(): void {
+    if (this.state !== "live" && this.state !== "syncing") return
+    this.state = "paused"
+    this.buffer = []
+  }
+
+  /** Restart delivery from the first event not yet passed on. */
+  resume(): void {
+    if (this.state === "paused") this.beginCatchUp()
+  }
+
+  close(): void {
+    this.state = "closed"
+    this.buffer = []
+  }
+
+  private beginCatchUp(): void {
+    this.state = "syncing"
+    if (this.catchingUp) this.rescan = true
+    else this.startCatchUp(this)
+  }
+
+  private deliver(event: LogEvent): void {
+    if (event.agentId !== this.request.agentId) return this.end("not_found")
+    if (event.ephemeral) {
+      if (this.request.filter(event.type)) this.sink.event(event)
+      return
+    }
+    if (compareIds(event, this.lastId) <= 0) return
+    this.lastId = event
+    if (this.request.filter(event.type)) this.sink.event(event)
+    if (event.terminal) this.end(endReasonOf(event))
+  }
+
+  private end(reason: EndReason): void {
+    this.close()
+    this.sink.end(reason)
+  }
+
+  /** One catch-up pass: read the log after the last id until it is exhausted, then go live. */
+  catchUp(log: EventLog["Service"], taskId: string): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      this.catchingUp = true
+      while (this.state === "syncing") {
+        const page = yield* log.read(taskId, this.lastId, HISTORY_PAGE).pipe(
+          Effect.retry(readRetry)
+        ) as Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
+        if (this.state !== "syncing") break
+        for (const event of page) {
+          this.deliver(event)
+          if (this.state !== "syncing") break
+        }
+        if (page.length === HISTORY_PAGE || this.state !== "syncing") continue
+        if (this.rescan) {
+          this.rescan = false
+          continue
+        }
+        this.state = "live"
+        const buffered = this.buffer
+        this.buffer = []
+        for (const event of buffered) {
+          if (this.state !== "live") break
+          this.deliver(event)
+        }
+      }
+    }).pipe(
+      Effect.catch(() => Effect.void),
+      Effect.ensuring(Effect.sync(() => {
+        this.catchingUp = false
+      }))
+    )
+  }
+}
+
+export class TaskStream extends Context.Service<TaskStream, {
+  /** Check the task and resume point; fails when the task belongs to another agent. */
+  open(request: FollowRequest): Effect.Effect<Opening, TaskNotFound | LogUnavailable>
+}>()("taskstream/TaskStream") {
+  static readonly layer = Layer.effect(
+    TaskStream,
+    Effect.gen(function*() {
+      const log = yield* EventLog
+
+      const startFrom = (request: FollowRequest, head: TaskHead): EventId =>
+        request.after ?? (request.history === false ? head.last ?? ZeroId : ZeroId)
+
+      const open = (request: FollowRequest) =>
+        Effect.gen(function*(): Effect.fn.Return<Opening, TaskNotFound | LogUnavailable> {
+          const head = yield* log.head(request.taskId)
+          if (head.agentId !== undefined && head.agentId !== request.agentId) {
+            return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
+          }
+          const after = startFrom(request, head)
+          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended" }
+          const trimmed = request.after !== undefined && compareIds(request.after, head.trimmedThrough) < 0
+          const oldest = head.first
+          return {
+            _tag: "Ready",
+            start: (sink: Sink) => follow(request, after, trimmed && oldest !== undefined ? formatEventId(oldest) : undefined, sink)
+          }
+        })
+
+      const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
+        Effect.gen(function*() {
+          let running: Fiber.Fiber<void> | undefined
+          const subscription = new Subscription(
+            { agentId: request.agentId, filter: request.filter ?? acceptAll },
+            sink,
+            after,
+            (self) => {
+              running = Effect.runFork(self.catchUp(log, request.taskId))
+            }
+          )
+          yield* Effect.addFinalizer(() =>
+            Effect.suspend(() => {
+              subscription.close()
+              return running === undefined ? Effect.void : Fiber.interrupt(running)
+            })
+          )
+          yield* log.listen(request.taskId, subscription)
+          if (resyncFrom !== undefined) sink.resync(resyncFrom)
+          yield* subscription.catchUp(log, request.taskId)
+          return subscription
+        })
+
+      return TaskStream.of({ open })
+    })
+  )
+}

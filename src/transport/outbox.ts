@@ -1,0 +1,56 @@
+/**
+ * Coalesced writes (SPEC §2): a transport marks a connection dirty when a
+ * frame is queued, and every dirty connection is flushed once after the
+ * current event-loop turn — so frames that become ready together (a burst of
+ * live events, a page of history) reach a client in one write.
+ */
+export interface Outbox {
+  /** Set while the connection waits in the flush queue. */
+  queued: boolean
+  flush(): void
+}
+
+let dirty: Array<Outbox> = []
+let spare: Array<Outbox> = []
+let scheduled = false
+
+/** A clock read once per flush round, for connections that track their last write. */
+export let roundTime = Date.now()
+
+const flushAll = () => {
+  scheduled = false
+  roundTime = Date.now()
+  const round = dirty
+  dirty = spare
+  for (let i = 0; i < round.length; i++) {
+    const outbox = round[i]
+    outbox.queued = false
+    outbox.flush()
+  }
+  round.length = 0
+  spare = round
+}
+
+export const scheduleFlush = (outbox: Outbox): void => {
+  if (outbox.queued) return
+  outbox.queued = true
+  dirty.push(outbox)
+  if (!scheduled) {
+    scheduled = true
+    queueMicrotask(flushAll)
+  }
+}
+
+/** Join queued chunks into one buffer (a single chunk is passed through, shared). */
+export const joinChunks = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (chunks.length === 1) return chunks[0]
+  let size = 0
+  for (const chunk of chunks) size += chunk.byteLength
+  const joined = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    joined.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return joined
+}

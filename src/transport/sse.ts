@@ -1,0 +1,117 @@
+/**
+ * Server-Sent Events on the wire (SPEC §4.1): the frames, and one connection
+ * as a web-standard ReadableStream. Frames of an event are encoded once and
+ * shared by every connection; a connection's queued frames go out in one
+ * write per event-loop turn. The outbound buffer is bounded: a client that
+ * stops reading is cut off instead of growing memory, and resumes from the log.
+ */
+import type { LogEvent } from "../events/envelope.ts"
+import type { EndReason, Sink } from "../stream/TaskStream.ts"
+import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
+
+export type SseFormat = "payload" | "envelope"
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  "x-accel-buffering": "no"
+} as const
+
+const encoder = new TextEncoder()
+
+const frame = (id: string | undefined, event: string, data: string): string =>
+  `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`
+
+const encodePayload = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.dataJson))
+const encodeEnvelope = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.json))
+
+/** Why a connection closed. */
+export type CloseReason = EndReason | "client_gone" | "slow_consumer" | "shutdown"
+
+export interface SseOptions {
+  readonly format: SseFormat
+  readonly retryMs: number
+  /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
+  readonly bufferBytes: number
+  readonly onClose: (reason: CloseReason) => void
+}
+
+export class SseConnection implements Sink, Outbox {
+  readonly body: ReadableStream<Uint8Array>
+  queued = false
+  /** When the connection last wrote (heartbeats fill silences). */
+  lastWrite = Date.now()
+  private controller!: ReadableStreamDefaultController<Uint8Array>
+  private pending: Array<Uint8Array> = []
+  private closed = false
+  private readonly encodingKey: string
+  private readonly encode: (event: LogEvent) => Uint8Array
+
+  constructor(private readonly options: SseOptions) {
+    this.encodingKey = `sse:${options.format}`
+    this.encode = options.format === "payload" ? encodePayload : encodeEnvelope
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller
+          controller.enqueue(encoder.encode(`retry: ${options.retryMs}\n\n`))
+        },
+        cancel: () => this.finish("client_gone")
+      },
+      { highWaterMark: options.bufferBytes, size: (chunk) => chunk?.byteLength ?? 0 }
+    )
+  }
+
+  event(event: LogEvent): void {
+    this.push(event.encoded(this.encodingKey, this.encode))
+  }
+
+  resync(oldest: string): void {
+    this.push(encoder.encode(frame(undefined, "resync", JSON.stringify({ reason: "history_trimmed", oldest }))))
+  }
+
+  heartbeat(): void {
+    this.push(encoder.encode(frame(undefined, "heartbeat", JSON.stringify({ time: new Date(roundTime).toISOString() }))))
+  }
+
+  end(reason: EndReason): void {
+    this.close(reason)
+  }
+
+  /** Send what is queued, then end the response. */
+  close(reason: CloseReason): void {
+    if (this.closed) return
+    this.flush()
+    this.finish(reason)
+    try {
+      this.controller.close()
+    } catch {
+      // already closed by the runtime
+    }
+  }
+
+  flush(): void {
+    if (this.closed || this.pending.length === 0) return
+    const chunk = joinChunks(this.pending)
+    this.pending = []
+    this.lastWrite = roundTime
+    this.controller.enqueue(chunk)
+    if ((this.controller.desiredSize ?? 0) < 0) {
+      this.finish("slow_consumer")
+      this.controller.error(new Error("slow consumer"))
+    }
+  }
+
+  private push(bytes: Uint8Array): void {
+    if (this.closed) return
+    this.pending.push(bytes)
+    scheduleFlush(this)
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.closed) return
+    this.closed = true
+    this.pending = []
+    this.options.onClose(reason)
+  }
+}

@@ -128,7 +128,7 @@ const dechunk = (c: Connection): void => {
 
 const onSseData = (socket: { end(): void }, c: Connection, bytes: Buffer): void => {
   const now = wallNow()
-  const text = bytes.latin1Slice(0, bytes.length)
+  const text = bytes.toString("latin1")
   if (!c.inBody) {
     c.raw += text
     const headEnd = c.raw.indexOf("\r\n\r\n")
@@ -217,7 +217,7 @@ const openWs = (port: number, subscribe: string): void => {
   ws.onopen = () => ws.send(subscribe)
   ws.onmessage = (e) => {
     const now = wallNow()
-    const text = typeof e.data === "string" ? e.data : Buffer.from(e.data as ArrayBuffer).latin1Slice()
+    const text = typeof e.data === "string" ? e.data : Buffer.from(e.data as ArrayBuffer).toString("latin1")
     if (!c.connected && text.includes('"op":"subscribed"')) markConnected(c)
     countSteps(c, text, text.length, now)
     if (text.includes('"op":"end"')) {

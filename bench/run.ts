@@ -72,6 +72,8 @@ export interface Result extends Figures {
   redisCpuS: number
   peakRssMB: number
   elapsedS: number
+  /** Events the publisher appended per second (the burst scenario's upper bound on throughput). */
+  publishedPerS: number
   publishErrors: number
 }
 
@@ -79,7 +81,7 @@ const emptyResult = (s: Scenario, target: Target, status: Result["status"], note
   scenario: s.name, target, status, note, connections: s.tasks * s.subscribersPerTask, connectFailed: 0,
   closedEarly: 0, delivered: 0, expected: 0, gaps: 0, dups: 0, p50Ms: NaN, p99Ms: NaN, maxMs: NaN,
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
-  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishErrors: 0,
+  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0,
 })
 
 const serverCommand = (target: Target, scenario: string): string[] => {
@@ -213,6 +215,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       publishStart = wallNow()
       if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, s.durationS * 1000 + 10_000)
       else await publisher.burst(tasks[0]!, s.events, s.payloadBytes)
+      result.publishedPerS = totalEvents(s) / ((wallNow() - publishStart) / 1000)
       await Promise.all(tasks.map((t) => publisher.complete(t)))
     }
     if (s.mode !== "idle") {
@@ -276,11 +279,12 @@ const printRow = (cells: string[], widths: number[]): void => {
 
 const HEADER = ["scenario", "target", "delivered/expected", "gaps", "dups", "p50 ms", "p99 ms", "max ms",
   "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "figure"]
-const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 30]
+const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 42]
 
 const figureOf = (r: Result): string =>
   r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`
     : r.scenario === "history" ? `all history in ${fmt(r.historyAllS, 2)} s`
+    : r.scenario === "burst" ? `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s (pub ${fmt(r.publishedPerS / 1000, 1)}k ev/s)`
     : `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s`
 
 const main = async (): Promise<void> => {

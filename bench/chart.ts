@@ -1,0 +1,68 @@
+// `bun bench/chart.ts [results.json] [out.svg]`: draws p99 latency and server CPU per scenario for
+// ceiling, gateway and floor from bench/results/latest.json into docs/performance.svg.
+import { readFileSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+interface Row {
+  scenario: string
+  target: "ceiling" | "gateway" | "floor"
+  status: string
+  p99Ms: number | null
+  serverCpuS: number | null
+}
+
+const ROOT = resolve(import.meta.dir, "..")
+const [input = join(ROOT, "bench/results/latest.json"), output = join(ROOT, "docs/performance.svg")] = process.argv.slice(2)
+const { results, started } = JSON.parse(readFileSync(input, "utf8")) as { results: Row[]; started: string }
+const TARGETS = ["ceiling", "gateway", "floor"] as const
+const COLORS = { ceiling: "#4c78a8", gateway: "#f58518", floor: "#9d9d9d" }
+const scenarios = [...new Set(results.map((r) => r.scenario))]
+
+const escape = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;")
+const label = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2))
+
+/** One panel: a group of bars per scenario, each group scaled to its own largest value. */
+const panel = (title: string, unit: string, pick: (r: Row) => number | null, y: number): string => {
+  const width = 900
+  const height = 230
+  const left = 40
+  const groupWidth = (width - left - 20) / scenarios.length
+  const barWidth = Math.min(40, (groupWidth - 30) / 3)
+  const plotTop = y + 40
+  const plotHeight = height - 90
+  const parts = [`<text x="${left}" y="${y + 22}" font-size="16" font-weight="bold">${escape(title)}</text>`]
+  scenarios.forEach((scenario, g) => {
+    const rows = TARGETS.map((t) => results.find((r) => r.scenario === scenario && r.target === t && r.status === "ok"))
+    const values = rows.map((r) => (r ? pick(r) : null))
+    const max = Math.max(0, ...values.filter((v): v is number => typeof v === "number" && Number.isFinite(v)))
+    const x0 = left + g * groupWidth + (groupWidth - 3 * barWidth - 8) / 2
+    values.forEach((v, i) => {
+      const x = x0 + i * (barWidth + 4)
+      if (typeof v !== "number" || !Number.isFinite(v) || max === 0) {
+        parts.push(`<text x="${x + barWidth / 2}" y="${plotTop + plotHeight - 4}" font-size="10" text-anchor="middle" fill="#999">n/a</text>`)
+        return
+      }
+      const h = Math.max(1, (v / max) * plotHeight)
+      parts.push(`<rect x="${x}" y="${plotTop + plotHeight - h}" width="${barWidth}" height="${h}" fill="${COLORS[TARGETS[i]!]}"/>`)
+      parts.push(`<text x="${x + barWidth / 2}" y="${plotTop + plotHeight - h - 4}" font-size="10" text-anchor="middle">${label(v)}</text>`)
+    })
+    parts.push(`<text x="${left + g * groupWidth + groupWidth / 2}" y="${plotTop + plotHeight + 18}" font-size="12" text-anchor="middle">${escape(scenario)}</text>`)
+  })
+  parts.push(`<line x1="${left}" y1="${plotTop + plotHeight}" x2="${width - 20}" y2="${plotTop + plotHeight}" stroke="#333"/>`)
+  parts.push(`<text x="${width - 20}" y="${y + 22}" font-size="11" text-anchor="end" fill="#555">${escape(unit)}; bars scaled per scenario</text>`)
+  return parts.join("\n")
+}
+
+const legend = TARGETS.map((t, i) =>
+  `<rect x="${40 + i * 110}" y="12" width="12" height="12" fill="${COLORS[t]}"/><text x="${58 + i * 110}" y="22" font-size="12">${t}</text>`).join("\n")
+
+const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="520" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+${legend}
+<text x="880" y="22" font-size="11" text-anchor="end" fill="#555">bench run ${escape(started)}</text>
+${panel("p99 latency (publish → received)", "ms, lower is better", (r) => r.p99Ms, 30)}
+${panel("server CPU during the scenario", "CPU seconds, lower is better", (r) => r.serverCpuS, 270)}
+</svg>
+`
+writeFileSync(output, svg)
+console.log(`wrote ${output}`)

@@ -264,7 +264,7 @@ const report = (): void => {
   }
   send({
     ev: "report", ...stats, connections: connections.length, complete,
-    doneAtMax, cpuSeconds: (usage.user + usage.system) / 1e6, hist: toSparse(hist), lastError,
+    doneAtMax, cpuSeconds: (usage.user + usage.system) / 1e6, userSeconds: usage.user / 1e6, systemSeconds: usage.system / 1e6, hist: toSparse(hist), lastError,
   })
 }
 

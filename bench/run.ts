@@ -32,7 +32,10 @@ const flag = (name: string): string | undefined =>
   args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? (args.includes(`--${name}`) ? "true" : undefined)
 const scale = Number(flag("scale") ?? process.env.BENCH_SCALE ?? 1)
 const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gateway,floor").split(",") as Target[]
-const profile = flag("profile") === "true" || process.env.BENCH_PROFILE === "1"
+/** --profile: CPU profile of the gateway per scenario; --profile=heap: sampling heap profile instead. */
+const profile = flag("profile") ?? process.env.BENCH_PROFILE
+/** --repeat=N: measure every (scenario, target) N times, interleaved; report per-figure medians. */
+const repeat = Math.max(1, Math.min(9, Number(flag("repeat") ?? process.env.BENCH_REPEAT ?? 1)))
 const scriptPath = process.env.APPEND_LUA ?? join(ROOT, "src", "log", "append.lua")
 const all = scenarios()
 const chosen = args.filter((a) => !a.startsWith("--"))
@@ -75,20 +78,26 @@ export interface Result extends Figures {
   /** Events the publisher appended per second (the burst scenario's upper bound on throughput). */
   publishedPerS: number
   publishErrors: number
+  /** Load generators' lifetime user / system CPU seconds (connect phase included). */
+  loadgenUserS: number
+  loadgenSystemS: number
 }
 
 const emptyResult = (s: Scenario, target: Target, status: Result["status"], note: string): Result => ({
   scenario: s.name, target, status, note, connections: s.tasks * s.subscribersPerTask, connectFailed: 0,
   closedEarly: 0, delivered: 0, expected: 0, gaps: 0, dups: 0, p50Ms: NaN, p99Ms: NaN, maxMs: NaN,
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
-  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0,
+  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0,
 })
 
 const serverCommand = (target: Target, scenario: string): string[] => {
   if (target === "ceiling") return [BUN, "bench/baselines/ceiling.ts"]
   if (target === "floor") return [BUN, "bench/baselines/floor.ts"]
-  const prof = profile
-    ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "profiles")}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
+  const dir = join(RESULTS, "profiles")
+  const prof = profile === "heap"
+    ? ["--heap-prof", `--heap-prof-dir=${dir}`, `--heap-prof-name=gateway-${scenario}.heapprofile`]
+    : profile
+    ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
     : []
   return [BUN, ...prof, "src/main.bun.ts"]
 }
@@ -213,7 +222,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid) }
       lgStart = workers.map((w) => cpuSeconds(w.child.pid))
       publishStart = wallNow()
-      if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, s.durationS * 1000 + 10_000)
+      if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, (totalEvents(s) / s.rate) * 1000 + 10_000)
       else await publisher.burst(tasks[0]!, s.events, s.payloadBytes)
       result.publishedPerS = totalEvents(s) / ((wallNow() - publishStart) / 1000)
       await Promise.all(tasks.map((t) => publisher.complete(t)))
@@ -239,6 +248,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       result.dups += Number(r.dups)
       result.closedEarly += Number(r.closedEarly)
       complete += Number(r.complete)
+      result.loadgenUserS += Number(r.userSeconds)
+      result.loadgenSystemS += Number(r.systemSeconds)
       lastAt = Math.max(lastAt, Number(r.lastAt))
       doneAtMax = Math.max(doneAtMax, Number(r.doneAtMax))
       mergeSparse(hist, r.hist as Parameters<typeof mergeSparse>[1])
@@ -266,6 +277,29 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     await stopChild(server, profile ? 10_000 : 3000)
     await publisher.close()
   }
+}
+
+const median = (values: number[]): number => {
+  const finite = values.filter(Number.isFinite).sort((a, b) => a - b)
+  return finite.length === 0 ? NaN : finite[Math.floor((finite.length - 1) / 2)]!
+}
+
+/** One row from repeated runs: medians of the figures, the worst of the delivery counts. */
+const combine = (runs: Result[]): Result => {
+  if (runs.length === 1) return runs[0]!
+  const ok = runs.filter((r) => r.status === "ok")
+  if (ok.length === 0) return runs[0]!
+  const worst = ok.reduce((a, b) => (b.delivered - b.expected - b.gaps - b.dups < a.delivered - a.expected - a.gaps - a.dups ? b : a))
+  const out: Result & { runs?: Partial<Result>[] } = { ...worst }
+  for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
+    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS"] as const) {
+    out[key] = median(ok.map((r) => r[key]))
+  }
+  out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
+  if (ok.length < runs.length) out.note += ` (${runs.length - ok.length} of ${runs.length} runs failed)`
+  out.runs = runs.map(({ status, p99Ms, serverCpuS, delivered, expected, gaps, dups, historyAllS, rssPerConnectionKB, deliveriesPerS }) =>
+    ({ status, p99Ms, serverCpuS, delivered, expected, gaps, dups, historyAllS, rssPerConnectionKB, deliveriesPerS }))
+  return out
 }
 
 // ---- report ---------------------------------------------------------------------------------
@@ -296,11 +330,16 @@ const main = async (): Promise<void> => {
   try {
     for (const s of selected) {
       console.error(`# ${s.name}: ${s.description}${scale !== 1 ? ` (scaled ×${scale}: ${s.tasks} tasks × ${s.subscribersPerTask})` : ""}`)
-      for (const target of targets) {
-        const r = await measure(s, target, redis)
-        console.error(`#   ${target}: ${r.status} ${r.note}`)
-        results.push(r)
+      const runs = new Map<Target, Result[]>(targets.map((t) => [t, []]))
+      for (let round = 1; round <= repeat; round++) {
+        for (const target of targets) {
+          if (runs.get(target)![0]?.status === "skipped") continue
+          const r = await measure(s, target, redis)
+          console.error(`#   ${target}${repeat > 1 ? ` (run ${round}/${repeat})` : ""}: ${r.status} ${r.note}`)
+          runs.get(target)!.push(r)
+        }
       }
+      for (const target of targets) results.push(combine(runs.get(target)!))
     }
   } finally {
     await redis.stop()
@@ -337,7 +376,7 @@ const main = async (): Promise<void> => {
     console.log(JSON.stringify({ scenario: s.name, size: s, results: results.filter((r) => r.scenario === s.name) }))
   }
   const machine = { cpus: navigator.hardwareConcurrency, bun: Bun.version, platform: process.platform }
-  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, machine, scenarios: selected, results, verdicts }, null, 2) + "\n")
+  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, machine, scenarios: selected, results, verdicts }, null, 2) + "\n")
   console.error(`# wrote bench/results/latest.json`)
 }
 

@@ -60,7 +60,8 @@ export const stepsPerConnection = (s: Scenario): number =>
   s.mode === "rate" ? Math.floor(totalEvents(s) / s.tasks) : s.mode === "idle" ? 0 : s.events
 
 export const totalEvents = (s: Scenario): number =>
-  s.mode === "rate" ? Math.floor(Math.round(s.rate * s.durationS) / s.tasks) * s.tasks : s.mode === "idle" ? 0 : s.events
+  s.mode === "rate" ? Math.max(1, Math.floor(Math.round(s.rate * s.durationS) / s.tasks)) * s.tasks
+    : s.mode === "idle" ? 0 : s.events
 
 /** Issue 8 targets for the gateway, checked against the same run's figures. */
 export interface Figures {

@@ -11,7 +11,10 @@ const positiveInt = (name: string, fallback: number) =>
   )
 
 const settings = Config.all({
-  port: Config.Port("PORT").pipe(Config.withDefault(8080)),
+  // 0 asks the system for a free port (the listening line prints the one chosen).
+  port: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 })), "PORT").pipe(
+    Config.withDefault(8080)
+  ),
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
   redisUrl: Config.option(Config.URL("REDIS_URL")),
   redisPrefix: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,32}$/)), "REDIS_PREFIX").pipe(

@@ -56,6 +56,11 @@ export class LogEvent implements EventId {
   readonly dataJson: string
   readonly ms: number
   readonly seq: number
+  /**
+   * The id of the stored event before this one, when the live feed says so:
+   * a listener whose last id is older has missed events.
+   */
+  prev: EventId | undefined
   readonly terminal: boolean
   readonly ephemeral: boolean
   private parsedData: Record<string, unknown> | undefined
@@ -72,6 +77,7 @@ export class LogEvent implements EventId {
     const id = fields.id === undefined ? undefined : parseEventId(fields.id)
     this.ms = id?.ms ?? 0
     this.seq = id?.seq ?? 0
+    this.prev = undefined
     this.terminal = isTerminal(fields.type)
     this.ephemeral = isEphemeral(fields.type)
     this.parsedData = data
@@ -107,12 +113,14 @@ export class LogEvent implements EventId {
 
   /**
    * Parse a live-channel message: the envelope JSON written by the append
-   * script, whose last field is always `data`.
+   * script (plus `prev`), whose last field is always `data`.
    */
   static fromMessage(text: string): LogEvent {
-    const envelope = JSON.parse(text) as Envelope
+    const message = JSON.parse(text) as Envelope & { readonly prev?: string }
     const dataJson = text.slice(text.indexOf('"data":') + 7, -1)
-    return new LogEvent({ ...envelope, id: envelope.id, dataJson }, envelope.data)
+    const event = new LogEvent({ ...message, id: message.id, dataJson }, message.data)
+    event.prev = message.prev === undefined ? undefined : parseEventId(message.prev)
+    return event
   }
 
   static fromDraft(id: string | undefined, task: { agentId: string; taskId: string }, type: EventType, time: string, data: Record<string, unknown>): LogEvent {

@@ -21,8 +21,8 @@ export interface TaskHead {
   readonly last: LogEvent | undefined
   /** The oldest event still retained. */
   readonly first: EventId | undefined
-  /** Every event at or before this id has been trimmed away (0-0: nothing trimmed). */
-  readonly trimmedThrough: EventId
+  /** Whether older events were trimmed away (by HISTORY_MAX); they precede `first`. */
+  readonly trimmed: boolean
 }
 
 export type TaskStatus = "running" | "completed" | "failed" | "cancelled"

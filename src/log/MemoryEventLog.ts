@@ -23,7 +23,7 @@ interface StoredTask {
   readonly agentId: string
   readonly events: Array<LogEvent>
   lastId: EventId
-  trimmedThrough: EventId
+  trimmed: boolean
   expiresAt: number
 }
 
@@ -115,15 +115,15 @@ export const MemoryEventLogLayer = Layer.effect(
             live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data))
             continue
           }
-          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmedThrough: ZeroId, expiresAt: Infinity }
+          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: Infinity }
           tasks.set(task.taskId, stored)
           stored.lastId = nextId(stored.lastId, now)
           const id = formatEventId(stored.lastId)
           const event = LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data)
           stored.events.push(event)
           if (stored.events.length > config.historyMax) {
-            const trimmed = stored.events.splice(0, stored.events.length - config.historyMax)
-            stored.trimmedThrough = trimmed.at(-1)!
+            stored.events.splice(0, stored.events.length - config.historyMax)
+            stored.trimmed = true
           }
           if (event.terminal) stored.expiresAt = now + config.retentionSeconds * 1000
           if (idempotencyKey !== undefined) {
@@ -146,11 +146,12 @@ export const MemoryEventLogLayer = Layer.effect(
     const head = (taskId: string) =>
       Effect.sync((): TaskHead => {
         const task = liveTask(taskId)
+        const first = task?.events[0]
         return {
           agentId: task?.agentId,
           last: task?.events.at(-1),
-          first: task?.events[0],
-          trimmedThrough: task?.trimmedThrough ?? ZeroId
+          first: first === undefined ? undefined : { ms: first.ms, seq: first.seq },
+          trimmed: task?.trimmed ?? false
         }
       })
 

@@ -5,12 +5,11 @@
  * When the subscriber reconnects, every listener is told to catch up from the
  * log, so nothing published during the outage is lost.
  */
-import { readFileSync } from "node:fs"
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { AppConfig } from "../config.ts"
 import type { EventDraft } from "../events/draft.ts"
-import { type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
+import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import type { EventType } from "../events/registry.ts"
 import {
   AgentMismatch,
@@ -22,11 +21,9 @@ import {
   type TaskHead,
   type TaskRef
 } from "./EventLog.ts"
+import { classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
-
-export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
-const appendScript = readFileSync(APPEND_SCRIPT_PATH, "utf8")
 
 type StreamEntry = [id: string, fields: Array<string>]
 
@@ -86,6 +83,7 @@ export const RedisEventLogLayer = Layer.effect(
     const config = yield* AppConfig
     const url = config.redisUrl ?? "redis://127.0.0.1:6379"
     const prefix = config.redisPrefix
+    const appendSettings = { ...config, prefix }
 
     const commands = yield* Effect.acquireRelease(
       Effect.sync(() =>
@@ -100,7 +98,7 @@ export const RedisEventLogLayer = Layer.effect(
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
     commands.on("error", () => {})
-    commands.defineCommand("taskstreamAppend", { lua: appendScript })
+    defineAppend(commands)
 
     const subscriber = yield* Effect.acquireRelease(
       Effect.sync(() => new Redis(url, connectionOptions(config.redisCommandTimeoutMs))),
@@ -135,55 +133,19 @@ export const RedisEventLogLayer = Layer.effect(
 
     const run = <A>(command: () => Promise<A>) => Effect.tryPromise({ try: command, catch: unavailable })
 
-    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) => {
-      const keys = taskKeys(prefix, task.taskId)
-      const idempotencyKeys: Array<string> = []
-      const eventArgs: Array<string | number> = []
-      for (const draft of drafts) {
-        let keyIndex = 0
-        if (draft.idempotencyKey !== undefined) {
-          idempotencyKeys.push(keys.idempotency(draft.idempotencyKey))
-          keyIndex = idempotencyKeys.length
-        }
-        eventArgs.push(draft.type, JSON.stringify(draft.data), draft.time ?? "", keyIndex)
-      }
-      const allKeys = [keys.log, keys.live, ...idempotencyKeys]
-      return Effect.tryPromise({
-        try: () =>
-          (commands as unknown as { taskstreamAppend: (...args: Array<string | number>) => Promise<Array<string>> })
-            .taskstreamAppend(
-              allKeys.length,
-              ...allKeys,
-              task.agentId,
-              config.historyMax,
-              config.retentionSeconds,
-              config.idempotencySeconds,
-              "PUBLISH",
-              drafts.length,
-              ...eventArgs
-            ),
+    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
+      Effect.tryPromise({
+        try: () => runAppend(commands, appendSettings, task, drafts),
         catch: (cause) => {
-          const message = cause instanceof Error ? cause.message : String(cause)
-          if (message.startsWith("TS_AGENT_MISMATCH")) return new AgentMismatch({ taskId: task.taskId })
-          if (message.startsWith("TS_TASK_ENDED")) {
-            return new TaskEnded({ taskId: task.taskId, message: message.slice("TS_TASK_ENDED ".length) })
-          }
+          const failure = classifyAppendError(cause)
+          if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
+          if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
           return unavailable(cause)
         }
       }).pipe(
-        Effect.tap(() =>
-          // The task index lives in another slot on a cluster, so it is updated after the append.
-          run(() =>
-            commands
-              .multi()
-              .zadd(taskIndexKey(prefix), Date.now(), `${task.agentId}/${task.taskId}`)
-              .zremrangebyrank(taskIndexKey(prefix), 0, -config.taskIndexMax - 1)
-              .exec()
-          ).pipe(Effect.ignore)
-        ),
+        Effect.tap(() => run(() => touchTaskIndex(commands, appendSettings, task)).pipe(Effect.ignore)),
         Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))
       )
-    }
 
     const read = (taskId: string, after: EventId, limit: number) =>
       run(() =>
@@ -200,7 +162,7 @@ export const RedisEventLogLayer = Layer.effect(
         })
       ).pipe(
         Effect.map((reply): TaskHead => {
-          if (reply === undefined) return { agentId: undefined, last: undefined, first: undefined, trimmedThrough: ZeroId }
+          if (reply === undefined) return { agentId: undefined, last: undefined, first: undefined, trimmed: false }
           const info = infoFields(reply)
           const lastEntry = info.get("last-entry") as StreamEntry | null
           const firstEntry = info.get("first-entry") as StreamEntry | null
@@ -209,7 +171,8 @@ export const RedisEventLogLayer = Layer.effect(
             agentId: last?.agentId,
             last,
             first: firstEntry ? parseEventId(firstEntry[0]) : undefined,
-            trimmedThrough: parseEventId(String(info.get("max-deleted-entry-id") ?? "0-0")) ?? ZeroId
+            // MAXLEN trimming records no deleted id; fewer entries than were ever added means some were trimmed.
+            trimmed: Number(info.get("entries-added") ?? 0) > Number(info.get("length") ?? 0)
           }
         })
       )

@@ -14,6 +14,8 @@
 --            index of its idempotency key in KEYS (0 = none)
 --
 -- Returns one id per event ('' for an ephemeral event, which is published but not stored).
+-- Each stored event is published with "prev", the id of the stored event before it, so a
+-- listener that missed a message (a reconnect, a failover) sees the gap and reads the log.
 -- Fails with 'TS_<CODE> <message>' and changes nothing when any event is invalid.
 
 -- kind of each type: d = durable, t = terminal (durable, ends the task), e = ephemeral (live only)
@@ -104,6 +106,7 @@ end
 local now = redis.call('TIME')
 local now_time = iso_time(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 local ids = {}
+local prev = newest and newest[1] or '0-0'
 for n, event in ipairs(events) do
   local key = event.key > 0 and KEYS[event.key + 2] or nil
   local seen = key and redis.call('GET', key)
@@ -118,7 +121,11 @@ for n, event in ipairs(events) do
       if key then redis.call('SET', key, id, 'EX', idem_ttl) end
       if event.kind == 't' then redis.call('EXPIRE', log_key, retention) end
     end
-    local head = id ~= '' and ('{"id":"' .. id .. '",') or '{'
+    local head = '{'
+    if id ~= '' then
+      head = '{"id":"' .. id .. '","prev":"' .. prev .. '",'
+      prev = id
+    end
     redis.call(publish, channel, head .. '"type":"' .. event.type .. '","agentId":"' .. agent_id ..
       '","taskId":"' .. task_id .. '","time":"' .. time .. '","data":' .. event.data .. '}')
     ids[n] = id

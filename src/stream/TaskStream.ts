@@ -82,8 +82,11 @@ export class Subscription implements LiveListener {
   }
 
   onEvent(event: LogEvent): void {
-    if (this.state === "live") this.deliver(event)
-    else if (this.state === "syncing") this.buffer.push(event)
+    if (this.state === "live") {
+      if (!this.missedBefore(event)) return this.deliver(event)
+      this.beginCatchUp()
+    }
+    if (this.state === "syncing") this.buffer.push(event)
   }
 
   onGap(): void {
@@ -106,6 +109,29 @@ export class Subscription implements LiveListener {
   close(): void {
     this.state = "closed"
     this.buffer = []
+  }
+
+  /** The live feed skipped stored events between the last one passed on and `event`. */
+  private missedBefore(event: LogEvent): boolean {
+    return event.prev !== undefined && compareIds(event.prev, this.lastId) > 0
+  }
+
+  /**
+   * Pass on the events that arrived while reading the log. Stops at a gap the
+   * log read did not cover, keeping the rest for after the next read.
+   */
+  private drainBuffer(): boolean {
+    const buffered = this.buffer
+    for (let i = 0; i < buffered.length; i++) {
+      if (this.state !== "syncing") break
+      if (this.missedBefore(buffered[i])) {
+        this.buffer = buffered.slice(i)
+        return false
+      }
+      this.deliver(buffered[i])
+    }
+    this.buffer = []
+    return true
   }
 
   private beginCatchUp(): void {
@@ -149,13 +175,7 @@ export class Subscription implements LiveListener {
           this.rescan = false
           continue
         }
-        this.state = "live"
-        const buffered = this.buffer
-        this.buffer = []
-        for (const event of buffered) {
-          if (this.state !== "live") break
-          this.deliver(event)
-        }
+        if (this.drainBuffer() && this.state === "syncing") this.state = "live"
       }
     }).pipe(
       Effect.catch(() => Effect.void),
@@ -186,12 +206,13 @@ export class TaskStream extends Context.Service<TaskStream, {
           }
           const after = startFrom(request, head)
           if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended" }
-          const trimmed = request.after !== undefined && compareIds(request.after, head.trimmedThrough) < 0
+          // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
-          return {
-            _tag: "Ready",
-            start: (sink: Sink) => follow(request, after, trimmed && oldest !== undefined ? formatEventId(oldest) : undefined, sink)
-          }
+          const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&
+              compareIds(request.after, oldest) < 0
+            ? formatEventId(oldest)
+            : undefined
+          return { _tag: "Ready", start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
         })
 
       const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>

@@ -1,0 +1,82 @@
+/**
+ * How to call the append+notify script (`append.lua`, SPEC §5): one place
+ * that builds its KEYS and ARGV and reads its errors, shared by the Redis log
+ * layer and the publisher SDK.
+ */
+import { readFileSync } from "node:fs"
+import type { Redis } from "ioredis"
+import type { EventDraft } from "../events/draft.ts"
+import { taskIndexKey, taskKeys } from "./keys.ts"
+
+export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
+export const APPEND_SCRIPT = readFileSync(APPEND_SCRIPT_PATH, "utf8")
+
+export interface AppendSettings {
+  readonly prefix: string
+  readonly historyMax: number
+  readonly retentionSeconds: number
+  readonly idempotencySeconds: number
+  readonly taskIndexMax: number
+}
+
+type AppendCommand = (...args: Array<string | number>) => Promise<Array<string>>
+
+/** Register the script on a connection (ioredis runs it by EVALSHA, loading it when missing). */
+export const defineAppend = (redis: Redis): void => {
+  redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
+}
+
+/** Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error. */
+export const runAppend = (
+  redis: Redis,
+  settings: AppendSettings,
+  task: { readonly agentId: string; readonly taskId: string },
+  drafts: ReadonlyArray<EventDraft>
+): Promise<Array<string>> => {
+  const keys = taskKeys(settings.prefix, task.taskId)
+  const idempotencyKeys: Array<string> = []
+  const eventArgs: Array<string | number> = []
+  for (const draft of drafts) {
+    let keyIndex = 0
+    if (draft.idempotencyKey !== undefined) {
+      idempotencyKeys.push(keys.idempotency(draft.idempotencyKey))
+      keyIndex = idempotencyKeys.length
+    }
+    eventArgs.push(draft.type, JSON.stringify(draft.data), draft.time ?? "", keyIndex)
+  }
+  const allKeys = [keys.log, keys.live, ...idempotencyKeys]
+  const append = (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend
+  return append.call(
+    redis,
+    allKeys.length,
+    ...allKeys,
+    task.agentId,
+    settings.historyMax,
+    settings.retentionSeconds,
+    settings.idempotencySeconds,
+    "PUBLISH",
+    drafts.length,
+    ...eventArgs
+  )
+}
+
+/** Record the task in the recent-tasks index: a separate command, as the index lives in another cluster slot. */
+export const touchTaskIndex = (
+  redis: Redis,
+  settings: AppendSettings,
+  task: { readonly agentId: string; readonly taskId: string }
+): Promise<unknown> =>
+  redis
+    .multi()
+    .zadd(taskIndexKey(settings.prefix), Date.now(), `${task.agentId}/${task.taskId}`)
+    .zremrangebyrank(taskIndexKey(settings.prefix), 0, -settings.taskIndexMax - 1)
+    .exec()
+
+export type AppendFailure = "agent_mismatch" | "task_ended" | "other"
+
+export const classifyAppendError = (error: unknown): { readonly kind: AppendFailure; readonly message: string } => {
+  const message = error instanceof Error ? error.message : String(error)
+  if (message.startsWith("TS_AGENT_MISMATCH ")) return { kind: "agent_mismatch", message: message.slice(18) }
+  if (message.startsWith("TS_TASK_ENDED ")) return { kind: "task_ended", message: message.slice(14) }
+  return { kind: "other", message }
+}

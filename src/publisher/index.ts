@@ -1,0 +1,162 @@
+/**
+ * The publisher SDK: what a TypeScript workflow imports to publish its events
+ * (SPEC §3, §5). Two transports with one interface — straight to Redis
+ * through the append script, or to a gateway over HTTP. Events are validated
+ * here first, with the same registry as the gateway, so a bad event fails in
+ * the workflow with the field named.
+ */
+import { Result } from "effect"
+import { Redis } from "ioredis"
+import { decodeDraft, type EventDraft } from "../events/draft.ts"
+import type { EventType, PayloadOf } from "../events/registry.ts"
+import { type AppendSettings, classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "../log/appendScript.ts"
+
+export type { EventType, PayloadOf } from "../events/registry.ts"
+
+export interface TaskRef {
+  readonly agentId: string
+  readonly taskId: string
+}
+
+export interface PublishOptions {
+  /** Publishing twice with the same key (within IDEMPOTENCY_S) stores the event once and returns its first id. */
+  readonly idempotencyKey?: string
+  /** When the event happened; the log's clock when absent. */
+  readonly time?: string | Date
+}
+
+export interface EventInput<T extends EventType = EventType> extends PublishOptions {
+  readonly type: T
+  readonly data: PayloadOf<T>
+}
+
+export type PublishErrorCode =
+  | "invalid_event"
+  | "task_ended"
+  | "task_agent_mismatch"
+  | "payload_too_large"
+  | "unavailable"
+  | "rejected"
+
+export class PublishError extends Error {
+  override readonly name = "PublishError"
+  constructor(readonly code: PublishErrorCode, message: string, readonly field?: string) {
+    super(message)
+  }
+}
+
+export interface Publisher {
+  /** Append one event; resolves to its id (null for an ephemeral event such as a token chunk). */
+  publish<T extends EventType>(task: TaskRef, type: T, data: PayloadOf<T>, options?: PublishOptions): Promise<string | null>
+  /** Append several events, all or nothing. */
+  publishBatch(task: TaskRef, events: ReadonlyArray<EventInput>): Promise<Array<string | null>>
+  close(): Promise<void>
+}
+
+const toDrafts = (events: ReadonlyArray<EventInput>): Array<EventDraft> =>
+  events.map((event, i) => {
+    const draft = decodeDraft(
+      {
+        type: event.type,
+        data: event.data,
+        ...(event.time === undefined ? {} : { time: event.time instanceof Date ? event.time.toISOString() : event.time }),
+        ...(event.idempotencyKey === undefined ? {} : { idempotency_key: event.idempotencyKey })
+      },
+      events.length > 1 ? `[${i}]` : ""
+    )
+    if (Result.isFailure(draft)) {
+      throw new PublishError("invalid_event", `${draft.failure.field}: ${draft.failure.message}`, draft.failure.field)
+    }
+    return draft.success
+  })
+
+const makePublisher = (
+  send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
+  close: () => Promise<void>
+): Publisher => ({
+  publish: async (task, type, data, options = {}) => (await send(task, toDrafts([{ ...options, type, data }])))[0],
+  publishBatch: async (task, events) => (events.length === 0 ? [] : send(task, toDrafts(events))),
+  close
+})
+
+export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">> {
+  /** A Redis URL, or an ioredis connection the caller owns. */
+  readonly redis: string | Redis
+  readonly prefix?: string
+}
+
+/** Publish straight into Redis with the atomic append script; no gateway needed on the path. */
+export const redisPublisher = (options: RedisPublisherOptions): Publisher => {
+  const owned = typeof options.redis === "string"
+  const redis = typeof options.redis === "string" ? new Redis(options.redis) : options.redis
+  defineAppend(redis)
+  const settings: AppendSettings = {
+    prefix: options.prefix ?? "ts",
+    historyMax: options.historyMax ?? 10000,
+    retentionSeconds: options.retentionSeconds ?? 86400,
+    idempotencySeconds: options.idempotencySeconds ?? 86400,
+    taskIndexMax: options.taskIndexMax ?? 10000
+  }
+  return makePublisher(
+    async (task, drafts) => {
+      let ids: Array<string>
+      try {
+        ids = await runAppend(redis, settings, task, drafts)
+      } catch (error) {
+        const failure = classifyAppendError(error)
+        if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")
+        if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
+        throw new PublishError("unavailable", failure.message)
+      }
+      await touchTaskIndex(redis, settings, task).catch(() => undefined)
+      return ids.map((id) => (id === "" ? null : id))
+    },
+    async () => {
+      if (owned) await redis.quit()
+    }
+  )
+}
+
+export interface HttpPublisherOptions {
+  /** The gateway's base URL, e.g. http://localhost:8080 */
+  readonly url: string
+  /** A JWT with `publish` scope, when the gateway requires auth. */
+  readonly token?: string
+}
+
+/** Publish through a gateway's ingest route. */
+export const httpPublisher = (options: HttpPublisherOptions): Publisher =>
+  makePublisher(
+    async (task, drafts) => {
+      const body = drafts.map((draft) => ({
+        type: draft.type,
+        data: draft.data,
+        ...(draft.time === undefined ? {} : { time: draft.time }),
+        ...(draft.idempotencyKey === undefined ? {} : { idempotency_key: draft.idempotencyKey })
+      }))
+      const path = `/api/v1/agents/${encodeURIComponent(task.agentId)}/tasks/${encodeURIComponent(task.taskId)}/events`
+      let response: Response
+      try {
+        response = await fetch(new URL(path, options.url), {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` })
+          },
+          body: JSON.stringify(body)
+        })
+      } catch (error) {
+        throw new PublishError("unavailable", `gateway unreachable: ${(error as Error).message}`)
+      }
+      const reply = (await response.json().catch(() => ({}))) as { ids?: Array<string | null>; code?: string; message?: string; field?: string }
+      if (response.status === 201 && reply.ids !== undefined) return reply.ids
+      const code: PublishErrorCode = response.status >= 500
+        ? "unavailable"
+        : reply.code === "invalid_event" || reply.code === "task_ended" || reply.code === "task_agent_mismatch" ||
+            reply.code === "payload_too_large"
+        ? reply.code
+        : "rejected"
+      throw new PublishError(code, reply.message ?? `gateway answered ${response.status}`, reply.field)
+    },
+    async () => {}
+  )

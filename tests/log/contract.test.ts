@@ -1,0 +1,202 @@
+/**
+ * The EventLog contract (SPEC §2, §5): one suite, run in-process against the
+ * memory layer and the Redis layer on a real redis-server.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Effect, Exit, Layer, Scope } from "effect"
+import { AppConfig } from "../../src/config.ts"
+import type { EventDraft } from "../../src/events/draft.ts"
+import { type LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
+import { EventLog, type LiveListener } from "../../src/log/EventLog.ts"
+import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { RedisEventLogLayer } from "../../src/log/RedisEventLog.ts"
+import { uniqueTask } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
+import { type RedisServer, startRedis } from "../support/redis.ts"
+
+const HISTORY_MAX = 10
+const step = (n: number, idempotencyKey?: string): EventDraft => ({
+  type: "WorkflowStepStarted",
+  data: { step: n },
+  ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+})
+
+const recorder = () => {
+  const events: Array<LogEvent> = []
+  let gaps = 0
+  const listener: LiveListener = { onEvent: (event) => void events.push(event), onGap: () => void gaps++ }
+  return { events, listener, gaps: () => gaps }
+}
+
+const layers = {
+  memory: () => Promise.resolve({ layer: MemoryEventLogLayer, stop: async () => {} }),
+  redis: async () => {
+    const server: RedisServer = await startRedis()
+    return { layer: RedisEventLogLayer, stop: () => server.stop(), url: server.url }
+  }
+}
+
+for (const [kind, make] of Object.entries(layers)) {
+  describe(`EventLog contract [${kind}]`, () => {
+    let log: EventLog["Service"]
+    let scope: Scope.Closeable
+    let stop: () => Promise<void>
+
+    beforeAll(async () => {
+      const made = await make()
+      stop = made.stop
+      scope = Effect.runSync(Scope.make())
+      const config = AppConfig.layerWith({
+        redisUrl: (made as { url?: string }).url,
+        historyMax: HISTORY_MAX,
+        taskIndexMax: 5
+      })
+      const context = await Effect.runPromise(Layer.buildWithScope(Layer.provide(made.layer, config), scope))
+      log = context.mapUnsafe.get(EventLog.key) as EventLog["Service"]
+    })
+    afterAll(async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await stop()
+    })
+
+    const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+    const task = (taskId = uniqueTask()) => ({ agentId: "agent-c", taskId })
+
+    it("assigns strictly increasing ids of the form <ms>-<seq>", async () => {
+      const t = task()
+      const ids = [...(await run(log.append(t, [step(1), step(2), step(3)]))), ...(await run(log.append(t, [step(4)])))]
+      expect(ids.every((id) => /^\d+-\d+$/.test(id!))).toBe(true)
+      const parsed = ids.map((id) => parseEventId(id!)!)
+      for (let i = 1; i < parsed.length; i++) {
+        expect(parsed[i].ms > parsed[i - 1].ms || (parsed[i].ms === parsed[i - 1].ms && parsed[i].seq > parsed[i - 1].seq)).toBe(true)
+      }
+    })
+
+    it("reads events strictly after an id, oldest first, at most limit", async () => {
+      const t = task()
+      const ids = await run(log.append(t, [step(1), step(2), step(3), step(4)]))
+      const all = await run(log.read(t.taskId, ZeroId, 100))
+      expect(all.map((event) => event.id ?? null)).toEqual([...ids])
+      expect(all[0].envelope).toMatchObject({ type: "WorkflowStepStarted", agentId: "agent-c", taskId: t.taskId, data: { step: 1 } })
+      const after = await run(log.read(t.taskId, parseEventId(ids[1]!)!, 1))
+      expect(after.map((event) => event.id ?? null)).toEqual([ids[2]])
+      expect(await run(log.read(uniqueTask(), ZeroId, 10))).toEqual([])
+    })
+
+    it("keeps an event's data exactly as sent, extra fields included", async () => {
+      const t = task()
+      const data = { model: "m", extra: { nested: [1, "two", null] }, unicode: "é\n\u2028" }
+      await run(log.append(t, [{ type: "WorkflowLLMCallStarted", data }]))
+      const [event] = await run(log.read(t.taskId, ZeroId, 1))
+      expect(event.data).toEqual(data)
+      expect(JSON.parse(event.json).data).toEqual(data)
+      expect(event.dataJson.includes("\n")).toBe(false)
+    })
+
+    it("stores nothing for an ephemeral event but delivers it live, without an id", async () => {
+      const t = task()
+      const seen = recorder()
+      const listening = Effect.runSync(Scope.make())
+      await run(Scope.provide(log.listen(t.taskId, seen.listener), listening))
+      const ids = await run(log.append(t, [{ type: "WorkflowLLMCallChunk", data: { chunk: "a", chunk_index: 0 } }, step(1)]))
+      expect(ids[0]).toBeNull()
+      expect(await run(log.read(t.taskId, ZeroId, 10))).toHaveLength(1)
+      await eventually(() => seen.events.length === 2)
+      expect(seen.events[0].id).toBeUndefined()
+      expect(seen.events[0].type).toBe("WorkflowLLMCallChunk")
+      await run(Scope.close(listening, Exit.void))
+    })
+
+    it("returns the first id for a repeated idempotency key and appends nothing", async () => {
+      const t = task()
+      const [first] = await run(log.append(t, [step(1, "k1")]))
+      const [again] = await run(log.append(t, [step(1, "k1")]))
+      expect(again).toBe(first)
+      const batch = await run(log.append(t, [step(2, "k2"), step(1, "k1")]))
+      expect(batch[1]).toBe(first)
+      expect(await run(log.read(t.taskId, ZeroId, 10))).toHaveLength(2)
+    })
+
+    it("rejects appends by another agent and after a terminal event, changing nothing", async () => {
+      const t = task()
+      await run(log.append(t, [step(1)]))
+      const other = await Effect.runPromise(Effect.flip(log.append({ agentId: "agent-x", taskId: t.taskId }, [step(2)])))
+      expect(other._tag).toBe("AgentMismatch")
+      const early = await Effect.runPromise(Effect.flip(log.append(t, [{ type: "WorkflowCompleted", data: {} }, step(3)])))
+      expect(early._tag).toBe("TaskEnded")
+      await run(log.append(t, [{ type: "WorkflowCompleted", data: {} }]))
+      const after = await Effect.runPromise(Effect.flip(log.append(t, [step(4)])))
+      expect(after._tag).toBe("TaskEnded")
+      expect((await run(log.read(t.taskId, ZeroId, 10))).map((event) => event.type)).toEqual([
+        "WorkflowStepStarted",
+        "WorkflowCompleted"
+      ])
+    })
+
+    it("reports the head: owner, newest, oldest, and whether history was trimmed", async () => {
+      const t = task()
+      const empty = await run(log.head(t.taskId))
+      expect(empty).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false })
+      const ids = await run(log.append(t, [step(1), step(2)]))
+      const head = await run(log.head(t.taskId))
+      expect(head.agentId).toBe("agent-c")
+      expect(head.last?.id ?? null).toBe(ids[1])
+      expect(head.first).toEqual(parseEventId(ids[0]!))
+      expect(head.trimmed).toBe(false)
+      // Redis trims whole stream nodes (MAXLEN ~), so append well past HISTORY_MAX.
+      for (let i = 0; i < 3; i++) await run(log.append(t, Array.from({ length: 100 }, (_, n) => step(n))))
+      const trimmed = await run(log.head(t.taskId))
+      expect(trimmed.trimmed).toBe(true)
+      const retained = await run(log.read(t.taskId, ZeroId, 1000))
+      expect(retained.length).toBeGreaterThanOrEqual(HISTORY_MAX)
+      expect(retained.length).toBeLessThan(302)
+      expect(trimmed.first).toEqual(parseEventId(retained[0].id!))
+    })
+
+    it("delivers live events to listeners in id order, ref-counts the task's channel, and stops after release", async () => {
+      const t = task()
+      const a = recorder()
+      const b = recorder()
+      const scopeA = Effect.runSync(Scope.make())
+      const scopeB = Effect.runSync(Scope.make())
+      const before = log.liveTaskCount()
+      await run(Scope.provide(log.listen(t.taskId, a.listener), scopeA))
+      await run(Scope.provide(log.listen(t.taskId, b.listener), scopeB))
+      expect(log.liveTaskCount()).toBe(before + 1)
+      const ids = await run(log.append(t, [step(1), step(2), step(3)]))
+      await eventually(() => a.events.length === 3 && b.events.length === 3)
+      expect(a.events.map((event) => event.id ?? null)).toEqual([...ids])
+      await run(Scope.close(scopeA, Exit.void))
+      expect(log.liveTaskCount()).toBe(before + 1)
+      await run(log.append(t, [step(4)]))
+      await eventually(() => b.events.length === 4)
+      expect(a.events).toHaveLength(3)
+      await run(Scope.close(scopeB, Exit.void))
+      expect(log.liveTaskCount()).toBe(before)
+    })
+
+    it("lists recently active tasks newest first, by agent, with their status, bounded by TASK_INDEX_MAX", async () => {
+      const first = { agentId: "agent-list", taskId: uniqueTask("list") }
+      const second = { agentId: "agent-list", taskId: uniqueTask("list") }
+      const foreign = { agentId: "agent-else", taskId: uniqueTask("list") }
+      await run(log.append(first, [step(1)]))
+      await Bun.sleep(5)
+      await run(log.append(foreign, [step(1)]))
+      await Bun.sleep(5)
+      await run(log.append(second, [step(1), { type: "WorkflowFailed", data: { error: "x" } }]))
+      const mine = await run(log.tasks("agent-list", 10))
+      expect(mine.map((summary) => [summary.taskId, summary.status])).toEqual([
+        [second.taskId, "failed"],
+        [first.taskId, "running"]
+      ])
+      const all = await run(log.tasks(undefined, 100))
+      expect(all.length).toBeLessThanOrEqual(5)
+      expect(all[0].taskId).toBe(second.taskId)
+      expect(Number.isNaN(Date.parse(all[0].lastEventAt))).toBe(false)
+    })
+
+    it("answers ping", async () => {
+      await run(log.ping)
+    })
+  })
+}

@@ -1,0 +1,79 @@
+/**
+ * The pipeline's own logic, with the log played by an array: gap detection
+ * from `prev`, catch-up, pause/resume. Integration tests cover the real logs.
+ */
+import { describe, expect, it } from "bun:test"
+import { Effect } from "effect"
+import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
+import { acceptAll } from "../../src/events/filter.ts"
+import type { EventLog } from "../../src/log/EventLog.ts"
+import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
+
+const task = { agentId: "a", taskId: "t" }
+const stored: Array<LogEvent> = []
+const append = (n: number) => {
+  const prev = stored.at(-1)
+  const event = LogEvent.fromDraft(`100-${n}`, task, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
+  event.prev = prev === undefined ? undefined : { ms: prev.ms, seq: prev.seq }
+  stored.push(event)
+  return event
+}
+const log = {
+  read: (_taskId: string, after: EventId, limit: number) =>
+    Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit))
+} as unknown as EventLog["Service"]
+
+const collect = () => {
+  const steps: Array<number> = []
+  const ends: Array<EndReason> = []
+  const subscription = new Subscription(
+    { agentId: "a", filter: acceptAll },
+    { event: (event) => void steps.push(event.data.step as number), resync: () => {}, end: (reason) => void ends.push(reason) },
+    ZeroId,
+    (self) => Effect.runSync(self.catchUp(log, "t"))
+  )
+  return { steps, ends, subscription }
+}
+
+describe("Subscription", () => {
+  it("notices a live event whose prev it never saw and reads the missed events from the log", () => {
+    stored.length = 0
+    const { steps, subscription } = collect()
+    append(1)
+    Effect.runSync(subscription.catchUp(log, "t"))
+    subscription.onEvent(append(2))
+    append(3)
+    append(4)
+    subscription.onEvent(append(5))
+    subscription.onEvent(stored[4])
+    expect(steps).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it("drops live events while paused and delivers them from the log on resume", () => {
+    stored.length = 0
+    const { steps, subscription } = collect()
+    Effect.runSync(subscription.catchUp(log, "t"))
+    subscription.onEvent(append(1))
+    subscription.pause()
+    subscription.onEvent(append(2))
+    subscription.onEvent(append(3))
+    expect(steps).toEqual([1])
+    subscription.resume()
+    subscription.onEvent(append(4))
+    expect(steps).toEqual([1, 2, 3, 4])
+    expect(subscription.position).toBe("100-4")
+  })
+
+  it("ends after a terminal event and ignores what follows", () => {
+    stored.length = 0
+    const { steps, ends, subscription } = collect()
+    Effect.runSync(subscription.catchUp(log, "t"))
+    subscription.onEvent(append(1))
+    const done = LogEvent.fromDraft("100-9", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
+    done.prev = parseEventId("100-1")
+    subscription.onEvent(done)
+    subscription.onEvent(append(10))
+    expect(steps).toEqual([1, undefined as unknown as number])
+    expect(ends).toEqual(["completed"])
+  })
+})

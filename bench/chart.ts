@@ -1,5 +1,6 @@
 // `bun bench/chart.ts [results.json] [out.svg]`: draws p99 latency and server CPU per scenario for
-// ceiling, gateway and floor from bench/results/latest.json into docs/performance.svg.
+// ceiling, gateway and floor from bench/results/latest.json into docs/performance.svg, and prints
+// the same results as a Markdown table for docs/performance.md.
 import { readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 
@@ -7,8 +8,21 @@ interface Row {
   scenario: string
   target: "ceiling" | "gateway" | "floor"
   status: string
+  note: string
+  delivered: number
+  expected: number
+  gaps: number
+  dups: number
+  p50Ms: number | null
   p99Ms: number | null
+  maxMs: number | null
   serverCpuS: number | null
+  peakRssMB: number | null
+  loadgenCpuS: number | null
+  deliveriesPerS: number | null
+  publishedPerS: number | null
+  rssPerConnectionKB: number | null
+  historyAllS: number | null
 }
 
 const ROOT = resolve(import.meta.dir, "..")
@@ -65,4 +79,29 @@ ${panel("server CPU during the scenario", "CPU seconds, lower is better", (r) =>
 </svg>
 `
 writeFileSync(output, svg)
-console.log(`wrote ${output}`)
+console.error(`wrote ${output}`)
+
+const num = (v: number | null, digits: number): string => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–")
+const times = (v: number | null, base: number | null | undefined): string =>
+  typeof v === "number" && typeof base === "number" && Number.isFinite(v) && base > 0 ? ` (${(v / base).toFixed(2)}×)` : ""
+const figure = (r: Row): string =>
+  r.scenario === "idle" ? `${num(r.rssPerConnectionKB, 1)} KB RSS/conn`
+    : r.scenario === "history" ? `all history in ${num(r.historyAllS, 2)} s`
+    : r.scenario === "burst" ? `${num((r.deliveriesPerS ?? NaN) / 1e6, 2)}M deliveries/s (published ${num((r.publishedPerS ?? NaN) / 1000, 1)}k ev/s)`
+    : `${num((r.deliveriesPerS ?? NaN) / 1000, 0)}k deliveries/s`
+const lines = [
+  "| scenario | system | delivered / expected | gaps | dups | p50 ms | p99 ms | max ms | server CPU s | peak RSS MB | load-gen CPU s | figure |",
+  "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+]
+for (const scenario of scenarios) {
+  const ceiling = results.find((r) => r.scenario === scenario && r.target === "ceiling" && r.status === "ok")
+  for (const r of results.filter((x) => x.scenario === scenario)) {
+    if (r.status !== "ok") {
+      lines.push(`| ${scenario} | ${r.target} | ${r.status}: ${escape(r.note)} | | | | | | | | | |`)
+      continue
+    }
+    const base = r.target === "ceiling" ? undefined : ceiling
+    lines.push(`| ${scenario} | ${r.target} | ${r.delivered} / ${r.expected} | ${r.gaps} | ${r.dups} | ${num(r.p50Ms, 2)} | ${num(r.p99Ms, 2)}${times(r.p99Ms, base?.p99Ms)} | ${num(r.maxMs, 0)} | ${num(r.serverCpuS, 2)}${times(r.serverCpuS, base?.serverCpuS)} | ${num(r.peakRssMB, 0)} | ${num(r.loadgenCpuS, 2)} | ${figure(r)} |`)
+  }
+}
+console.log(lines.join("\n"))

@@ -1,9 +1,10 @@
-// `npm run bench [-- scenario…] [--targets=ceiling,gateway,floor] [--scale=0.1] [--<scenario>.<field>=<n>] [--profile]`
+// `npm run bench [-- scenario…] [--targets=ceiling,gateway,floor] [--scale=0.1] [--repeat=3]
+//                 [--<scenario>.<field>=<n>] [--profile[=heap]] [--update]`
 //
 // Starts its own redis-server, then per scenario and per target (ceiling, gateway, floor) a fresh
 // server process and two load-generator processes; publishes through src/log/append.lua; prints a
 // table and one JSON line per scenario; writes bench/results/latest.json.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { wallNow } from "./support/clock.ts"
 import { makeHistogram, mergeSparse, percentile } from "./support/histogram.ts"
@@ -344,11 +345,20 @@ const main = async (): Promise<void> => {
   } finally {
     await redis.stop()
   }
+  const shown = [...selected]
+  if (flag("update") === "true" && existsSync(join(RESULTS, "latest.json"))) {
+    // Keep the other scenarios of the previous run (e.g. re-measure only ws-fanout).
+    const previous = JSON.parse(readFileSync(join(RESULTS, "latest.json"), "utf8")) as { scenarios: Scenario[]; results: Result[] }
+    const kept = previous.scenarios.filter((p) => !selected.some((s) => s.name === p.name))
+    shown.unshift(...kept)
+    shown.sort((a, b) => all.findIndex((s) => s.name === a.name) - all.findIndex((s) => s.name === b.name))
+    results.unshift(...previous.results.filter((r) => kept.some((k) => k.name === r.scenario)))
+  }
   console.log("")
   printRow(HEADER, WIDTHS)
   const gatewayFanout = results.find((r) => r.scenario === "fanout" && r.target === "gateway" && r.status === "ok")
   const verdicts: { scenario: string; target: string; met: boolean | undefined }[] = []
-  for (const s of selected) {
+  for (const s of shown) {
     const rows = results.filter((r) => r.scenario === s.name)
     const ceiling = rows.find((r) => r.target === "ceiling" && r.status === "ok")
     for (const r of rows) {
@@ -372,11 +382,11 @@ const main = async (): Promise<void> => {
   console.log("")
   for (const v of verdicts) console.log(`target ${v.scenario}: ${v.target} → ${v.met === undefined ? "n/a" : v.met ? "MET" : "MISSED"}`)
   console.log("")
-  for (const s of selected) {
+  for (const s of shown) {
     console.log(JSON.stringify({ scenario: s.name, size: s, results: results.filter((r) => r.scenario === s.name) }))
   }
   const machine = { cpus: navigator.hardwareConcurrency, bun: Bun.version, platform: process.platform }
-  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, machine, scenarios: selected, results, verdicts }, null, 2) + "\n")
+  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, machine, scenarios: shown, results, verdicts }, null, 2) + "\n")
   console.error(`# wrote bench/results/latest.json`)
 }
 

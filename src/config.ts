@@ -10,6 +10,13 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+const nonNegativeInt = (name: string, fallback: number) =>
+  Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name).pipe(
+    Config.withDefault(fallback)
+  )
+
+const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
+
 const settings = Config.all({
   // 0 asks the system for a free port (the listening line prints the one chosen).
   port: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 })), "PORT").pipe(
@@ -31,23 +38,57 @@ const settings = Config.all({
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
   maxBatchEvents: positiveInt("MAX_BATCH_EVENTS", 1000),
   clientBufferBytes: positiveInt("CLIENT_BUFFER_BYTES", 1024 * 1024),
-  drainMs: positiveInt("DRAIN_MS", 10000)
+  drainMs: positiveInt("DRAIN_MS", 10000),
+  maxSubscriptionsPerSocket: positiveInt("MAX_SUBSCRIPTIONS_PER_SOCKET", 100),
+  // A WebSocket opened without a token must send {"op":"auth","token"} within this time.
+  authFrameTimeoutMs: positiveInt("AUTH_FRAME_TIMEOUT_MS", 10000),
+  // Seconds a WebSocket may stay silent; the server pings it before then and closes it if it does not answer.
+  wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
+    Config.withDefault(60)
+  ),
+  // Limits (SPEC §6); 0 means unlimited.
+  maxConnections: nonNegativeInt("MAX_CONNECTIONS", 0),
+  maxConnectionsPerSubject: nonNegativeInt("MAX_CONNECTIONS_PER_SUBJECT", 0),
+  publishRate: nonNegativeInt("PUBLISH_RATE", 0),
+  corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("")),
+  trustProxy: Config.Boolean("TRUST_PROXY").pipe(Config.withDefault(false)),
+  // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
+  authJwtSecret: optionalText("AUTH_JWT_SECRET"),
+  authJwtPublicKey: optionalText("AUTH_JWT_PUBLIC_KEY"),
+  authJwtAlgorithm: Config.Literals(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"], "AUTH_JWT_ALGORITHM").pipe(
+    Config.withDefault("RS256" as const)
+  ),
+  authJwksUrl: Config.option(Config.URL("AUTH_JWKS_URL")),
+  authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
+  authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
+  authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
+  auth: Config.Literals(["", "none", "jwt"], "AUTH").pipe(Config.withDefault("" as const)),
+  nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
+  logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const))
 })
 
-export type Settings = Omit<Config.Success<typeof settings>, "redisUrl"> & { readonly redisUrl: string | undefined }
+type Read = Config.Success<typeof settings>
+type Optional = "redisUrl" | "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+
+export type Settings = Omit<Read, Optional> & { readonly [K in Optional]: string | undefined }
+
+const flatten = (read: Read): Settings => ({
+  ...read,
+  redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(),
+  authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
+  authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
+  authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
+  authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
+  authJwtAudience: Option.getOrUndefined(read.authJwtAudience)
+})
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
-  static readonly layer = Layer.effect(
-    AppConfig,
-    Effect.map(settings, (read) => AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString() }))
-  )
+  static readonly layer = Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of(flatten(read))))
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
     Layer.effect(
       AppConfig,
-      Effect.map(settings, (read) =>
-        AppConfig.of({ ...read, redisUrl: Option.getOrUndefined(read.redisUrl)?.toString(), ...overrides })
-      )
+      Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides }))
     )
 }

@@ -2,15 +2,22 @@
  * The whole gateway as one Effect program, independent of the runtime: the
  * config, the log layer it selects (Redis when REDIS_URL is set, memory
  * otherwise), the pipeline and the HTTP app. A runtime entry supplies only
- * `serve`, the one call that opens a listening socket.
+ * `serve`, the one call that opens a listening socket, and its WebSocket
+ * support.
+ *
+ * Shutdown (SIGTERM/SIGINT, SPEC §6): readiness turns 503, open streams are
+ * closed so clients resume on another instance, then the server stops and the
+ * log's connections are released — within DRAIN_MS.
  */
 import process from "node:process"
 import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { makeApp } from "./http/app.ts"
+import type { RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
+import { logLine, setLogLevel } from "./observability/log.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
 export const EventLogLayer = Layer.unwrap(
@@ -22,37 +29,67 @@ export const EventLogLayer = Layer.unwrap(
 
 export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
 
+/** What the runtime passes to `app.fetch` as its environment. */
+export interface RuntimeBindings {
+  /** The client's IP address, for per-subject limits when the gateway runs open. */
+  readonly clientAddress?: string | undefined
+  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
+  readonly server?: unknown
+}
+
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */
 export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never, Scope.Scope>
 
-const log = (level: "info" | "warn" | "error", message: string, fields: Record<string, unknown> = {}) =>
-  console.log(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))
+/** What a runtime entry provides. */
+export interface Runtime {
+  readonly serve: Serve
+  readonly webSockets: WebSocketRuntime
+}
 
-export const gateway = (serve: Serve) =>
+/** Close every stream so clients reconnect elsewhere, waiting up to `budgetMs` for them to go. */
+const drain = (deps: RouteDeps, budgetMs: number) =>
+  Effect.gen(function*() {
+    deps.lifecycle.draining = true
+    const open = deps.connections.size
+    logLine("info", "draining", { connections: open })
+    deps.connections.closeAll("shutdown")
+    const deadline = Date.now() + budgetMs
+    while (deps.connections.size > 0 && Date.now() < deadline) yield* Effect.sleep("20 millis")
+    logLine("info", "drained", { closed: open - deps.connections.size })
+  })
+
+export const gateway = ({ serve, webSockets }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const { app } = yield* makeApp
+    setLogLevel(config.logLevel)
+    const { app, deps } = yield* makeApp(webSockets)
     const port = yield* serve(app, config)
+    // Finalizers run in reverse: this drain runs before the server stops.
+    yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
-    log("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis" })
+    logLine("info", "listening", { url, log: config.redisUrl === undefined ? "memory" : "redis", auth: deps.auth.required })
     console.log(`taskstream is running: dashboard at ${url}/  ·  SSE at ${url}/api/v1/agents/{agentId}/tasks/{taskId}/events/stream`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))
 
 /** Run the gateway until SIGINT/SIGTERM, then release everything and exit. */
-export const runGateway = (serve: Serve): void => {
-  const fiber = Effect.runFork(gateway(serve))
-  const stop = () => Effect.runFork(Fiber.interrupt(fiber))
+export const runGateway = (runtime: Runtime): void => {
+  const fiber = Effect.runFork(gateway(runtime))
+  const stop = () => {
+    logLine("info", "shutting down")
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   fiber.addObserver((exit) => {
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
       const failure = exit.cause.reasons.find(Cause.isFailReason)
-      log("error", "start-up failed", { error: failure === undefined ? Cause.pretty(exit.cause) : String(failure.error) })
+      const error = failure === undefined ? Cause.pretty(exit.cause) : (failure.error as { message?: string }).message ?? String(failure.error)
+      logLine("error", "start-up failed", { error })
       process.exit(1)
     }
-    log("info", "stopped")
+    logLine("info", "stopped")
     process.exit(0)
   })
 }

@@ -1,18 +1,44 @@
 /** The Bun entry (main runtime): the only file of the Bun side that touches `Bun.*`. */
+import type { ServerWebSocket } from "bun"
 import { Effect } from "effect"
-import { runGateway } from "./gateway.ts"
+import { upgradeWebSocket, websocket } from "hono/bun"
+import { type RuntimeBindings, runGateway } from "./gateway.ts"
 
-runGateway((app, config) =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      Bun.serve({
-        port: config.port,
-        hostname: config.host,
-        fetch: app.fetch,
-        // Streams are long-lived and may be quiet for a while: never cut them for idleness.
-        idleTimeout: 0
-      })
-    ),
-    (server) => Effect.promise(() => server.stop(true))
-  ).pipe(Effect.map((server) => server.port ?? config.port))
-)
+runGateway({
+  serve: (app, config) =>
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        Bun.serve({
+          port: config.port,
+          hostname: config.host,
+          fetch: (request, server) =>
+            app.fetch(request, { clientAddress: server.requestIP(request)?.address, server } satisfies RuntimeBindings),
+          // Streams are long-lived and may be quiet for a while: never cut them for idleness.
+          idleTimeout: 0,
+          websocket: {
+            ...websocket,
+            // Frames over the limit are refused by Bun with close code 1009 before they reach the app.
+            maxPayloadLength: config.maxEventBytes,
+            // Bun pings a silent socket shortly before the idle timeout and closes it if no pong (or frame) comes.
+            sendPings: true,
+            idleTimeout: config.wsIdleTimeoutSeconds,
+            // The app enforces CLIENT_BUFFER_BYTES itself (close 4008); Bun's own limit only backs it up.
+            backpressureLimit: config.clientBufferBytes * 2
+          }
+        })
+      ),
+      (server) => Effect.promise(() => server.stop(true))
+    ).pipe(Effect.map((server) => server.port ?? config.port)),
+  webSockets: {
+    upgradeWebSocket,
+    wireSocket: (ws) => {
+      const socket = ws.raw as ServerWebSocket
+      return {
+        // Cork: the frames of one turn leave in one write.
+        send: (frames) => socket.cork(() => frames.every((frame) => socket.send(frame) !== 0)),
+        bufferedAmount: () => socket.getBufferedAmount(),
+        close: (code, reason) => socket.close(code, reason)
+      }
+    }
+  }
+})

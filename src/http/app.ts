@@ -1,42 +1,81 @@
 /**
- * The hono application: every route, mounted once. Built as an Effect so the
- * services it uses are resolved at start-up and its timers are released with
- * the program.
+ * The hono application: every route, mounted once, behind the request id and
+ * CORS middleware. Built as an Effect so the services it uses are resolved at
+ * start-up and its timers are released with the program.
  */
-import { Effect } from "effect"
+import { Effect, Result, Schema } from "effect"
 import { Hono } from "hono"
+import { cors } from "hono/cors"
+import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { EventLog } from "../log/EventLog.ts"
+import { logLine } from "../observability/log.ts"
+import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
-import { Heartbeats } from "../transport/heartbeat.ts"
-import type { RouteDeps } from "./deps.ts"
+import { Connections } from "../transport/connections.ts"
+import { makeAuthenticator } from "./auth.ts"
+import type { Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
+import { PublishRate } from "./publishRate.ts"
+import { controlRoutes } from "./routes/control.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
+import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
 
-export const makeApp = Effect.gen(function*() {
+export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
+  message: Schema.String
+}) {}
+
+export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime) {
   const config = yield* AppConfig
+  const auth = makeAuthenticator(config)
+  if (Result.isFailure(auth)) return yield* new StartupError({ message: auth.failure })
+  if (!auth.success.required) {
+    logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
+  }
+  initMetrics()
+  const lifecycle: Lifecycle = { draining: false }
   const deps: RouteDeps = {
     config,
     log: yield* EventLog,
     streams: yield* TaskStream,
-    heartbeats: yield* Effect.acquireRelease(
-      Effect.sync(() => new Heartbeats(config.heartbeatMs)),
-      (heartbeats) => Effect.sync(() => heartbeats.stop())
-    )
+    auth: auth.success,
+    publishRate: new PublishRate(config.publishRate),
+    lifecycle,
+    connections: yield* Effect.acquireRelease(
+      Effect.sync(() => new Connections(config.heartbeatMs, config)),
+      (connections) => Effect.sync(() => connections.stop())
+    ),
+    webSockets
   }
   const app = new Hono()
+  app.use(requestId())
+  if (config.corsOrigins !== "") {
+    const origins = config.corsOrigins.split(",").map((origin) => origin.trim())
+    app.use(
+      `${API_PREFIX}/*`,
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowHeaders: ["authorization", "content-type", "last-event-id", "idempotency-key"],
+        exposeHeaders: ["retry-after"],
+        credentials: !origins.includes("*")
+      })
+    )
+  }
+  app
     .route("/", healthRoutes(deps))
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
+    .route(API_PREFIX, controlRoutes(deps))
+    .route(API_PREFIX, wsRoutes(deps))
   app.notFound((c) => errorResponse(c, apiError("not_found", `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => {
-    console.error(JSON.stringify({ level: "error", message: "unhandled", error: String(error) }))
+    logLine("error", "unhandled", { error: String(error), path: c.req.path, requestId: c.get("requestId") })
     return errorResponse(c, apiError("internal", "internal error"))
   })
   return { app, deps }

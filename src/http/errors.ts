@@ -18,7 +18,19 @@ export const ErrorCodes = {
   task_ended: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  // WebSocket protocol errors (SPEC §4.3): sent in `error` frames; the status is nominal.
+  invalid_frame: 400,
+  unknown_op: 400,
+  unknown_sub: 404,
+  duplicate_sub: 409,
+  too_many_subscriptions: 429,
+  // GET /api/v1/ws without a WebSocket upgrade.
+  upgrade_required: 426,
+  too_many_connections_per_subject: 429,
+  rate_limited: 429,
+  too_many_connections: 503,
   log_unavailable: 503,
+  draining: 503,
   internal: 500
 } as const satisfies Record<string, ContentfulStatusCode>
 
@@ -27,6 +39,8 @@ export type ErrorCode = keyof typeof ErrorCodes
 export interface ApiError {
   readonly code: ErrorCode
   readonly message: string
+  /** Seconds to wait before retrying (sent as Retry-After). */
+  readonly retryAfter?: number
   /** The request field at fault: a query parameter, a path id, or a path into the body like `[2].data.model`. */
   readonly field?: string
 }
@@ -39,6 +53,8 @@ export const RETRY_AFTER_SECONDS = 1
 
 export const errorResponse = (c: Context, error: ApiError): Response => {
   const status = ErrorCodes[error.code]
-  if (error.code === "log_unavailable") c.header("retry-after", String(RETRY_AFTER_SECONDS))
-  return c.json(error, status)
+  const retryAfter = error.retryAfter ?? (status === 503 || status === 429 ? RETRY_AFTER_SECONDS : undefined)
+  if (retryAfter !== undefined) c.header("retry-after", String(retryAfter))
+  const { retryAfter: _, ...body } = error
+  return c.json(body, status)
 }

@@ -4,7 +4,8 @@
  * Both assign ids `<ms>-<seq>`, keep `HISTORY_MAX` events, remember
  * idempotency keys and notify local listeners of every appended event.
  */
-import { Context, type Effect, Schema, type Scope } from "effect"
+import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
+import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 
@@ -73,6 +74,15 @@ export class EventLog extends Context.Service<EventLog, {
   readonly ping: Effect.Effect<void, LogUnavailable>
   /** How many tasks have a live subscription on this instance. */
   readonly liveTaskCount: () => number
+  /** Queue a control command for the task's workflow (SPEC §5); returns its command_id. */
+  appendCommand(taskId: string, draft: CommandDraft): Effect.Effect<string, LogUnavailable>
+  /**
+   * The task's control commands that `reader` has not acknowledged, oldest
+   * first, then new ones as they come; endless. A later stream for the same
+   * reader starts again at its oldest unacknowledged command.
+   */
+  commands(taskId: string, reader: string): Stream.Stream<ControlCommand, LogUnavailable>
+  ackCommand(taskId: string, reader: string, id: string): Effect.Effect<void, LogUnavailable>
 }>()("taskstream/EventLog") {}
 
 export const statusOf = (last: LogEvent | undefined): TaskStatus => {

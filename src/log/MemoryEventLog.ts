@@ -3,9 +3,10 @@
  * as the Redis layer (checked by the shared contract suite). The default when
  * `REDIS_URL` is unset.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
+import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
-import { compareIds, type EventId, formatEventId, LogEvent, ZeroId } from "../events/envelope.ts"
+import { compareIds, type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
 import { isEphemeral, isTerminal } from "../events/registry.ts"
 import { AppConfig } from "../config.ts"
 import {
@@ -18,6 +19,7 @@ import {
   type TaskSummary
 } from "./EventLog.ts"
 import { LiveChannels } from "./LiveChannels.ts"
+import { MemoryControl } from "./MemoryControl.ts"
 
 interface StoredTask {
   readonly agentId: string
@@ -54,6 +56,7 @@ export const MemoryEventLogLayer = Layer.effect(
     const idempotency = new Map<string, IdempotencyEntry>()
     const recent = new Map<string, number>()
     const live = new LiveChannels()
+    const control = new MemoryControl(config)
 
     const liveTask = (taskId: string, now = Date.now()): StoredTask | undefined => {
       const task = tasks.get(taskId)
@@ -68,6 +71,7 @@ export const MemoryEventLogLayer = Layer.effect(
       const now = Date.now()
       for (const taskId of tasks.keys()) liveTask(taskId, now)
       for (const [key, entry] of idempotency) if (entry.expiresAt <= now) idempotency.delete(key)
+      control.sweep(now)
     }
     yield* Effect.acquireRelease(
       Effect.sync(() => setInterval(sweep, SWEEP_INTERVAL_MS)),
@@ -174,6 +178,30 @@ export const MemoryEventLogLayer = Layer.effect(
         return summaries
       })
 
+    const commands = (taskId: string, reader: string) =>
+      Stream.unwrap(
+        Effect.sync(() => {
+          let position: EventId = ZeroId
+          const take = (): ControlCommand | undefined => {
+            const next = control.nextAfter(taskId, reader, position)
+            if (next !== undefined) position = parseEventId(next.id)!
+            return next
+          }
+          return Stream.fromEffectRepeat(
+            Effect.callback<ControlCommand>((resume) => {
+              let cancel = () => {}
+              const attempt = () => {
+                const next = take()
+                if (next === undefined) cancel = control.onAppend(taskId, attempt)
+                else resume(Effect.succeed(next))
+              }
+              attempt()
+              return Effect.sync(() => cancel())
+            })
+          )
+        })
+      )
+
     return EventLog.of({
       append,
       read,
@@ -181,7 +209,10 @@ export const MemoryEventLogLayer = Layer.effect(
       listen,
       tasks: listTasks,
       ping: Effect.void,
-      liveTaskCount: () => live.size
+      liveTaskCount: () => live.size,
+      appendCommand: (taskId: string, draft: CommandDraft) => Effect.sync(() => control.append(taskId, draft)),
+      commands,
+      ackCommand: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
     })
   })
 )

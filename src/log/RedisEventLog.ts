@@ -5,9 +5,10 @@
  * When the subscriber reconnects, every listener is told to catch up from the
  * log, so nothing published during the outage is lost.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { Redis } from "ioredis"
 import { AppConfig } from "../config.ts"
+import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import type { EventType } from "../events/registry.ts"
@@ -22,8 +23,11 @@ import {
   type TaskRef
 } from "./EventLog.ts"
 import { classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
+import { logLine } from "../observability/log.ts"
+import { Metrics, record } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
 
@@ -99,6 +103,7 @@ export const RedisEventLogLayer = Layer.effect(
     )
     commands.on("error", () => {})
     defineAppend(commands)
+    defineAppendCommand(commands)
 
     const subscriber = yield* Effect.acquireRelease(
       Effect.sync(() => new Redis(url, connectionOptions(config.redisCommandTimeoutMs))),
@@ -121,6 +126,8 @@ export const RedisEventLogLayer = Layer.effect(
         connectedBefore = true
         return
       }
+      record(Metrics.redisReconnects, 1)
+      logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
       // Reconnected: ioredis resubscribes on its own; wait until that is
       // confirmed, then every listener reads what it missed from the log.
       const channels = [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live)
@@ -226,6 +233,20 @@ export const RedisEventLogLayer = Layer.effect(
         })
       })
 
+    const controlCommands = (taskId: string, reader: string) =>
+      Stream.unwrap(
+        Effect.gen(function*() {
+          // A blocking read holds its connection: each reader gets its own, which waits out outages.
+          const blocking = yield* Effect.acquireRelease(
+            Effect.sync(() => commands.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })),
+            (redis) => Effect.sync(() => redis.disconnect())
+          )
+          blocking.on("error", () => {})
+          const commandReader = new RedisCommandReader(blocking, commands, prefix, taskId, reader)
+          return Stream.fromEffectRepeat(run(() => commandReader.next()))
+        })
+      )
+
     return EventLog.of({
       append,
       read,
@@ -233,7 +254,11 @@ export const RedisEventLogLayer = Layer.effect(
       listen,
       tasks,
       ping: run(() => commands.ping()).pipe(Effect.asVoid),
-      liveTaskCount: () => live.size
+      liveTaskCount: () => live.size,
+      appendCommand: (taskId: string, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, taskId, draft)),
+      commands: controlCommands,
+      ackCommand: (taskId: string, reader: string, id: string) =>
+        run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)
     })
   })
 )

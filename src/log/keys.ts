@@ -7,6 +7,8 @@ export interface TaskKeys {
   readonly live: string
   readonly control: string
   idempotency(key: string): string
+  /** A control command's idempotency key: apart from the events' ones, so the two never collide. */
+  commandIdempotency(key: string): string
 }
 
 export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
@@ -15,7 +17,8 @@ export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
     log: `${base}log`,
     live: `${base}live`,
     control: `${base}ctl`,
-    idempotency: (key) => `${base}idem:${key}`
+    idempotency: (key) => `${base}idem:${key}`,
+    commandIdempotency: (key) => `${base}ctlidem:${key}`
   }
 }
 

@@ -5,12 +5,15 @@
  * here first, with the same registry as the gateway, so a bad event fails in
  * the workflow with the field named.
  */
-import { Result } from "effect"
+import { Result, Stream } from "effect"
 import { Redis } from "ioredis"
+import type { ControlCommand } from "../events/control.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import type { EventType, PayloadOf } from "../events/registry.ts"
 import { type AppendSettings, classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "../log/appendScript.ts"
+import { RedisCommandReader } from "../log/controlStream.ts"
 
+export type { CommandKind, ControlCommand } from "../events/control.ts"
 export type { EventType, PayloadOf } from "../events/registry.ts"
 
 export interface TaskRef {
@@ -79,6 +82,39 @@ const makePublisher = (
   close
 })
 
+/** A control command as the workflow receives it; see docs/control.md for how to answer each. */
+export interface ReceivedCommand extends ControlCommand {
+  /**
+   * Mark it handled: a restarted worker will not get it again. Asking the
+   * iterator for the next command acknowledges this one too.
+   */
+  ack(): Promise<void>
+}
+
+export interface CommandOptions {
+  /**
+   * The reader's name (a Redis consumer group): Redis keeps one position per
+   * name. A restarted worker uses the same name to resume after what it
+   * acknowledged; another name reads every command independently.
+   */
+  readonly reader?: string
+}
+
+export interface RedisPublisher extends Publisher {
+  /**
+   * The task's control commands, oldest unacknowledged first, then new ones
+   * as they are queued; endless until the loop breaks or the publisher closes.
+   */
+  commands(task: TaskRef, options?: CommandOptions): AsyncIterableIterator<ReceivedCommand>
+  /** `commands` as an Effect Stream. */
+  commandStream(task: TaskRef, options?: CommandOptions): Stream.Stream<ReceivedCommand, PublishError>
+}
+
+export const DEFAULT_READER = "workflow"
+
+const unavailable = (error: unknown) =>
+  error instanceof PublishError ? error : new PublishError("unavailable", error instanceof Error ? error.message : String(error))
+
 export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">> {
   /** A Redis URL, or an ioredis connection the caller owns. */
   readonly redis: string | Redis
@@ -86,7 +122,7 @@ export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "pre
 }
 
 /** Publish straight into Redis with the atomic append script; no gateway needed on the path. */
-export const redisPublisher = (options: RedisPublisherOptions): Publisher => {
+export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher => {
   const owned = typeof options.redis === "string"
   const redis = typeof options.redis === "string" ? new Redis(options.redis) : options.redis
   defineAppend(redis)
@@ -97,7 +133,32 @@ export const redisPublisher = (options: RedisPublisherOptions): Publisher => {
     idempotencySeconds: options.idempotencySeconds ?? 86400,
     taskIndexMax: options.taskIndexMax ?? 10000
   }
-  return makePublisher(
+  /** The blocking connections of open command readers, cut when the publisher closes. */
+  const readers = new Set<Redis>()
+
+  async function* commands(task: TaskRef, commandOptions: CommandOptions = {}): AsyncGenerator<ReceivedCommand> {
+    const blocking = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined })
+    blocking.on("error", () => {})
+    readers.add(blocking)
+    const source = new RedisCommandReader(blocking, redis, settings.prefix, task.taskId, commandOptions.reader ?? DEFAULT_READER)
+    try {
+      for (;;) {
+        const command = await source.next().catch((error) => Promise.reject(unavailable(error)))
+        let acked: Promise<unknown> | undefined
+        const received: ReceivedCommand = {
+          ...command,
+          ack: () => (acked ??= source.ack(command.id)).then(() => undefined, (error) => Promise.reject(unavailable(error)))
+        }
+        yield received
+        await received.ack()
+      }
+    } finally {
+      readers.delete(blocking)
+      blocking.disconnect()
+    }
+  }
+
+  const publisher = makePublisher(
     async (task, drafts) => {
       let ids: Array<string>
       try {
@@ -112,9 +173,15 @@ export const redisPublisher = (options: RedisPublisherOptions): Publisher => {
       return ids.map((id) => (id === "" ? null : id))
     },
     async () => {
+      for (const reader of readers) reader.disconnect()
       if (owned) await redis.quit()
     }
   )
+  return {
+    ...publisher,
+    commands,
+    commandStream: (task, commandOptions) => Stream.fromAsyncIterable(commands(task, commandOptions), unavailable)
+  }
 }
 
 export interface HttpPublisherOptions {

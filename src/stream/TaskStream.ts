@@ -16,6 +16,7 @@ import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "eff
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import { EventLog, type LiveListener, type LogUnavailable, type TaskHead } from "../log/EventLog.ts"
+import { labelled, Metrics } from "../observability/metrics.ts"
 
 /** Where a transport puts what the pipeline delivers. */
 export interface Sink {
@@ -44,7 +45,7 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
 
 /** The outcome of opening a task: follow it, or it already ended before the resume point. */
 export type Opening =
-  | { readonly _tag: "Ended" }
+  | { readonly _tag: "Ended"; readonly reason: EndReason }
   | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
 
 export const HISTORY_PAGE = 500
@@ -194,6 +195,8 @@ export class TaskStream extends Context.Service<TaskStream, {
     TaskStream,
     Effect.gen(function*() {
       const log = yield* EventLog
+      let following = 0
+      const openGauge = labelled(Metrics.subscriptions, {})
 
       const startFrom = (request: FollowRequest, head: TaskHead): EventId =>
         request.after ?? (request.history === false ? head.last ?? ZeroId : ZeroId)
@@ -205,7 +208,7 @@ export class TaskStream extends Context.Service<TaskStream, {
             return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
           }
           const after = startFrom(request, head)
-          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended" }
+          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endReasonOf(head.last) }
           // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
           const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&
@@ -226,8 +229,10 @@ export class TaskStream extends Context.Service<TaskStream, {
               running = Effect.runFork(self.catchUp(log, request.taskId))
             }
           )
+          openGauge(++following)
           yield* Effect.addFinalizer(() =>
             Effect.suspend(() => {
+              openGauge(--following)
               subscription.close()
               return running === undefined ? Effect.void : Fiber.interrupt(running)
             })

@@ -7,6 +7,8 @@
  */
 import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
+import type { CloseReason, StreamConnection } from "./connections.ts"
+import { countDelivered, observeLag } from "./delivery.ts"
 import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
 
 export type SseFormat = "payload" | "envelope"
@@ -25,24 +27,26 @@ const frame = (id: string | undefined, event: string, data: string): string =>
 const encodePayload = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.dataJson))
 const encodeEnvelope = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.json))
 
-/** Why a connection closed. */
-export type CloseReason = EndReason | "client_gone" | "slow_consumer" | "shutdown"
-
 export interface SseOptions {
   readonly format: SseFormat
+  readonly subject: string
+  /** When the bearer's token expires (ms); the stream is closed then. */
+  readonly expiresAt: number
   readonly retryMs: number
   /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
   readonly bufferBytes: number
   readonly onClose: (reason: CloseReason) => void
 }
 
-export class SseConnection implements Sink, Outbox {
+export class SseConnection implements Sink, Outbox, StreamConnection {
+  readonly transport = "sse"
   readonly body: ReadableStream<Uint8Array>
   queued = false
   /** When the connection last wrote (heartbeats fill silences). */
   lastWrite = Date.now()
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private pending: Array<Uint8Array> = []
+  private pendingEvents = 0
   private closed = false
   private readonly encodingKey: string
   private readonly encode: (event: LogEvent) => Uint8Array
@@ -62,7 +66,17 @@ export class SseConnection implements Sink, Outbox {
     )
   }
 
+  get subject(): string {
+    return this.options.subject
+  }
+
+  get expiresAt(): number {
+    return this.options.expiresAt
+  }
+
   event(event: LogEvent): void {
+    observeLag(event)
+    this.pendingEvents++
     this.push(event.encoded(this.encodingKey, this.encode))
   }
 
@@ -94,6 +108,10 @@ export class SseConnection implements Sink, Outbox {
     if (this.closed || this.pending.length === 0) return
     const chunk = joinChunks(this.pending)
     this.pending = []
+    if (this.pendingEvents > 0) {
+      countDelivered("sse", this.pendingEvents)
+      this.pendingEvents = 0
+    }
     this.lastWrite = roundTime
     this.controller.enqueue(chunk)
     if ((this.controller.desiredSize ?? 0) < 0) {

@@ -3,21 +3,17 @@
  * connection is killed while events are published, every open stream stays
  * open and catches up from the log — nothing lost, nothing twice.
  */
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { postEvents, step, taskPath } from "../support/api.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { uniqueTask, useHarness } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 describe("Redis subscriber outage", () => {
-  let env: Awaited<ReturnType<typeof startHarness>>
-  beforeAll(async () => {
-    env = await startHarness("redis")
-  })
-  afterAll(() => env.stop())
+  const harness = useHarness("redis")
 
   it("keeps every stream open and delivers every event once after CLIENT KILL TYPE pubsub", async () => {
-    const { url, redis } = env.harness
+    const { url, redis } = harness()
     const agent = "agent-outage"
     const task = uniqueTask("outage")
     const streams = await Promise.all(

@@ -1,21 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { describe, expect, it } from "bun:test"
 import { httpPublisher, PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { history, taskPath } from "../support/api.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { uniqueTask, useHarness } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 describe("Publisher SDK", () => {
-  let env: Awaited<ReturnType<typeof startHarness>>
-  beforeAll(async () => {
-    env = await startHarness("redis")
-  })
-  afterAll(() => env.stop())
+  const harness = useHarness("redis")
 
   it("publishes straight into Redis; a gateway client receives it live, and the task is indexed", async () => {
-    const publisher = redisPublisher({ redis: env.harness.redis!.url })
+    const publisher = redisPublisher({ redis: harness().redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }
-    const stream = await openSse(`${env.harness.url}${taskPath(task.agentId, task.taskId)}/events/stream`)
-    await stream.waitFor((frames) => frames.length >= 1)
+    const stream = await openSse(`${harness().url}${taskPath(task.agentId, task.taskId)}/events/stream`)
+    // Token chunks are live-only: publish once the gateway listens to the task's channel.
+    await eventually(async () => {
+      const [, count] = (await harness().redis!.client.call("PUBSUB", "NUMSUB", `ts:{${task.taskId}}:live`)) as [string, number]
+      return count > 0
+    })
     const id = await publisher.publish(task, "WorkflowLLMCallStarted", { model: "gpt-4o", estimated_cost: 0.01 })
     const chunk = await publisher.publish(task, "WorkflowLLMCallChunk", { chunk: "Hi", chunk_index: 0 })
     const ids = await publisher.publishBatch(task, [
@@ -25,23 +26,23 @@ describe("Publisher SDK", () => {
     expect(chunk).toBeNull()
     await stream.ended
     expect(eventFrames(stream.frames).map((frame) => frame.id ?? null)).toEqual([id, null, ...ids])
-    const { tasks } = await (await fetch(`${env.harness.url}/api/v1/tasks?agent=agent-sdk`)).json()
+    const { tasks } = await (await fetch(`${harness().url}/api/v1/tasks?agent=agent-sdk`)).json()
     expect(tasks[0]).toMatchObject({ taskId: task.taskId, status: "completed" })
     await publisher.close()
   })
 
   it("stores an event once per idempotency key", async () => {
-    const publisher = redisPublisher({ redis: env.harness.redis!.url })
+    const publisher = redisPublisher({ redis: harness().redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }
     const first = await publisher.publish(task, "WorkflowStepStarted", { step: 1 }, { idempotencyKey: "step-1" })
     const retried = await publisher.publish(task, "WorkflowStepStarted", { step: 1 }, { idempotencyKey: "step-1" })
     expect(retried).toBe(first)
-    expect((await history(env.harness.url, task.agentId, task.taskId)).body.events).toHaveLength(1)
+    expect((await history(harness().url, task.agentId, task.taskId)).body.events).toHaveLength(1)
     await publisher.close()
   })
 
   it("rejects bad events before sending, naming the field, and reports ended tasks", async () => {
-    const publisher = redisPublisher({ redis: env.harness.redis!.url })
+    const publisher = redisPublisher({ redis: harness().redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }
     const bad = publisher.publish(task, "WorkflowToolCallStarted", { tool_name: "t" } as never)
     await expect(bad).rejects.toMatchObject({ name: "PublishError", code: "invalid_event", field: "data.tool_call_id" })
@@ -53,7 +54,7 @@ describe("Publisher SDK", () => {
   })
 
   it("publishes over HTTP through a gateway with the same interface", async () => {
-    const publisher = httpPublisher({ url: env.harness.url })
+    const publisher = httpPublisher({ url: harness().url })
     const task = { agentId: "agent-http", taskId: uniqueTask() }
     const ids = await publisher.publishBatch(task, [
       { type: "WorkflowStarted", data: { goal: "g" }, time: new Date("2026-11-24T10:00:00Z") },
@@ -61,9 +62,9 @@ describe("Publisher SDK", () => {
     ])
     expect(ids).toHaveLength(2)
     expect(await publisher.publish(task, "WorkflowStepStarted", { step: 1 }, { idempotencyKey: "s1" })).toBe(ids[1])
-    const stored = await history(env.harness.url, task.agentId, task.taskId)
+    const stored = await history(harness().url, task.agentId, task.taskId)
     expect(stored.body.events[0].time).toBe("2026-11-24T10:00:00.000Z")
-    const other = await httpPublisher({ url: env.harness.url })
+    const other = await httpPublisher({ url: harness().url })
       .publish({ agentId: "intruder", taskId: task.taskId }, "WorkflowStepStarted", { step: 9 })
       .catch((error) => error)
     expect(other.code).toBe("task_agent_mismatch")

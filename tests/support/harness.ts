@@ -28,19 +28,22 @@ export const startHarness = async (kind: LogKind, env: Record<string, string> = 
   }
 }
 
+/** Start a harness for the enclosing `describe` (stopped after it); returns its accessor. */
+export const useHarness = (kind: LogKind, env: Record<string, string> = {}): (() => Harness) => {
+  let current: Awaited<ReturnType<typeof startHarness>> | undefined
+  beforeAll(async () => {
+    current = await startHarness(kind, env)
+  })
+  afterAll(async () => {
+    await current?.stop()
+  })
+  return () => current!.harness
+}
+
 /** Run `suite` once per log kind, each with its own gateway started with `env`. */
 export const describeEachLog = (name: string, env: Record<string, string>, suite: (h: () => Harness) => void) => {
   for (const kind of LOG_KINDS) {
-    describe(`${name} [${kind} log]`, () => {
-      let current: Awaited<ReturnType<typeof startHarness>> | undefined
-      beforeAll(async () => {
-        current = await startHarness(kind, env)
-      })
-      afterAll(async () => {
-        await current?.stop()
-      })
-      suite(() => current!.harness)
-    })
+    describe(`${name} [${kind} log]`, () => suite(useHarness(kind, env)))
   }
 }
 

@@ -113,3 +113,39 @@ export const openSse = async (url: string, headers: Record<string, string> = {})
 /** Data frames of workflow events (not retry/heartbeat/resync). */
 export const eventFrames = (frames: ReadonlyArray<SseFrame>) =>
   frames.filter((frame) => frame.event.startsWith("Workflow"))
+
+/**
+ * Follow a task like EventSource does, but across gateways: whenever a
+ * response ends before a terminal event (or fails), reconnect to the next URL
+ * with Last-Event-ID. Resolves with every event frame received, in order.
+ */
+export const followAcross = async (
+  urls: ReadonlyArray<string>,
+  options: { readonly headers?: Record<string, string>; readonly timeoutMs?: number; readonly onOpen?: () => void } = {}
+): Promise<Array<SseFrame>> => {
+  const received: Array<SseFrame> = []
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+  let attempt = 0
+  while (Date.now() < deadline) {
+    const url = urls[attempt++ % urls.length]
+    const lastId = received.findLast((frame) => frame.id !== undefined)?.id
+    let stream: SseStream
+    try {
+      stream = await openSse(url, { ...options.headers, ...(lastId === undefined ? {} : { "last-event-id": lastId }) })
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      continue
+    }
+    if (stream.status === 204) return received
+    if (stream.status !== 200) {
+      stream.close()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      continue
+    }
+    options.onOpen?.()
+    await stream.ended
+    received.push(...eventFrames(stream.frames))
+    if (["WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"].includes(received.at(-1)?.event ?? "")) return received
+  }
+  throw new Error(`followAcross timed out with ${received.length} events`)
+}

@@ -11,7 +11,9 @@ import { compareIds, ZeroId } from "../../events/envelope.ts"
 import type { LogEvent } from "../../events/envelope.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
+import { Metrics, record } from "../../observability/metrics.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
+import { guard } from "../guard.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -48,9 +50,10 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
   return Result.succeed(drafts)
 }
 
-export const eventRoutes = ({ config, log }: RouteDeps) =>
-  new Hono()
-    .get(EVENTS_PATH, (c) => {
+export const eventRoutes = (deps: RouteDeps) => {
+  const { config, log, publishRate } = deps
+  return new Hono()
+    .get(EVENTS_PATH, async (c) => {
       const query = c.req.query()
       const parsed = parseAll({
         path: parseTaskPath(c.req.param("agentId"), c.req.param("taskId")),
@@ -60,6 +63,8 @@ export const eventRoutes = ({ config, log }: RouteDeps) =>
       })
       if (!parsed.ok) return errorResponse(c, parsed.error)
       const { path, after, limit, types } = parsed.value
+      const principal = await guard(c, deps, "subscribe", path)
+      if (Result.isFailure(principal)) return principal.failure
       return respond(
         c,
         Effect.gen(function*() {
@@ -94,6 +99,8 @@ export const eventRoutes = ({ config, log }: RouteDeps) =>
       async (c) => {
         const path = parseTaskPath(c.req.param("agentId"), c.req.param("taskId"))
         if (!path.ok) return errorResponse(c, path.error)
+        const principal = await guard(c, deps, "publish", path.value)
+        if (Result.isFailure(principal)) return principal.failure
         const contentType = c.req.header("content-type") ?? ""
         if (!JSON_CONTENT_TYPE.test(contentType)) {
           return errorResponse(
@@ -109,6 +116,18 @@ export const eventRoutes = ({ config, log }: RouteDeps) =>
         }
         const drafts = decodeBody(body, config)
         if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
-        return respond(c, Effect.map(log.append(path.value, drafts.success), (ids) => c.json({ ids }, 201)))
+        const wait = publishRate.take(principal.success.subject, drafts.success.length)
+        if (wait > 0) {
+          record(Metrics.limitRejections, 1, { limit: "publish_rate" })
+          return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${config.publishRate} events/s)`), retryAfter: wait })
+        }
+        return respond(
+          c,
+          Effect.map(log.append(path.value, drafts.success), (ids) => {
+            record(Metrics.eventsAppended, ids.length)
+            return c.json({ ids }, 201)
+          })
+        )
       }
     )
+}

@@ -1,14 +1,16 @@
 /** `GET /agents/{agentId}/tasks/{taskId}/events/stream` — a task's events over SSE (SPEC §4.1). */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Result, Scope } from "effect"
 import { Hono } from "hono"
 import { SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { RouteDeps } from "../deps.ts"
-import { errorResponse } from "../errors.ts"
+import { apiError, errorResponse } from "../errors.ts"
+import { admissionError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
-export const streamRoutes = ({ config, streams, heartbeats }: RouteDeps) =>
-  new Hono().get("/agents/:agentId/tasks/:taskId/events/stream", (c) => {
+export const streamRoutes = (deps: RouteDeps) =>
+  new Hono().get("/agents/:agentId/tasks/:taskId/events/stream", async (c) => {
+    const { config, streams, connections, lifecycle } = deps
     const query = c.req.query()
     // On reconnect EventSource sends the header; it is newer than a query parameter baked into the URL.
     const header = c.req.header("last-event-id")
@@ -23,8 +25,13 @@ export const streamRoutes = ({ config, streams, heartbeats }: RouteDeps) =>
     })
     if (!parsed.ok) return errorResponse(c, parsed.error)
     const { path, history, types, format, after } = parsed.value
+    const principal = await guard(c, deps, "subscribe", path)
+    if (Result.isFailure(principal)) return principal.failure
+    if (lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
+    const admission = connections.admit(principal.success.subject)
+    if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
 
-    return respond(
+    const response = await respond(
       c,
       Effect.gen(function*() {
         const opening = yield* streams.open({ ...path, after, history, filter: types })
@@ -33,16 +40,21 @@ export const streamRoutes = ({ config, streams, heartbeats }: RouteDeps) =>
         const scope = Scope.makeUnsafe()
         const connection: SseConnection = new SseConnection({
           format,
+          subject: principal.success.subject,
+          expiresAt: principal.success.expiresAt,
           retryMs: config.retryMs,
           bufferBytes: config.clientBufferBytes,
-          onClose: () => {
-            heartbeats.remove(connection)
+          onClose: (reason) => {
+            connections.remove(connection, reason)
+            admission.release()
             Effect.runFork(Scope.close(scope, Exit.void))
           }
         })
-        heartbeats.add(connection)
+        connections.add(connection)
         Effect.runFork(Scope.provide(opening.start(connection), scope))
         return new Response(connection.body, { status: 200, headers: SSE_HEADERS })
       })
     )
+    if (response.status !== 200) admission.release()
+    return response
   })

@@ -1,0 +1,171 @@
+/**
+ * Authentication and per-task scopes (SPEC §6). A JWT — HS256 with
+ * `AUTH_JWT_SECRET`, or an asymmetric algorithm with `AUTH_JWT_PUBLIC_KEY` or
+ * `AUTH_JWKS_URL` — from `Authorization: Bearer`, the `access_token` query
+ * parameter, or the `AUTH_COOKIE` cookie. Its `taskstream` claim lists
+ * `agentId/taskId` patterns per action; `*` matches within one segment.
+ * Verification is hono's; nothing here does crypto.
+ */
+import { Result, Schema } from "effect"
+import type { Context } from "hono"
+import { getCookie } from "hono/cookie"
+import { verify, verifyWithJwks } from "hono/jwt"
+import type { Settings } from "../config.ts"
+import { logLine } from "../observability/log.ts"
+import { Metrics, record } from "../observability/metrics.ts"
+import { type ApiError, apiError } from "./errors.ts"
+
+export type Action = "subscribe" | "publish" | "control"
+
+export interface Principal {
+  /** Who the bearer is: the token's `sub`, or the client address when the gateway runs open. */
+  readonly subject: string
+  /** When the token expires (ms since epoch); Infinity without one. */
+  readonly expiresAt: number
+  may(action: Action, agentId: string, taskId: string): boolean
+}
+
+export interface Authenticator {
+  readonly required: boolean
+  /** Verify a token; `anonymous` names the bearer when the gateway runs open. */
+  authenticate(token: string | undefined, anonymous: string): Promise<Result.Result<Principal, ApiError>>
+}
+
+const Claims = Schema.Struct({
+  sub: Schema.optionalKey(Schema.String),
+  exp: Schema.optionalKey(Schema.Finite),
+  taskstream: Schema.optionalKey(
+    Schema.Struct({
+      subscribe: Schema.optionalKey(Schema.Array(Schema.String)),
+      publish: Schema.optionalKey(Schema.Array(Schema.String)),
+      control: Schema.optionalKey(Schema.Array(Schema.String))
+    })
+  )
+})
+const decodeClaims = Schema.decodeUnknownResult(Claims)
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&")
+
+/** `agent-1/job-*` → a matcher of `agentId/taskId`; a pattern without exactly one `/` matches nothing. */
+export const compileScope = (pattern: string): RegExp | undefined => {
+  const parts = pattern.split("/")
+  if (parts.length !== 2 || parts.some((part) => part === "")) return undefined
+  return new RegExp(`^${parts.map((part) => part.split("*").map(escapeRegExp).join("[^/]*")).join("/")}$`)
+}
+
+const scopeMatcher = (patterns: ReadonlyArray<string> = []) => {
+  const compiled = patterns.map(compileScope).filter((regex): regex is RegExp => regex !== undefined)
+  return (resource: string) => compiled.some((regex) => regex.test(resource))
+}
+
+const openPrincipal = (subject: string): Principal => ({ subject, expiresAt: Infinity, may: () => true })
+
+/** hono's JWT errors, by class name, as the reason a token was refused. */
+const refusalOf = (error: unknown): string => {
+  const name = error instanceof Error ? error.name : ""
+  if (name === "JwtTokenExpired") return "expired"
+  if (name === "JwtTokenNotBefore") return "not_yet_valid"
+  if (name === "JwtTokenSignatureMismatched") return "bad_signature"
+  if (name === "JwtAlgorithmMismatch" || name === "JwtAlgorithmNotAllowed" || name === "JwtSymmetricAlgorithmNotAllowed") {
+    return "wrong_algorithm"
+  }
+  if (name === "JwtTokenIssuer" || name === "JwtTokenAudience") return "wrong_issuer_or_audience"
+  return "invalid"
+}
+
+/** Fetches a JWKS and keeps it for five minutes, refetching early once for an unknown key id. */
+const jwksKeys = (url: string) => {
+  let cached: { keys: Array<Record<string, unknown>>; at: number } | undefined
+  const load = async () => {
+    const response = await fetch(url)
+    if (!response.ok) throw new Error(`JWKS ${url} answered ${response.status}`)
+    cached = { keys: ((await response.json()) as { keys: Array<Record<string, unknown>> }).keys, at: Date.now() }
+    return cached.keys
+  }
+  return async (kid: string | undefined) => {
+    if (cached === undefined || Date.now() - cached.at > 300_000) return load()
+    if (kid !== undefined && !cached.keys.some((key) => key.kid === kid) && Date.now() - cached.at > 10_000) return load()
+    return cached.keys
+  }
+}
+
+const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const
+
+export const authConfigured = (config: Settings): boolean =>
+  config.authJwtSecret !== undefined || config.authJwtPublicKey !== undefined || config.authJwksUrl !== undefined
+
+/** The start-up decision: a verifier, or running open (refused in production unless AUTH=none). */
+export const makeAuthenticator = (config: Settings): Result.Result<Authenticator, string> => {
+  if (!authConfigured(config)) {
+    if (config.auth === "jwt") return Result.fail("AUTH=jwt needs AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL")
+    if (config.nodeEnv === "production" && config.auth !== "none") {
+      return Result.fail(
+        "refusing to start without authentication in production: set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL, or AUTH=none to run open on purpose"
+      )
+    }
+    return Result.succeed({ required: false, authenticate: (_token, anonymous) => Promise.resolve(Result.succeed(openPrincipal(anonymous))) })
+  }
+  const verification = {
+    ...(config.authJwtIssuer === undefined ? {} : { iss: config.authJwtIssuer }),
+    ...(config.authJwtAudience === undefined ? {} : { aud: config.authJwtAudience })
+  }
+  const keysFor = config.authJwksUrl === undefined ? undefined : jwksKeys(config.authJwksUrl)
+  const check = async (token: string) => {
+    if (config.authJwtSecret !== undefined) return verify(token, config.authJwtSecret, { alg: "HS256", ...verification })
+    if (config.authJwtPublicKey !== undefined) {
+      return verify(token, config.authJwtPublicKey, { alg: config.authJwtAlgorithm, ...verification })
+    }
+    const kid = (() => {
+      try {
+        return (JSON.parse(atob(token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/"))) as { kid?: string }).kid
+      } catch {
+        return undefined
+      }
+    })()
+    const keys = await keysFor!(kid)
+    return verifyWithJwks(token, { keys: keys as never, allowedAlgorithms: ASYMMETRIC, verification })
+  }
+  return Result.succeed({
+    required: true,
+    authenticate: async (token) => {
+      if (token === undefined || token === "") return Result.fail(apiError("unauthorized", "a token is required", "token"))
+      let payload: unknown
+      try {
+        payload = await check(token)
+      } catch (error) {
+        const reason = refusalOf(error)
+        return Result.fail(apiError("unauthorized", `the token was refused: ${reason.replace(/_/g, " ")}`, "token"))
+      }
+      const claims = decodeClaims(payload)
+      if (Result.isFailure(claims)) return Result.fail(apiError("unauthorized", "the token's claims are malformed", "token"))
+      const { sub, exp, taskstream = {} } = claims.success
+      const scopes = {
+        subscribe: scopeMatcher(taskstream.subscribe),
+        publish: scopeMatcher(taskstream.publish),
+        control: scopeMatcher(taskstream.control)
+      }
+      return Result.succeed({
+        subject: sub ?? "unknown",
+        expiresAt: exp === undefined ? Infinity : exp * 1000,
+        may: (action, agentId, taskId) => scopes[action](`${agentId}/${taskId}`)
+      })
+    }
+  })
+}
+
+/** The bearer token of a request: header, then `access_token` query parameter, then cookie. */
+export const tokenOf = (c: Context, cookie: string): string | undefined => {
+  const header = c.req.header("authorization")
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)$/i.exec(header)
+    if (match) return match[1]
+  }
+  return c.req.query("access_token") || getCookie(c, cookie) || undefined
+}
+
+/** Count and log a refused request (the token itself is never logged). */
+export const noteRefusal = (c: Context, error: ApiError, subject?: string): void => {
+  const reason = error.code === "forbidden" ? "out_of_scope" : error.message.replace(/^the token was refused: /, "")
+  record(Metrics.authFailures, 1, { reason: reason.replace(/ /g, "_") })
+  logLine("warn", "request refused", { status: error.code, reason, path: c.req.path, subject, requestId: c.get("requestId") })
+}

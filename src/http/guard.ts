@@ -1,0 +1,46 @@
+/**
+ * The door of every task route: who is asking (token or client address) and
+ * whether their scopes allow the action on this task. 401 without a valid
+ * token, 403 out of scope — counted and logged, never with the token.
+ */
+import { Result } from "effect"
+import type { Context } from "hono"
+import { type Action, noteRefusal, type Principal, tokenOf } from "./auth.ts"
+import type { RouteDeps } from "./deps.ts"
+import { type ApiError, apiError, errorResponse } from "./errors.ts"
+import type { TaskPath } from "./params.ts"
+
+/** The client's address: from the runtime, or the first X-Forwarded-For hop behind a trusted proxy. */
+export const clientAddress = (c: Context, trustProxy: boolean): string => {
+  if (trustProxy) {
+    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim()
+    if (forwarded) return forwarded
+  }
+  return (c.env as { clientAddress?: string } | undefined)?.clientAddress ?? "unknown"
+}
+
+export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.Result<Principal, Response>> => {
+  const principal = await deps.auth.authenticate(tokenOf(c, deps.config.authCookie), clientAddress(c, deps.config.trustProxy))
+  if (Result.isSuccess(principal)) return Result.succeed(principal.success)
+  noteRefusal(c, principal.failure)
+  return Result.fail(errorResponse(c, principal.failure))
+}
+
+/** The error for a connection refused by a limit (SPEC §6). */
+export const admissionError = (limit: "max_connections" | "max_connections_per_subject"): ApiError =>
+  limit === "max_connections"
+    ? apiError("too_many_connections", "this instance is at MAX_CONNECTIONS")
+    : apiError("too_many_connections_per_subject", "too many open connections for this subject (MAX_CONNECTIONS_PER_SUBJECT)")
+
+export const guard = async (
+  c: Context,
+  deps: RouteDeps,
+  action: Action,
+  task: TaskPath
+): Promise<Result.Result<Principal, Response>> => {
+  const principal = await authenticate(c, deps)
+  if (Result.isFailure(principal) || principal.success.may(action, task.agentId, task.taskId)) return principal
+  const error = apiError("forbidden", `the token does not allow ${action} on ${task.agentId}/${task.taskId}`)
+  noteRefusal(c, error, principal.success.subject)
+  return Result.fail(errorResponse(c, error))
+}

@@ -1,0 +1,72 @@
+/**
+ * `POST /agents/{a}/tasks/{t}/pause|resume|cancel` (SPEC §4.2, §5): queue a
+ * control command for the task's workflow; `202 {command_id}`. The same
+ * `queueCommand` serves the WebSocket `command` op.
+ */
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { Hono } from "hono"
+import { bodyLimit } from "hono/body-limit"
+import { type CommandDraft, CommandKinds, REASON_MAX } from "../../events/control.ts"
+import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
+import type { EventLog } from "../../log/EventLog.ts"
+import { TaskNotFound } from "../../stream/TaskStream.ts"
+import type { RouteDeps } from "../deps.ts"
+import { apiError, errorResponse } from "../errors.ts"
+import { guard } from "../guard.ts"
+import { parseTaskPath, type TaskPath } from "../params.ts"
+import { respond } from "../respond.ts"
+
+/** Queue `draft` for the task; fails with TaskNotFound when the task's events belong to another agent. */
+export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft) =>
+  Effect.gen(function*() {
+    const head = yield* log.head(task.taskId)
+    if (head.agentId !== undefined && head.agentId !== task.agentId) return yield* new TaskNotFound(task)
+    return yield* log.appendCommand(task.taskId, draft)
+  })
+
+const Body = Schema.Struct({ reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(REASON_MAX))) })
+const decodeBody = Schema.decodeUnknownResult(Schema.fromJsonString(Body))
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+const IdempotencyKey = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(IDEMPOTENCY_KEY_MAX))
+const isIdempotencyKey = Schema.is(IdempotencyKey)
+
+export const controlRoutes = (deps: RouteDeps) =>
+  new Hono().post(
+    `/agents/:agentId/tasks/:taskId/:command{${CommandKinds.join("|")}}`,
+    bodyLimit({
+      maxSize: deps.config.maxEventBytes,
+      onError: (c) =>
+        errorResponse(c, apiError("payload_too_large", `the body is over MAX_EVENT_BYTES (${deps.config.maxEventBytes})`, "body"))
+    }),
+    async (c) => {
+      const path = parseTaskPath(c.req.param("agentId"), c.req.param("taskId"))
+      if (!path.ok) return errorResponse(c, path.error)
+      const principal = await guard(c, deps, "control", path.value)
+      if (Result.isFailure(principal)) return principal.failure
+      const idempotencyKey = c.req.header("idempotency-key")
+      if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
+        return errorResponse(
+          c,
+          apiError("invalid_query", `Idempotency-Key must be 1-${IDEMPOTENCY_KEY_MAX} characters`, "Idempotency-Key")
+        )
+      }
+      const text = await c.req.text()
+      let reason: string | undefined
+      if (text.trim() !== "") {
+        const body = decodeBody(text, { onExcessProperty: "error" })
+        if (Result.isFailure(body)) {
+          const [first] = formatIssue(body.failure.issue).issues
+          const field = ["body", ...(first?.path ?? []).map(String)].join(".")
+          return errorResponse(c, apiError("invalid_json", `${field}: ${first?.message ?? "invalid"}`, field))
+        }
+        reason = body.success.reason
+      }
+      const draft: CommandDraft = {
+        command: c.req.param("command") as CommandDraft["command"],
+        reason,
+        source: "rest",
+        idempotencyKey
+      }
+      return respond(c, Effect.map(queueCommand(deps.log, path.value, draft), (commandId) => c.json({ command_id: commandId }, 202)))
+    }
+  )

@@ -1,0 +1,256 @@
+/**
+ * One WebSocket client's session (SPEC §4.3): its subscriptions, each a
+ * TaskStream subscription with its own `sub` id, and the commands it sends.
+ *
+ * A subscription runs in one fiber that opens the task, starts the pipeline
+ * and then holds its scope until unsubscribe, end or socket close; events
+ * reach the socket through plain callbacks (no Effect per event). Operations
+ * on a subscription that is still opening wait for it, in the order sent.
+ */
+import { Cause, Effect, Exit, Fiber, Result } from "effect"
+import type { LogEvent } from "../events/envelope.ts"
+import { parseEventId } from "../events/envelope.ts"
+import { parseTypeFilter } from "../events/filter.ts"
+import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
+import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
+import type { Action, Principal } from "./auth.ts"
+import type { RouteDeps } from "./deps.ts"
+import { admissionError } from "./guard.ts"
+import { queueCommand } from "./routes/control.ts"
+import { type DomainError, toApiError } from "./respond.ts"
+import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
+
+/** Where one subscription's deliveries go: frames tagged with its `sub`, until it is detached. */
+class SubscriptionSink implements Sink {
+  private readonly prefix: string
+  private attached = true
+
+  constructor(
+    private readonly connection: WsConnection,
+    private readonly sub: string,
+    private readonly onEnd: () => void
+  ) {
+    this.prefix = eventFramePrefix(sub)
+  }
+
+  event(event: LogEvent): void {
+    if (this.attached) this.connection.sendEvent(eventFrame(this.prefix, event), event)
+  }
+
+  resync(oldest: string): void {
+    if (this.attached) this.connection.send(controlFrame("resync", { sub: this.sub, reason: "history_trimmed", oldest }))
+  }
+
+  end(reason: EndReason): void {
+    if (!this.attached) return
+    this.connection.send(controlFrame("end", { sub: this.sub, reason }))
+    this.onEnd()
+  }
+
+  /** Nothing more reaches the socket from this subscription, from now on. */
+  detach(): void {
+    this.attached = false
+  }
+}
+
+interface Entry {
+  readonly sink: SubscriptionSink
+  fiber: Fiber.Fiber<void> | undefined
+  /** The running subscription once started; undefined when it failed or ended first. */
+  readonly ready: Promise<Subscription | undefined>
+}
+
+type SubscribeFrame = typeof Subscribe.Type
+type CommandFrame = typeof Command.Type
+type AuthFrame = typeof Auth.Type
+
+/** A socket opened without a token: it may only authenticate (or ping) until it does. */
+export interface PendingAuth {
+  /** Names the client for the token's verifier when the gateway runs open. */
+  readonly anonymous: string
+  /** Called once the subject is admitted by the connection limits, with the place to give back on close. */
+  readonly admitted: (release: () => void) => void
+}
+
+export class WsSession {
+  private readonly subscriptions = new Map<string, Entry>()
+  /** Undefined until a socket opened without a token authenticates. */
+  private principal: Principal | undefined
+  private readonly pending: PendingAuth | undefined
+
+  constructor(
+    private readonly deps: RouteDeps,
+    private readonly connection: WsConnection,
+    principal: Principal | PendingAuth
+  ) {
+    this.pending = "anonymous" in principal ? principal : undefined
+    this.principal = "anonymous" in principal ? undefined : principal
+  }
+
+  receive(text: string): void {
+    const frame = decodeClientFrame(text)
+    if (Result.isFailure(frame)) return this.error(frame.failure)
+    this.dispatch(frame.success)
+  }
+
+  receiveBinary(): void {
+    this.error({ code: "invalid_frame", message: "binary frames are not part of the protocol; send JSON text frames" })
+  }
+
+  /** The socket closed: release every subscription. */
+  close(): void {
+    for (const sub of [...this.subscriptions.keys()]) this.release(sub)
+  }
+
+  private dispatch(frame: ClientFrame): void {
+    if (this.principal === undefined && frame.op !== "auth" && frame.op !== "ping") {
+      const echo = { ...("ref" in frame && frame.ref !== undefined ? { ref: frame.ref } : {}), ...("sub" in frame ? { sub: frame.sub } : {}) }
+      return this.error({ ...echo, code: "unauthorized", message: 'authenticate first: send {"op":"auth","token":"…"}' })
+    }
+    switch (frame.op) {
+      case "auth":
+        return void this.authenticate(frame)
+      case "subscribe":
+        return this.subscribe(frame)
+      case "unsubscribe": {
+        if (!this.subscriptions.has(frame.sub)) return this.unknownSub(frame.sub)
+        this.release(frame.sub)
+        return this.connection.send(controlFrame("unsubscribed", { sub: frame.sub }))
+      }
+      case "pause":
+        return this.whenReady(frame.sub, (subscription) => {
+          subscription.pause()
+          this.connection.send(controlFrame("paused", { sub: frame.sub, position: subscription.position }))
+        })
+      case "resume":
+        return this.whenReady(frame.sub, (subscription) => {
+          this.connection.send(controlFrame("resumed", { sub: frame.sub }))
+          subscription.resume()
+        })
+      case "command":
+        return this.command(frame)
+      case "ping":
+        return this.connection.send(controlFrame("pong", frame.ref === undefined ? {} : { ref: frame.ref }))
+    }
+  }
+
+  /** Verify an `auth` frame: first authentication of a pending socket, or a token refresh. */
+  private async authenticate(frame: AuthFrame): Promise<void> {
+    const echo = frame.ref === undefined ? {} : { ref: frame.ref }
+    const verified = await this.deps.auth.authenticate(frame.token, this.pending?.anonymous ?? this.principal!.subject)
+    if (this.connection.isClosed) return
+    if (Result.isFailure(verified)) {
+      this.error({ ...echo, code: "unauthorized", message: verified.failure.message })
+      if (this.principal === undefined) this.connection.close("unauthorized")
+      return
+    }
+    const principal = verified.success
+    if (this.principal !== undefined && principal.subject !== this.principal.subject) {
+      return this.error({ ...echo, code: "forbidden", message: "a refreshed token must name the same subject" })
+    }
+    if (this.principal === undefined) {
+      const admission = this.deps.connections.admit(principal.subject)
+      if (!admission.ok) {
+        this.error({ ...echo, ...admissionError(admission.limit) })
+        return this.connection.close("limit")
+      }
+      this.pending!.admitted(admission.release)
+    }
+    this.principal = principal
+    this.connection.identify(principal.subject, principal.expiresAt)
+    this.connection.send(controlFrame("authenticated", { ...echo, subject: principal.subject }))
+  }
+
+  private subscribe(frame: SubscribeFrame): void {
+    const { sub } = frame
+    if (!this.allowed("subscribe", frame, { sub })) return
+    if (this.subscriptions.has(sub)) {
+      return this.error({ code: "duplicate_sub", sub, message: `subscription '${sub}' is already open on this socket` })
+    }
+    if (this.subscriptions.size >= this.deps.config.maxSubscriptionsPerSocket) {
+      return this.error({
+        code: "too_many_subscriptions",
+        sub,
+        message: `a socket holds at most ${this.deps.config.maxSubscriptionsPerSocket} subscriptions (MAX_SUBSCRIPTIONS_PER_SOCKET)`
+      })
+    }
+    const types = parseTypeFilter(typeof frame.types === "object" ? frame.types.join(",") : frame.types)
+    if ("error" in types) return this.error({ code: "invalid_frame", sub, message: `types: ${types.error}` })
+
+    let started: (subscription: Subscription | undefined) => void = () => {}
+    const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
+    const entry: Entry = { sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
+    this.subscriptions.set(sub, entry)
+    const { connection, deps } = this
+    const run = Effect.gen(function*() {
+      const opening = yield* deps.streams.open({
+        agentId: frame.agentId,
+        taskId: frame.taskId,
+        after: frame.since === undefined ? undefined : parseEventId(frame.since),
+        history: frame.history ?? true,
+        filter: types.filter
+      })
+      connection.send(controlFrame("subscribed", { sub, agentId: frame.agentId, taskId: frame.taskId }))
+      if (opening._tag === "Ended") return sink.end(opening.reason)
+      started(yield* opening.start(sink))
+      return yield* Effect.never
+    }).pipe(
+      Effect.scoped,
+      Effect.catch((error: DomainError) =>
+        Effect.sync(() => {
+          if (this.subscriptions.get(sub) !== entry) return
+          this.subscriptions.delete(sub)
+          this.error({ ...toApiError(error), sub })
+        })
+      ),
+      Effect.ensuring(Effect.sync(() => started(undefined)))
+    )
+    entry.fiber = Effect.runFork(run)
+  }
+
+  /** Run `op` on the subscription once it has started (at once when it has). */
+  private whenReady(sub: string, op: (subscription: Subscription) => void): void {
+    const entry = this.subscriptions.get(sub)
+    if (entry === undefined) return this.unknownSub(sub)
+    entry.ready.then((subscription) => {
+      if (subscription === undefined || this.subscriptions.get(sub) !== entry) return this.unknownSub(sub)
+      op(subscription)
+    })
+  }
+
+  private command(frame: CommandFrame): void {
+    if (!this.allowed("control", frame, { ref: frame.ref })) return
+    const task = { agentId: frame.agentId, taskId: frame.taskId }
+    const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
+    Effect.runPromiseExit(queueCommand(this.deps.log, task, draft)).then((exit) => {
+      if (Exit.isSuccess(exit)) return this.connection.send(controlFrame("ack", { ref: frame.ref, command_id: exit.value }))
+      const failure = exit.cause.reasons.find(Cause.isFailReason)
+      const error = failure === undefined ? { code: "internal" as const, message: "internal error" } : toApiError(failure.error)
+      this.error({ ...error, ref: frame.ref })
+    })
+  }
+
+  private release(sub: string): void {
+    const entry = this.subscriptions.get(sub)
+    if (entry === undefined) return
+    this.subscriptions.delete(sub)
+    entry.sink.detach()
+    if (entry.fiber !== undefined) Effect.runFork(Fiber.interrupt(entry.fiber))
+  }
+
+  /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */
+  private allowed(action: Action, task: { readonly agentId: string; readonly taskId: string }, echo: { ref?: string; sub?: string }): boolean {
+    if (this.principal?.may(action, task.agentId, task.taskId)) return true
+    this.error({ ...echo, code: "forbidden", message: `the token does not allow ${action} on ${task.agentId}/${task.taskId}` })
+    return false
+  }
+
+  private unknownSub(sub: string): void {
+    this.error({ code: "unknown_sub", sub, message: `no subscription '${sub}' is open on this socket` })
+  }
+
+  private error(error: ProtocolError): void {
+    const { code, message, ref, sub } = error
+    this.connection.send(controlFrame("error", { ...(ref === undefined ? {} : { ref }), ...(sub === undefined ? {} : { sub }), code, message }))
+  }
+}

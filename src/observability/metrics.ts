@@ -1,0 +1,51 @@
+/**
+ * Every metric the gateway exports at `GET /metrics` (Prometheus text), in
+ * one table; docs/metrics.md lists the same names. Hot paths update them
+ * with `updateUnsafe` — a plain function call, no Effect per event.
+ */
+import { Context, Effect, Metric } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+
+const none = Context.empty() as Context.Context<never>
+
+export const Metrics = {
+  connections: Metric.gauge("taskstream_connections", { description: "Open streaming connections, by transport" }),
+  subscriptions: Metric.gauge("taskstream_subscriptions", { description: "Task subscriptions open on this instance (one per SSE stream, many per WebSocket)" }),
+  liveChannels: Metric.gauge("taskstream_live_channels", { description: "Task live channels this instance is subscribed to" }),
+  eventsAppended: Metric.counter("taskstream_events_appended_total", { description: "Events appended through this instance (ingest and in-process publishers)", incremental: true }),
+  eventsDelivered: Metric.counter("taskstream_events_delivered_total", { description: "Events written to clients, by transport", incremental: true }),
+  deliveryLag: Metric.histogram("taskstream_delivery_lag_seconds", {
+    description: "From an event's append (its id's time) to its first write to a client on this instance",
+    boundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+  }),
+  disconnects: Metric.counter("taskstream_disconnects_total", { description: "Connections closed by the server, by reason (slow_consumer, token_expired, shutdown, …)", incremental: true }),
+  limitRejections: Metric.counter("taskstream_limit_rejections_total", { description: "Requests refused by a limit, by limit", incremental: true }),
+  authFailures: Metric.counter("taskstream_auth_failures_total", { description: "Requests refused by authentication (401) or scope (403), by reason", incremental: true }),
+  redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true })
+} as const
+
+type Attributes = Record<string, string>
+
+/** Add `value` to a counter (or set a gauge), labelled with `attributes`. */
+export const record = <I>(metric: Metric.Metric<I, unknown>, value: I, attributes?: Attributes): void => {
+  ;(attributes === undefined ? metric : Metric.withAttributes(metric, attributes)).updateUnsafe(value, none)
+}
+
+/** Labelled metric handles for hot paths, created once. */
+export const labelled = <I>(metric: Metric.Metric<I, unknown>, attributes: Attributes) => {
+  const bound = Metric.withAttributes(metric, attributes)
+  return (value: I) => bound.updateUnsafe(value, none)
+}
+
+export const renderMetrics = (): Promise<string> => Effect.runPromise(PrometheusMetrics.format())
+
+/** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
+export const initMetrics = (): void => {
+  for (const transport of ["sse", "ws"]) {
+    record(Metrics.connections, 0, { transport })
+    record(Metrics.eventsDelivered, 0, { transport })
+  }
+  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
+    record(metric, 0)
+  }
+}

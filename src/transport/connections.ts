@@ -1,0 +1,128 @@
+/**
+ * Every open streaming connection of this instance (SSE responses and
+ * WebSockets), in one registry with one timer: heartbeats for quiet ones,
+ * closing those whose token expired, the connection limits (SPEC §6), and
+ * closing them all on shutdown.
+ */
+import { labelled, Metrics, record } from "../observability/metrics.ts"
+import { logLine } from "../observability/log.ts"
+import { roundTime } from "./outbox.ts"
+
+export type Transport = "sse" | "ws"
+
+/** Why the server closed a connection (also the `reason` label of the disconnect metric). */
+export type CloseReason =
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "not_found"
+  | "client_gone"
+  | "slow_consumer"
+  | "token_expired"
+  | "unauthorized"
+  | "limit"
+  | "shutdown"
+  | "message_too_big"
+
+export interface StreamConnection {
+  readonly transport: Transport
+  readonly subject: string
+  /** When the connection last wrote; heartbeats fill longer silences. */
+  readonly lastWrite: number
+  /** When the bearer's token expires (ms since epoch; Infinity without one). */
+  readonly expiresAt: number
+  heartbeat(): void
+  close(reason: CloseReason): void
+}
+
+export interface ConnectionLimits {
+  /** 0 = unlimited */
+  readonly maxConnections: number
+  readonly maxConnectionsPerSubject: number
+}
+
+export type Admission = { readonly ok: true; readonly release: () => void } | {
+  readonly ok: false
+  readonly limit: "max_connections" | "max_connections_per_subject"
+}
+
+const gauges = {
+  sse: labelled(Metrics.connections, { transport: "sse" }),
+  ws: labelled(Metrics.connections, { transport: "ws" })
+}
+
+export class Connections {
+  private readonly open = new Set<StreamConnection>()
+  private readonly perTransport = { sse: 0, ws: 0 }
+  private readonly reserved = new Map<string, number>()
+  private reservedTotal = 0
+  private readonly timer: ReturnType<typeof setInterval>
+
+  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits) {
+    // Ticking at a quarter of the interval keeps each silence within 125% of it.
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(1000, Math.floor(heartbeatMs / 4))))
+  }
+
+  /** Reserve a place for a new connection of `subject`, or say which limit refuses it. */
+  admit(subject: string): Admission {
+    const { maxConnections, maxConnectionsPerSubject } = this.limits
+    if (maxConnections > 0 && this.reservedTotal >= maxConnections) return this.refuse("max_connections")
+    const mine = this.reserved.get(subject) ?? 0
+    if (maxConnectionsPerSubject > 0 && mine >= maxConnectionsPerSubject) return this.refuse("max_connections_per_subject")
+    this.reserved.set(subject, mine + 1)
+    this.reservedTotal++
+    let released = false
+    return {
+      ok: true,
+      release: () => {
+        if (released) return
+        released = true
+        this.reservedTotal--
+        const left = (this.reserved.get(subject) ?? 1) - 1
+        if (left === 0) this.reserved.delete(subject)
+        else this.reserved.set(subject, left)
+      }
+    }
+  }
+
+  add(connection: StreamConnection): void {
+    this.open.add(connection)
+    gauges[connection.transport](++this.perTransport[connection.transport])
+  }
+
+  /** Forget a connection; `reason` is recorded when the server closed it. */
+  remove(connection: StreamConnection, reason: CloseReason): void {
+    if (!this.open.delete(connection)) return
+    gauges[connection.transport](--this.perTransport[connection.transport])
+    if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
+      record(Metrics.disconnects, 1, { reason, transport: connection.transport })
+      if (reason !== "shutdown") logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
+    }
+  }
+
+  get size(): number {
+    return this.open.size
+  }
+
+  /** Close every connection (graceful shutdown: clients resume elsewhere). */
+  closeAll(reason: CloseReason): void {
+    for (const connection of [...this.open]) connection.close(reason)
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+
+  private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {
+    record(Metrics.limitRejections, 1, { limit })
+    return { ok: false, limit }
+  }
+
+  private tick(): void {
+    const now = Math.max(Date.now(), roundTime)
+    for (const connection of this.open) {
+      if (now >= connection.expiresAt) connection.close("token_expired")
+      else if (now - connection.lastWrite >= this.heartbeatMs) connection.heartbeat()
+    }
+  }
+}

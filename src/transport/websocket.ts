@@ -1,0 +1,125 @@
+/**
+ * WebSocket on the wire (SPEC §4.3): one connection's outbound frames, sent
+ * together once per event-loop turn, with a bounded buffer. Runtime-neutral:
+ * the runtime entry supplies a `WireSocket` for its socket type (Bun corks
+ * the frames of one turn into one write).
+ *
+ * An event frame is a short per-subscription prefix joined to the event's
+ * envelope JSON, which the event builds once for every client.
+ */
+import type { LogEvent } from "../events/envelope.ts"
+import { CloseCodes } from "./closeCodes.ts"
+import type { CloseReason, StreamConnection } from "./connections.ts"
+import { countDelivered, observeLag } from "./delivery.ts"
+import { type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
+
+/** The runtime's socket, as the transport needs it. */
+export interface WireSocket {
+  /** Send text frames, in one write where the runtime can; false when the runtime dropped one (its own buffer was full). */
+  send(frames: ReadonlyArray<string>): boolean
+  /** Bytes sent but not yet written to the network. */
+  bufferedAmount(): number
+  close(code: number, reason: string): void
+}
+
+export interface WsOptions {
+  subject: string
+  /** When the bearer's token expires (ms); the socket is closed then. */
+  expiresAt: number
+  /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
+  readonly bufferBytes: number
+  readonly onClose: (reason: CloseReason) => void
+}
+
+export class WsConnection implements Outbox, StreamConnection {
+  readonly transport = "ws"
+  queued = false
+  lastWrite = Date.now()
+  private pending: Array<string> = []
+  private pendingEvents = 0
+  private closed = false
+
+  constructor(
+    private readonly socket: WireSocket,
+    private readonly options: WsOptions
+  ) {}
+
+  get subject(): string {
+    return this.options.subject
+  }
+
+  get expiresAt(): number {
+    return this.options.expiresAt
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** Who the socket now speaks for, after an `auth` frame (or a token refresh). */
+  identify(subject: string, expiresAt: number): void {
+    this.options.subject = subject
+    this.options.expiresAt = expiresAt
+  }
+
+  /** Queue a frame; it goes out with the others of this turn. */
+  send(frame: string): void {
+    if (this.closed) return
+    this.pending.push(frame)
+    scheduleFlush(this)
+  }
+
+  /** Queue an event frame (counted in the delivery metrics). */
+  sendEvent(frame: string, event: LogEvent): void {
+    if (this.closed) return
+    observeLag(event)
+    this.pendingEvents++
+    this.send(frame)
+  }
+
+  /** Liveness of a WebSocket is the runtime's protocol pings (WS_IDLE_TIMEOUT_S): nothing to write. */
+  heartbeat(): void {
+    this.lastWrite = roundTime
+  }
+
+  flush(): void {
+    if (this.closed || this.pending.length === 0) return
+    const frames = this.pending
+    this.pending = []
+    if (this.pendingEvents > 0) {
+      countDelivered("ws", this.pendingEvents)
+      this.pendingEvents = 0
+    }
+    this.lastWrite = roundTime
+    const accepted = this.socket.send(frames)
+    if (!accepted || this.socket.bufferedAmount() > this.options.bufferBytes) this.close("slow_consumer")
+  }
+
+  /** Send what is queued (unless the client is too slow for it), then close with the code for `reason`. */
+  close(reason: CloseReason): void {
+    if (this.closed) return
+    if (reason !== "slow_consumer") this.flush()
+    if (this.closed) return
+    this.closed = true
+    this.pending = []
+    const { code, reason: text } = CloseCodes[reason]
+    this.socket.close(code, text)
+    this.options.onClose(reason)
+  }
+
+  /** The runtime reports the socket closed (by the client, or after our close). */
+  closedByPeer(): void {
+    if (this.closed) return
+    this.closed = true
+    this.pending = []
+    this.options.onClose("client_gone")
+  }
+}
+
+/** The part of an event frame before the envelope: built once per subscription. */
+export const eventFramePrefix = (sub: string): string => `{"op":"event","sub":${JSON.stringify(sub)},"event":`
+
+export const eventFrame = (prefix: string, event: LogEvent): string => prefix + event.json + "}"
+
+/** A control frame of the protocol (everything but `event`): rare, so plain JSON.stringify. */
+export const controlFrame = (op: string, fields: Record<string, unknown> = {}): string => JSON.stringify({ op, ...fields })

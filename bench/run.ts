@@ -1,5 +1,5 @@
 // `npm run bench [-- scenario…] [--targets=ceiling,gateway,floor] [--scale=0.1] [--repeat=3]
-//                 [--<scenario>.<field>=<n>] [--profile[=heap]] [--update]`
+//                 [--<scenario>.<field>=<n>] [--profile[=heap]] [--update] [--pin]`
 //
 // Starts its own redis-server, then per scenario and per target (ceiling, gateway, floor) a fresh
 // server process and two load-generator processes; publishes through src/log/append.lua; prints a
@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { wallNow } from "./support/clock.ts"
 import { makeHistogram, mergeSparse, percentile } from "./support/histogram.ts"
-import { cpuSeconds, peakRssBytes, rssBytes } from "./support/proc.ts"
+import { cpuSeconds, machineBusySeconds, peakRssBytes, rssBytes } from "./support/proc.ts"
 import {
   BUN, drainLines, freePort, spawnChild, stopChild, timeout, waitForLine, type Child,
 } from "./support/processes.ts"
@@ -37,6 +37,8 @@ const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gatewa
 const profile = flag("profile") ?? process.env.BENCH_PROFILE
 /** --repeat=N: measure every (scenario, target) N times, interleaved; report per-figure medians. */
 const repeat = Math.max(1, Math.min(9, Number(flag("repeat") ?? process.env.BENCH_REPEAT ?? 1)))
+/** --pin: the server on CPU 1, the load generators on CPU 0, so they do not take turns on one core. */
+const pin = flag("pin") === "true" || process.env.BENCH_PIN === "1"
 const scriptPath = process.env.APPEND_LUA ?? join(ROOT, "src", "log", "append.lua")
 const all = scenarios()
 const chosen = args.filter((a) => !a.startsWith("--"))
@@ -82,13 +84,16 @@ export interface Result extends Figures {
   /** Load generators' lifetime user / system CPU seconds (connect phase included). */
   loadgenUserS: number
   loadgenSystemS: number
+  /** CPU the rest of the machine used in the window (not server, load generators, Redis or this runner):
+   *  other work on a shared machine, which inflates latency. */
+  otherCpuS: number
 }
 
 const emptyResult = (s: Scenario, target: Target, status: Result["status"], note: string): Result => ({
   scenario: s.name, target, status, note, connections: s.tasks * s.subscribersPerTask, connectFailed: 0,
   closedEarly: 0, delivered: 0, expected: 0, gaps: 0, dups: 0, p50Ms: NaN, p99Ms: NaN, maxMs: NaN,
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
-  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0,
+  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN,
 })
 
 const serverCommand = (target: Target, scenario: string): string[] => {
@@ -125,7 +130,7 @@ interface Worker {
 }
 
 const startWorker = async (): Promise<Worker> => {
-  const child = spawnChild([BUN, "bench/loadgen.ts"], {}, ROOT)
+  const child = spawnChild([BUN, "bench/loadgen.ts"], {}, ROOT, pin ? "0" : undefined)
   await waitForLine(child, (l) => l.includes('"ev":"ready"'), 10_000, "load generator start")
   const worker: Worker = { child, events: new Map() }
   const slot = (ev: string) => {
@@ -182,8 +187,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
   }
   const port = freePort()
   const server = spawnChild(serverCommand(target, s.name), {
-    PORT: String(port), REDIS_URL: redis.url, HEARTBEAT_MS: "15000", LOG_LEVEL: "warn",
-  }, ROOT)
+    PORT: String(port), REDIS_URL: redis.url, HEARTBEAT_MS: "15000", HOST: "127.0.0.1",
+  }, ROOT, pin ? "1" : undefined)
   const workers: Worker[] = []
   try {
     await waitForLine(server, (l) => l.includes(`"url":"http://127.0.0.1:`), 15_000, `${target} start`)
@@ -196,7 +201,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     const rssBefore = rssBytes(server.pid)
     const all = targetsOf(s, tasks)
     const steps = stepsPerConnection(s)
-    const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid) }
+    const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineBusySeconds(), runner: cpuSeconds(process.pid) }
     const lg0 = workers.map((w) => cpuSeconds(w.child.pid))
     const connectStart = wallNow()
     workers.forEach((w, i) => {
@@ -220,7 +225,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       result.rssPerConnectionKB = (rssBytes(server.pid) - rssBefore) / 1024 / Math.max(1, connections - connectFailed)
     } else if (s.mode !== "history") {
       await Bun.sleep(500)
-      cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid) }
+      cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineBusySeconds(), runner: cpuSeconds(process.pid) }
       lgStart = workers.map((w) => cpuSeconds(w.child.pid))
       publishStart = wallNow()
       if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, (totalEvents(s) / s.rate) * 1000 + 10_000)
@@ -235,6 +240,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     result.serverCpuS = cpuSeconds(server.pid) - cpuStart.server
     result.redisCpuS = cpuSeconds(redis.child.pid) - cpuStart.redis
     result.loadgenCpuS = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid) - lgStart[i]!, 0)
+    result.otherCpuS = machineBusySeconds() - cpuStart.machine - result.serverCpuS - result.redisCpuS - result.loadgenCpuS -
+      (cpuSeconds(process.pid) - cpuStart.runner)
     result.peakRssMB = peakRssBytes(server.pid) / 1024 / 1024
     result.elapsedS = (end - publishStart) / 1000
     workers.forEach((w) => command(w, { cmd: "report" }))
@@ -293,7 +300,7 @@ const combine = (runs: Result[]): Result => {
   const worst = ok.reduce((a, b) => (b.delivered - b.expected - b.gaps - b.dups < a.delivered - a.expected - a.gaps - a.dups ? b : a))
   const out: Result & { runs?: Partial<Result>[] } = { ...worst }
   for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
-    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS"] as const) {
+    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS"] as const) {
     out[key] = median(ok.map((r) => r[key]))
   }
   out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
@@ -313,8 +320,8 @@ const printRow = (cells: string[], widths: number[]): void => {
 }
 
 const HEADER = ["scenario", "target", "delivered/expected", "gaps", "dups", "p50 ms", "p99 ms", "max ms",
-  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "figure"]
-const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 42]
+  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "other CPU s", "figure"]
+const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 11, 42]
 
 const figureOf = (r: Result): string =>
   r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`
@@ -370,7 +377,7 @@ const main = async (): Promise<void> => {
       printRow([
         r.scenario, r.target, `${r.delivered}/${r.expected}`, String(r.gaps), String(r.dups), fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2) + ratio(r.p99Ms, base?.p99Ms), fmt(r.maxMs, 0), fmt(r.serverCpuS, 2) + ratio(r.serverCpuS, base?.serverCpuS),
-        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), figureOf(r),
+        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
       ], WIDTHS)
     }
     const gw = rows.find((r) => r.target === "gateway" && r.status === "ok")
@@ -385,8 +392,8 @@ const main = async (): Promise<void> => {
   for (const s of shown) {
     console.log(JSON.stringify({ scenario: s.name, size: s, results: results.filter((r) => r.scenario === s.name) }))
   }
-  const machine = { cpus: navigator.hardwareConcurrency, bun: Bun.version, platform: process.platform }
-  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, machine, scenarios: shown, results, verdicts }, null, 2) + "\n")
+  const machine = { cpus: navigator.hardwareConcurrency, bun: Bun.version, platform: process.platform, loadAverageAtEnd: readFileSync("/proc/loadavg", "latin1").trim() }
+  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, pin, machine, scenarios: shown, results, verdicts }, null, 2) + "\n")
   console.error(`# wrote bench/results/latest.json`)
 }
 

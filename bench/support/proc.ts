@@ -29,3 +29,10 @@ const statusKb = (pid: number, key: string): number => {
 export const rssBytes = (pid: number): number => statusKb(pid, "VmRSS") * 1024
 /** Peak resident set size, in bytes. */
 export const peakRssBytes = (pid: number): number => statusKb(pid, "VmHWM") * 1024
+
+/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat minus idle and iowait). */
+export const machineBusySeconds = (): number => {
+  const fields = readFileSync("/proc/stat", "latin1").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
+  return (total - fields[3]! - fields[4]!) / TICKS_PER_SECOND
+}

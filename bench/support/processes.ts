@@ -26,10 +26,11 @@ export interface Child {
   stderrTail: string
 }
 
-/** Spawns `argv` under `sh -c 'ulimit -n <hard>; exec …'`; stdout is read as lines. */
-export const spawnChild = (argv: string[], env: Record<string, string>, cwd: string): Child => {
+/** Spawns `argv` under `sh -c 'ulimit -n <hard>; exec …'`, on the CPUs `cpus` (taskset list) if
+ *  given; stdout is read as lines. */
+export const spawnChild = (argv: string[], env: Record<string, string>, cwd: string, cpus?: string): Child => {
   const limit = hardFileLimit()
-  const quoted = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")
+  const quoted = (cpus ? ["taskset", "-c", cpus, ...argv] : argv).map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ")
   const proc = Bun.spawn(["sh", "-c", `ulimit -n ${limit} 2>/dev/null; exec ${quoted}`], {
     cwd,
     env: { ...process.env, ...env },

@@ -4,11 +4,11 @@
 // Starts its own redis-server, then per scenario and per target (ceiling, gateway, floor) a fresh
 // server process and two load-generator processes; publishes through src/log/append.lua; prints a
 // table and one JSON line per scenario; writes bench/results/latest.json.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { wallNow } from "./support/clock.ts"
 import { makeHistogram, mergeSparse, percentile } from "./support/histogram.ts"
-import { cpuSeconds, machineBusySeconds, peakRssBytes, rssBytes } from "./support/proc.ts"
+import { cpuSeconds, machineCpu, peakRssBytes, rssBytes } from "./support/proc.ts"
 import {
   BUN, drainLines, freePort, spawnChild, stopChild, timeout, waitForLine, type Child,
 } from "./support/processes.ts"
@@ -33,7 +33,8 @@ const flag = (name: string): string | undefined =>
   args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? (args.includes(`--${name}`) ? "true" : undefined)
 const scale = Number(flag("scale") ?? process.env.BENCH_SCALE ?? 1)
 const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gateway,floor").split(",") as Target[]
-/** --profile: CPU profile of the gateway per scenario; --profile=heap: sampling heap profile instead. */
+/** --profile: CPU profile of the gateway per scenario (whole process life, shutdown included);
+ *  --profile=heap: a heap snapshot of the gateway at the end of the measurement window instead. */
 const profile = flag("profile") ?? process.env.BENCH_PROFILE
 /** --repeat=N: measure every (scenario, target) N times, interleaved; report per-figure medians. */
 const repeat = Math.max(1, Math.min(9, Number(flag("repeat") ?? process.env.BENCH_REPEAT ?? 1)))
@@ -84,28 +85,38 @@ export interface Result extends Figures {
   /** Load generators' lifetime user / system CPU seconds (connect phase included). */
   loadgenUserS: number
   loadgenSystemS: number
-  /** CPU the rest of the machine used in the window (not server, load generators, Redis or this runner):
-   *  other work on a shared machine, which inflates latency. */
+  /** CPU the rest of the machine used in the window: busy time minus server, load generators, Redis
+   *  and this runner. Interrupt work not charged to a process, plus other work on a shared machine. */
   otherCpuS: number
+  /** Interrupt (irq + softirq) CPU seconds in the window, much of it loopback TCP; the kernel charges
+   *  part of it to the processes too, so it overlaps the other columns. */
+  interruptCpuS: number
 }
 
 const emptyResult = (s: Scenario, target: Target, status: Result["status"], note: string): Result => ({
   scenario: s.name, target, status, note, connections: s.tasks * s.subscribersPerTask, connectFailed: 0,
   closedEarly: 0, delivered: 0, expected: 0, gaps: 0, dups: 0, p50Ms: NaN, p99Ms: NaN, maxMs: NaN,
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
-  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN,
+  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN, interruptCpuS: NaN,
 })
 
 const serverCommand = (target: Target, scenario: string): string[] => {
   if (target === "ceiling") return [BUN, "bench/baselines/ceiling.ts"]
   if (target === "floor") return [BUN, "bench/baselines/floor.ts"]
-  const dir = join(RESULTS, "profiles")
-  const prof = profile === "heap"
-    ? ["--heap-prof", `--heap-prof-dir=${dir}`, `--heap-prof-name=gateway-${scenario}.heapprofile`]
-    : profile
-    ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
+  if (profile === "heap") return [BUN, "bench/support/heap-snapshot-entry.ts"]
+  const prof = profile
+    ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "profiles")}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
     : []
   return [BUN, ...prof, "src/main.bun.ts"]
+}
+
+const heapSnapshotPath = (scenario: string): string => join(RESULTS, "profiles", `gateway-${scenario}.heapsnapshot`)
+
+/** Asks the gateway (started through heap-snapshot-entry.ts) for a heap snapshot; waits ≤ 60 s. */
+const takeHeapSnapshot = async (pid: number, path: string): Promise<void> => {
+  rmSync(path, { force: true })
+  process.kill(pid, "SIGUSR2")
+  for (let i = 0; i < 600 && !existsSync(path); i++) await Bun.sleep(100)
 }
 
 const tasksOf = (s: Scenario): Task[] =>
@@ -188,6 +199,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
   const port = freePort()
   const server = spawnChild(serverCommand(target, s.name), {
     PORT: String(port), REDIS_URL: redis.url, HEARTBEAT_MS: "15000", HOST: "127.0.0.1",
+    HEAP_SNAPSHOT_PATH: heapSnapshotPath(s.name),
   }, ROOT, pin ? "1" : undefined)
   const workers: Worker[] = []
   try {
@@ -201,7 +213,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     const rssBefore = rssBytes(server.pid)
     const all = targetsOf(s, tasks)
     const steps = stepsPerConnection(s)
-    const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineBusySeconds(), runner: cpuSeconds(process.pid) }
+    const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
     const lg0 = workers.map((w) => cpuSeconds(w.child.pid))
     const connectStart = wallNow()
     workers.forEach((w, i) => {
@@ -225,7 +237,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       result.rssPerConnectionKB = (rssBytes(server.pid) - rssBefore) / 1024 / Math.max(1, connections - connectFailed)
     } else if (s.mode !== "history") {
       await Bun.sleep(500)
-      cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineBusySeconds(), runner: cpuSeconds(process.pid) }
+      cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
       lgStart = workers.map((w) => cpuSeconds(w.child.pid))
       publishStart = wallNow()
       if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, (totalEvents(s) / s.rate) * 1000 + 10_000)
@@ -240,9 +252,12 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     result.serverCpuS = cpuSeconds(server.pid) - cpuStart.server
     result.redisCpuS = cpuSeconds(redis.child.pid) - cpuStart.redis
     result.loadgenCpuS = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid) - lgStart[i]!, 0)
-    result.otherCpuS = machineBusySeconds() - cpuStart.machine - result.serverCpuS - result.redisCpuS - result.loadgenCpuS -
+    const machine = machineCpu()
+    result.interruptCpuS = machine.interrupts - cpuStart.machine.interrupts
+    result.otherCpuS = machine.busy - cpuStart.machine.busy - result.serverCpuS - result.redisCpuS - result.loadgenCpuS -
       (cpuSeconds(process.pid) - cpuStart.runner)
     result.peakRssMB = peakRssBytes(server.pid) / 1024 / 1024
+    if (profile === "heap" && target === "gateway") await takeHeapSnapshot(server.pid, heapSnapshotPath(s.name))
     result.elapsedS = (end - publishStart) / 1000
     workers.forEach((w) => command(w, { cmd: "report" }))
     const reports = await timeout(10_000, "load generator reports", Promise.all(workers.map((w) => awaitEvent(w, "report"))))
@@ -300,7 +315,7 @@ const combine = (runs: Result[]): Result => {
   const worst = ok.reduce((a, b) => (b.delivered - b.expected - b.gaps - b.dups < a.delivered - a.expected - a.gaps - a.dups ? b : a))
   const out: Result & { runs?: Partial<Result>[] } = { ...worst }
   for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
-    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS"] as const) {
+    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS", "interruptCpuS"] as const) {
     out[key] = median(ok.map((r) => r[key]))
   }
   out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
@@ -320,8 +335,8 @@ const printRow = (cells: string[], widths: number[]): void => {
 }
 
 const HEADER = ["scenario", "target", "delivered/expected", "gaps", "dups", "p50 ms", "p99 ms", "max ms",
-  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "other CPU s", "figure"]
-const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 11, 42]
+  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "irq CPU s", "other CPU s", "figure"]
+const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 9, 11, 42]
 
 const figureOf = (r: Result): string =>
   r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`
@@ -377,7 +392,7 @@ const main = async (): Promise<void> => {
       printRow([
         r.scenario, r.target, `${r.delivered}/${r.expected}`, String(r.gaps), String(r.dups), fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2) + ratio(r.p99Ms, base?.p99Ms), fmt(r.maxMs, 0), fmt(r.serverCpuS, 2) + ratio(r.serverCpuS, base?.serverCpuS),
-        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
+        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), fmt(r.interruptCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
       ], WIDTHS)
     }
     const gw = rows.find((r) => r.target === "gateway" && r.status === "ok")

@@ -30,9 +30,10 @@ export const rssBytes = (pid: number): number => statusKb(pid, "VmRSS") * 1024
 /** Peak resident set size, in bytes. */
 export const peakRssBytes = (pid: number): number => statusKb(pid, "VmHWM") * 1024
 
-/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat minus idle and iowait). */
-export const machineBusySeconds = (): number => {
+/** CPU seconds of the whole machine so far (all cores, /proc/stat): busy (all but idle and iowait),
+ *  and the part spent in interrupts (irq + softirq: on loopback, much of the TCP work). */
+export const machineCpu = (): { busy: number; interrupts: number } => {
   const fields = readFileSync("/proc/stat", "latin1").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
   const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
-  return (total - fields[3]! - fields[4]!) / TICKS_PER_SECOND
+  return { busy: (total - fields[3]! - fields[4]!) / TICKS_PER_SECOND, interrupts: (fields[5]! + fields[6]!) / TICKS_PER_SECOND }
 }

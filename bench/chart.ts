@@ -27,7 +27,11 @@ interface Row {
 
 const ROOT = resolve(import.meta.dir, "..")
 const [input = join(ROOT, "bench/results/latest.json"), output = join(ROOT, "docs/performance.svg")] = process.argv.slice(2)
-const { results, started } = JSON.parse(readFileSync(input, "utf8")) as { results: Row[]; started: string }
+const { results, started, verdicts = [] } = JSON.parse(readFileSync(input, "utf8")) as {
+  results: Row[]
+  started: string
+  verdicts?: { scenario: string; target: string; met: boolean | null }[]
+}
 const TARGETS = ["ceiling", "gateway", "floor"] as const
 const COLORS = { ceiling: "#4c78a8", gateway: "#f58518", floor: "#9d9d9d" }
 const scenarios = [...new Set(results.map((r) => r.scenario))]
@@ -104,4 +108,6 @@ for (const scenario of scenarios) {
     lines.push(`| ${scenario} | ${r.target} | ${r.delivered} / ${r.expected} | ${r.gaps} | ${r.dups} | ${num(r.p50Ms, 2)} | ${num(r.p99Ms, 2)}${times(r.p99Ms, base?.p99Ms)} | ${num(r.maxMs, 0)} | ${num(r.serverCpuS, 2)}${times(r.serverCpuS, base?.serverCpuS)} | ${num(r.peakRssMB, 0)} | ${num(r.loadgenCpuS, 2)} | ${figure(r)} |`)
   }
 }
+lines.push("", "| scenario | target | gateway |", "|---|---|---|")
+for (const v of verdicts) lines.push(`| ${v.scenario} | ${v.target} | ${v.met === true ? "met" : v.met === false ? "**missed**" : "n/a"} |`)
 console.log(lines.join("\n"))

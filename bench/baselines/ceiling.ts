@@ -1,0 +1,199 @@
+// Ceiling baseline: the least work a gateway can do. One Redis subscriber, one SUBSCRIBE per task
+// channel, each event framed once, frames ready in one event-loop turn written to each client in
+// one write (Bun direct stream: write… then one flush). No pipeline, no validation, no heartbeats.
+// History is one XRANGE per client. WebSocket: the same fan-out with `{"op":"event",…}` frames.
+import Redis from "ioredis"
+import type { ServerWebSocket } from "bun"
+import {
+  announce, frameOfEnvelope, framesOfEntries, idAfter, liveChannel, logKey, parseStreamRoute,
+  RETRY_FRAME, SSE_HEADERS, TERMINAL, type Frame,
+} from "./frames.ts"
+
+interface SseClient {
+  readonly kind: "sse"
+  write(chunk: Uint8Array | string): void
+  flush(): void
+  end(): void
+  pending: Uint8Array[]
+  early: Frame[] | undefined
+  closing: boolean
+}
+interface WsData { subs: Map<string, string> }
+interface WsClient {
+  readonly kind: "ws"
+  readonly ws: ServerWebSocket<WsData>
+  readonly sub: string
+  pending: string[]
+  closing: boolean
+}
+type Client = SseClient | WsClient
+
+const port = Number(process.env.PORT ?? 0)
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+const subscriber = new Redis(redisUrl)
+const commands = new Redis(redisUrl)
+const channels = new Map<string, Set<Client>>()
+const subscribing = new Map<string, Promise<unknown>>()
+const dirty = new Set<Client>()
+let flushScheduled = false
+
+const flush = (): void => {
+  flushScheduled = false
+  for (const client of dirty) {
+    if (client.kind === "sse") {
+      for (const bytes of client.pending) client.write(bytes)
+      client.flush()
+      client.pending = []
+      if (client.closing) client.end()
+    } else {
+      const frames = client.pending
+      client.pending = []
+      client.ws.cork(() => { for (const text of frames) client.ws.send(text) })
+    }
+  }
+  dirty.clear()
+}
+
+const markDirty = (client: Client): void => {
+  dirty.add(client)
+  if (!flushScheduled) {
+    flushScheduled = true
+    setImmediate(flush)
+  }
+}
+
+const join = async (channel: string, client: Client): Promise<void> => {
+  let clients = channels.get(channel)
+  if (!clients) {
+    clients = new Set()
+    channels.set(channel, clients)
+    subscribing.set(channel, subscriber.subscribe(channel))
+  }
+  clients.add(client)
+  await subscribing.get(channel)
+}
+
+const leave = (channel: string, client: Client): void => {
+  const clients = channels.get(channel)
+  if (!clients?.delete(client) || clients.size > 0) return
+  channels.delete(channel)
+  subscribing.delete(channel)
+  void subscriber.unsubscribe(channel)
+}
+
+subscriber.on("message", (channel: string, envelope: string) => {
+  const clients = channels.get(channel)
+  if (!clients) return
+  const frame = frameOfEnvelope(envelope)
+  const terminal = TERMINAL.has(frame.type)
+  const bytes = Buffer.from(frame.text)
+  const wsFrames = new Map<string, string>()
+  for (const client of clients) {
+    if (client.kind === "sse") {
+      if (client.early) {
+        client.early.push(frame)
+        continue
+      }
+      client.pending.push(bytes)
+    } else {
+      let text = wsFrames.get(client.sub)
+      if (text === undefined) {
+        text = `{"op":"event","sub":${JSON.stringify(client.sub)},"event":${envelope}}`
+        wsFrames.set(client.sub, text)
+      }
+      client.pending.push(text)
+      if (terminal) client.pending.push(`{"op":"end","sub":${JSON.stringify(client.sub)},"reason":"${frame.type}"}`)
+    }
+    if (terminal) client.closing = true
+    markDirty(client)
+  }
+  if (terminal) for (const client of [...clients]) leave(channel, client)
+})
+
+const streamResponse = (request: Request, taskId: string, history: boolean): Response => {
+  const channel = liveChannel(taskId)
+  let client: SseClient | undefined
+  let finish: () => void = () => {}
+  const body = new ReadableStream({
+    type: "direct",
+    async pull(controller: { write(c: Uint8Array | string): void; flush(): void; close(): void }) {
+      const done = new Promise<void>((resolve) => { finish = resolve })
+      const sse: SseClient = {
+        kind: "sse",
+        write: (chunk) => controller.write(chunk),
+        flush: () => controller.flush(),
+        end: () => { controller.close(); finish() },
+        pending: [],
+        early: history ? [] : undefined,
+        closing: false,
+      }
+      client = sse
+      await join(channel, sse)
+      controller.write(RETRY_FRAME)
+      controller.flush()
+      if (history) {
+        const stored = framesOfEntries((await commands.xrange(logKey(taskId), "-", "+")) as [string, string[]][])
+        const lastId = stored.at(-1)?.id ?? "0-0"
+        const live = (sse.early ?? []).filter((f) => !f.id || idAfter(f.id, lastId))
+        sse.early = undefined
+        const all = stored.concat(live)
+        if (all.length > 0) {
+          controller.write(all.map((f) => f.text).join(""))
+          controller.flush()
+        }
+        if (all.some((f) => TERMINAL.has(f.type))) {
+          leave(channel, sse)
+          sse.end()
+        }
+      }
+      await done
+    },
+    cancel() {
+      if (client) leave(channel, client)
+      finish()
+    },
+  } as unknown as UnderlyingDefaultSource)
+  request.signal.addEventListener("abort", () => { if (client) leave(channel, client); finish() })
+  return new Response(body, { headers: SSE_HEADERS })
+}
+
+const server = Bun.serve<WsData>({
+  hostname: "127.0.0.1",
+  port,
+  idleTimeout: 0,
+  fetch(request, server) {
+    const url = new URL(request.url)
+    if (url.pathname === "/api/v1/ws") {
+      return server.upgrade(request, { data: { subs: new Map() } }) ? undefined : new Response("upgrade failed", { status: 400 })
+    }
+    const route = parseStreamRoute(url)
+    if (!route) return new Response("not found", { status: 404 })
+    return streamResponse(request, route.taskId, url.searchParams.get("include_history") !== "false")
+  },
+  websocket: {
+    async message(ws, message) {
+      const op = JSON.parse(String(message)) as { op: string; sub: string; taskId: string }
+      if (op.op !== "subscribe") return
+      const channel = liveChannel(op.taskId)
+      ws.data.subs.set(op.sub, channel)
+      const client: WsClient = { kind: "ws", ws, sub: op.sub, pending: [], closing: false }
+      ;(ws.data as WsData & { clients?: WsClient[] }).clients ??= []
+      ;(ws.data as WsData & { clients?: WsClient[] }).clients!.push(client)
+      await join(channel, client)
+      ws.send(JSON.stringify({ op: "subscribed", sub: op.sub }))
+    },
+    close(ws) {
+      for (const client of (ws.data as WsData & { clients?: WsClient[] }).clients ?? []) {
+        leave(ws.data.subs.get(client.sub)!, client)
+      }
+    },
+  },
+})
+
+announce(server.port!)
+process.on("SIGTERM", () => {
+  server.stop(true)
+  subscriber.disconnect()
+  commands.disconnect()
+  process.exit(0)
+})

@@ -1,0 +1,69 @@
+// `bun bench/profile-summary.ts <file> [top=25]`
+//   .cpuprofile   — self time per function, highest first.
+//   .heapsnapshot — retained-by-self bytes per object kind (type:name), highest first.
+import { readFileSync } from "node:fs"
+import { relative } from "node:path"
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+}
+interface CpuProfile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+interface HeapSnapshot {
+  snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }
+  nodes: number[]
+  strings: string[]
+}
+
+const [file, topArg] = process.argv.slice(2)
+if (!file) throw new Error("usage: bun bench/profile-summary.ts <file.cpuprofile|file.heapsnapshot> [top]")
+const top = Number(topArg ?? 25)
+
+const cpu = (profile: CpuProfile): void => {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const selfUs = new Map<string, number>()
+  let totalUs = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!)
+    const dt = profile.timeDeltas[i] ?? 0
+    if (!node) continue
+    const { functionName, url, lineNumber } = node.callFrame
+    const where = url ? `${relative(process.cwd(), url.replace(/^file:\/\//, ""))}:${lineNumber + 1}` : ""
+    const key = `${functionName || "(anonymous)"} ${where}`.trim()
+    selfUs.set(key, (selfUs.get(key) ?? 0) + dt)
+    totalUs += dt
+  }
+  console.log(`${file}: ${(totalUs / 1e6).toFixed(2)} s sampled`)
+  console.log("self ms   self %  function")
+  for (const [key, us] of [...selfUs].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${(us / 1000).toFixed(0).padStart(7)}  ${((100 * us) / totalUs).toFixed(1).padStart(6)}  ${key}`)
+  }
+}
+
+const heap = (snapshot: HeapSnapshot): void => {
+  const width = snapshot.snapshot.meta.node_fields.length
+  const types = snapshot.snapshot.meta.node_types[0]
+  const byKind = new Map<string, { bytes: number; count: number }>()
+  let total = 0
+  for (let i = 0; i < snapshot.nodes.length; i += width) {
+    const key = `${types[snapshot.nodes[i]!]}:${(snapshot.strings[snapshot.nodes[i + 1]!] ?? "").slice(0, 70)}`
+    const entry = byKind.get(key) ?? { bytes: 0, count: 0 }
+    entry.bytes += snapshot.nodes[i + 3]!
+    entry.count++
+    byKind.set(key, entry)
+    total += snapshot.nodes[i + 3]!
+  }
+  console.log(`${file}: ${(total / 1024 / 1024).toFixed(1)} MB in ${snapshot.nodes.length / width} objects`)
+  console.log("   self KB    count  kind")
+  for (const [key, { bytes, count }] of [...byKind].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top)) {
+    console.log(`${(bytes / 1024).toFixed(0).padStart(10)}  ${String(count).padStart(7)}  ${key}`)
+  }
+}
+
+const parsed = JSON.parse(readFileSync(file, "utf8")) as CpuProfile | HeapSnapshot
+if ("snapshot" in parsed) heap(parsed)
+else cpu(parsed)

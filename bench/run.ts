@@ -1,0 +1,416 @@
+// `npm run bench [-- scenario…] [--targets=ceiling,gateway,floor] [--scale=0.1] [--repeat=3]
+//                 [--<scenario>.<field>=<n>] [--profile[=heap]] [--update] [--pin]`
+//
+// Starts its own redis-server, then per scenario and per target (ceiling, gateway, floor) a fresh
+// server process and two load-generator processes; publishes through src/log/append.lua; prints a
+// table and one JSON line per scenario; writes bench/results/latest.json.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { wallNow } from "./support/clock.ts"
+import { makeHistogram, mergeSparse, percentile } from "./support/histogram.ts"
+import { cpuSeconds, machineCpu, peakRssBytes, rssBytes } from "./support/proc.ts"
+import {
+  BUN, drainLines, freePort, spawnChild, stopChild, timeout, waitForLine, type Child,
+} from "./support/processes.ts"
+import { Publisher, type Task } from "./support/publisher.ts"
+import { startRedis, type BenchRedis } from "./support/redis.ts"
+import {
+  FLOOR_MAX_REDIS_CONNECTIONS, scenarios, stepsPerConnection, targetOf, totalEvents,
+  type Figures, type Scenario, type Target,
+} from "./scenarios.ts"
+import type { ConnectCommand } from "./loadgen.ts"
+
+const ROOT = resolve(import.meta.dir, "..")
+const RESULTS = join(ROOT, "bench", "results")
+const LOADGEN_PROCESSES = 2
+const CONNECT_TIMEOUT_MS = 30_000
+const DRAIN_TIMEOUT_MS = 15_000
+const AGENT = "bench-agent"
+
+// ---- command line -------------------------------------------------------------------------
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? (args.includes(`--${name}`) ? "true" : undefined)
+const scale = Number(flag("scale") ?? process.env.BENCH_SCALE ?? 1)
+const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gateway,floor").split(",") as Target[]
+/** --profile: CPU profile of the gateway per scenario (whole process life, shutdown included);
+ *  --profile=heap: a heap snapshot of the gateway at the end of the measurement window instead. */
+const profile = flag("profile") ?? process.env.BENCH_PROFILE
+/** --repeat=N: measure every (scenario, target) N times, interleaved; report per-figure medians. */
+const repeat = Math.max(1, Math.min(9, Number(flag("repeat") ?? process.env.BENCH_REPEAT ?? 1)))
+/** --pin: the server on CPU 1, the load generators on CPU 0, so they do not take turns on one core. */
+const pin = flag("pin") === "true" || process.env.BENCH_PIN === "1"
+const scriptPath = process.env.APPEND_LUA ?? join(ROOT, "src", "log", "append.lua")
+const all = scenarios()
+const chosen = args.filter((a) => !a.startsWith("--"))
+for (const name of chosen) if (!all.some((s) => s.name === name)) throw new Error(`unknown scenario ${name}; known: ${all.map((s) => s.name).join(", ")}`)
+const selected = all.filter((s) => chosen.length === 0 || chosen.includes(s.name))
+for (const s of selected) {
+  if (scale !== 1) {
+    const connections = s.tasks * s.subscribersPerTask
+    if (s.subscribersPerTask > 1) s.subscribersPerTask = Math.max(1, Math.round(s.subscribersPerTask * scale))
+    else s.tasks = Math.max(1, Math.round(s.tasks * scale))
+    s.durationS = Math.max(1, Math.round(s.durationS * scale))
+    if (s.mode === "burst") s.events = Math.max(100, Math.round(s.events * scale))
+    if (s.mode === "rate" && s.tasks > 1) s.rate = Math.max(10, Math.round(s.rate * scale))
+    void connections
+  }
+  for (const a of args) {
+    const m = /^--([\w-]+)\.(\w+)=(\d+(?:\.\d+)?)$/.exec(a)
+    if (m && m[1] === s.name) {
+      if (!(m[2]! in s)) throw new Error(`--${m[1]}.${m[2]}: no such field; fields: ${Object.keys(s).join(", ")}`)
+      ;(s as unknown as Record<string, number>)[m[2]!] = Number(m[3])
+    }
+  }
+}
+
+// ---- one measurement -----------------------------------------------------------------------
+export interface Result extends Figures {
+  scenario: string
+  target: Target
+  status: "ok" | "skipped" | "error"
+  note: string
+  connections: number
+  connectFailed: number
+  closedEarly: number
+  p50Ms: number
+  maxMs: number
+  loadgenCpuS: number
+  redisCpuS: number
+  peakRssMB: number
+  elapsedS: number
+  /** Events the publisher appended per second (the burst scenario's upper bound on throughput). */
+  publishedPerS: number
+  publishErrors: number
+  /** Load generators' lifetime user / system CPU seconds (connect phase included). */
+  loadgenUserS: number
+  loadgenSystemS: number
+  /** CPU the rest of the machine used in the window: busy time minus server, load generators, Redis
+   *  and this runner. Interrupt work not charged to a process, plus other work on a shared machine. */
+  otherCpuS: number
+  /** Interrupt (irq + softirq) CPU seconds in the window, much of it loopback TCP; the kernel charges
+   *  part of it to the processes too, so it overlaps the other columns. */
+  interruptCpuS: number
+}
+
+const emptyResult = (s: Scenario, target: Target, status: Result["status"], note: string): Result => ({
+  scenario: s.name, target, status, note, connections: s.tasks * s.subscribersPerTask, connectFailed: 0,
+  closedEarly: 0, delivered: 0, expected: 0, gaps: 0, dups: 0, p50Ms: NaN, p99Ms: NaN, maxMs: NaN,
+  serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
+  elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN, interruptCpuS: NaN,
+})
+
+const serverCommand = (target: Target, scenario: string): string[] => {
+  if (target === "ceiling") return [BUN, "bench/baselines/ceiling.ts"]
+  if (target === "floor") return [BUN, "bench/baselines/floor.ts"]
+  if (profile === "heap") return [BUN, "bench/support/heap-snapshot-entry.ts"]
+  const prof = profile
+    ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "profiles")}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
+    : []
+  return [BUN, ...prof, "src/main.bun.ts"]
+}
+
+const heapSnapshotPath = (scenario: string): string => join(RESULTS, "profiles", `gateway-${scenario}.heapsnapshot`)
+
+/** Asks the gateway (started through heap-snapshot-entry.ts) for a heap snapshot; waits ≤ 60 s. */
+const takeHeapSnapshot = async (pid: number, path: string): Promise<void> => {
+  rmSync(path, { force: true })
+  process.kill(pid, "SIGUSR2")
+  for (let i = 0; i < 600 && !existsSync(path); i++) await Bun.sleep(100)
+}
+
+const tasksOf = (s: Scenario): Task[] =>
+  Array.from({ length: s.tasks }, (_, i) => ({ agentId: AGENT, taskId: `${s.name}-${i}` }))
+
+const targetsOf = (s: Scenario, tasks: Task[]): string[] => {
+  const history = s.mode === "history"
+  const out: string[] = []
+  for (let sub = 0; sub < s.subscribersPerTask; sub++) {
+    for (const t of tasks) {
+      out.push(s.transport === "sse"
+        ? `/api/v1/agents/${t.agentId}/tasks/${t.taskId}/events/stream?include_history=${history}`
+        : JSON.stringify({ op: "subscribe", sub: "s1", agentId: t.agentId, taskId: t.taskId, history }))
+    }
+  }
+  return out
+}
+
+interface Worker {
+  child: Child
+  events: Map<string, { resolve: (m: Record<string, unknown>) => void; promise: Promise<Record<string, unknown>> }>
+}
+
+const startWorker = async (): Promise<Worker> => {
+  const child = spawnChild([BUN, "bench/loadgen.ts"], {}, ROOT, pin ? "0" : undefined)
+  await waitForLine(child, (l) => l.includes('"ev":"ready"'), 10_000, "load generator start")
+  const worker: Worker = { child, events: new Map() }
+  const slot = (ev: string) => {
+    let entry = worker.events.get(ev)
+    if (!entry) {
+      let resolve!: (m: Record<string, unknown>) => void
+      const promise = new Promise<Record<string, unknown>>((r) => { resolve = r })
+      entry = { resolve, promise }
+      worker.events.set(ev, entry)
+    }
+    return entry
+  }
+  ;(worker as Worker & { slot: typeof slot }).slot = slot
+  drainLines(child, (line) => {
+    if (!line.startsWith("{")) return
+    const message = JSON.parse(line) as Record<string, unknown>
+    slot(String(message.ev)).resolve(message)
+  })
+  return worker
+}
+const awaitEvent = (w: Worker, ev: string): Promise<Record<string, unknown>> =>
+  (w as Worker & { slot: (ev: string) => { promise: Promise<Record<string, unknown>> } }).slot(ev).promise
+const command = (w: Worker, message: object): void => {
+  w.child.proc.stdin.write(JSON.stringify(message) + "\n")
+  w.child.proc.stdin.flush()
+}
+
+const wsAvailable = async (port: number): Promise<boolean> =>
+  new Promise((done) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`)
+    const timer = setTimeout(() => { ws.close(); done(false) }, 3000)
+    ws.onopen = () => { clearTimeout(timer); ws.close(); done(true) }
+    ws.onerror = () => { clearTimeout(timer); done(false) }
+  })
+
+const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<Result> => {
+  const connections = s.tasks * s.subscribersPerTask
+  if (target === "floor" && (s.transport === "ws" || connections > FLOOR_MAX_REDIS_CONNECTIONS)) {
+    return emptyResult(s, target, "skipped", s.transport === "ws"
+      ? "floor has no WebSocket"
+      : `floor would need ${connections} Redis connections (cap ${FLOOR_MAX_REDIS_CONNECTIONS})`)
+  }
+  if (target === "gateway" && !existsSync(join(ROOT, "src", "main.bun.ts"))) {
+    return emptyResult(s, target, "skipped", "gateway not available (no src/main.bun.ts in this checkout)")
+  }
+  const publisher = new Publisher(redis.url, scriptPath)
+  const tasks = tasksOf(s)
+  await publisher.redis.flushall()
+  if (s.mode === "history") {
+    for (let step = 1; step <= s.events; step += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, s.events - step + 1) }, (_, k) => publisher.step(tasks[0]!, step + k, s.payloadBytes)))
+    }
+    await publisher.complete(tasks[0]!)
+  }
+  const port = freePort()
+  const server = spawnChild(serverCommand(target, s.name), {
+    PORT: String(port), REDIS_URL: redis.url, HEARTBEAT_MS: "15000", HOST: "127.0.0.1",
+    HEAP_SNAPSHOT_PATH: heapSnapshotPath(s.name),
+  }, ROOT, pin ? "1" : undefined)
+  const workers: Worker[] = []
+  try {
+    await waitForLine(server, (l) => l.includes(`"url":"http://127.0.0.1:`), 15_000, `${target} start`)
+    drainLines(server)
+    if (s.transport === "ws" && !(await wsAvailable(port))) {
+      return emptyResult(s, target, "skipped", `${target} has no WebSocket at /api/v1/ws (not available)`)
+    }
+    for (let i = 0; i < LOADGEN_PROCESSES; i++) workers.push(await startWorker())
+    await Bun.sleep(300)
+    const rssBefore = rssBytes(server.pid)
+    const all = targetsOf(s, tasks)
+    const steps = stepsPerConnection(s)
+    const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
+    const lg0 = workers.map((w) => cpuSeconds(w.child.pid))
+    const connectStart = wallNow()
+    workers.forEach((w, i) => {
+      const mine = all.filter((_, k) => k % workers.length === i)
+      const message: ConnectCommand = {
+        cmd: "connect", port, transport: s.transport, targets: mine, steps, latency: s.mode !== "history",
+        batch: Math.ceil(s.connectBatch / workers.length), pauseMs: s.connectPauseMs, timeoutMs: CONNECT_TIMEOUT_MS,
+      }
+      command(w, message)
+    })
+    const connected = await timeout(CONNECT_TIMEOUT_MS + 5000, "connect phase", Promise.all(workers.map((w) => awaitEvent(w, "connected"))))
+    const connectFailed = connected.reduce((n, m) => n + Number(m.failed), 0)
+    const connectNote = connected.map((m) => m.lastError).filter(Boolean)[0] ?? ""
+    const result = emptyResult(s, target, "ok", connectFailed ? `connect failures: ${connectFailed} ${connectNote}` : "")
+    result.connectFailed = connectFailed
+    let publishStart = wallNow()
+    let cpuStart = { ...cpu0 }
+    let lgStart = lg0
+    if (s.mode === "idle") {
+      await Bun.sleep(2000)
+      result.rssPerConnectionKB = (rssBytes(server.pid) - rssBefore) / 1024 / Math.max(1, connections - connectFailed)
+    } else if (s.mode !== "history") {
+      await Bun.sleep(500)
+      cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
+      lgStart = workers.map((w) => cpuSeconds(w.child.pid))
+      publishStart = wallNow()
+      if (s.mode === "rate") await publisher.atRate(tasks, s.rate, totalEvents(s), s.payloadBytes, (totalEvents(s) / s.rate) * 1000 + 10_000)
+      else await publisher.burst(tasks[0]!, s.events, s.payloadBytes)
+      result.publishedPerS = totalEvents(s) / ((wallNow() - publishStart) / 1000)
+      await Promise.all(tasks.map((t) => publisher.complete(t)))
+    }
+    if (s.mode !== "idle") {
+      await Promise.race([Promise.all(workers.map((w) => awaitEvent(w, "done"))), Bun.sleep(DRAIN_TIMEOUT_MS)])
+    }
+    const end = wallNow()
+    result.serverCpuS = cpuSeconds(server.pid) - cpuStart.server
+    result.redisCpuS = cpuSeconds(redis.child.pid) - cpuStart.redis
+    result.loadgenCpuS = workers.reduce((sum, w, i) => sum + cpuSeconds(w.child.pid) - lgStart[i]!, 0)
+    const machine = machineCpu()
+    result.interruptCpuS = machine.interrupts - cpuStart.machine.interrupts
+    result.otherCpuS = machine.busy - cpuStart.machine.busy - result.serverCpuS - result.redisCpuS - result.loadgenCpuS -
+      (cpuSeconds(process.pid) - cpuStart.runner)
+    result.peakRssMB = peakRssBytes(server.pid) / 1024 / 1024
+    if (profile === "heap" && target === "gateway") await takeHeapSnapshot(server.pid, heapSnapshotPath(s.name))
+    result.elapsedS = (end - publishStart) / 1000
+    workers.forEach((w) => command(w, { cmd: "report" }))
+    const reports = await timeout(10_000, "load generator reports", Promise.all(workers.map((w) => awaitEvent(w, "report"))))
+    const hist = makeHistogram()
+    let lastAt = 0
+    let doneAtMax = 0
+    let complete = 0
+    for (const r of reports) {
+      result.delivered += Number(r.delivered)
+      result.gaps += Number(r.gaps)
+      result.dups += Number(r.dups)
+      result.closedEarly += Number(r.closedEarly)
+      complete += Number(r.complete)
+      result.loadgenUserS += Number(r.userSeconds)
+      result.loadgenSystemS += Number(r.systemSeconds)
+      lastAt = Math.max(lastAt, Number(r.lastAt))
+      doneAtMax = Math.max(doneAtMax, Number(r.doneAtMax))
+      mergeSparse(hist, r.hist as Parameters<typeof mergeSparse>[1])
+      if (r.badStatus) result.note += ` bad status ×${r.badStatus}: ${String(r.lastError).slice(0, 80)}`
+    }
+    result.expected = steps * connections
+    result.p50Ms = percentile(hist, 50)
+    result.p99Ms = percentile(hist, 99)
+    result.maxMs = hist.count ? hist.max : NaN
+    result.publishErrors = publisher.errors
+    if (publisher.errors) result.note += ` publish errors ×${publisher.errors}: ${publisher.lastError.slice(0, 120)}`
+    if (lastAt > publishStart) result.deliveriesPerS = result.delivered / ((lastAt - publishStart) / 1000)
+    if (s.mode === "history") {
+      result.historyAllS = complete === connections ? (doneAtMax - connectStart) / 1000 : NaN
+      result.elapsedS = (end - connectStart) / 1000
+      if (complete < connections) result.note += ` only ${complete}/${connections} clients got the whole history`
+    }
+    return result
+  } catch (error) {
+    const failed = emptyResult(s, target, "error", `${String(error).slice(0, 300)} | server stderr: ${server.stderrTail.slice(-300)}`)
+    return failed
+  } finally {
+    for (const w of workers) command(w, { cmd: "exit" })
+    await Promise.all(workers.map((w) => stopChild(w.child, 2000)))
+    await stopChild(server, profile ? 10_000 : 3000)
+    await publisher.close()
+  }
+}
+
+const median = (values: number[]): number => {
+  const finite = values.filter(Number.isFinite).sort((a, b) => a - b)
+  return finite.length === 0 ? NaN : finite[Math.floor((finite.length - 1) / 2)]!
+}
+
+/** One row from repeated runs: medians of the figures, the worst of the delivery counts. */
+const combine = (runs: Result[]): Result => {
+  if (runs.length === 1) return runs[0]!
+  const ok = runs.filter((r) => r.status === "ok")
+  if (ok.length === 0) return runs[0]!
+  const worst = ok.reduce((a, b) => (b.delivered - b.expected - b.gaps - b.dups < a.delivered - a.expected - a.gaps - a.dups ? b : a))
+  const out: Result & { runs?: Partial<Result>[] } = { ...worst }
+  for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
+    "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS", "interruptCpuS"] as const) {
+    out[key] = median(ok.map((r) => r[key]))
+  }
+  out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
+  if (ok.length < runs.length) out.note += ` (${runs.length - ok.length} of ${runs.length} runs failed)`
+  out.runs = runs.map(({ status, p99Ms, serverCpuS, delivered, expected, gaps, dups, historyAllS, rssPerConnectionKB, deliveriesPerS }) =>
+    ({ status, p99Ms, serverCpuS, delivered, expected, gaps, dups, historyAllS, rssPerConnectionKB, deliveriesPerS }))
+  return out
+}
+
+// ---- report ---------------------------------------------------------------------------------
+const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : "–")
+const ratio = (n: number, base: number | undefined): string =>
+  base !== undefined && Number.isFinite(n) && Number.isFinite(base) && base > 0 ? ` (${(n / base).toFixed(2)}×)` : ""
+
+const printRow = (cells: string[], widths: number[]): void => {
+  console.log(cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "))
+}
+
+const HEADER = ["scenario", "target", "delivered/expected", "gaps", "dups", "p50 ms", "p99 ms", "max ms",
+  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "irq CPU s", "other CPU s", "figure"]
+const WIDTHS = [9, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 9, 11, 42]
+
+const figureOf = (r: Result): string =>
+  r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`
+    : r.scenario === "history" ? `all history in ${fmt(r.historyAllS, 2)} s`
+    : r.scenario === "burst" ? `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s (pub ${fmt(r.publishedPerS / 1000, 1)}k ev/s)`
+    : `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s`
+
+const main = async (): Promise<void> => {
+  mkdirSync(join(RESULTS, "profiles"), { recursive: true })
+  if (!existsSync(scriptPath)) throw new Error(`append script not found at ${scriptPath} (set APPEND_LUA)`)
+  const redis = await startRedis(ROOT)
+  const results: Result[] = []
+  const started = new Date().toISOString()
+  try {
+    for (const s of selected) {
+      console.error(`# ${s.name}: ${s.description}${scale !== 1 ? ` (scaled ×${scale}: ${s.tasks} tasks × ${s.subscribersPerTask})` : ""}`)
+      const runs = new Map<Target, Result[]>(targets.map((t) => [t, []]))
+      for (let round = 1; round <= repeat; round++) {
+        for (const target of targets) {
+          if (runs.get(target)![0]?.status === "skipped") continue
+          const r = await measure(s, target, redis)
+          console.error(`#   ${target}${repeat > 1 ? ` (run ${round}/${repeat})` : ""}: ${r.status} ${r.note}`)
+          runs.get(target)!.push(r)
+        }
+      }
+      for (const target of targets) results.push(combine(runs.get(target)!))
+    }
+  } finally {
+    await redis.stop()
+  }
+  const shown = [...selected]
+  if (flag("update") === "true" && existsSync(join(RESULTS, "latest.json"))) {
+    // Keep the other scenarios of the previous run (e.g. re-measure only ws-fanout).
+    const previous = JSON.parse(readFileSync(join(RESULTS, "latest.json"), "utf8")) as { scenarios: Scenario[]; results: Result[] }
+    const kept = previous.scenarios.filter((p) => !selected.some((s) => s.name === p.name))
+    shown.unshift(...kept)
+    shown.sort((a, b) => all.findIndex((s) => s.name === a.name) - all.findIndex((s) => s.name === b.name))
+    results.unshift(...previous.results.filter((r) => kept.some((k) => k.name === r.scenario)))
+  }
+  console.log("")
+  printRow(HEADER, WIDTHS)
+  const gatewayFanout = results.find((r) => r.scenario === "fanout" && r.target === "gateway" && r.status === "ok")
+  const verdicts: { scenario: string; target: string; met: boolean | undefined }[] = []
+  for (const s of shown) {
+    const rows = results.filter((r) => r.scenario === s.name)
+    const ceiling = rows.find((r) => r.target === "ceiling" && r.status === "ok")
+    for (const r of rows) {
+      if (r.status !== "ok") {
+        printRow([r.scenario, r.target, `${r.status}: ${r.note}`], [9, 7, 0])
+        continue
+      }
+      const base = r.target === "ceiling" ? undefined : ceiling
+      printRow([
+        r.scenario, r.target, `${r.delivered}/${r.expected}`, String(r.gaps), String(r.dups), fmt(r.p50Ms, 2),
+        fmt(r.p99Ms, 2) + ratio(r.p99Ms, base?.p99Ms), fmt(r.maxMs, 0), fmt(r.serverCpuS, 2) + ratio(r.serverCpuS, base?.serverCpuS),
+        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), fmt(r.interruptCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
+      ], WIDTHS)
+    }
+    const gw = rows.find((r) => r.target === "gateway" && r.status === "ok")
+    if (gw) {
+      const t = targetOf(s.name, gw, ceiling, gatewayFanout)
+      verdicts.push({ scenario: s.name, target: t.text, met: t.met })
+    }
+  }
+  console.log("")
+  for (const v of verdicts) console.log(`target ${v.scenario}: ${v.target} → ${v.met === undefined ? "n/a" : v.met ? "MET" : "MISSED"}`)
+  console.log("")
+  for (const s of shown) {
+    console.log(JSON.stringify({ scenario: s.name, size: s, results: results.filter((r) => r.scenario === s.name) }))
+  }
+  const machine = { cpus: navigator.hardwareConcurrency, bun: Bun.version, platform: process.platform, loadAverageAtEnd: readFileSync("/proc/loadavg", "latin1").trim() }
+  writeFileSync(join(RESULTS, "latest.json"), JSON.stringify({ started, scale, repeat, pin, machine, scenarios: shown, results, verdicts }, null, 2) + "\n")
+  console.error(`# wrote bench/results/latest.json`)
+}
+
+await main()
+process.exit(0)

@@ -61,6 +61,8 @@ export class LogEvent implements EventId {
    * a listener whose last id is older has missed events.
    */
   prev: EventId | undefined
+  /** Set once any connection on this instance has queued the event (for the delivery-lag metric). */
+  delivered = false
   readonly terminal: boolean
   readonly ephemeral: boolean
   private parsedData: Record<string, unknown> | undefined
@@ -116,10 +118,11 @@ export class LogEvent implements EventId {
    * script (plus `prev`), whose last field is always `data`.
    */
   static fromMessage(text: string): LogEvent {
-    const message = JSON.parse(text) as Envelope & { readonly prev?: string }
-    const dataJson = text.slice(text.indexOf('"data":') + 7, -1)
-    const event = new LogEvent({ ...message, id: message.id, dataJson }, message.data)
-    event.prev = message.prev === undefined ? undefined : parseEventId(message.prev)
+    // Only the short head is parsed; the payload stays text until someone needs it as an object.
+    const dataAt = text.indexOf(',"data":')
+    const head = JSON.parse(`${text.slice(0, dataAt)}}`) as Omit<Envelope, "data"> & { readonly prev?: string }
+    const event = new LogEvent({ ...head, id: head.id, dataJson: text.slice(dataAt + 8, -1) })
+    event.prev = head.prev === undefined ? undefined : parseEventId(head.prev)
     return event
   }
 

@@ -6,7 +6,7 @@
  * an event fanned out to thousands of clients is serialised once per format.
  */
 import type { EventType } from "./registry.ts"
-import { isEphemeral, isTerminal } from "./registry.ts"
+import { isEphemeral, isEventType, isTerminal } from "./registry.ts"
 
 export interface Envelope {
   /** Assigned by the log; absent on ephemeral events, which are never stored. */
@@ -115,12 +115,21 @@ export class LogEvent implements EventId {
 
   /**
    * Parse a live-channel message: the envelope JSON written by the append
-   * script (plus `prev`), whose last field is always `data`.
+   * script (plus `prev`), whose last field is always `data`. Undefined when
+   * the message is not in that format (anyone with Redis access can PUBLISH).
    */
-  static fromMessage(text: string): LogEvent {
+  static fromMessage(text: string): LogEvent | undefined {
     // Only the short head is parsed; the payload stays text until someone needs it as an object.
     const dataAt = text.indexOf(',"data":')
-    const head = JSON.parse(`${text.slice(0, dataAt)}}`) as Omit<Envelope, "data"> & { readonly prev?: string }
+    if (dataAt < 0 || !text.endsWith("}")) return undefined
+    let head: Omit<Envelope, "data"> & { readonly prev?: string }
+    try {
+      head = JSON.parse(`${text.slice(0, dataAt)}}`)
+    } catch {
+      return undefined
+    }
+    const id = head.id === undefined ? undefined : parseEventId(head.id)
+    if (!isEventType(head.type) || typeof head.agentId !== "string" || (head.id !== undefined && id === undefined)) return undefined
     const event = new LogEvent({ ...head, id: head.id, dataJson: text.slice(dataAt + 8, -1) })
     event.prev = head.prev === undefined ? undefined : parseEventId(head.prev)
     return event

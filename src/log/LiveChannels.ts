@@ -29,14 +29,16 @@ export class LiveChannels {
     return true
   }
 
-  has(taskId: string): boolean {
-    return this.byTask.has(taskId)
-  }
-
   dispatch(taskId: string, event: LogEvent): void {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
     for (const listener of listeners) listener.onEvent(event)
+  }
+
+  /** Tell the task's listeners that live events may have been missed. */
+  gap(taskId: string): void {
+    const listeners = this.byTask.get(taskId)
+    if (listeners !== undefined) for (const listener of listeners) listener.onGap()
   }
 
   /** Tell every listener that live events may have been missed. */

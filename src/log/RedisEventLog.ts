@@ -92,7 +92,13 @@ export const RedisEventLogLayer = Layer.effect(
     const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, {
       onMessage: (channel, message) => {
         const taskId = taskOfChannel(prefix, channel)
-        if (taskId !== undefined) live.dispatch(taskId, LogEvent.fromMessage(message))
+        if (taskId === undefined) return
+        const event = LogEvent.fromMessage(message)
+        if (event !== undefined) return live.dispatch(taskId, event)
+        // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
+        // task's listeners read the log in case it stood for a real event.
+        logLine("warn", "dropped a malformed live message", { channel, length: message.length })
+        live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
       onResubscribed: () => {

@@ -82,8 +82,14 @@ describe("LogEvent", () => {
     }
     expect(event.encoded("k", encode)).toBe(event.encoded("k", encode))
     expect(calls).toBe(1)
-    const fromWire = LogEvent.fromMessage(event.json)
+    const fromWire = LogEvent.fromMessage(event.json)!
     expect(fromWire.dataJson).toBe(event.dataJson)
     expect(fromWire.id).toBe("5-1")
+  })
+
+  it("refuses live messages that are not the append script's envelope", () => {
+    for (const bad of ['{"x":', "null", '{"type":"Nope","agentId":"a","data":{}}', '{"id":"x-1","type":"WorkflowPaused","agentId":"a","data":{}}', '{"type":"WorkflowPaused","data":{}}', "[]"]) {
+      expect(LogEvent.fromMessage(bad)).toBeUndefined()
+    }
   })
 })

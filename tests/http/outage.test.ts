@@ -38,4 +38,22 @@ describe("Redis subscriber outage", () => {
       expect(events.at(-1)?.event).toBe("WorkflowCompleted")
     }
   }, 60_000)
+
+  it("survives malformed messages published by hand on a task's live channel", async () => {
+    const { url, redis, gateway } = harness()
+    const agent = "agent-garbage"
+    const task = uniqueTask("garbage")
+    const stream = await openSse(`${url}${taskPath(agent, task)}/events/stream`)
+    await postEvents(url, agent, task, step(1))
+    await stream.waitFor((frames) => eventFrames(frames).length === 1)
+    for (const garbage of ['{"x":', "not json", '{"type":"Nope","agentId":"a","data":{}}', '{"id":"1-1","type":"WorkflowStepStarted","agentId":"a","data":']) {
+      await redis!.client.publish(`ts:{${task}}:live`, garbage)
+    }
+    await postEvents(url, agent, task, [step(2), { type: "WorkflowCompleted", data: {} }])
+    await stream.ended
+    expect(eventFrames(stream.frames).map((frame) => frame.event)).toEqual(["WorkflowStepStarted", "WorkflowStepStarted", "WorkflowCompleted"])
+    expect(gateway.process.exitCode).toBeNull()
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+    expect(gateway.output()).toContain("dropped a malformed live message")
+  })
 })

@@ -181,7 +181,7 @@ export class WsSession {
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
     const entry: Entry = { sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
-    const { connection, deps } = this
+    const { connection, deps, subscriptions } = this
     const run = Effect.gen(function*() {
       const opening = yield* deps.streams.open({
         agentId: frame.agentId,
@@ -193,6 +193,9 @@ export class WsSession {
       connection.send(controlFrame("subscribed", { sub, agentId: frame.agentId, taskId: frame.taskId }))
       if (opening._tag === "Ended") return sink.end(opening.reason)
       started(yield* opening.start(sink))
+      // It may have ended (and been released) while starting, before its fiber was known:
+      // then finish, which closes its scope, instead of holding it open forever.
+      if (subscriptions.get(sub) !== entry) return
       return yield* Effect.never
     }).pipe(
       Effect.scoped,

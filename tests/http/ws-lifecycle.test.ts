@@ -53,6 +53,34 @@ describeEachRuntime("WebSocket shutdown", (runtime) => {
   })
 })
 
+describe("WebSocket subscriptions are released [memory log]", () => {
+  let current: Awaited<ReturnType<typeof startHarness>>
+  beforeAll(async () => {
+    current = await startHarness("memory")
+  })
+  afterAll(() => current.stop())
+
+  it("releases a subscription to an ended task (it ends while its history loads) and everything at socket close", async () => {
+    const url = current.harness.url
+    const task = uniqueTask()
+    await postEvents(url, AGENT, task, [{ type: "WorkflowStepStarted", data: { step: 1 } }, { type: "WorkflowCompleted", data: {} }])
+    const live = uniqueTask()
+    const ws = await openWs(url)
+    ws.send({ op: "subscribe", sub: "done", agentId: AGENT, taskId: task })
+    ws.send({ op: "subscribe", sub: "open", agentId: AGENT, taskId: live })
+    await ws.next((frame) => frame.op === "end" && frame.sub === "done")
+    await ws.next((frame) => frame.op === "subscribed" && frame.sub === "open")
+    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(`${url}/metrics`)).text())?.[1])
+    expect(await gauge("taskstream_subscriptions")).toBe(1)
+    expect(await gauge("taskstream_live_channels")).toBe(1)
+    ws.close()
+    await ws.closed
+    await sleep(100)
+    expect(await gauge("taskstream_subscriptions")).toBe(0)
+    expect(await gauge("taskstream_live_channels")).toBe(0)
+  })
+})
+
 describe("WebSocket auth [memory log]", () => {
   const SECRET = "test-secret-0123456789"
   let current: Awaited<ReturnType<typeof startHarness>>

@@ -153,14 +153,44 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
   })
 }
 
+export interface Credential {
+  readonly token: string | undefined
+  /** The browser attached it by itself: it proves nothing about which site sent the request. */
+  readonly fromCookie: boolean
+}
+
 /** The bearer token of a request: header, then `access_token` query parameter, then cookie. */
-export const tokenOf = (c: Context, cookie: string): string | undefined => {
+export const credentialOf = (c: Context, cookie: string): Credential => {
   const header = c.req.header("authorization")
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)$/i.exec(header)
-    if (match) return match[1]
+    if (match) return { token: match[1], fromCookie: false }
   }
-  return c.req.query("access_token") || getCookie(c, cookie) || undefined
+  const query = c.req.query("access_token")
+  if (query) return { token: query, fromCookie: false }
+  const fromCookie = getCookie(c, cookie)
+  return fromCookie ? { token: fromCookie, fromCookie: true } : { token: undefined, fromCookie: false }
+}
+
+export const tokenOf = (c: Context, cookie: string): string | undefined => credentialOf(c, cookie).token
+
+/**
+ * Whether a request may act on cookie credentials: reads (CORS decides who may
+ * see them), requests without an Origin (not from a browser), and requests from
+ * this host or an origin listed in CORS_ORIGINS. Anything else is another site
+ * riding on the user's cookie (CSRF, cross-site WebSocket hijacking).
+ */
+export const cookieUsableFrom = (c: Context, corsOrigins: string): boolean => {
+  const upgrade = c.req.header("upgrade")?.toLowerCase() === "websocket"
+  if ((c.req.method === "GET" || c.req.method === "HEAD") && !upgrade) return true
+  const origin = c.req.header("origin")
+  if (origin === undefined) return true
+  try {
+    if (new URL(origin).host === c.req.header("host")) return true
+  } catch {
+    return false
+  }
+  return corsOrigins.split(",").map((listed) => listed.trim()).includes(origin)
 }
 
 /** Count and log a refused request (the token itself is never logged). */

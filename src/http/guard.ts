@@ -5,7 +5,7 @@
  */
 import { Result } from "effect"
 import type { Context } from "hono"
-import { type Action, noteRefusal, type Principal, tokenOf } from "./auth.ts"
+import { type Action, cookieUsableFrom, credentialOf, noteRefusal, type Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 import type { TaskPath } from "./params.ts"
@@ -20,7 +20,13 @@ export const clientAddress = (c: Context, trustProxy: boolean): string => {
 }
 
 export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.Result<Principal, Response>> => {
-  const principal = await deps.auth.authenticate(tokenOf(c, deps.config.authCookie), clientAddress(c, deps.config.trustProxy))
+  const credential = credentialOf(c, deps.config.authCookie)
+  if (credential.fromCookie && deps.auth.required && !cookieUsableFrom(c, deps.config.corsOrigins)) {
+    const error = apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
+    noteRefusal(c, error)
+    return Result.fail(errorResponse(c, error))
+  }
+  const principal = await deps.auth.authenticate(credential.token, clientAddress(c, deps.config.trustProxy))
   if (Result.isSuccess(principal)) return Result.succeed(principal.success)
   noteRefusal(c, principal.failure)
   return Result.fail(errorResponse(c, principal.failure))

@@ -85,6 +85,26 @@ describe("JWT auth with a shared secret (HS256)", () => {
     expect(await statusOf(request(gateway, "stream", AGENT, task, { headers: { cookie: `other=${token}` } }))).toBe(401)
   })
 
+  it("refuses cookie credentials on cross-site writes and WebSocket upgrades, but not explicit tokens", async () => {
+    const token = await hsToken({ subscribe: ["*/*"], publish: ["*/*"] })
+    const task = uniqueTask()
+    const own = new URL(gateway.url).origin
+    const post = (headers: Record<string, string>) =>
+      statusOf(fetch(`${gateway.url}${taskPath(AGENT, task)}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(step(1))
+      }))
+    const cookie = { cookie: `taskstream_token=${token}` }
+    expect(await post({ ...cookie, origin: "https://evil.example" })).toBe(403)
+    expect(await post({ ...cookie, origin: own })).toBe(201)
+    expect(await post(cookie)).toBe(201)
+    expect(await post({ authorization: `Bearer ${token}`, origin: "https://evil.example" })).toBe(201)
+    const upgrade = { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
+    expect(await statusOf(fetch(`${gateway.url}/api/v1/ws`, { headers: { ...upgrade, ...cookie, origin: "https://evil.example" } }))).toBe(403)
+    expect(await statusOf(request(gateway, "stream", AGENT, task, { headers: { ...cookie, origin: "https://evil.example" } }))).toBe(200)
+  })
+
   it("lists only the tasks the bearer may subscribe to", async () => {
     const publisher = await hsToken({ publish: ["*/*"] })
     const mine = uniqueTask("mine")

@@ -61,8 +61,6 @@ export class LogEvent implements EventId {
    * a listener whose last id is older has missed events.
    */
   prev: EventId | undefined
-  /** Set once any connection on this instance has queued the event (for the delivery-lag metric). */
-  delivered = false
   readonly terminal: boolean
   readonly ephemeral: boolean
   private parsedData: Record<string, unknown> | undefined

@@ -34,7 +34,7 @@ class SubscriptionSink implements Sink {
   }
 
   event(event: LogEvent): void {
-    if (this.attached) this.connection.sendEvent(eventFrame(this.prefix, event), event)
+    if (this.attached) this.connection.sendEvent(eventFrame(this.prefix, event))
   }
 
   resync(oldest: string): void {

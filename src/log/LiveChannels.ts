@@ -4,7 +4,11 @@
  * plain TypeScript — it runs once per event for every local client.
  */
 import type { LogEvent } from "../events/envelope.ts"
+import { labelled, Metrics } from "../observability/metrics.ts"
 import type { LiveListener } from "./EventLog.ts"
+
+/** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
+const lag = labelled(Metrics.deliveryLag, {})
 
 export class LiveChannels {
   private readonly byTask = new Map<string, Set<LiveListener>>()
@@ -32,6 +36,7 @@ export class LiveChannels {
   dispatch(taskId: string, event: LogEvent): void {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
+    if (event.ms > 0) lag(Math.max(0, Date.now() - event.ms) / 1000)
     for (const listener of listeners) listener.onEvent(event)
   }
 

@@ -15,7 +15,7 @@ export const Metrics = {
   eventsAppended: Metric.counter("taskstream_events_appended_total", { description: "Events appended through this instance (ingest and in-process publishers)", incremental: true }),
   eventsDelivered: Metric.counter("taskstream_events_delivered_total", { description: "Events written to clients, by transport", incremental: true }),
   deliveryLag: Metric.histogram("taskstream_delivery_lag_seconds", {
-    description: "From an event's append (its id's time) to its first write to a client on this instance",
+    description: "From a live event's append (its id's time) to its dispatch to this instance's clients, whose writes follow in the same event-loop turn",
     boundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
   }),
   disconnects: Metric.counter("taskstream_disconnects_total", { description: "Connections closed by the server, by reason (slow_consumer, token_expired, shutdown, …)", incremental: true }),

@@ -8,7 +8,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
-import { countDelivered, observeLag } from "./delivery.ts"
+import { countDelivered } from "./delivery.ts"
 import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
 
 export type SseFormat = "payload" | "envelope"
@@ -83,7 +83,6 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   }
 
   event(event: LogEvent): void {
-    observeLag(event)
     this.pendingEvents++
     this.push(event.encoded(this.encodingKey, this.encode))
   }
@@ -93,7 +92,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   }
 
   heartbeat(): void {
-    this.push(encoder.encode(frame(undefined, "heartbeat", JSON.stringify({ time: new Date(roundTime).toISOString() }))))
+    this.push(encoder.encode(frame(undefined, "heartbeat", JSON.stringify({ time: new Date().toISOString() }))))
   }
 
   end(reason: EndReason): void {

@@ -10,7 +10,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import { CloseCodes } from "./closeCodes.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
-import { countDelivered, observeLag } from "./delivery.ts"
+import { countDelivered } from "./delivery.ts"
 import { type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
 
 /** The runtime's socket, as the transport needs it. */
@@ -70,9 +70,8 @@ export class WsConnection implements Outbox, StreamConnection {
   }
 
   /** Queue an event frame (counted in the delivery metrics). */
-  sendEvent(frame: string, event: LogEvent): void {
+  sendEvent(frame: string): void {
     if (this.closed) return
-    observeLag(event)
     this.pendingEvents++
     this.send(frame)
   }

@@ -36,7 +36,8 @@ const openStream = (
     }
   })
   connections.add(connection)
-  Effect.runFork(Scope.provide(start(connection), scope))
+  // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
+  Effect.runFork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
   return new Response(connection.body, { status: 200, headers: SSE_HEADERS })
 }
 

@@ -12,6 +12,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
+import type { Admission } from "../transport/connections.ts"
 import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
@@ -68,8 +69,8 @@ type AuthFrame = typeof Auth.Type
 export interface PendingAuth {
   /** Names the client for the token's verifier when the gateway runs open. */
   readonly anonymous: string
-  /** Called once the subject is admitted by the connection limits, with the place to give back on close. */
-  readonly admitted: (release: () => void) => void
+  /** Exchange the socket's provisional place under the connection limits for one of `subject`. */
+  readonly admit: (subject: string) => Admission
 }
 
 export class WsSession {
@@ -149,12 +150,11 @@ export class WsSession {
       return this.error({ ...echo, code: "forbidden", message: "a refreshed token must name the same subject" })
     }
     if (this.principal === undefined) {
-      const admission = this.deps.connections.admit(principal.subject)
+      const admission = this.pending!.admit(principal.subject)
       if (!admission.ok) {
         this.error({ ...echo, ...admissionError(admission.limit) })
         return this.connection.close("limit")
       }
-      this.pending!.admitted(admission.release)
     }
     this.principal = principal
     this.connection.identify(principal.subject, principal.expiresAt)

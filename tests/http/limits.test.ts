@@ -4,6 +4,7 @@ import { postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { openSse, type SseStream } from "../support/sse.ts"
+import { openWs } from "../support/ws.ts"
 import { hsToken, SECRET } from "../support/tokens.ts"
 
 const metricValue = (text: string, name: string, labels: string) =>
@@ -39,6 +40,19 @@ describe("Connection limits", () => {
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text()
     expect(metricValue(metrics, "taskstream_limit_rejections_total", 'limit="max_connections_per_subject"')).toBe(1)
     expect(metricValue(metrics, "taskstream_limit_rejections_total", 'limit="max_connections"')).toBe(1)
+  })
+
+  it("counts WebSockets still waiting for their auth frame, under their client address, until they authenticate", async () => {
+    const upgrade = { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }
+    const pending = [await openWs(gateway.url), await openWs(gateway.url)]
+    const third = await fetch(`${gateway.url}/api/v1/ws`, { headers: upgrade })
+    expect(third.status).toBe(429)
+    pending[0].send({ op: "auth", token: await hsToken({ subscribe: ["*/*"] }, { sub: "erin" }) })
+    await pending[0].next((frame) => frame.op === "authenticated")
+    const next = await openWs(gateway.url)
+    next.send({ op: "ping", ref: "p" })
+    expect(await next.next((frame) => frame.op === "pong")).toMatchObject({ ref: "p" })
+    for (const socket of [...pending, next]) socket.close()
   })
 })
 

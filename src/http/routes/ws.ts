@@ -23,8 +23,8 @@ const overLimit = (text: string, limit: number): boolean =>
 /**
  * The socket's events. `principal` is undefined for a socket opened without a
  * token: it gets AUTH_FRAME_TIMEOUT_MS to send an `auth` frame (the registry
- * closes it with 4001 when that deadline passes) and is admitted by the
- * connection limits once its subject is known.
+ * closes it with 4001 when that deadline passes); its provisional place under
+ * the connection limits is exchanged for its subject's once that is known.
  */
 const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymous: string, admitted?: () => void): WSEvents => {
   let connection: WsConnection | undefined
@@ -43,7 +43,16 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
         }
       })
       connection = opened
-      session = new WsSession(deps, opened, principal ?? { anonymous, admitted: (place) => (release = place) })
+      session = new WsSession(deps, opened, principal ?? {
+        anonymous,
+        admit: (subject) => {
+          release?.()
+          release = undefined
+          const admission = deps.connections.admit(subject)
+          if (admission.ok) release = admission.release
+          return admission
+        }
+      })
       deps.connections.add(opened)
     },
     onMessage: (event) => {
@@ -67,7 +76,15 @@ export const wsRoutes = (deps: RouteDeps) =>
     const anonymous = clientAddress(c, deps.config.trustProxy)
     // Browsers cannot set headers on a WebSocket: without a token, the first frame may carry it.
     if (deps.auth.required && tokenOf(c, deps.config.authCookie) === undefined) {
-      return deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous))
+      // Until it authenticates, the socket holds a place under its client address.
+      const provisional = deps.connections.admit(anonymous)
+      if (!provisional.ok) return errorResponse(c, admissionError(provisional.limit))
+      try {
+        return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous, provisional.release))
+      } catch (error) {
+        provisional.release()
+        throw error
+      }
     }
     const principal = await authenticate(c, deps)
     if (Result.isFailure(principal)) return principal.failure

@@ -243,6 +243,9 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     expect(cancelled.status).toBe(202)
     const cancelledId = (await cancelled.json()).command_id
     expect(new Set([ack.command_id, resumedId, cancelledId]).size).toBe(3)
+    // The same ref for another command is another command, not a repeat of the pause.
+    const reused = await request(ws, { ...command, command: "resume", reason: "reused ref" }, "ack")
+    expect(reused.command_id).not.toBe(ack.command_id)
     expect((await fetch(`${h().url}${taskPath("agent-2", task)}/cancel`, { method: "POST" })).status).toBe(404)
     expect((await rest("cancel", { body: '{"reason":5}' })).status).toBe(400)
     expect((await rest("explode")).status).toBe(404)
@@ -254,7 +257,8 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
       expect(fields).toEqual([
         { command_id: ack.command_id, command: "pause", reason: "user asked", time: expect.any(String), source: "ws" },
         { command_id: resumedId, command: "resume", reason: "go on", time: expect.any(String), source: "rest" },
-        { command_id: cancelledId, command: "cancel", reason: "", time: expect.any(String), source: "rest" }
+        { command_id: cancelledId, command: "cancel", reason: "", time: expect.any(String), source: "rest" },
+        { command_id: reused.command_id, command: "resume", reason: "reused ref", time: expect.any(String), source: "ws" }
       ])
     }
     ws.close()

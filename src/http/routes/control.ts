@@ -16,12 +16,17 @@ import { guard } from "../guard.ts"
 import { parseTaskPath, type TaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
 
-/** Queue `draft` for the task; fails with TaskNotFound when the task's events belong to another agent. */
-export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft) =>
+/**
+ * Queue `draft` for the task; fails with TaskNotFound when the task's events
+ * belong to another agent. An idempotency key counts per subject and command,
+ * so two clients (or one client's `pause` and `cancel`) never collide on it.
+ */
+export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
   Effect.gen(function*() {
     const head = yield* log.head(task.taskId)
     if (head.agentId !== undefined && head.agentId !== task.agentId) return yield* new TaskNotFound(task)
-    return yield* log.appendCommand(task.taskId, draft)
+    const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${subject}:${draft.command}:${draft.idempotencyKey}`
+    return yield* log.appendCommand(task.taskId, { ...draft, idempotencyKey })
   })
 
 const Body = Schema.Struct({ reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(REASON_MAX))) })
@@ -67,6 +72,9 @@ export const controlRoutes = (deps: RouteDeps) =>
         source: "rest",
         idempotencyKey
       }
-      return respond(c, Effect.map(queueCommand(deps.log, path.value, draft), (commandId) => c.json({ command_id: commandId }, 202)))
+      return respond(
+        c,
+        Effect.map(queueCommand(deps.log, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
+      )
     }
   )

@@ -63,6 +63,10 @@ export class Subscription implements LiveListener {
   /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
   private rescan = false
   private catchingUp = false
+  /** A buffered event whose gap one log read did not fill. */
+  private unexplained: LogEvent | undefined
+  /** Set for catch-ups after a gap or a resume: check first whether the position was trimmed away. */
+  private checkTrimmed = false
   /** A catch-up started by a gap or a resume, interrupted when the subscription stops. */
   private running: Fiber.Fiber<void> | undefined
 
@@ -79,10 +83,6 @@ export class Subscription implements LiveListener {
   /** The id of the last durable event passed on (delivered or filtered out). */
   get position(): string {
     return formatEventId(this.lastId)
-  }
-
-  get paused(): boolean {
-    return this.state === "paused"
   }
 
   onEvent(event: LogEvent): void {
@@ -128,7 +128,10 @@ export class Subscription implements LiveListener {
     const buffered = this.buffer
     for (let i = 0; i < buffered.length; i++) {
       if (this.state !== "syncing") break
-      if (this.missedBefore(buffered[i])) {
+      // Read the log once more for a gap; if the same event is still unexplained
+      // after that read, the log lost what preceded it (a failover): go on.
+      if (this.missedBefore(buffered[i]) && buffered[i] !== this.unexplained) {
+        this.unexplained = buffered[i]
         this.buffer = buffered.slice(i)
         return false
       }
@@ -140,6 +143,8 @@ export class Subscription implements LiveListener {
 
   private beginCatchUp(): void {
     this.state = "syncing"
+    // Paused or cut off for long, the position may have been trimmed meanwhile: say so, as at open.
+    this.checkTrimmed = true
     if (this.catchingUp) this.rescan = true
     else this.running = Effect.runFork(this.catchUp())
   }
@@ -171,6 +176,13 @@ export class Subscription implements LiveListener {
   catchUp(): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       this.catchingUp = true
+      if (this.checkTrimmed) {
+        this.checkTrimmed = false
+        const head = yield* this.log.head(this.taskId).pipe(Effect.retry(readRetry))
+        if (head.trimmed && head.first !== undefined && compareIds(this.lastId, head.first) < 0 && this.state === "syncing") {
+          this.sink.resync(formatEventId(head.first))
+        }
+      }
       while (this.state === "syncing") {
         const page = yield* this.log.read(this.taskId, this.lastId, HISTORY_PAGE).pipe(
           Effect.retry(readRetry)

@@ -18,22 +18,25 @@ const append = (n: number) => {
   stored.push(event)
   return event
 }
+let trimmed = false
 const log = {
   read: (_taskId: string, after: EventId, limit: number) =>
-    Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit))
+    Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
+  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed })
 } as unknown as EventLog["Service"]
 
 const collect = () => {
   const steps: Array<number> = []
   const ends: Array<EndReason> = []
+  const resyncs: Array<string> = []
   const subscription = new Subscription(
     log,
     "t",
     { agentId: "a", filter: acceptAll },
-    { event: (event) => void steps.push(event.data.step as number), resync: () => {}, end: (reason) => void ends.push(reason) },
+    { event: (event) => void steps.push(event.data.step as number), resync: (oldest) => void resyncs.push(oldest), end: (reason) => void ends.push(reason) },
     ZeroId
   )
-  return { steps, ends, subscription }
+  return { steps, ends, resyncs, subscription }
 }
 
 describe("Subscription", () => {
@@ -76,5 +79,21 @@ describe("Subscription", () => {
     subscription.onEvent(append(10))
     expect(steps).toEqual([1, undefined as unknown as number])
     expect(ends).toEqual(["completed"])
+  })
+
+  it("says resync when a resume finds its position trimmed away meanwhile", () => {
+    stored.length = 0
+    trimmed = false
+    const { steps, resyncs, subscription } = collect()
+    Effect.runSync(subscription.catchUp())
+    subscription.onEvent(append(1))
+    subscription.pause()
+    for (let n = 2; n <= 6; n++) append(n)
+    stored.splice(0, 3)
+    trimmed = true
+    subscription.resume()
+    expect(resyncs).toEqual(["100-4"])
+    expect(steps).toEqual([1, 4, 5, 6])
+    trimmed = false
   })
 })

@@ -32,6 +32,9 @@ export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.
   return Result.fail(errorResponse(c, principal.failure))
 }
 
+/** The error for a stream or socket opened on an instance that is shutting down. */
+export const drainingError: ApiError = apiError("draining", "this instance is shutting down; reconnect")
+
 /** The error for a connection refused by a limit (SPEC §6). */
 export const admissionError = (limit: "max_connections" | "max_connections_per_subject"): ApiError =>
   limit === "max_connections"

@@ -26,6 +26,9 @@ export interface TaskHead {
   readonly trimmed: boolean
 }
 
+/** Whether the task's stored events belong to another agent (it then "does not exist" for this one). */
+export const ownedByOther = (head: TaskHead, agentId: string): boolean => head.agentId !== undefined && head.agentId !== agentId
+
 export type TaskStatus = "running" | "completed" | "failed" | "cancelled"
 
 export interface TaskSummary {

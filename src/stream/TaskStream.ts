@@ -15,7 +15,7 @@
 import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
-import { EventLog, type LiveListener, type LogUnavailable, type TaskHead } from "../log/EventLog.ts"
+import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
 
 /** Where a transport puts what the pipeline delivers. */
@@ -225,7 +225,7 @@ export class TaskStream extends Context.Service<TaskStream, {
       const open = (request: FollowRequest) =>
         Effect.gen(function*(): Effect.fn.Return<Opening, TaskNotFound | LogUnavailable> {
           const head = yield* log.head(request.taskId)
-          if (head.agentId !== undefined && head.agentId !== request.agentId) {
+          if (ownedByOther(head, request.agentId)) {
             return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
           }
           const after = startFrom(request, head)

@@ -8,7 +8,7 @@ import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { type CommandDraft, CommandKinds, REASON_MAX } from "../../events/control.ts"
 import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
-import type { EventLog } from "../../log/EventLog.ts"
+import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
@@ -24,7 +24,7 @@ import { respond } from "../respond.ts"
 export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
   Effect.gen(function*() {
     const head = yield* log.head(task.taskId)
-    if (head.agentId !== undefined && head.agentId !== task.agentId) return yield* new TaskNotFound(task)
+    if (ownedByOther(head, task.agentId)) return yield* new TaskNotFound(task)
     const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${subject}:${draft.command}:${draft.idempotencyKey}`
     return yield* log.appendCommand(task.taskId, { ...draft, idempotencyKey })
   })

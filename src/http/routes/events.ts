@@ -13,6 +13,7 @@ import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
 import { Metrics, record } from "../../observability/metrics.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
+import { ownedByOther } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
@@ -69,7 +70,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         c,
         Effect.gen(function*() {
           const head = yield* log.head(path.taskId)
-          if (head.agentId !== undefined && head.agentId !== path.agentId) return yield* new TaskNotFound(path)
+          if (ownedByOther(head, path.agentId)) return yield* new TaskNotFound(path)
           const events: Array<LogEvent> = []
           let position = after ?? ZeroId
           // Scan pages until `limit` events pass the filter or the log is exhausted.

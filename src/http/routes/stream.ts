@@ -4,8 +4,8 @@ import { Hono } from "hono"
 import { SSE_HEADERS, SseConnection, type SseFormat } from "../../transport/sse.ts"
 import type { Principal } from "../auth.ts"
 import type { RouteDeps } from "../deps.ts"
-import { apiError, errorResponse } from "../errors.ts"
-import { admissionError, guard } from "../guard.ts"
+import { errorResponse } from "../errors.ts"
+import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -60,7 +60,7 @@ export const streamRoutes = (deps: RouteDeps) =>
     const { path, history, types, format, after } = parsed.value
     const principal = await guard(c, deps, "subscribe", path)
     if (Result.isFailure(principal)) return principal.failure
-    if (lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
+    if (lifecycle.draining) return errorResponse(c, drainingError)
     const admission = connections.admit(principal.success.subject)
     if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
 

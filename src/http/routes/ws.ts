@@ -10,7 +10,7 @@ import type { WSEvents } from "hono/ws"
 import { type Principal, tokenOf } from "../auth.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
-import { admissionError, authenticate, clientAddress } from "../guard.ts"
+import { admissionError, authenticate, clientAddress, drainingError } from "../guard.ts"
 import { WsConnection } from "../../transport/websocket.ts"
 import { WsSession } from "../wsSession.ts"
 
@@ -72,7 +72,7 @@ export const wsRoutes = (deps: RouteDeps) =>
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return errorResponse(c, apiError("upgrade_required", "GET /api/v1/ws takes a WebSocket upgrade", "upgrade"))
     }
-    if (deps.lifecycle.draining) return errorResponse(c, apiError("draining", "this instance is shutting down; reconnect"))
+    if (deps.lifecycle.draining) return errorResponse(c, drainingError)
     const anonymous = clientAddress(c, deps.config.trustProxy)
     // Browsers cannot set headers on a WebSocket: without a token, the first frame may carry it.
     if (deps.auth.required && tokenOf(c, deps.config.authCookie) === undefined) {

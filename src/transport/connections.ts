@@ -31,6 +31,8 @@ export interface StreamConnection {
   readonly lastWrite: number
   /** When the bearer's token expires (ms since epoch; Infinity without one). */
   readonly expiresAt: number
+  /** Why the connection closes at `expiresAt` (default: its token expired). */
+  readonly expiryReason?: CloseReason
   heartbeat(): void
   close(reason: CloseReason): void
 }
@@ -121,7 +123,7 @@ export class Connections {
   private tick(): void {
     const now = Math.max(Date.now(), roundTime)
     for (const connection of this.open) {
-      if (now >= connection.expiresAt) connection.close("token_expired")
+      if (now >= connection.expiresAt) connection.close(connection.expiryReason ?? "token_expired")
       else if (now - connection.lastWrite >= this.heartbeatMs) connection.heartbeat()
     }
   }

@@ -23,6 +23,8 @@ export interface WireSocket {
 }
 
 export interface WsOptions {
+  /** Whether `subject` is the bearer's (false while a socket waits for its `auth` frame). */
+  readonly identified: boolean
   subject: string
   /** When the bearer's token expires (ms); the socket is closed then. */
   expiresAt: number
@@ -38,11 +40,14 @@ export class WsConnection implements Outbox, StreamConnection {
   private pending: Array<string> = []
   private pendingEvents = 0
   private closed = false
+  private identified: boolean
 
   constructor(
     private readonly socket: WireSocket,
     private readonly options: WsOptions
-  ) {}
+  ) {
+    this.identified = options.identified
+  }
 
   get subject(): string {
     return this.options.subject
@@ -50,6 +55,11 @@ export class WsConnection implements Outbox, StreamConnection {
 
   get expiresAt(): number {
     return this.options.expiresAt
+  }
+
+  /** Until an `auth` frame names the bearer, the deadline is for authenticating. */
+  get expiryReason(): CloseReason {
+    return this.identified ? "token_expired" : "unauthorized"
   }
 
   get isClosed(): boolean {
@@ -60,6 +70,7 @@ export class WsConnection implements Outbox, StreamConnection {
   identify(subject: string, expiresAt: number): void {
     this.options.subject = subject
     this.options.expiresAt = expiresAt
+    this.identified = true
   }
 
   /** Queue a frame; it goes out with the others of this turn. */

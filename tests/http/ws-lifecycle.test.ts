@@ -153,7 +153,7 @@ describe("WebSocket auth [memory log]", () => {
 
   it("closes with 4001 a socket that sends no auth frame in time, or a refused one", async () => {
     const silent = await openWs(current.harness.url)
-    expect((await silent.closed).code).toBe(4001)
+    expect(await silent.closed).toEqual({ code: 4001, reason: "authentication required" })
     const refused = await openWs(current.harness.url)
     refused.send({ op: "auth", token: await token({ exp: Math.floor(Date.now() / 1000) - 5 }) })
     const closed = await refused.closed

@@ -33,6 +33,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
   return {
     onOpen: (_event, ws) => {
       const opened: WsConnection = new WsConnection(deps.webSockets.wireSocket(ws), {
+        identified: principal !== undefined,
         subject: principal?.subject ?? anonymous,
         expiresAt: principal?.expiresAt ?? Date.now() + deps.config.authFrameTimeoutMs,
         bufferBytes: deps.config.clientBufferBytes,

@@ -15,6 +15,8 @@ export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEve
 export interface EventDraft {
   readonly type: EventType
   readonly data: Record<string, unknown>
+  /** `data` as compact JSON, serialised once here for the size check, the log and the wire. */
+  readonly dataJson: string
   /** ISO-8601 time the event happened; the log uses its own clock when absent. */
   readonly time?: string
   readonly idempotencyKey?: string
@@ -60,6 +62,7 @@ export const decodeDraft = (input: unknown, prefix = ""): Result.Result<EventDra
   return Result.succeed({
     type,
     data,
+    dataJson: JSON.stringify(data),
     ...(time === undefined ? {} : { time }),
     ...(idempotency_key === undefined ? {} : { idempotencyKey: idempotency_key })
   })

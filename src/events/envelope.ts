@@ -133,7 +133,14 @@ export class LogEvent implements EventId {
     return event
   }
 
-  static fromDraft(id: string | undefined, task: { agentId: string; taskId: string }, type: EventType, time: string, data: Record<string, unknown>): LogEvent {
-    return new LogEvent({ id, type, agentId: task.agentId, taskId: task.taskId, time, dataJson: JSON.stringify(data) }, data)
+  static fromDraft(
+    id: string | undefined,
+    task: { agentId: string; taskId: string },
+    type: EventType,
+    time: string,
+    data: Record<string, unknown>,
+    dataJson = JSON.stringify(data)
+  ): LogEvent {
+    return new LogEvent({ id, type, agentId: task.agentId, taskId: task.taskId, time, dataJson }, data)
   }
 }

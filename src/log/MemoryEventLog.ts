@@ -116,14 +116,14 @@ export const MemoryEventLogLayer = Layer.effect(
           }
           if (isEphemeral(draft.type)) {
             ids.push(null)
-            live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data))
+            live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
             continue
           }
           stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: Infinity }
           tasks.set(task.taskId, stored)
           stored.lastId = nextId(stored.lastId, now)
           const id = formatEventId(stored.lastId)
-          const event = LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data)
+          const event = LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
           stored.events.push(event)
           if (stored.events.length > config.historyMax) {
             stored.events.splice(0, stored.events.length - config.historyMax)

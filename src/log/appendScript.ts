@@ -42,7 +42,7 @@ export const runAppend = (
       idempotencyKeys.push(keys.idempotency(draft.idempotencyKey))
       keyIndex = idempotencyKeys.length
     }
-    eventArgs.push(draft.type, JSON.stringify(draft.data), draft.time ?? "", keyIndex)
+    eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
   const allKeys = [keys.log, keys.live, ...idempotencyKeys]
   const append = (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend

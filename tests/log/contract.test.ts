@@ -17,11 +17,13 @@ import { type RedisServer, startRedis } from "../support/redis.ts"
 import { CLUSTER_START_MS, startRedisCluster } from "../support/redisCluster.ts"
 
 const HISTORY_MAX = 10
-const step = (n: number, idempotencyKey?: string): EventDraft => ({
-  type: "WorkflowStepStarted",
-  data: { step: n },
+const draft = (type: EventDraft["type"], data: Record<string, unknown>, idempotencyKey?: string): EventDraft => ({
+  type,
+  data,
+  dataJson: JSON.stringify(data),
   ...(idempotencyKey === undefined ? {} : { idempotencyKey })
 })
+const step = (n: number, idempotencyKey?: string): EventDraft => draft("WorkflowStepStarted", { step: n }, idempotencyKey)
 
 const recorder = () => {
   const events: Array<LogEvent> = []
@@ -92,7 +94,7 @@ for (const [kind, make] of Object.entries(layers)) {
     it("keeps an event's data exactly as sent, extra fields included", async () => {
       const t = task()
       const data = { model: "m", extra: { nested: [1, "two", null] }, unicode: "é\n\u2028" }
-      await run(log.append(t, [{ type: "WorkflowLLMCallStarted", data }]))
+      await run(log.append(t, [draft("WorkflowLLMCallStarted", data)]))
       const [event] = await run(log.read(t.taskId, ZeroId, 1))
       expect(event.data).toEqual(data)
       expect(JSON.parse(event.json).data).toEqual(data)
@@ -104,7 +106,7 @@ for (const [kind, make] of Object.entries(layers)) {
       const seen = recorder()
       const listening = Effect.runSync(Scope.make())
       await run(Scope.provide(log.listen(t.taskId, seen.listener), listening))
-      const ids = await run(log.append(t, [{ type: "WorkflowLLMCallChunk", data: { chunk: "a", chunk_index: 0 } }, step(1)]))
+      const ids = await run(log.append(t, [draft("WorkflowLLMCallChunk", { chunk: "a", chunk_index: 0 }), step(1)]))
       expect(ids[0]).toBeNull()
       expect(await run(log.read(t.taskId, ZeroId, 10))).toHaveLength(1)
       await eventually(() => seen.events.length === 2)
@@ -128,9 +130,9 @@ for (const [kind, make] of Object.entries(layers)) {
       await run(log.append(t, [step(1)]))
       const other = await Effect.runPromise(Effect.flip(log.append({ agentId: "agent-x", taskId: t.taskId }, [step(2)])))
       expect(other._tag).toBe("AgentMismatch")
-      const early = await Effect.runPromise(Effect.flip(log.append(t, [{ type: "WorkflowCompleted", data: {} }, step(3)])))
+      const early = await Effect.runPromise(Effect.flip(log.append(t, [draft("WorkflowCompleted", {}), step(3)])))
       expect(early._tag).toBe("TaskEnded")
-      await run(log.append(t, [{ type: "WorkflowCompleted", data: {} }]))
+      await run(log.append(t, [draft("WorkflowCompleted", {})]))
       const after = await Effect.runPromise(Effect.flip(log.append(t, [step(4)])))
       expect(after._tag).toBe("TaskEnded")
       expect((await run(log.read(t.taskId, ZeroId, 10))).map((event) => event.type)).toEqual([
@@ -189,7 +191,7 @@ for (const [kind, make] of Object.entries(layers)) {
       await Bun.sleep(5)
       await run(log.append(foreign, [step(1)]))
       await Bun.sleep(5)
-      await run(log.append(second, [step(1), { type: "WorkflowFailed", data: { error: "x" } }]))
+      await run(log.append(second, [step(1), draft("WorkflowFailed", { error: "x" })]))
       const mine = await run(log.tasks("agent-list", 10))
       expect(mine.map((summary) => [summary.taskId, summary.status])).toEqual([
         [second.taskId, "failed"],

@@ -39,7 +39,7 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
       const { field, message } = draft.failure
       return Result.fail(apiError("invalid_event", `${field}: ${message}`, field))
     }
-    const size = utf8.encode(JSON.stringify(draft.success.data)).byteLength
+    const size = utf8.encode(draft.success.dataJson).byteLength
     if (size > config.maxEventBytes) {
       const field = prefix === "" ? "data" : `${prefix}.data`
       return Result.fail(

@@ -12,6 +12,7 @@ import { DemoRuns } from "../demo/runs.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import { initMetrics } from "../observability/metrics.ts"
+import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
@@ -23,6 +24,7 @@ import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
+import { stateRoutes } from "./routes/state.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
 import { wsRoutes } from "./routes/ws.ts"
@@ -47,6 +49,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     config,
     log,
     streams: yield* TaskStream,
+    states: yield* TaskStates,
     auth: auth.success,
     publishRate: new PublishRate(config.publishRate),
     lifecycle,
@@ -81,6 +84,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
+    .route(API_PREFIX, stateRoutes(deps))
     .route(API_PREFIX, controlRoutes(deps))
     .route(API_PREFIX, wsRoutes(deps))
     .route(API_PREFIX, demoRoutes(deps))

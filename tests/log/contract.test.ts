@@ -203,6 +203,24 @@ for (const [kind, make] of Object.entries(layers)) {
       expect(Number.isNaN(Date.parse(all[0].lastEventAt))).toBe(false)
     })
 
+    it("keeps each indexed task's status: paused until resumed, ended by its terminal event, never put back by a replayed append", async () => {
+      const task = { agentId: "agent-status", taskId: uniqueTask("status") }
+      const statusNow = async () => (await run(log.tasks("agent-status", 5))).find((summary) => summary.taskId === task.taskId)?.status
+      await run(log.append(task, [step(1)]))
+      expect(await statusNow()).toBe("running")
+      await run(log.append(task, [draft("WorkflowPaused", { reason: "user" }, "pause-1")]))
+      expect(await statusNow()).toBe("paused")
+      await run(log.append(task, [step(2), draft("WorkflowLLMCallChunk", { chunk: "x", chunk_index: 0 })]))
+      expect(await statusNow()).toBe("paused")
+      await run(log.append(task, [draft("WorkflowResumed", {})]))
+      expect(await statusNow()).toBe("running")
+      // A retry of the old pause returns its first id and must not pause the task again.
+      await run(log.append(task, [draft("WorkflowPaused", { reason: "user" }, "pause-1")]))
+      expect(await statusNow()).toBe("running")
+      await run(log.append(task, [draft("WorkflowCancelled", { reason: "stop" })]))
+      expect(await statusNow()).toBe("cancelled")
+    })
+
     it("answers ping", async () => {
       await run(log.ping)
     })

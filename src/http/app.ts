@@ -19,6 +19,7 @@ import { makeAuthenticator } from "./auth.ts"
 import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { PublishRate } from "./publishRate.ts"
+import { agUiRoutes } from "./routes/agui.ts"
 import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
@@ -27,6 +28,7 @@ import { healthRoutes } from "./routes/health.ts"
 import { stateRoutes } from "./routes/state.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
+import { uiMessageStreamRoutes } from "./routes/uiMessageStream.ts"
 import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
@@ -85,6 +87,8 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
     .route(API_PREFIX, stateRoutes(deps))
+    .route(API_PREFIX, agUiRoutes(deps))
+    .route(API_PREFIX, uiMessageStreamRoutes(deps))
     .route(API_PREFIX, controlRoutes(deps))
     .route(API_PREFIX, wsRoutes(deps))
     .route(API_PREFIX, demoRoutes(deps))

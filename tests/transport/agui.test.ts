@@ -1,10 +1,10 @@
 /**
  * The AG-UI encoder (SPEC §9.2), pure: hand-made events in, frames out, each
- * stream checked by @ag-ui/client's own verifier.
+ * stream read by @ag-ui/client's HttpAgent (its parser, verifier and reducer)
+ * from an in-memory response.
  */
 import { describe, expect, it } from "bun:test"
-import { verifyEvents } from "@ag-ui/client"
-import { from, lastValueFrom, toArray } from "rxjs"
+import { AGUIError, HttpAgent } from "@ag-ui/client"
 import type { LogEvent } from "../../src/events/envelope.ts"
 import { InitialState, type TaskState } from "../../src/events/state.ts"
 import type { EndReason } from "../../src/stream/TaskStream.ts"
@@ -14,20 +14,29 @@ import { parseFrames } from "../support/sse.ts"
 
 const RUN = { threadId: "thread-1", runId: "run-1" }
 
-/** Encode a stream; its AG-UI events (as the verifier passed them) and raw frames. */
+type AgUiEvent = { type: string } & Record<string, any>
+
+/** Encode a stream; its AG-UI events (as the agent received them after verification) and raw frames. */
 const encode = async (events: ReadonlyArray<LogEvent>, options: { initial?: TaskState; end?: EndReason } = {}) => {
   const codec = new AgUiCodec(RUN, options.initial ?? InitialState)
   let text = codec.open()
   for (const event of events) text += codec.event(event)
   if (options.end !== undefined) text += codec.end(options.end)
-  const frames = parseFrames(text).frames
-  const agUi = frames.map((frame) => JSON.parse(frame.data) as { type: string } & Record<string, any>)
-  const verified = await lastValueFrom(verifyEvents()(from(agUi as any)).pipe(toArray()))
-  return { agUi: verified as Array<{ type: string } & Record<string, any>>, frames }
+  const response = () => new Response(text, { headers: { "content-type": "text/event-stream" } })
+  const agent = new HttpAgent({ url: "http://gateway.test/ag-ui", fetch: (async () => response()) as unknown as typeof fetch })
+  const agUi: Array<AgUiEvent> = []
+  const failures: Array<unknown> = []
+  await agent.runAgent({ runId: RUN.runId }, {
+    onEvent: ({ event }) => void agUi.push(event as unknown as AgUiEvent),
+    onRunFailed: ({ error }) => void failures.push(error)
+  }).catch((error) => failures.push(error))
+  // RUN_ERROR makes the agent report a failed run; anything else would be the verifier refusing the stream.
+  expect(failures.filter((failure) => failure instanceof AGUIError).map(String)).toEqual([])
+  return { agUi, frames: parseFrames(text).frames }
 }
 
-const types = (agUi: ReadonlyArray<{ type: string }>) => agUi.map((event) => event.type).filter((type) => type !== "STATE_DELTA")
-const textOf = (agUi: ReadonlyArray<Record<string, any>>, messageId: string) =>
+const types = (agUi: ReadonlyArray<AgUiEvent>) => agUi.map((event) => event.type).filter((type) => type !== "STATE_DELTA")
+const textOf = (agUi: ReadonlyArray<AgUiEvent>, messageId: string) =>
   agUi.filter((event) => event.type === "TEXT_MESSAGE_CONTENT" && event.messageId === messageId).map((event) => event.delta).join("")
 
 describe("AG-UI encoding", () => {

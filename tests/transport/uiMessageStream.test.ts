@@ -17,7 +17,7 @@ const encode = async (events: ReadonlyArray<LogEvent>, end?: EndReason) => {
   for (const event of events) text += codec.event(event)
   if (end !== undefined) text += codec.end(end)
   const chunks = parseFrames(text).frames.map((frame) => frame.data)
-  const transport = new DefaultChatTransport({ api: "http://gateway.test/chat", fetch: async () => new Response(text) })
+  const transport = new DefaultChatTransport({ api: "http://gateway.test/chat", fetch: (async () => new Response(text)) as unknown as typeof fetch })
   const stream = await transport.reconnectToStream({ chatId: "task-9" })
   const errors: Array<string> = []
   let message: UIMessage | undefined

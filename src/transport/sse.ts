@@ -27,8 +27,11 @@ export interface SseCodec {
   resync(oldest: string): string
   /** Fills a silence of HEARTBEAT_MS. */
   heartbeat(): string
-  /** The last frames, when the pipeline ends the task's stream. */
-  end(reason: EndReason): string
+  /**
+   * The last frames: when the pipeline ends the task's stream, or when the
+   * server cuts a stream it can still write to (`token_expired`, `shutdown`).
+   */
+  end(reason: CloseReason): string
 }
 
 export const SSE_HEADERS = {
@@ -113,6 +116,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   /** Send what is queued, then end the response. */
   close(reason: CloseReason): void {
     if (this.closed) return
+    if (reason === "token_expired" || reason === "shutdown") this.push(this.options.codec.end(reason))
     this.flush()
     this.finish(reason)
     try {

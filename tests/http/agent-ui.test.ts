@@ -221,4 +221,13 @@ describe("Agent-UI routes need the subscribe scope", () => {
       expect([route, await status(mine)]).toEqual([route, 200])
     }
   })
+
+  it("ends an AG-UI run whose token expires with RUN_ERROR token_expired", async () => {
+    const taskId = uniqueTask("ui-expiry")
+    const shortLived = await hsToken({ subscribe: [`${AGENT}/*`] }, { exp: Math.floor(Date.now() / 1000) + 2 })
+    const stream = await openSse(`${gateway.url}${taskPath(AGENT, taskId)}/ag-ui`, { authorization: `Bearer ${shortLived}` })
+    await stream.ended
+    const last = JSON.parse(stream.frames.filter((frame) => frame.data !== "").at(-1)!.data)
+    expect(last).toMatchObject({ type: "RUN_ERROR", code: "token_expired" })
+  }, 10_000)
 })

@@ -7,7 +7,7 @@ import { describe, expect, it } from "bun:test"
 import { AGUIError, HttpAgent } from "@ag-ui/client"
 import type { LogEvent } from "../../src/events/envelope.ts"
 import { InitialState, type TaskState } from "../../src/events/state.ts"
-import type { EndReason } from "../../src/stream/TaskStream.ts"
+import type { CloseReason } from "../../src/transport/connections.ts"
 import { AgUiCodec } from "../../src/transport/codecs/agui.ts"
 import { eventMaker } from "../support/logEvents.ts"
 import { parseFrames } from "../support/sse.ts"
@@ -17,7 +17,7 @@ const RUN = { threadId: "thread-1", runId: "run-1" }
 type AgUiEvent = { type: string } & Record<string, any>
 
 /** Encode a stream; its AG-UI events (as the agent received them after verification) and raw frames. */
-const encode = async (events: ReadonlyArray<LogEvent>, options: { initial?: TaskState; end?: EndReason } = {}) => {
+const encode = async (events: ReadonlyArray<LogEvent>, options: { initial?: TaskState; end?: CloseReason } = {}) => {
   const codec = new AgUiCodec(RUN, options.initial ?? InitialState)
   let text = codec.open()
   for (const event of events) text += codec.event(event)
@@ -221,6 +221,15 @@ describe("AG-UI encoding", () => {
     const { agUi } = await encode([e("WorkflowLLMCallStarted", { model: "m" })], { end: "not_found" })
     expect(types(agUi).slice(-2)).toEqual(["TEXT_MESSAGE_END", "RUN_ERROR"])
     expect(agUi.at(-1)).toMatchObject({ code: "not_found" })
+  })
+
+  it("ends a stream the server cuts (token expired, shutdown) with RUN_ERROR naming why, so the client reconnects", async () => {
+    for (const reason of ["token_expired", "shutdown"] as const) {
+      const e = eventMaker()
+      const { agUi } = await encode([e("WorkflowStepStarted", { step: 1 })], { end: reason })
+      expect(types(agUi).slice(-2)).toEqual(["STEP_FINISHED", "RUN_ERROR"])
+      expect(agUi.at(-1)!.code).toBe(reason)
+    }
   })
 
   it("sends heartbeats as SSE comments and a trimmed resume point as CUSTOM resync", () => {

@@ -5,13 +5,13 @@
 import { describe, expect, it } from "bun:test"
 import { DefaultChatTransport, readUIMessageStream, type UIMessage } from "ai"
 import type { LogEvent } from "../../src/events/envelope.ts"
-import type { EndReason } from "../../src/stream/TaskStream.ts"
+import type { CloseReason } from "../../src/transport/connections.ts"
 import { UiMessageStreamCodec } from "../../src/transport/codecs/uiMessageStream.ts"
 import { eventMaker } from "../support/logEvents.ts"
 import { parseFrames } from "../support/sse.ts"
 
 /** Encode a stream; its chunks, and the message the SDK builds from the bytes. */
-const encode = async (events: ReadonlyArray<LogEvent>, end?: EndReason) => {
+const encode = async (events: ReadonlyArray<LogEvent>, end?: CloseReason) => {
   const codec = new UiMessageStreamCodec("task-9")
   let text = codec.open()
   for (const event of events) text += codec.event(event)
@@ -123,5 +123,12 @@ describe("UI message stream encoding", () => {
   it("reports a stream that ends without a terminal event as an error, then [DONE]", async () => {
     const { chunks } = await encode([], "not_found")
     expect(chunks.slice(-2)).toEqual(['{"type":"error","errorText":"task not found"}', "[DONE]"])
+  })
+
+  it("says why when the token expires, and ends silently on shutdown (useChat resumes on its next mount)", async () => {
+    const { chunks: expired } = await encode([], "token_expired")
+    expect(JSON.parse(expired.at(-2)!)).toMatchObject({ type: "error", errorText: expect.stringContaining("token expired") })
+    const { chunks: shutdown } = await encode([], "shutdown")
+    expect(shutdown).toEqual(['{"type":"start","messageId":"task-9"}'])
   })
 })

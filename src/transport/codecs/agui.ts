@@ -11,7 +11,7 @@
  */
 import type { LogEvent } from "../../events/envelope.ts"
 import { endStatusOf, foldEvent, stateDelta, type TaskState } from "../../events/state.ts"
-import type { EndReason } from "../../stream/TaskStream.ts"
+import { type CloseReason, cutShort } from "../connections.ts"
 import type { SseCodec } from "../sse.ts"
 import { LlmCalls } from "./llmCalls.ts"
 
@@ -151,13 +151,17 @@ export class AgUiCodec implements SseCodec {
     return ": heartbeat\n\n"
   }
 
-  /** After a terminal event the run is finished already; any other end is an error the client must see. */
-  end(reason: EndReason): string {
+  /**
+   * After a terminal event the run is finished already; any other end is an
+   * error the client must see (a shutdown or an expired token: reconnect with
+   * the last id).
+   */
+  end(reason: CloseReason): string {
     if (this.finished) return ""
     this.finished = true
     const out: Array<AgUiEvent> = []
     this.closeAll((event) => void out.push(event))
-    out.push({ type: "RUN_ERROR", message: reason === "not_found" ? "task not found" : reason, code: reason })
+    out.push({ type: "RUN_ERROR", message: cutShort(reason), code: reason })
     return frames(out, undefined)
   }
 

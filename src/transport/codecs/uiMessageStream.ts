@@ -9,7 +9,7 @@
  * continues in a new text part (`<call>~2`, …).
  */
 import type { LogEvent } from "../../events/envelope.ts"
-import type { EndReason } from "../../stream/TaskStream.ts"
+import { type CloseReason, cutShort } from "../connections.ts"
 import type { SseCodec } from "../sse.ts"
 import { LlmCalls } from "./llmCalls.ts"
 
@@ -131,13 +131,17 @@ export class UiMessageStreamCodec implements SseCodec {
     return ": heartbeat\n\n"
   }
 
-  /** After a terminal event the stream is complete; any other end reports an error first. */
-  end(reason: EndReason): string {
-    if (this.finished) return ""
+  /**
+   * After a terminal event the stream is complete; any other end reports an
+   * error first — but a shutdown ends without one: `useChat` resumes on its
+   * next mount, on another instance.
+   */
+  end(reason: CloseReason): string {
+    if (this.finished || reason === "shutdown") return ""
     this.finished = true
     const out: Array<UiChunk> = []
     this.closeParts(out)
-    out.push({ type: "error", errorText: reason === "not_found" ? "task not found" : reason })
+    out.push({ type: "error", errorText: cutShort(reason) })
     return out.map(dataFrame).join("") + DONE
   }
 

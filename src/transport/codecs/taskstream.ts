@@ -11,7 +11,7 @@ export type SseFormat = "payload" | "envelope"
 
 const encoder = new TextEncoder()
 
-export const sseFrame = (id: string | undefined, event: string, data: string): string =>
+const sseFrame = (id: string | undefined, event: string, data: string): string =>
   `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`
 
 const codecFor = (key: string, data: (event: LogEvent) => string): SseCodec => {

@@ -20,6 +20,7 @@ import { EventLog } from "./log/EventLog.ts"
 import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
 import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
+import { TaskStates } from "./stream/TaskStates.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
 export const EventLogLayer = Layer.unwrap(
@@ -38,7 +39,10 @@ export const EventLogLayer = Layer.unwrap(
 
 const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
 
-export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
+export const GatewayLayer = Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
+  Layer.provideMerge(EventLogLayer),
+  Layer.provideMerge(AppConfig.layer)
+)
 
 /** What the runtime passes to `app.fetch` as its environment. */
 export interface RuntimeBindings {

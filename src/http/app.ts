@@ -12,19 +12,23 @@ import { DemoRuns } from "../demo/runs.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import { initMetrics } from "../observability/metrics.ts"
+import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
 import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { PublishRate } from "./publishRate.ts"
+import { agUiRoutes } from "./routes/agui.ts"
 import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
 import { eventRoutes } from "./routes/events.ts"
 import { healthRoutes } from "./routes/health.ts"
+import { stateRoutes } from "./routes/state.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
+import { uiMessageStreamRoutes } from "./routes/uiMessageStream.ts"
 import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
@@ -47,6 +51,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     config,
     log,
     streams: yield* TaskStream,
+    states: yield* TaskStates,
     auth: auth.success,
     publishRate: new PublishRate(config.publishRate),
     lifecycle,
@@ -81,6 +86,9 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
+    .route(API_PREFIX, stateRoutes(deps))
+    .route(API_PREFIX, agUiRoutes(deps))
+    .route(API_PREFIX, uiMessageStreamRoutes(deps))
     .route(API_PREFIX, controlRoutes(deps))
     .route(API_PREFIX, wsRoutes(deps))
     .route(API_PREFIX, demoRoutes(deps))

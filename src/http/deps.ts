@@ -4,6 +4,7 @@ import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
 import type { DemoRuns } from "../demo/runs.ts"
 import type { EventLog } from "../log/EventLog.ts"
+import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
 import type { Authenticator } from "./auth.ts"
@@ -30,6 +31,7 @@ export interface RouteDeps {
   readonly config: Settings
   readonly log: EventLog["Service"]
   readonly streams: TaskStream["Service"]
+  readonly states: TaskStates["Service"]
   readonly connections: Connections
   readonly auth: Authenticator
   readonly publishRate: PublishRate

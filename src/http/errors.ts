@@ -11,6 +11,8 @@ export const ErrorCodes = {
   invalid_query: 400,
   invalid_json: 400,
   invalid_event: 400,
+  // POST …/ag-ui: the body is not an AG-UI RunAgentInput.
+  invalid_run_input: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

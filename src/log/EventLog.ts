@@ -8,6 +8,7 @@ import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
+import type { TaskStatus } from "../events/state.ts"
 
 export interface TaskRef {
   readonly agentId: string
@@ -28,8 +29,6 @@ export interface TaskHead {
 
 /** Whether the task's stored events belong to another agent (it then "does not exist" for this one). */
 export const ownedByOther = (head: TaskHead, agentId: string): boolean => head.agentId !== undefined && head.agentId !== agentId
-
-export type TaskStatus = "running" | "completed" | "failed" | "cancelled"
 
 export interface TaskSummary {
   readonly agentId: string
@@ -87,16 +86,3 @@ export class EventLog extends Context.Service<EventLog, {
   commands(taskId: string, reader: string): Stream.Stream<ControlCommand, LogUnavailable>
   ackCommand(taskId: string, reader: string, id: string): Effect.Effect<void, LogUnavailable>
 }>()("taskstream/EventLog") {}
-
-export const statusOf = (last: LogEvent | undefined): TaskStatus => {
-  switch (last?.type) {
-    case "WorkflowCompleted":
-      return "completed"
-    case "WorkflowFailed":
-      return "failed"
-    case "WorkflowCancelled":
-      return "cancelled"
-    default:
-      return "running"
-  }
-}

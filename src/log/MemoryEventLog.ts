@@ -8,11 +8,11 @@ import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { compareIds, type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
 import { isEphemeral, isTerminal } from "../events/registry.ts"
+import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
 import {
   AgentMismatch,
   EventLog,
-  statusOf,
   type TaskHead,
   TaskEnded,
   type TaskRef,
@@ -54,7 +54,8 @@ export const MemoryEventLogLayer = Layer.effect(
     const config = yield* AppConfig
     const tasks = new Map<string, StoredTask>()
     const idempotency = new Map<string, IdempotencyEntry>()
-    const recent = new Map<string, number>()
+    /** The task index: `agentId/taskId` → last append time and status, oldest first. */
+    const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
     const live = new LiveChannels()
     const control = new MemoryControl(config)
 
@@ -81,10 +82,19 @@ export const MemoryEventLogLayer = Layer.effect(
     const nextId = (last: EventId, now: number): EventId =>
       now > last.ms ? { ms: now, seq: 0 } : { ms: last.ms, seq: last.seq + 1 }
 
-    const touchIndex = (task: TaskRef, now: number) => {
+    const touchIndex = (task: TaskRef, now: number, drafts: ReadonlyArray<EventDraft>, ids: ReadonlyArray<string | null>) => {
       const member = `${task.agentId}/${task.taskId}`
+      const current = recent.get(member)
+      const update = indexUpdateOf(drafts, ids)
+      const lastId = update.lastId === undefined ? undefined : parseEventId(update.lastId)
+      // As task_index.lua: only an append newer than the recorded one changes the status.
+      const newer = lastId !== undefined && (current === undefined || compareIds(lastId, current.lastId) > 0)
       recent.delete(member)
-      recent.set(member, now)
+      recent.set(member, {
+        at: now,
+        status: newer ? indexedStatus(current?.status, update.status) : current?.status ?? "running",
+        lastId: newer ? lastId : current?.lastId ?? ZeroId
+      })
       if (recent.size > config.taskIndexMax) recent.delete(recent.keys().next().value!)
     }
 
@@ -136,7 +146,7 @@ export const MemoryEventLogLayer = Layer.effect(
           ids.push(id)
           live.dispatch(task.taskId, event)
         }
-        touchIndex(task, now)
+        touchIndex(task, now, drafts, ids)
         return Effect.succeed(ids)
       })
 
@@ -168,12 +178,12 @@ export const MemoryEventLogLayer = Layer.effect(
     const listTasks = (agentId: string | undefined, limit: number) =>
       Effect.sync(() => {
         const summaries: Array<TaskSummary> = []
-        for (const [member, at] of [...recent].reverse()) {
+        for (const [member, { at, status }] of [...recent].reverse()) {
           if (summaries.length >= limit) break
           const slash = member.indexOf("/")
           const summary = { agentId: member.slice(0, slash), taskId: member.slice(slash + 1) }
           if (agentId !== undefined && summary.agentId !== agentId) continue
-          summaries.push({ ...summary, lastEventAt: new Date(at).toISOString(), status: statusOf(liveTask(summary.taskId)?.events.at(-1)) })
+          summaries.push({ ...summary, lastEventAt: new Date(at).toISOString(), status })
         }
         return summaries
       })

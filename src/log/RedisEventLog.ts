@@ -11,19 +11,19 @@ import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import type { EventType } from "../events/registry.ts"
+import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import {
   AgentMismatch,
   EventLog,
   type LiveListener,
   LogUnavailable,
-  statusOf,
   TaskEnded,
   type TaskHead,
   type TaskRef
 } from "./EventLog.ts"
-import { classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { classifyAppendError, defineScripts, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
-import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
+import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
@@ -81,7 +81,7 @@ export const RedisEventLogLayer = Layer.effect(
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
     commands.on("error", () => {})
-    defineAppend(commands)
+    defineScripts(commands)
     defineAppendCommand(commands)
 
     const live = new LiveChannels()
@@ -120,7 +120,7 @@ export const RedisEventLogLayer = Layer.effect(
           return unavailable(cause)
         }
       }).pipe(
-        Effect.tap(() => run(() => touchTaskIndex(commands, appendSettings, task)).pipe(Effect.ignore)),
+        Effect.tap((ids) => run(() => touchTaskIndex(commands, appendSettings, task, drafts, ids)).pipe(Effect.ignore)),
         Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))
       )
 
@@ -185,23 +185,30 @@ export const RedisEventLogLayer = Layer.effect(
           const summary = { agentId: members[i].slice(0, slash), taskId: members[i].slice(slash + 1), at: Number(members[i + 1]) }
           if (agentId === undefined || summary.agentId === agentId) found.push(summary)
         }
-        // One command per task, not a pipeline: on a Cluster the tasks' logs live in different slots.
+        // The status hash sits in the index's slot: one more command for the whole page.
+        const recorded = found.length === 0
+          ? []
+          : yield* run(() => commands.hmget(taskStatusKey(prefix), ...found.map((task) => `${task.agentId}/${task.taskId}`)))
+        const statuses = recorded.map((value) => (value === null ? undefined : (value.slice(value.indexOf(" ") + 1) as TaskStatus)))
+        // Tasks indexed by a publisher that predates the status hash: their newest event tells whether they ended.
+        const unknown = found.flatMap((_, i) => (statuses[i] === undefined ? [i] : []))
         const newest = yield* run(() =>
           Promise.all(
-            found.map((task) =>
-              commands.xrevrange(taskKeys(prefix, task.taskId).log, "+", "-", "COUNT", 1) as Promise<Array<StreamEntry>>
+            unknown.map((i) =>
+              commands.xrevrange(taskKeys(prefix, found[i].taskId).log, "+", "-", "COUNT", 1) as Promise<Array<StreamEntry>>
             )
           )
         )
-        return found.map((task, i) => {
-          const entry = newest[i][0]
-          return {
-            agentId: task.agentId,
-            taskId: task.taskId,
-            lastEventAt: new Date(task.at).toISOString(),
-            status: statusOf(entry ? entryToEvent(task.taskId, entry) : undefined)
-          }
+        unknown.forEach((i, n) => {
+          const last = newest[n][0] === undefined ? undefined : entryToEvent(found[i].taskId, newest[n][0])
+          statuses[i] = last?.terminal ? endStatusOf(last.type) : "running"
         })
+        return found.map((task, i) => ({
+          agentId: task.agentId,
+          taskId: task.taskId,
+          lastEventAt: new Date(task.at).toISOString(),
+          status: statuses[i] ?? "running"
+        }))
       })
 
     const controlCommands = (taskId: string, reader: string) =>

@@ -1,15 +1,19 @@
 /**
- * How to call the append+notify script (`append.lua`, SPEC §5): one place
- * that builds its KEYS and ARGV and reads its errors, shared by the Redis log
- * layer and the publisher SDK.
+ * How to call the append+notify script (`append.lua`, SPEC §5) and the task
+ * index script (`task_index.lua`, SPEC §9.1): one place that builds their KEYS
+ * and ARGV and reads their errors, shared by the Redis log layer and the
+ * publisher SDK.
  */
 import { readFileSync } from "node:fs"
 import type { EventDraft } from "../events/draft.ts"
-import { taskIndexKey, taskKeys } from "./keys.ts"
+import { indexUpdateOf } from "../events/state.ts"
+import { taskIndexKey, taskKeys, taskStatusKey } from "./keys.ts"
 import { isCluster, type RedisClient } from "./redisTarget.ts"
 
 export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
 export const APPEND_SCRIPT = readFileSync(APPEND_SCRIPT_PATH, "utf8")
+export const TASK_INDEX_SCRIPT_PATH = new URL("./task_index.lua", import.meta.url)
+const TASK_INDEX_SCRIPT = readFileSync(TASK_INDEX_SCRIPT_PATH, "utf8")
 
 export interface AppendSettings {
   readonly prefix: string
@@ -19,11 +23,12 @@ export interface AppendSettings {
   readonly taskIndexMax: number
 }
 
-type AppendCommand = (...args: Array<string | number>) => Promise<Array<string>>
+type ScriptCommand<A> = (...args: Array<string | number>) => Promise<A>
 
-/** Register the script on a connection (ioredis runs it by EVALSHA, loading it when missing). */
-export const defineAppend = (redis: RedisClient): void => {
+/** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
+export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
+  redis.defineCommand("taskstreamIndex", { lua: TASK_INDEX_SCRIPT })
 }
 
 /** Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error. */
@@ -45,7 +50,7 @@ export const runAppend = (
     eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
   const allKeys = [keys.log, keys.live, ...idempotencyKeys]
-  const append = (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend
+  const append = (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend
   return append.call(
     redis,
     allKeys.length,
@@ -61,17 +66,32 @@ export const runAppend = (
   )
 }
 
-/** Record the task in the recent-tasks index: a separate command, as the index lives in another cluster slot. */
+/**
+ * Record an append in the recent-tasks index and its status hash
+ * (`task_index.lua`): a separate call, as the index lives in another cluster
+ * slot than the task.
+ */
 export const touchTaskIndex = (
   redis: RedisClient,
   settings: AppendSettings,
-  task: { readonly agentId: string; readonly taskId: string }
-): Promise<unknown> =>
-  redis
-    .multi()
-    .zadd(taskIndexKey(settings.prefix), Date.now(), `${task.agentId}/${task.taskId}`)
-    .zremrangebyrank(taskIndexKey(settings.prefix), 0, -settings.taskIndexMax - 1)
-    .exec()
+  task: { readonly agentId: string; readonly taskId: string },
+  drafts: ReadonlyArray<EventDraft>,
+  ids: ReadonlyArray<string | null>
+): Promise<unknown> => {
+  const { lastId, status } = indexUpdateOf(drafts, ids)
+  const index = (redis as unknown as { taskstreamIndex: ScriptCommand<number> }).taskstreamIndex
+  return index.call(
+    redis,
+    2,
+    taskIndexKey(settings.prefix),
+    taskStatusKey(settings.prefix),
+    `${task.agentId}/${task.taskId}`,
+    Date.now(),
+    settings.taskIndexMax,
+    lastId ?? "",
+    status ?? ""
+  )
+}
 
 export type AppendFailure = "agent_mismatch" | "task_ended" | "other"
 

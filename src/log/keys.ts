@@ -24,6 +24,9 @@ export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
 
 export const taskIndexKey = (prefix: string): string => `${prefix}:tasks`
 
+/** Each indexed task's last id and status; the hash tag puts it in the index's cluster slot. */
+export const taskStatusKey = (prefix: string): string => `{${prefix}:tasks}:status`
+
 /** The taskId of a live channel name, or undefined when it is not one. */
 export const taskOfChannel = (prefix: string, channel: string): string | undefined => {
   const start = prefix.length + 2

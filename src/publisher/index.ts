@@ -10,7 +10,7 @@ import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import { type EventType, isEphemeral, type PayloadOf } from "../events/registry.ts"
-import { type AppendSettings, classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "../log/appendScript.ts"
+import { type AppendSettings, classifyAppendError, defineScripts, runAppend, touchTaskIndex } from "../log/appendScript.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
 import { blockingDuplicate, createClient, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
 
@@ -191,7 +191,7 @@ const ownedClient = (url: string) => {
 export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher => {
   const owned = typeof options.redis === "string"
   const redis = typeof options.redis === "string" ? ownedClient(options.redis) : options.redis
-  defineAppend(redis)
+  defineScripts(redis)
   const settings: AppendSettings = {
     prefix: options.prefix ?? "ts",
     historyMax: options.historyMax ?? 10000,
@@ -235,7 +235,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
         if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
         throw new PublishError("unavailable", failure.message)
       }
-      await touchTaskIndex(redis, settings, task).catch(() => undefined)
+      await touchTaskIndex(redis, settings, task, drafts, ids).catch(() => undefined)
       return ids.map((id) => (id === "" ? null : id))
     },
     async () => {

@@ -15,6 +15,7 @@
 import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
+import { endStatusOf } from "../events/state.ts"
 import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
 
@@ -46,13 +47,15 @@ export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFou
 /** The outcome of opening a task: follow it, or it already ended before the resume point. */
 export type Opening =
   | { readonly _tag: "Ended"; readonly reason: EndReason }
-  | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
+  | {
+    readonly _tag: "Ready"
+    /** Whether the task has already ended (its stream replays history, then closes). */
+    readonly ended: boolean
+    readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope>
+  }
 
 export const HISTORY_PAGE = 500
 const readRetry = Schedule.spaced("250 millis")
-
-const endReasonOf = (event: LogEvent): EndReason =>
-  event.type === "WorkflowFailed" ? "failed" : event.type === "WorkflowCancelled" ? "cancelled" : "completed"
 
 type State = "syncing" | "live" | "paused" | "closed"
 
@@ -164,7 +167,7 @@ export class Subscription implements LiveListener {
     if (compareIds(event, this.lastId) <= 0) return
     this.lastId = event
     if (this.request.filter(event.type)) this.sink.event(event)
-    if (event.terminal) this.end(endReasonOf(event))
+    if (event.terminal) this.end(endStatusOf(event.type))
   }
 
   private end(reason: EndReason): void {
@@ -229,14 +232,14 @@ export class TaskStream extends Context.Service<TaskStream, {
             return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
           }
           const after = startFrom(request, head)
-          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endReasonOf(head.last) }
+          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endStatusOf(head.last.type) }
           // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
           const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&
               compareIds(request.after, oldest) < 0
             ? formatEventId(oldest)
             : undefined
-          return { _tag: "Ready", start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
+          return { _tag: "Ready", ended: head.last?.terminal === true, start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
         })
 
       // Flat on purpose: closures made inside a generator would keep its whole

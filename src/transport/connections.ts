@@ -24,6 +24,15 @@ export type CloseReason =
   | "shutdown"
   | "message_too_big"
 
+const CUT_SHORT: Partial<Record<CloseReason, string>> = {
+  not_found: "task not found",
+  token_expired: "the token expired; reconnect with a fresh one and the last event id",
+  shutdown: "the gateway is shutting down; reconnect with the last event id"
+}
+
+/** Why a stream ended before its task did, in words a protocol's error can carry. */
+export const cutShort = (reason: CloseReason): string => CUT_SHORT[reason] ?? reason
+
 export interface StreamConnection {
   readonly transport: Transport
   readonly subject: string

@@ -1,9 +1,11 @@
 /**
- * Server-Sent Events on the wire (SPEC §4.1): the frames, and one connection
- * as a web-standard ReadableStream. Frames of an event are encoded once and
- * shared by every connection; a connection's queued frames go out in one
- * write per event-loop turn. The outbound buffer is bounded: a client that
- * stops reading is cut off instead of growing memory, and resumes from the log.
+ * Server-Sent Events on the wire (SPEC §4.1, §9): one connection as a
+ * web-standard ReadableStream, whatever the encoding. What the frames say is
+ * the connection's codec (taskstream events, AG-UI, the AI SDK's UI message
+ * stream — `codecs/`); this file only moves bytes. A connection's queued
+ * frames go out in one write per event-loop turn. The outbound buffer is
+ * bounded: a client that stops reading is cut off instead of growing memory,
+ * and resumes from the log.
  */
 import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
@@ -11,7 +13,26 @@ import type { CloseReason, StreamConnection } from "./connections.ts"
 import { countDelivered } from "./delivery.ts"
 import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
 
-export type SseFormat = "payload" | "envelope"
+/**
+ * One wire encoding of what the pipeline delivers to one SSE response: a pure
+ * function of (event, the stream's own state) → frames. A stateless codec may
+ * return bytes memoised on the event, shared by every connection.
+ */
+export interface SseCodec {
+  /** Frames sent right after `retry:`, before any event. */
+  open(): string
+  /** The frames an event becomes ('' for none). */
+  event(event: LogEvent): Uint8Array | string
+  /** The resume point is older than the retained log: what follows starts at `oldest`. */
+  resync(oldest: string): string
+  /** Fills a silence of HEARTBEAT_MS. */
+  heartbeat(): string
+  /**
+   * The last frames: when the pipeline ends the task's stream, or when the
+   * server cuts a stream it can still write to (`token_expired`, `shutdown`).
+   */
+  end(reason: CloseReason): string
+}
 
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -21,9 +42,6 @@ export const SSE_HEADERS = {
 
 const encoder = new TextEncoder()
 
-const frame = (id: string | undefined, event: string, data: string): string =>
-  `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`
-
 /**
  * Chunks sized in bytes with a high-water mark of 1, so `1 - desiredSize` is
  * the backlog in bytes (a large mark would make Bun reserve memory for it on
@@ -31,11 +49,8 @@ const frame = (id: string | undefined, event: string, data: string): string =>
  */
 const BACKLOG_IN_BYTES: QueuingStrategy<Uint8Array> = { highWaterMark: 1, size: (chunk) => chunk?.byteLength ?? 0 }
 
-const encodePayload = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.dataJson))
-const encodeEnvelope = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.json))
-
 export interface SseOptions {
-  readonly format: SseFormat
+  readonly codec: SseCodec
   readonly subject: string
   /** When the bearer's token expires (ms); the stream is closed then. */
   readonly expiresAt: number
@@ -55,19 +70,15 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   private pending: Array<Uint8Array> = []
   private pendingEvents = 0
   private closed = false
-  private readonly encodingKey: string
-  private readonly encode: (event: LogEvent) => Uint8Array
 
   constructor(private readonly options: SseOptions) {
-    this.encodingKey = `sse:${options.format}`
-    this.encode = options.format === "payload" ? encodePayload : encodeEnvelope
     // The connection is its own underlying source: no per-connection closures.
     this.body = new ReadableStream<Uint8Array>(this, BACKLOG_IN_BYTES)
   }
 
   start(controller: ReadableStreamDefaultController<Uint8Array>): void {
     this.controller = controller
-    controller.enqueue(encoder.encode(`retry: ${this.options.retryMs}\n\n`))
+    controller.enqueue(encoder.encode(`retry: ${this.options.retryMs}\n\n${this.options.codec.open()}`))
   }
 
   cancel(): void {
@@ -83,25 +94,29 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   }
 
   event(event: LogEvent): void {
+    const frames = this.options.codec.event(event)
+    if (frames.length === 0) return
     this.pendingEvents++
-    this.push(event.encoded(this.encodingKey, this.encode))
+    this.push(frames)
   }
 
   resync(oldest: string): void {
-    this.push(encoder.encode(frame(undefined, "resync", JSON.stringify({ reason: "history_trimmed", oldest }))))
+    this.push(this.options.codec.resync(oldest))
   }
 
   heartbeat(): void {
-    this.push(encoder.encode(frame(undefined, "heartbeat", JSON.stringify({ time: new Date().toISOString() }))))
+    this.push(this.options.codec.heartbeat())
   }
 
   end(reason: EndReason): void {
+    this.push(this.options.codec.end(reason))
     this.close(reason)
   }
 
   /** Send what is queued, then end the response. */
   close(reason: CloseReason): void {
     if (this.closed) return
+    if (reason === "token_expired" || reason === "shutdown") this.push(this.options.codec.end(reason))
     this.flush()
     this.finish(reason)
     try {
@@ -127,9 +142,9 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     }
   }
 
-  private push(bytes: Uint8Array): void {
-    if (this.closed) return
-    this.pending.push(bytes)
+  private push(frames: Uint8Array | string): void {
+    if (this.closed || frames.length === 0) return
+    this.pending.push(typeof frames === "string" ? encoder.encode(frames) : frames)
     scheduleFlush(this)
   }
 

@@ -10,7 +10,7 @@ import { type LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.t
 import { EventLog, type LiveListener } from "../../src/log/EventLog.ts"
 import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { RedisEventLogLayer } from "../../src/log/RedisEventLog.ts"
-import { parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
+import { createClient, parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
@@ -49,10 +49,12 @@ for (const [kind, make] of Object.entries(layers)) {
     let log: EventLog["Service"]
     let scope: Scope.Closeable
     let stop: () => Promise<void>
+    let target: RedisTarget | undefined
 
     beforeAll(async () => {
       const made = await make()
       stop = made.stop
+      target = (made as { target?: RedisTarget }).target
       scope = Effect.runSync(Scope.make())
       const config = AppConfig.layerWith({
         redis: (made as { target?: RedisTarget }).target,
@@ -202,6 +204,38 @@ for (const [kind, make] of Object.entries(layers)) {
       expect(all[0].taskId).toBe(second.taskId)
       expect(Number.isNaN(Date.parse(all[0].lastEventAt))).toBe(false)
     })
+
+    it("keeps each indexed task's status: paused until resumed, ended by its terminal event, never put back by a replayed append", async () => {
+      const task = { agentId: "agent-status", taskId: uniqueTask("status") }
+      const statusNow = async () => (await run(log.tasks("agent-status", 5))).find((summary) => summary.taskId === task.taskId)?.status
+      await run(log.append(task, [step(1)]))
+      expect(await statusNow()).toBe("running")
+      await run(log.append(task, [draft("WorkflowPaused", { reason: "user" }, "pause-1")]))
+      expect(await statusNow()).toBe("paused")
+      await run(log.append(task, [step(2), draft("WorkflowLLMCallChunk", { chunk: "x", chunk_index: 0 })]))
+      expect(await statusNow()).toBe("paused")
+      await run(log.append(task, [draft("WorkflowResumed", {})]))
+      expect(await statusNow()).toBe("running")
+      // A retry of the old pause returns its first id and must not pause the task again.
+      await run(log.append(task, [draft("WorkflowPaused", { reason: "user" }, "pause-1")]))
+      expect(await statusNow()).toBe("running")
+      await run(log.append(task, [draft("WorkflowCancelled", { reason: "stop" })]))
+      expect(await statusNow()).toBe("cancelled")
+    })
+
+    if (kind !== "memory") {
+      it("keeps the status hash to the tasks the index keeps (task_index.lua trims both)", async () => {
+        for (let i = 0; i < 8; i++) await run(log.append({ agentId: "agent-trim", taskId: uniqueTask("trim") }, [step(1)]))
+        const redis = createClient(target!, { failFast: false })
+        try {
+          const indexed = await redis.zrange("ts:tasks", "0", "-1")
+          expect(indexed).toHaveLength(5)
+          expect((await redis.hkeys("{ts:tasks}:status")).sort()).toEqual([...indexed].sort())
+        } finally {
+          redis.disconnect()
+        }
+      })
+    }
 
     it("answers ping", async () => {
       await run(log.ping)

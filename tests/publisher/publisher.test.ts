@@ -31,6 +31,17 @@ describe("Publisher SDK", () => {
     await publisher.close()
   })
 
+  it("records the task's status in the index as the gateway does: paused until resumed", async () => {
+    const publisher = redisPublisher({ redis: harness().redis!.url })
+    const task = { agentId: "agent-sdk-status", taskId: uniqueTask() }
+    const status = async () => (await (await fetch(`${harness().url}/api/v1/tasks?agent=${task.agentId}`)).json()).tasks[0]?.status
+    await publisher.publishBatch(task, [{ type: "WorkflowStarted", data: {} }, { type: "WorkflowPaused", data: { reason: "review" } }])
+    expect(await status()).toBe("paused")
+    await publisher.publish(task, "WorkflowResumed", {})
+    expect(await status()).toBe("running")
+    await publisher.close()
+  })
+
   it("stores an event once per idempotency key", async () => {
     const publisher = redisPublisher({ redis: harness().redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }

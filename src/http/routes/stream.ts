@@ -1,13 +1,21 @@
-/** `GET /agents/{agentId}/tasks/{taskId}/events/stream` — a task's events over SSE (SPEC §4.1). */
+/**
+ * `GET /agents/{agentId}/tasks/{taskId}/events/stream` — a task's events over
+ * SSE (SPEC §4.1) — and `serveStream`, the part every SSE route shares
+ * whatever its encoding (SPEC §9): auth, draining, connection limits, opening
+ * the pipeline, 204 for a stream with nothing left to send, the response.
+ */
 import { Effect, Exit, Result, Scope } from "effect"
+import type { Context } from "hono"
 import { Hono } from "hono"
-import { SSE_HEADERS, SseConnection, type SseFormat } from "../../transport/sse.ts"
+import type { FollowRequest, Opening } from "../../stream/TaskStream.ts"
+import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
+import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { Principal } from "../auth.ts"
 import type { RouteDeps } from "../deps.ts"
 import { errorResponse } from "../errors.ts"
 import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
-import { respond } from "../respond.ts"
+import { type DomainError, respond } from "../respond.ts"
 
 /**
  * Start following an opened task into a new SSE response. Module-level on
@@ -19,12 +27,13 @@ const openStream = (
   { config, connections }: RouteDeps,
   start: (sink: SseConnection) => Effect.Effect<unknown, never, Scope.Scope>,
   principal: Principal,
-  format: SseFormat,
+  codec: SseCodec,
+  headers: Record<string, string>,
   release: () => void
 ): Response => {
   const scope = Scope.makeUnsafe()
   const connection: SseConnection = new SseConnection({
-    format,
+    codec,
     subject: principal.subject,
     expiresAt: principal.expiresAt,
     retryMs: config.retryMs,
@@ -38,40 +47,64 @@ const openStream = (
   connections.add(connection)
   // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
   Effect.runFork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
-  return new Response(connection.body, { status: 200, headers: SSE_HEADERS })
+  return new Response(connection.body, { status: 200, headers })
+}
+
+export interface StreamRoute {
+  readonly request: FollowRequest
+  /** The encoding of this response, built once the task is open; undefined answers 204 (nothing to send). */
+  readonly codec: (opening: Extract<Opening, { _tag: "Ready" }>) => Effect.Effect<SseCodec | undefined, DomainError>
+  /** Headers beside the SSE ones (a protocol's marker). */
+  readonly headers?: Record<string, string>
+}
+
+/** The shared door of every SSE route: subscribe scope, draining, limits, then the stream or 204. */
+export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRoute): Promise<Response> => {
+  const { streams, connections, lifecycle } = deps
+  const principal = await guard(c, deps, "subscribe", route.request)
+  if (Result.isFailure(principal)) return principal.failure
+  if (lifecycle.draining) return errorResponse(c, drainingError)
+  const admission = connections.admit(principal.success.subject)
+  if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
+  const headers = { ...SSE_HEADERS, ...route.headers }
+  const response = await respond(
+    c,
+    Effect.gen(function*() {
+      const opening = yield* streams.open(route.request)
+      // 204 tells EventSource to stop reconnecting: the task ended at or before the resume point.
+      if (opening._tag === "Ended") return new Response(null, { status: 204 })
+      const codec = yield* route.codec(opening)
+      return codec === undefined
+        ? new Response(null, { status: 204 })
+        : openStream(deps, opening.start, principal.success, codec, headers, admission.release)
+    })
+  )
+  if (response.status !== 200) admission.release()
+  return response
+}
+
+/** The resume point of an SSE request: `Last-Event-ID`, newer than a query parameter baked into the URL. */
+export const parseResumePoint = (c: Context) => {
+  const header = c.req.header("last-event-id")
+  return header !== undefined && header !== ""
+    ? parseOptionalEventId(header, "Last-Event-ID")
+    : parseOptionalEventId(c.req.query("last_event_id"), "last_event_id")
 }
 
 export const streamRoutes = (deps: RouteDeps) =>
-  new Hono().get("/agents/:agentId/tasks/:taskId/events/stream", async (c) => {
-    const { streams, connections, lifecycle } = deps
+  new Hono().get("/agents/:agentId/tasks/:taskId/events/stream", (c) => {
     const query = c.req.query()
-    // On reconnect EventSource sends the header; it is newer than a query parameter baked into the URL.
-    const header = c.req.header("last-event-id")
     const parsed = parseAll({
       path: parseTaskPath(c.req.param("agentId"), c.req.param("taskId")),
       history: parseBoolean(query.include_history, "include_history", true),
       types: parseTypes(query.types),
       format: parseChoice(query.format, "format", ["payload", "envelope"]),
-      after: header !== undefined && header !== ""
-        ? parseOptionalEventId(header, "Last-Event-ID")
-        : parseOptionalEventId(query.last_event_id, "last_event_id")
+      after: parseResumePoint(c)
     })
     if (!parsed.ok) return errorResponse(c, parsed.error)
     const { path, history, types, format, after } = parsed.value
-    const principal = await guard(c, deps, "subscribe", path)
-    if (Result.isFailure(principal)) return principal.failure
-    if (lifecycle.draining) return errorResponse(c, drainingError)
-    const admission = connections.admit(principal.success.subject)
-    if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
-
-    const response = await respond(
-      c,
-      Effect.map(streams.open({ ...path, after, history, filter: types }), (opening) =>
-        // 204 tells EventSource to stop reconnecting: the task ended at or before the resume point.
-        opening._tag === "Ended"
-          ? new Response(null, { status: 204 })
-          : openStream(deps, opening.start, principal.success, format, admission.release))
-    )
-    if (response.status !== 200) admission.release()
-    return response
+    return serveStream(c, deps, {
+      request: { ...path, after, history, filter: types },
+      codec: () => Effect.succeed(TaskstreamCodecs[format])
+    })
   })

@@ -13,6 +13,7 @@ import process from "node:process"
 import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
+import { installCustomTypes } from "./events/registry.ts"
 import { makeApp } from "./http/app.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
@@ -25,6 +26,8 @@ import { TaskStream } from "./stream/TaskStream.ts"
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    // The registry is complete before the log reads or writes its first event.
+    installCustomTypes(config.eventTypes)
     if (config.redis === undefined) return MemoryEventLogLayer
     // Reads from Redis are shared between clients opening the same task together.
     return Layer.effect(

@@ -22,6 +22,7 @@ import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
 import { eventRoutes } from "./routes/events.ts"
+import { eventTypeRoutes } from "./routes/eventTypes.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
@@ -80,6 +81,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     .route("/", dashboardRoutes(deps))
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
+    .route(API_PREFIX, eventTypeRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
     .route(API_PREFIX, controlRoutes(deps))
     .route(API_PREFIX, wsRoutes(deps))

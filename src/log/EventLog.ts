@@ -8,6 +8,7 @@ import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
+import type { Ending } from "../events/registry.ts"
 
 export interface TaskRef {
   readonly agentId: string
@@ -29,7 +30,8 @@ export interface TaskHead {
 /** Whether the task's stored events belong to another agent (it then "does not exist" for this one). */
 export const ownedByOther = (head: TaskHead, agentId: string): boolean => head.agentId !== undefined && head.agentId !== agentId
 
-export type TaskStatus = "running" | "completed" | "failed" | "cancelled"
+/** A task is running until its terminal event says how it ended (the registry's `ends`). */
+export type TaskStatus = "running" | Ending
 
 export interface TaskSummary {
   readonly agentId: string
@@ -88,15 +90,4 @@ export class EventLog extends Context.Service<EventLog, {
   ackCommand(taskId: string, reader: string, id: string): Effect.Effect<void, LogUnavailable>
 }>()("taskstream/EventLog") {}
 
-export const statusOf = (last: LogEvent | undefined): TaskStatus => {
-  switch (last?.type) {
-    case "WorkflowCompleted":
-      return "completed"
-    case "WorkflowFailed":
-      return "failed"
-    case "WorkflowCancelled":
-      return "cancelled"
-    default:
-      return "running"
-  }
-}
+export const statusOf = (last: LogEvent | undefined): TaskStatus => last?.ends ?? "running"

@@ -24,6 +24,9 @@ export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
 
 export const taskIndexKey = (prefix: string): string => `${prefix}:tasks`
 
+/** The event registry as the append script reads it (SPEC §10.2): a hash type → kind (d|t|e). */
+export const registryKey = (prefix: string): string => `${prefix}:registry`
+
 /** The taskId of a live channel name, or undefined when it is not one. */
 export const taskOfChannel = (prefix: string, channel: string): string | undefined => {
   const start = prefix.length + 2

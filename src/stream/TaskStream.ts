@@ -15,6 +15,7 @@
 import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
+import type { Ending } from "../events/registry.ts"
 import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
 
@@ -26,7 +27,7 @@ export interface Sink {
   end(reason: EndReason): void
 }
 
-export type EndReason = "completed" | "failed" | "cancelled" | "not_found"
+export type EndReason = Ending | "not_found"
 
 export interface FollowRequest {
   readonly agentId: string
@@ -51,8 +52,8 @@ export type Opening =
 export const HISTORY_PAGE = 500
 const readRetry = Schedule.spaced("250 millis")
 
-const endReasonOf = (event: LogEvent): EndReason =>
-  event.type === "WorkflowFailed" ? "failed" : event.type === "WorkflowCancelled" ? "cancelled" : "completed"
+/** How a terminal event ends the stream: the registry's `ends` of its type. */
+const endReasonOf = (event: LogEvent): EndReason => event.ends ?? "completed"
 
 type State = "syncing" | "live" | "paused" | "closed"
 

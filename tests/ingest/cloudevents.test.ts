@@ -10,6 +10,7 @@ import { history, taskPath } from "../support/api.ts"
 import { type InProcessApp, inProcessApp } from "../support/app.ts"
 import { uniqueTask, useHarness } from "../support/harness.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
+import { hsToken, SECRET } from "../support/tokens.ts"
 
 const AGENT = "agent-ce"
 const SOURCE = "https://workflows.example.com/runner"
@@ -173,5 +174,44 @@ describe("POST /cloudevents refuses bad attributes, naming them, and stores noth
     const response = await structured(good(taskId))
     expect(response.status).toBe(201)
     expect(await storedCount(taskId)).toBe(1)
+  })
+})
+
+describe("POST /cloudevents applies the publish scope [app.request]", () => {
+  let gateway: InProcessApp
+  beforeAll(async () => {
+    gateway = await inProcessApp({ authJwtSecret: SECRET })
+  })
+  afterAll(() => gateway.close())
+
+  const ce = (taskId: string, id: string) => ({ specversion: "1.0", id, source: SOURCE, type: "WorkflowStarted", subject: `${AGENT}/${taskId}`, data: {} })
+
+  it("refuses a batch with one task out of scope (403 naming it) and stores none of it", async () => {
+    const token = await hsToken({ publish: [`${AGENT}/allowed-*`], subscribe: ["*/*"] })
+    const allowed = uniqueTask("allowed")
+    const response = await gateway.app.request("/api/v1/cloudevents", {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents-batch+json", authorization: `Bearer ${token}` },
+      body: JSON.stringify([ce(allowed, "a"), ce(uniqueTask("other"), "b")])
+    })
+    expect(response.status).toBe(403)
+    expect(await response.json()).toMatchObject({ code: "forbidden", field: "[1].taskid" })
+    const stored = await gateway.app.request(`${taskPath(AGENT, allowed)}/events`, { headers: { authorization: `Bearer ${token}` } })
+    expect(((await stored.json()) as { events: Array<unknown> }).events).toHaveLength(0)
+    const ok = await gateway.app.request("/api/v1/cloudevents", {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents+json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(ce(allowed, "a"))
+    })
+    expect(ok.status).toBe(201)
+  })
+
+  it("answers 401 without a token", async () => {
+    const response = await gateway.app.request("/api/v1/cloudevents", {
+      method: "POST",
+      headers: { "content-type": "application/cloudevents+json" },
+      body: JSON.stringify(ce(uniqueTask(), "a"))
+    })
+    expect(response.status).toBe(401)
   })
 })

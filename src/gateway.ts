@@ -15,6 +15,7 @@ import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { installCustomTypes } from "./events/registry.ts"
 import { makeApp } from "./http/app.ts"
+import { runBridge } from "./ingest/bridge.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
 import { EventLog } from "./log/EventLog.ts"
@@ -80,6 +81,8 @@ export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
     const config = yield* AppConfig
     setLogLevel(config.logLevel)
     const { app, deps } = yield* makeApp(webSockets(config), bundle)
+    // Started after the log and released before it: the bridge's last appends still land.
+    yield* runBridge
     const port = yield* serve(app, config)
     // Finalizers run in reverse: this drain runs before the server stops.
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))

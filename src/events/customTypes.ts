@@ -38,6 +38,26 @@ const pointerPath = (location: string): Array<string> =>
 /** Keywords that only say "something below failed": the error below names the field. */
 const COMPOSITE = new Set(["properties", "items", "prefixItems", "additionalProperties", "patternProperties", "allOf", "$ref", "unevaluatedProperties", "unevaluatedItems", "dependentSchemas"])
 
+/** The first local `$ref` (`#/…`) in `schema` that points nowhere in it. */
+const unresolvedRef = (root: unknown): string | undefined => {
+  const resolves = (ref: string) =>
+    pointerPath(ref).reduce<unknown>(
+      (node, part) => (typeof node === "object" && node !== null && Object.hasOwn(node, part) ? (node as Record<string, unknown>)[part] : undefined),
+      root
+    ) !== undefined
+  const visit = (node: unknown): string | undefined => {
+    if (typeof node !== "object" || node === null) return undefined
+    const ref = (node as Record<string, unknown>).$ref
+    if (typeof ref === "string" && ref.startsWith("#/") && !resolves(ref)) return ref
+    for (const child of Object.values(node)) {
+      const found = visit(child)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  return visit(root)
+}
+
 const checkOf = (payload: Record<string, unknown>): PayloadCheck => {
   const validator = new Validator(payload as never, "2020-12", false)
   return (data) => {
@@ -70,10 +90,12 @@ export const parseCustomTypes = (text: string): Result.Result<ReadonlyMap<string
     const { category, terminal, ephemeral, payload } = entry.success
     if (terminal !== undefined && ephemeral) return Result.fail(`${at}: a type is terminal or ephemeral, not both`)
     if (payload.type !== "object") return Result.fail(`${at}.payload: must be a JSON Schema with "type": "object"`)
+    const ref = unresolvedRef(payload)
+    if (ref !== undefined) return Result.fail(`${at}.payload: Unresolved $ref "${ref}"`)
     let check: PayloadCheck
     try {
       check = checkOf(payload)
-      // A schema the validator cannot use (an unresolved $ref) fails here, at start-up, not on the first publish.
+      // A schema the validator cannot use fails here, at start-up, not on the first publish.
       check({})
     } catch (error) {
       return Result.fail(`${at}.payload: ${(error as Error).message.split("\n")[0]}`)

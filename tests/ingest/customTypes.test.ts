@@ -15,7 +15,7 @@ import { Ajv2020 } from "ajv/dist/2020.js"
 import { postEvents, taskPath } from "../support/api.ts"
 import { startGateway } from "../support/gateway.ts"
 import { startHarness, uniqueTask } from "../support/harness.ts"
-import { eventFrames, openSse } from "../support/sse.ts"
+import { openSse } from "../support/sse.ts"
 import { APPEND_SCRIPT } from "../../src/log/appendScript.ts"
 
 const AGENT = "agent-custom"

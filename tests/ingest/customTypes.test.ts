@@ -9,17 +9,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Ajv2020 } from "ajv/dist/2020.js"
 import { postEvents, taskPath } from "../support/api.ts"
-import { startGateway } from "../support/gateway.ts"
+import { RUNTIMES, startGateway } from "../support/gateway.ts"
 import { startHarness, uniqueTask } from "../support/harness.ts"
 import { openSse } from "../support/sse.ts"
 import { APPEND_SCRIPT } from "../../src/log/appendScript.ts"
 
 const AGENT = "agent-custom"
-const dir = mkdtempSync(join(tmpdir(), "taskstream-types-"))
+// Inside the repository: Deno's `deno task start` may read only the working directory.
+const dir = mkdtempSync(join(import.meta.dir, ".types-"))
 const writeTypes = (name: string, content: unknown) => {
   const path = join(dir, name)
   writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content))
@@ -42,13 +42,13 @@ const TYPES = {
   }
 }
 
-describe("custom event types [bun, redis log]", () => {
+for (const runtime of RUNTIMES) describe(`custom event types [${runtime}, redis log]`, () => {
   let h: Awaited<ReturnType<typeof startHarness>>
   const url = () => h.harness.url
   const redis = () => h.harness.redis!.client
 
   beforeAll(async () => {
-    h = await startHarness("redis", { EVENT_TYPES_FILE: writeTypes("types.json", TYPES) })
+    h = await startHarness("redis", { EVENT_TYPES_FILE: writeTypes("types.json", TYPES) }, runtime)
   })
   afterAll(async () => {
     await h.stop()

@@ -25,6 +25,11 @@ export interface EventDraft {
 }
 
 export const IDEMPOTENCY_KEY_MAX = 200
+
+const utf8 = new TextEncoder()
+
+/** The size of a draft's `data` in bytes, as MAX_EVENT_BYTES counts it. */
+export const dataSize = (draft: EventDraft): number => utf8.encode(draft.dataJson).byteLength
 export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/
 
 const DraftShape = Schema.Struct({

@@ -6,14 +6,12 @@
 import { Effect, Result } from "effect"
 import type { Context, MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
-import type { EventDraft } from "../events/draft.ts"
+import { dataSize, type EventDraft } from "../events/draft.ts"
 import type { Published } from "../ingest/published.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 import type { Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
-
-const utf8 = new TextEncoder()
 
 export const bodyLimitOf = (config: RouteDeps["config"]): MiddlewareHandler =>
   bodyLimit({
@@ -33,7 +31,7 @@ export const readJson = async (c: Context): Promise<Result.Result<unknown, Respo
 
 /** MAX_EVENT_BYTES applies to each event's `data`; `field` names it in the request. */
 export const sizeError = (draft: EventDraft, field: string, config: RouteDeps["config"]): ApiError | undefined => {
-  const size = utf8.encode(draft.dataJson).byteLength
+  const size = dataSize(draft)
   return size > config.maxEventBytes
     ? apiError("payload_too_large", `${field} is ${size} bytes; MAX_EVENT_BYTES is ${config.maxEventBytes}`, field)
     : undefined

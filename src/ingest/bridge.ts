@@ -23,7 +23,7 @@ export const runBridge = Effect.gen(function*() {
   const config = yield* AppConfig
   const { pubsub, stream } = config.ingest
   if (config.redis === undefined || (pubsub === undefined && stream === undefined)) return
-  const ingest = makeIngest(yield* EventLog)
+  const ingest = makeIngest(yield* EventLog, config.maxEventBytes)
   if (pubsub !== undefined) yield* followPubSub(config.redis, pubsub, ingest)
   if (stream !== undefined) yield* followStream(config.redis, { ...config.ingest, stream }, ingest)
   logLine("info", "bridge running", { pubsub, stream, group: stream === undefined ? undefined : config.ingest.group })

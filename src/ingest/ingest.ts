@@ -3,6 +3,7 @@
  * append it, and count and log what became of it (SPEC §10.2b).
  */
 import { Cause, Effect, Exit, Result } from "effect"
+import { dataSize } from "../events/draft.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
@@ -32,11 +33,15 @@ const note = (source: BridgeSource, outcome: Outcome, where: Record<string, stri
   return outcome
 }
 
-export const makeIngest = (log: EventLog["Service"]): Ingest => ({
+export const makeIngest = (log: EventLog["Service"], maxEventBytes: number): Ingest => ({
   parse: (source, text, fallbackKey, where) => {
     const parsed = decodeMessage(text, fallbackKey)
-    if (Result.isSuccess(parsed)) return parsed.success
-    return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
+    if (Result.isFailure(parsed)) {
+      return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
+    }
+    const size = dataSize(parsed.success.draft)
+    if (size > maxEventBytes) return note(source, { _tag: "rejected", reason: `data is ${size} bytes; MAX_EVENT_BYTES is ${maxEventBytes}` }, where)
+    return parsed.success
   },
   reject: (source, reason, where) => note(source, { _tag: "rejected", reason }, where),
   append: async (source, { draft, task }, where) => {

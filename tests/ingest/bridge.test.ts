@@ -31,7 +31,7 @@ const stored = async (baseUrl: string, taskId: string) => (await history(baseUrl
 describe("broker bridge [bun, redis log, two gateways]", () => {
   let redis: RedisServer
   const gateways: Array<Gateway> = []
-  const env = () => ({ REDIS_URL: redis.url, INGEST_PUBSUB: "workflow.*", INGEST_STREAM: STREAM, INGEST_CLAIM_MS: String(CLAIM_MS) })
+  const env = () => ({ REDIS_URL: redis.url, INGEST_PUBSUB: "workflow.*", INGEST_STREAM: STREAM, INGEST_CLAIM_MS: String(CLAIM_MS), MAX_EVENT_BYTES: "4096" })
 
   beforeAll(async () => {
     redis = await startRedis()
@@ -74,6 +74,8 @@ describe("broker bridge [bun, redis log, two gateways]", () => {
     for (let n = 61; n <= 80; n++) await add(n)
     await redis.client.xadd(STREAM, "*", "event", "{not json")
     await redis.client.xadd(STREAM, "*", "other", "no event field")
+    const huge = envelope("WorkflowStepStarted", { step: 81, blob: "x".repeat(5000) })
+    await redis.client.xadd(STREAM, "*", "event", huge)
     await redis.client.xadd(STREAM, "*", "event", envelope("WorkflowCompleted", {}))
 
     const stream = await openSse(`${gateways[index].url}${taskPath(AGENT, taskId)}/events/stream`)
@@ -83,10 +85,11 @@ describe("broker bridge [bun, redis log, two gateways]", () => {
     expect(eventFrames(stream.frames).at(-1)?.event).toBe("WorkflowCompleted")
     // The bad entries are acknowledged into the dead-letter stream with their reason; nothing stays pending.
     const dead = (await redis.client.xrange(`${STREAM}:dead`, "-", "+")) as Array<[string, Array<string>]>
-    expect(dead.map(([, fields]) => fields[fields.indexOf("event") + 1])).toEqual(["{not json", ""])
+    expect(dead.map(([, fields]) => fields[fields.indexOf("event") + 1])).toEqual(["{not json", "", huge])
+    expect(dead[2][1][dead[2][1].indexOf("reason") + 1]).toMatch(/MAX_EVENT_BYTES/)
     expect(dead.every(([, fields]) => fields[fields.indexOf("reason") + 1].length > 0)).toBe(true)
     await eventually(async () => ((await redis.client.xpending(STREAM, "taskstream")) as [number])[0] === 0, 10_000, "no pending entries")
     const rejected = (await metric(gateways[0], "stream", "rejected")) + (await metric(gateways[1], "stream", "rejected"))
-    expect(rejected).toBe(2)
+    expect(rejected).toBe(3)
   }, 60_000)
 })

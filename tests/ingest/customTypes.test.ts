@@ -13,7 +13,7 @@ import { join } from "node:path"
 import { Ajv2020 } from "ajv/dist/2020.js"
 import { postEvents, taskPath } from "../support/api.ts"
 import { RUNTIMES, startGateway } from "../support/gateway.ts"
-import { startHarness, uniqueTask } from "../support/harness.ts"
+import { startHarness, uniqueTask, useHarness } from "../support/harness.ts"
 import { openSse } from "../support/sse.ts"
 import { APPEND_SCRIPT } from "../../src/log/appendScript.ts"
 
@@ -157,4 +157,21 @@ describe("a bad EVENT_TYPES_FILE stops start-up naming the entry", () => {
       expect(error).toMatch(message)
     })
   }
+})
+
+describe("custom event types [bun, redis cluster log]", () => {
+  const h = useHarness("cluster", { EVENT_TYPES_FILE: writeTypes("cluster-types.json", TYPES) })
+
+  it("are stored, and a custom terminal event ends the task, though the script cannot read the registry key there", async () => {
+    const taskId = uniqueTask("cluster")
+    const appended = await postEvents(h().url, AGENT, taskId, [
+      { type: "ApprovalRequested", data: { approver: "ann", amount: 3 } },
+      { type: "HandoffFinished", data: { to: "agent-b" } }
+    ])
+    expect(appended.status).toBe(201)
+    expect((await postEvents(h().url, AGENT, taskId, { type: "ApprovalRequested", data: { approver: "bob", amount: 1 } })).body.code).toBe("task_ended")
+    const stream = await openSse(`${h().url}${taskPath(AGENT, taskId)}/events/stream`)
+    await stream.ended
+    expect(stream.frames.filter((frame) => frame.id !== undefined).map((frame) => frame.event)).toEqual(["ApprovalRequested", "HandoffFinished"])
+  })
 })

@@ -93,3 +93,16 @@ describe("broker bridge [bun, redis log, two gateways]", () => {
     expect(rejected).toBe(3)
   }, 60_000)
 })
+
+describe("broker bridge settings", () => {
+  it("refuse to start a bridge without REDIS_URL, naming the variable", async () => {
+    const error = await startGateway({ INGEST_STREAM: STREAM }).then(
+      async (gateway) => {
+        await gateway.stop()
+        return undefined
+      },
+      (failure: Error) => failure.message
+    )
+    expect(error).toMatch(/INGEST_STREAM needs REDIS_URL/)
+  })
+})

@@ -15,6 +15,7 @@ import { postEvents, taskPath } from "../support/api.ts"
 import { RUNTIMES, startGateway } from "../support/gateway.ts"
 import { startHarness, uniqueTask, useHarness } from "../support/harness.ts"
 import { openSse } from "../support/sse.ts"
+import { eventsOf, openWs } from "../support/ws.ts"
 import { APPEND_SCRIPT } from "../../src/log/appendScript.ts"
 
 const AGENT = "agent-custom"
@@ -77,6 +78,13 @@ for (const runtime of RUNTIMES) describe(`custom event types [${runtime}, redis 
     await stream.ended
     const named = stream.frames.filter((frame) => frame.id !== undefined).map((frame) => frame.event)
     expect(named).toEqual(["ApprovalRequested", "HandoffFinished"])
+    // The same over WebSocket: the filter by category, and the end with the custom terminal's ending.
+    const ws = await openWs(url())
+    ws.send({ op: "subscribe", sub: "s1", agentId: AGENT, taskId, types: ["approval"] })
+    await ws.waitFor((frames) => frames.some((frame) => frame.op === "end"))
+    expect(eventsOf(ws.frames, "s1").map((event) => event.type)).toEqual(["ApprovalRequested", "HandoffFinished"])
+    expect(ws.frames.find((frame) => frame.op === "end")).toMatchObject({ sub: "s1", reason: "completed" })
+    ws.close()
     const tasks = (await (await fetch(`${url()}/api/v1/tasks?agent=${AGENT}`)).json()) as { tasks: Array<{ taskId: string; status: string }> }
     expect(tasks.tasks.find((task) => task.taskId === taskId)?.status).toBe("completed")
     expect((await postEvents(url(), AGENT, taskId, { type: "WorkflowStepStarted", data: { step: 2 } })).body.code).toBe("task_ended")

@@ -80,15 +80,17 @@ class StreamReader {
     let leader = false
     while (!this.stopped) {
       try {
-        if (!leader) await this.ensureGroup()
         const held = (await this.commands.eval(RENEW_LEASE, 1, this.lease, this.consumer, claimMs)) === 1
         if (!held) {
           leader = false
           await sleep(Math.max(50, Math.floor(claimMs / 3)))
           continue
         }
-        // New to the lease (or after a failure): take over every pending entry first, oldest first.
-        if (!leader && !(await this.claimPending())) continue
+        if (!leader) {
+          // New to the lease (or after a failure): take over every pending entry first, oldest first.
+          await this.ensureGroup()
+          if (!(await this.claimPending())) continue
+        }
         leader = true
         const reply = (await this.blocking.xreadgroup(
           "GROUP", group, this.consumer, "COUNT", BATCH, "BLOCK", Math.max(10, Math.min(1000, Math.floor(claimMs / 3))), "STREAMS", stream, ">"

@@ -3,7 +3,10 @@
  * (SPEC §6). A bad value stops start-up with a message naming the variable.
  * The README's settings table mirrors this file.
  */
-import { Config, ConfigProvider, Context, Effect, Layer, Option, Schema } from "effect"
+import { readFileSync } from "node:fs"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema } from "effect"
+import { parseCustomTypes } from "./events/customTypes.ts"
+import type { CustomType } from "./events/registry.ts"
 import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
 
 const positiveInt = (name: string, fallback: number) =>
@@ -15,6 +18,8 @@ const nonNegativeInt = (name: string, fallback: number) =>
   Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name).pipe(
     Config.withDefault(fallback)
   )
+
+const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
 
@@ -37,11 +42,43 @@ const redisClusterNodes = Config.schema(
 const redis = Config.all({ url: Config.option(redisUrl), nodes: Config.option(redisClusterNodes) }).pipe(
   Config.mapEffect(({ nodes, url }) =>
     Option.isSome(url) && Option.isSome(nodes)
-      ? Effect.fail(
-        new Config.ConfigError(new ConfigProvider.SourceError({ message: "set REDIS_URL or REDIS_CLUSTER_NODES, not both" }))
-      )
+      ? Effect.fail(configError("set REDIS_URL or REDIS_CLUSTER_NODES, not both"))
       : Effect.succeed(Option.getOrUndefined(Option.orElse(url, () => nodes)))
   )
+)
+
+/** EVENT_TYPES_FILE (SPEC §10.2): custom event types, read and checked once; a bad file names the entry. */
+const eventTypes = Config.option(Config.NonEmptyString("EVENT_TYPES_FILE")).pipe(
+  Config.mapEffect((path): Effect.Effect<ReadonlyMap<string, CustomType>, Config.ConfigError> => {
+    if (Option.isNone(path)) return Effect.succeed(new Map())
+    let text: string
+    try {
+      text = readFileSync(path.value, "utf8")
+    } catch (error) {
+      return Effect.fail(configError(`EVENT_TYPES_FILE: cannot read ${path.value}: ${(error as Error).message}`))
+    }
+    const parsed = parseCustomTypes(text)
+    return Result.isSuccess(parsed)
+      ? Effect.succeed(parsed.success)
+      : Effect.fail(configError(`EVENT_TYPES_FILE ${path.value}: ${parsed.failure}`))
+  })
+)
+
+/** The broker bridge (SPEC §10.2b): it reads from the gateway's own Redis. */
+const ingest = Config.all({
+  pubsub: optionalText("INGEST_PUBSUB"),
+  stream: optionalText("INGEST_STREAM"),
+  group: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9._:-]{1,64}$/)), "INGEST_GROUP").pipe(
+    Config.withDefault("taskstream")
+  ),
+  claimMs: positiveInt("INGEST_CLAIM_MS", 15000)
+}).pipe(
+  Config.map(({ claimMs, group, pubsub, stream }) => ({
+    pubsub: Option.getOrUndefined(pubsub),
+    stream: Option.getOrUndefined(stream),
+    group,
+    claimMs
+  }))
 )
 
 const settings = Config.all({
@@ -51,6 +88,8 @@ const settings = Config.all({
   ),
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
   redis,
+  eventTypes,
+  ingest,
   redisPrefix: Config.schema(Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{1,32}$/)), "REDIS_PREFIX").pipe(
     Config.withDefault("ts")
   ),
@@ -115,10 +154,19 @@ const flatten = (read: Read): Settings => ({
   demo: Option.getOrElse(read.demo, () => read.redis === undefined)
 })
 
+/** Settings that only make sense together, checked once everything is read. */
+const checked = settings.pipe(
+  Config.mapEffect((read) =>
+    read.redis === undefined && (read.ingest.pubsub !== undefined || read.ingest.stream !== undefined)
+      ? Effect.fail(configError(`${read.ingest.pubsub === undefined ? "INGEST_STREAM" : "INGEST_PUBSUB"} needs REDIS_URL: the bridge reads the broker's Redis`))
+      : Effect.succeed(read)
+  )
+)
+
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
-  static readonly layer = Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of(flatten(read))))
+  static readonly layer = Layer.effect(AppConfig, Effect.map(checked, (read) => AppConfig.of(flatten(read))))
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
-    Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
+    Layer.effect(AppConfig, Effect.map(checked, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
 }

@@ -13,7 +13,9 @@ import process from "node:process"
 import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
+import { installCustomTypes } from "./events/registry.ts"
 import { makeApp } from "./http/app.ts"
+import { runBridge } from "./ingest/bridge.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
 import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
 import { EventLog } from "./log/EventLog.ts"
@@ -26,6 +28,8 @@ import { TaskStream } from "./stream/TaskStream.ts"
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    // The registry is complete before the log reads or writes its first event.
+    installCustomTypes(config.eventTypes)
     if (config.redis === undefined) return MemoryEventLogLayer
     // Reads from Redis are shared between clients opening the same task together.
     return Layer.effect(
@@ -81,6 +85,8 @@ export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
     const config = yield* AppConfig
     setLogLevel(config.logLevel)
     const { app, deps } = yield* makeApp(webSockets(config), bundle)
+    // Started after the log and released before it: the bridge's last appends still land.
+    yield* runBridge
     const port = yield* serve(app, config)
     // Finalizers run in reverse: this drain runs before the server stops.
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))

@@ -1,4 +1,8 @@
-/** One terminal line per event for `taskstream-tail`: time, category (coloured), type, key fields. */
+/**
+ * One terminal line per event for `taskstream-tail`: time, category
+ * (coloured), type, key fields. Events of custom types (EVENT_TYPES_FILE)
+ * print their payload, under the category `custom`.
+ */
 import { CategoryOf, type Category, type TaskEvent } from "../client/index.ts"
 
 const Colours: Record<Category, number> = { lifecycle: 35, llm: 95, tool: 36, budget: 33, flow: 90, step: 32 }
@@ -15,7 +19,10 @@ const short = (value: unknown, max = 100) => {
 const fields = (pairs: Array<[string, unknown]>) =>
   pairs.filter(([, value]) => value !== undefined && value !== null && value !== "").map(([name, value]) => `${name}=${value}`).join(" ")
 
+const isBuiltin = (event: TaskEvent): boolean => Object.hasOwn(CategoryOf, event.type)
+
 export const summary = (event: TaskEvent): string => {
+  if (!isBuiltin(event)) return short(event.data, 120)
   switch (event.type) {
     case "WorkflowStarted":
       return fields([["goal", event.data.goal && short(event.data.goal)], ["budget", money(event.data.budget_limit)]])
@@ -53,11 +60,12 @@ export const summary = (event: TaskEvent): string => {
 }
 
 export const formatLine = (event: TaskEvent, colour: boolean): string => {
-  const category = CategoryOf[event.type]
+  // The typed client knows the built-in types; a custom one arrives as any other event.
+  const category: string = isBuiltin(event) ? CategoryOf[event.type] : "custom"
   const failed = event.type === "WorkflowFailed" || (event.type === "WorkflowToolCallCompleted" && !event.data.success)
   return [
     paint(colour, 2, event.time.slice(11, 23)),
-    paint(colour, failed ? 31 : Colours[category], category.padEnd(9)),
+    paint(colour, failed ? 31 : Colours[category as Category] ?? 37, category.padEnd(9)),
     paint(colour, 1, event.type.padEnd(26)),
     summary(event)
   ].join(" ")

@@ -1,18 +1,18 @@
 /**
  * The typed events a client receives, and the few registry facts a browser
- * needs at run time (category, terminal). Only types are imported from the
- * registry, so a browser bundle does not carry the payload schemas; the two
- * tables below are checked against the registry by the compiler — a type
- * added there without its row here fails `tsc`.
+ * needs at run time (category, how a type ends a task). They come from the
+ * registry's plain-data table, so a browser bundle carries no payload schemas.
  */
-import type { Category, EventType, PayloadOf, Registry } from "../events/registry.ts"
+import { BuiltinTypes, type Category, type Ending, type EventType, EventTypes, type TypeKind } from "../events/registry.ts"
+import type { PayloadOf } from "../events/registry.ts"
 
 export type { Category, EventType, PayloadOf } from "../events/registry.ts"
+export { EventTypes } from "../events/registry.ts"
 
-type Specs = typeof Registry
+type Specs = typeof BuiltinTypes
 
 /** Types that end a task's stream. */
-export type TerminalType = { [T in EventType]: Specs[T] extends { readonly terminal: true } ? T : never }[EventType]
+export type TerminalType = { [T in EventType]: Specs[T] extends { readonly ends: Ending } ? T : never }[EventType]
 /** Live-only types (LLM token chunks): never stored, so they carry no id. */
 export type EphemeralType = { [T in EventType]: Specs[T] extends { readonly ephemeral: true } ? T : never }[EventType]
 
@@ -28,33 +28,19 @@ export type TaskEvent<T extends EventType = EventType> = {
   }
 }[T]
 
-export const CategoryOf: { readonly [T in EventType]: Specs[T]["category"] } = {
-  WorkflowStarted: "lifecycle",
-  WorkflowCompleted: "lifecycle",
-  WorkflowFailed: "lifecycle",
-  WorkflowCancelled: "lifecycle",
-  WorkflowLLMCallStarted: "llm",
-  WorkflowLLMCallChunk: "llm",
-  WorkflowLLMCallCompleted: "llm",
-  WorkflowToolCallStarted: "tool",
-  WorkflowToolCallCompleted: "tool",
-  WorkflowBudgetWarning: "budget",
-  WorkflowBudgetExceeded: "budget",
-  WorkflowPaused: "flow",
-  WorkflowResumed: "flow",
-  WorkflowStepStarted: "step",
-  WorkflowStepCompleted: "step"
+export const CategoryOf = Object.fromEntries(EventTypes.map((type) => [type, BuiltinTypes[type].category])) as {
+  readonly [T in EventType]: Specs[T]["category"]
 }
 
-export const EventTypes = Object.keys(CategoryOf) as ReadonlyArray<EventType>
 export const Categories: ReadonlyArray<Category> = [...new Set(Object.values(CategoryOf))]
 
 /** How a task ended, by its terminal event. */
-export const EndOf: { readonly [T in TerminalType]: Exclude<TaskEnd, "ended"> } = {
-  WorkflowCompleted: "completed",
-  WorkflowFailed: "failed",
-  WorkflowCancelled: "cancelled"
-}
+export const EndOf = Object.fromEntries(
+  EventTypes.flatMap((type) => {
+    const kind: TypeKind = BuiltinTypes[type]
+    return kind.ends === undefined ? [] : [[type, kind.ends]]
+  })
+) as { readonly [T in TerminalType]: Specs[T]["ends"] }
 
 /** How a task's stream ended: by a terminal event, or `ended` when the server only said it had (204). */
 export type TaskEnd = "completed" | "failed" | "cancelled" | "ended"

@@ -1,11 +1,12 @@
 /**
- * Validation of an event a publisher wants to append (SPEC §3): the outer
- * shape `{type, data, time?, idempotency_key?}`, a known type, and the payload
- * schema of that type. Errors name the failing field; `data` keeps extra
- * fields exactly as sent.
+ * Validation of an event a publisher wants to append (SPEC §3, §10.2): the
+ * outer shape `{type, data, time?, idempotency_key?}`, a known type (built-in
+ * or custom), and the payload schema of that type. Errors name the failing
+ * field; `data` keeps extra fields exactly as sent.
  */
 import { Result, Schema, SchemaIssue } from "effect"
-import { type EventType, isEventType, Registry } from "./registry.ts"
+import { Payloads } from "./payloads.ts"
+import { customType, type EventType, EventTypes, isBuiltinType } from "./registry.ts"
 
 export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEvent", {
   field: Schema.String,
@@ -13,7 +14,8 @@ export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEve
 }) {}
 
 export interface EventDraft {
-  readonly type: EventType
+  /** A type the registry knows: built-in or custom. */
+  readonly type: string
   readonly data: Record<string, unknown>
   /** `data` as compact JSON, serialised once here for the size check, the log and the wire. */
   readonly dataJson: string
@@ -23,7 +25,12 @@ export interface EventDraft {
 }
 
 export const IDEMPOTENCY_KEY_MAX = 200
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/
+
+const utf8 = new TextEncoder()
+
+/** The size of a draft's `data` in bytes, as MAX_EVENT_BYTES counts it. */
+export const dataSize = (draft: EventDraft): number => utf8.encode(draft.dataJson).byteLength
+export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/
 
 const DraftShape = Schema.Struct({
   type: Schema.String,
@@ -36,7 +43,7 @@ const DraftShape = Schema.Struct({
 
 const decodeShape = Schema.decodeUnknownResult(DraftShape)
 const payloadDecoders = Object.fromEntries(
-  Object.entries(Registry).map(([type, spec]) => [type, Schema.decodeUnknownResult(spec.payload)])
+  EventTypes.map((type) => [type, Schema.decodeUnknownResult(Payloads[type])])
 ) as Record<EventType, ReturnType<typeof Schema.decodeUnknownResult>>
 
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
@@ -54,11 +61,19 @@ export const decodeDraft = (input: unknown, prefix = ""): Result.Result<EventDra
   if (Result.isFailure(shape)) return Result.fail(invalid(prefix, shape.failure))
   const { type, data = {}, time, idempotency_key } = shape.success
   const at = (field: string) => [prefix, field].filter((part) => part !== "").join(".")
-  if (!isEventType(type)) {
-    return Result.fail(new InvalidEvent({ field: at("type"), message: `unknown event type '${type.slice(0, 64)}'` }))
+  if (isBuiltinType(type)) {
+    const payload = payloadDecoders[type](data)
+    if (Result.isFailure(payload)) return Result.fail(invalid(at("data"), payload.failure))
+  } else {
+    const custom = customType(type)
+    if (custom === undefined) {
+      return Result.fail(new InvalidEvent({ field: at("type"), message: `unknown event type '${type.slice(0, 64)}'` }))
+    }
+    const issue = custom.check(data)
+    if (issue !== undefined) {
+      return Result.fail(new InvalidEvent({ field: [at("data"), ...issue.path].join("."), message: issue.message }))
+    }
   }
-  const payload = payloadDecoders[type](data)
-  if (Result.isFailure(payload)) return Result.fail(invalid(at("data"), payload.failure))
   return Result.succeed({
     type,
     data,

@@ -5,13 +5,12 @@
  * client: its encodings (SSE frames, WebSocket frames) are memoised on it, so
  * an event fanned out to thousands of clients is serialised once per format.
  */
-import type { EventType } from "./registry.ts"
-import { isEphemeral, isEventType, isTerminal } from "./registry.ts"
+import { type Ending, kindOf } from "./registry.ts"
 
 export interface Envelope {
   /** Assigned by the log; absent on ephemeral events, which are never stored. */
   readonly id?: string
-  readonly type: EventType
+  readonly type: string
   readonly agentId: string
   readonly taskId: string
   readonly time: string
@@ -37,9 +36,18 @@ export const compareIds = (a: EventId, b: EventId): number => a.ms - b.ms || a.s
 
 export const ZeroId: EventId = { ms: 0, seq: 0 }
 
+/**
+ * A type name that is safe on every wire as it is (an SSE `event:` line, the
+ * envelope JSON built by concatenation). Registry names always are; a stored
+ * event of a type this gateway does not know keeps its name when it is
+ * safe, else it travels as `UNKNOWN_TYPE`.
+ */
+const SAFE_TYPE = /^[A-Za-z0-9._:-]{1,128}$/
+export const UNKNOWN_TYPE = "UnknownEvent"
+
 export interface LogEventFields {
   readonly id: string | undefined
-  readonly type: EventType
+  readonly type: string
   readonly agentId: string
   readonly taskId: string
   readonly time: string
@@ -49,7 +57,13 @@ export interface LogEventFields {
 
 export class LogEvent implements EventId {
   readonly id: string | undefined
-  readonly type: EventType
+  /**
+   * The event's type. A stored event of a type the registry does not know
+   * (removed from EVENT_TYPES_FILE, or written by hand) passes through as an
+   * opaque durable event: no category, not terminal, delivered to streams
+   * without a `types` filter.
+   */
+  readonly type: string
   readonly agentId: string
   readonly taskId: string
   readonly time: string
@@ -61,6 +75,8 @@ export class LogEvent implements EventId {
    * a listener whose last id is older has missed events.
    */
   prev: EventId | undefined
+  /** How this event ends its task; undefined when it does not. */
+  readonly ends: Ending | undefined
   readonly terminal: boolean
   readonly ephemeral: boolean
   private parsedData: Record<string, unknown> | undefined
@@ -69,7 +85,8 @@ export class LogEvent implements EventId {
 
   constructor(fields: LogEventFields, data?: Record<string, unknown>) {
     this.id = fields.id
-    this.type = fields.type
+    const kind = kindOf(fields.type)
+    this.type = kind !== undefined || SAFE_TYPE.test(fields.type) ? fields.type : UNKNOWN_TYPE
     this.agentId = fields.agentId
     this.taskId = fields.taskId
     this.time = fields.time
@@ -78,8 +95,9 @@ export class LogEvent implements EventId {
     this.ms = id?.ms ?? 0
     this.seq = id?.seq ?? 0
     this.prev = undefined
-    this.terminal = isTerminal(fields.type)
-    this.ephemeral = isEphemeral(fields.type)
+    this.ends = kind?.ends
+    this.terminal = this.ends !== undefined
+    this.ephemeral = kind?.ephemeral === true
     this.parsedData = data
   }
 
@@ -127,7 +145,9 @@ export class LogEvent implements EventId {
       return undefined
     }
     const id = head.id === undefined ? undefined : parseEventId(head.id)
-    if (!isEventType(head.type) || typeof head.agentId !== "string" || (head.id !== undefined && id === undefined)) return undefined
+    if (typeof head.type !== "string" || typeof head.agentId !== "string") return undefined
+    // Only a stored event (with an id) may be of a type this gateway does not know.
+    if (head.id === undefined ? kindOf(head.type) === undefined : id === undefined) return undefined
     const event = new LogEvent({ ...head, id: head.id, dataJson: text.slice(dataAt + 8, -1) })
     event.prev = head.prev === undefined ? undefined : parseEventId(head.prev)
     return event
@@ -136,7 +156,7 @@ export class LogEvent implements EventId {
   static fromDraft(
     id: string | undefined,
     task: { agentId: string; taskId: string },
-    type: EventType,
+    type: string,
     time: string,
     data: Record<string, unknown>,
     dataJson = JSON.stringify(data)

@@ -1,34 +1,33 @@
 /**
- * The `types` filter (SPEC §4.1): a comma list of event types and/or
- * categories. Terminal events always pass, whatever the filter says, so a
- * filtered stream still learns that the task ended.
+ * The `types` filter (SPEC §4.1, §10.2): a comma list of event types and/or
+ * categories, built-in or custom. Terminal events always pass, whatever the
+ * filter says, so a filtered stream still learns that the task ended.
  */
-import { Categories, type Category, categoryOf, type EventType, EventTypes, isEventType, TerminalTypes } from "./registry.ts"
+import { categoryOf, isKnownType, isTerminal, knownCategories, knownTypes } from "./registry.ts"
 
-export type TypeFilter = (type: EventType) => boolean
+export type TypeFilter = (type: string) => boolean
 
 export const acceptAll: TypeFilter = () => true
-
-const isCategory = (value: string): value is Category => (Categories as ReadonlyArray<string>).includes(value)
 
 /** Parse a filter; returns the first unknown name as an error message. */
 export const parseTypeFilter = (
   text: string | undefined
 ): { readonly filter: TypeFilter } | { readonly error: string } => {
   if (text === undefined || text.trim() === "") return { filter: acceptAll }
-  const allowed = new Set<EventType>()
+  const allowed = new Set<string>()
+  const categories = knownCategories()
   for (const raw of text.split(",")) {
     const name = raw.trim()
     if (name === "") continue
-    if (isEventType(name)) {
+    if (isKnownType(name)) {
       allowed.add(name)
-    } else if (isCategory(name)) {
-      for (const type of EventTypes) if (categoryOf(type) === name) allowed.add(type)
+    } else if (categories.includes(name)) {
+      for (const type of knownTypes()) if (categoryOf(type) === name) allowed.add(type)
     } else {
       return { error: `unknown event type or category '${name.slice(0, 64)}'` }
     }
   }
   if (allowed.size === 0) return { error: "types lists no event type or category" }
-  for (const type of TerminalTypes) allowed.add(type)
+  for (const type of knownTypes()) if (isTerminal(type)) allowed.add(type)
   return { filter: (type) => allowed.has(type) }
 }

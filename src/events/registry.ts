@@ -1,117 +1,102 @@
 /**
- * The event registry (SPEC §3): every workflow event type, its categories,
- * whether it ends the task or is live-only, and the schema of its payload.
- * Everything else (validation, filters, the Lua script test, the typed client)
- * reads this one table.
+ * The event registry (SPEC §3, §10.2): every workflow event type, its
+ * category, how it ends a task (`ends`) or whether it is live-only
+ * (`ephemeral`). Everything else — validation, filters, end reasons, task
+ * status, the append script's table, the typed client — reads this one table.
+ *
+ * Built-in types are fixed here; custom types come from `EVENT_TYPES_FILE`
+ * and are installed once at start-up (`installCustomTypes`): the registry is
+ * process-wide, one gateway per process. This file holds plain data only, so
+ * a browser bundle that imports it carries no schema library; the payload
+ * schemas of the built-ins live in `payloads.ts`.
  */
-import { Schema } from "effect"
 
 export const Categories = ["lifecycle", "llm", "tool", "budget", "flow", "step"] as const
+/** A built-in category; custom types may add others. */
 export type Category = (typeof Categories)[number]
 
-// Optional fields accept null too: publishers in other languages send `None`.
-const opt = <S extends Schema.Top>(schema: S) => Schema.optionalKey(Schema.NullOr(schema))
-const Text = Schema.String
-const Amount = Schema.Finite
-const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
-const Json = Schema.Unknown
-const StepRef = Schema.Union([Schema.String, Schema.Finite])
+/** How a terminal event ends its task: the task's status and the stream's end reason. */
+export const Endings = ["completed", "failed", "cancelled"] as const
+export type Ending = (typeof Endings)[number]
 
-interface TypeSpec {
-  readonly category: Category
-  readonly terminal?: true
+/** What the pipeline knows of any type, built-in or custom. */
+export interface TypeKind {
+  readonly category: string
+  readonly ends?: Ending
   readonly ephemeral?: true
-  readonly payload: Schema.Struct<Schema.Struct.Fields>
 }
 
-const spec = <const T extends TypeSpec>(t: T) => t
+export const BuiltinTypes = {
+  WorkflowStarted: { category: "lifecycle" },
+  WorkflowCompleted: { category: "lifecycle", ends: "completed" },
+  WorkflowFailed: { category: "lifecycle", ends: "failed" },
+  WorkflowCancelled: { category: "lifecycle", ends: "cancelled" },
+  WorkflowLLMCallStarted: { category: "llm" },
+  WorkflowLLMCallChunk: { category: "llm", ephemeral: true },
+  WorkflowLLMCallCompleted: { category: "llm" },
+  WorkflowToolCallStarted: { category: "tool" },
+  WorkflowToolCallCompleted: { category: "tool" },
+  WorkflowBudgetWarning: { category: "budget" },
+  WorkflowBudgetExceeded: { category: "budget" },
+  WorkflowPaused: { category: "flow" },
+  WorkflowResumed: { category: "flow" },
+  WorkflowStepStarted: { category: "step" },
+  WorkflowStepCompleted: { category: "step" }
+} as const satisfies Record<string, TypeKind & { readonly category: Category }>
 
-export const Registry = {
-  WorkflowStarted: spec({
-    category: "lifecycle",
-    payload: Schema.Struct({ goal: opt(Text), max_iterations: opt(Count), budget_limit: opt(Amount) })
-  }),
-  WorkflowCompleted: spec({
-    category: "lifecycle",
-    terminal: true,
-    payload: Schema.Struct({ final_response: opt(Json), total_cost: opt(Amount), iterations_completed: opt(Count) })
-  }),
-  WorkflowFailed: spec({
-    category: "lifecycle",
-    terminal: true,
-    payload: Schema.Struct({ error: Text, error_type: opt(Text) })
-  }),
-  WorkflowCancelled: spec({
-    category: "lifecycle",
-    terminal: true,
-    payload: Schema.Struct({ reason: opt(Text) })
-  }),
-  WorkflowLLMCallStarted: spec({
-    category: "llm",
-    payload: Schema.Struct({
-      model: Text,
-      estimated_cost: opt(Amount),
-      iteration: opt(Count),
-      message_count: opt(Count)
-    })
-  }),
-  WorkflowLLMCallChunk: spec({
-    category: "llm",
-    ephemeral: true,
-    payload: Schema.Struct({ chunk: Text, chunk_index: Count, model: opt(Text), is_final: opt(Schema.Boolean) })
-  }),
-  WorkflowLLMCallCompleted: spec({
-    category: "llm",
-    payload: Schema.Struct({
-      model: Text,
-      cost: opt(Amount),
-      total_cost: opt(Amount),
-      usage: opt(Json),
-      content: opt(Json)
-    })
-  }),
-  WorkflowToolCallStarted: spec({
-    category: "tool",
-    payload: Schema.Struct({ tool_name: Text, tool_call_id: Text, arguments: opt(Json) })
-  }),
-  WorkflowToolCallCompleted: spec({
-    category: "tool",
-    payload: Schema.Struct({
-      tool_name: Text,
-      tool_call_id: Text,
-      success: Schema.Boolean,
-      result: opt(Json),
-      execution_time_ms: opt(Amount)
-    })
-  }),
-  WorkflowBudgetWarning: spec({
-    category: "budget",
-    payload: Schema.Struct({ cost: Amount, limit: Amount, usage_percentage: opt(Amount) })
-  }),
-  WorkflowBudgetExceeded: spec({
-    category: "budget",
-    payload: Schema.Struct({ cost: Amount, limit: Amount })
-  }),
-  WorkflowPaused: spec({ category: "flow", payload: Schema.Struct({ reason: opt(Text) }) }),
-  WorkflowResumed: spec({ category: "flow", payload: Schema.Struct({ reason: opt(Text) }) }),
-  WorkflowStepStarted: spec({ category: "step", payload: Schema.Struct({ step: StepRef, name: opt(Text) }) }),
-  WorkflowStepCompleted: spec({
-    category: "step",
-    payload: Schema.Struct({ step: StepRef, name: opt(Text), duration_ms: opt(Amount) })
-  })
-} as const satisfies Record<string, TypeSpec>
+/** A built-in type name: what the typed publisher and client APIs know at compile time. */
+export type EventType = keyof typeof BuiltinTypes
+export const EventTypes = Object.keys(BuiltinTypes) as ReadonlyArray<EventType>
 
-export type EventType = keyof typeof Registry
-export const EventTypes = Object.keys(Registry) as ReadonlyArray<EventType>
+export type { PayloadOf } from "./payloads.ts"
 
-/** The payload type of each event, as a TypeScript union member (used by the typed client). */
-export type PayloadOf<T extends EventType> = (typeof Registry)[T]["payload"]["Type"] & Record<string, unknown>
+/** A custom type's payload check: the first problem found (path into `data`, message), or undefined. */
+export type PayloadCheck = (data: Record<string, unknown>) => { readonly path: ReadonlyArray<string>; readonly message: string } | undefined
 
-export const isEventType = (value: string): value is EventType => Object.hasOwn(Registry, value)
+/** A type defined in `EVENT_TYPES_FILE`. */
+export interface CustomType extends TypeKind {
+  /** The JSON Schema of `data`, as the file gave it (served by `GET /event-types`). */
+  readonly payload: Record<string, unknown>
+  readonly check: PayloadCheck
+}
 
-export const isTerminal = (type: EventType): boolean => "terminal" in Registry[type]
-export const isEphemeral = (type: EventType): boolean => "ephemeral" in Registry[type]
-export const categoryOf = (type: EventType): Category => Registry[type].category
+/** Names of custom types (SPEC §10.2). */
+export const CUSTOM_TYPE_NAME = /^[A-Z][A-Za-z0-9]{2,63}$/
 
-export const TerminalTypes: ReadonlySet<EventType> = new Set(EventTypes.filter(isTerminal))
-export const EphemeralTypes: ReadonlySet<EventType> = new Set(EventTypes.filter(isEphemeral))
+const custom = new Map<string, CustomType>()
+
+export const isBuiltinType = (name: string): name is EventType => Object.hasOwn(BuiltinTypes, name)
+
+/** Add the custom types of this process (start-up, once per gateway). A built-in name is refused. */
+export const installCustomTypes = (types: ReadonlyMap<string, CustomType>): void => {
+  for (const [name, type] of types) {
+    if (isBuiltinType(name)) throw new Error(`${name} is a built-in event type and cannot be redefined`)
+    custom.set(name, type)
+  }
+}
+
+export const customType = (name: string): CustomType | undefined => custom.get(name)
+
+/** The registry entry of a type, undefined for a name the registry does not know. */
+export const kindOf = (name: string): TypeKind | undefined => (isBuiltinType(name) ? BuiltinTypes[name] : custom.get(name))
+
+export const isKnownType = (name: string): boolean => kindOf(name) !== undefined
+export const endingOf = (name: string): Ending | undefined => kindOf(name)?.ends
+export const isTerminal = (name: string): boolean => endingOf(name) !== undefined
+export const isEphemeral = (name: string): boolean => kindOf(name)?.ephemeral === true
+export const categoryOf = (name: string): string | undefined => kindOf(name)?.category
+
+/** Every known type name: built-ins first, then custom ones. */
+export const knownTypes = (): ReadonlyArray<string> => [...EventTypes, ...custom.keys()]
+
+/** Every category: built-ins first, then those custom types add. */
+export const knownCategories = (): ReadonlyArray<string> => [
+  ...new Set<string>([...Categories, ...[...custom.values()].map((type) => type.category)])
+]
+
+/**
+ * How the append script stores a type (`append.lua`'s table and the Redis
+ * registry key): d = durable, t = terminal (durable, ends the task), e = ephemeral.
+ */
+export const storageKindOf = (kind: TypeKind): "d" | "t" | "e" =>
+  kind.ends !== undefined ? "t" : kind.ephemeral === true ? "e" : "d"

@@ -5,12 +5,9 @@
  */
 import type { EventDraft } from "./draft.ts"
 import type { LogEvent } from "./envelope.ts"
-import { type EventType, isTerminal } from "./registry.ts"
+import { endingOf, type Ending, isTerminal } from "./registry.ts"
 
-/** How a task ended: the kind of its terminal event. */
-export type EndStatus = "completed" | "failed" | "cancelled"
-
-export type TaskStatus = "running" | "paused" | EndStatus
+export type TaskStatus = "running" | "paused" | Ending
 
 export interface TaskState {
   readonly status: TaskStatus
@@ -43,16 +40,15 @@ export const InitialState: TaskState = {
   updated_at: null
 }
 
-/** The end status of a terminal event type. */
-export const endStatusOf = (type: EventType): EndStatus =>
-  type === "WorkflowFailed" ? "failed" : type === "WorkflowCancelled" ? "cancelled" : "completed"
+/** How a terminal event type ends its task: the registry's `ends`. */
+export const endStatusOf = (type: string): Ending => endingOf(type) ?? "completed"
 
 /**
  * The status an event sets, or undefined when it leaves the status as it was:
  * a terminal event ends the task, `WorkflowPaused` pauses it, `WorkflowResumed`
  * resumes it. Also what the task index records after an append.
  */
-export const statusSetBy = (event: { readonly type: EventType; readonly terminal: boolean }): TaskStatus | undefined =>
+export const statusSetBy = (event: { readonly type: string; readonly terminal: boolean }): TaskStatus | undefined =>
   event.terminal
     ? endStatusOf(event.type)
     : event.type === "WorkflowPaused"

@@ -20,10 +20,12 @@ import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { PublishRate } from "./publishRate.ts"
 import { agUiRoutes } from "./routes/agui.ts"
+import { cloudEventRoutes } from "./routes/cloudevents.ts"
 import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
 import { eventRoutes } from "./routes/events.ts"
+import { eventTypeRoutes } from "./routes/eventTypes.ts"
 import { healthRoutes } from "./routes/health.ts"
 import { stateRoutes } from "./routes/state.ts"
 import { streamRoutes } from "./routes/stream.ts"
@@ -74,7 +76,8 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
       `${API_PREFIX}/*`,
       cors({
         origin: origins.includes("*") ? "*" : origins,
-        allowHeaders: ["authorization", "content-type", "last-event-id", "idempotency-key"],
+        // ce-*: the CloudEvents binary mode's attributes (POST /cloudevents).
+        allowHeaders: ["authorization", "content-type", "last-event-id", "idempotency-key", "ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time", "ce-agentid", "ce-taskid"],
         exposeHeaders: ["retry-after"],
         credentials: !origins.includes("*")
       })
@@ -85,6 +88,8 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     .route("/", dashboardRoutes(deps))
     .route(API_PREFIX, streamRoutes(deps))
     .route(API_PREFIX, eventRoutes(deps))
+    .route(API_PREFIX, eventTypeRoutes(deps))
+    .route(API_PREFIX, cloudEventRoutes(deps))
     .route(API_PREFIX, taskRoutes(deps))
     .route(API_PREFIX, stateRoutes(deps))
     .route(API_PREFIX, agUiRoutes(deps))

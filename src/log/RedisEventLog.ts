@@ -5,12 +5,11 @@
  * When the subscriber reconnects, every listener is told to catch up from the
  * log, so nothing published during the outage is lost.
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Schedule, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
-import type { EventType } from "../events/registry.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import {
   AgentMismatch,
@@ -21,7 +20,7 @@ import {
   type TaskHead,
   type TaskRef
 } from "./EventLog.ts"
-import { classifyAppendError, defineScripts, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { classifyAppendError, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
@@ -54,7 +53,7 @@ const entryToEvent = (taskId: string, [id, fields]: StreamEntry): LogEvent => {
         break
     }
   }
-  return new LogEvent({ id, type: type as EventType, agentId, taskId, time, dataJson })
+  return new LogEvent({ id, type, agentId, taskId, time, dataJson })
 }
 
 const unavailable = (cause: unknown) =>
@@ -89,6 +88,12 @@ export const RedisEventLogLayer = Layer.effect(
     const subscribed = new Map<string, Promise<void>>()
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
+    // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).
+    yield* Effect.tryPromise(() => publishRegistry(commands, prefix)).pipe(
+      Effect.tapError(() => Effect.sync(() => logLine("warn", "could not write the event registry to redis; retrying"))),
+      Effect.retry(Schedule.spaced("5 seconds")),
+      Effect.forkScoped
+    )
     const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, {
       onMessage: (channel, message) => {
         const taskId = taskOfChannel(prefix, channel)

@@ -12,13 +12,22 @@
 -- ARGV[6]    N, the number of events; then four arguments per event:
 --            type, data (a JSON object), time (ISO-8601, or '' for now),
 --            index of its idempotency key in KEYS (0 = none)
+-- ARGV[7+4N..] optional pairs: custom type, its kind (d|t|e) — see "Event types" below
 --
 -- Returns one id per event ('' for an ephemeral event, which is published but not stored).
 -- Each stored event is published with "prev", the id of the stored event before it, so a
 -- listener that missed a message (a reconnect, a failover) sees the gap and reads the log.
 -- Fails with 'TS_<CODE> <message>' and changes nothing when any event is invalid.
 
--- kind of each type: d = durable, t = terminal (durable, ends the task), e = ephemeral (live only)
+-- Event types (SPEC §3, §10.2). The kind of each type: d = durable, t = terminal (durable, ends
+-- the task), e = ephemeral (live only). A type's kind is looked up, in order:
+--   1. KINDS below: the built-in types (a test checks this table against src/events/registry.ts);
+--   2. the pairs (type, kind) the caller appended after the events' arguments (the gateway
+--      declares its custom types this way, which also works on a Redis Cluster);
+--   3. on a standalone Redis (PUBLISH), the hash <prefix>:registry (type -> kind) that every
+--      gateway writes at start: custom types published from any language are accepted. On a
+--      Cluster that key lives in another slot, so callers there declare custom kinds (2).
+-- Any other type is refused with TS_UNKNOWN_TYPE.
 local KINDS = {
   WorkflowStarted = 'd', WorkflowCompleted = 't', WorkflowFailed = 't', WorkflowCancelled = 't',
   WorkflowLLMCallStarted = 'd', WorkflowLLMCallChunk = 'e', WorkflowLLMCallCompleted = 'd',
@@ -66,7 +75,27 @@ local count = tonumber(ARGV[6])
 if not (max_len and retention and idem_ttl and count and count >= 1) or (publish ~= 'PUBLISH' and publish ~= 'SPUBLISH') then
   return fail('BAD_ARGS', 'expected agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, PUBLISH|SPUBLISH, N')
 end
-if #ARGV ~= 6 + count * 4 then return fail('BAD_ARGS', 'expected 4 arguments per event') end
+local declared_from = 7 + count * 4
+if #ARGV < declared_from - 1 or (#ARGV - declared_from + 1) % 2 ~= 0 then
+  return fail('BAD_ARGS', 'expected 4 arguments per event, then (type, kind) pairs')
+end
+local declared = {}
+for i = declared_from, #ARGV, 2 do
+  local kind = ARGV[i + 1]
+  if kind ~= 'd' and kind ~= 't' and kind ~= 'e' then return fail('BAD_ARGS', 'the kind of ' .. ARGV[i] .. ' must be d, t or e') end
+  declared[ARGV[i]] = kind
+end
+local registry_key = string.sub(log_key, 1, -#task_id - 7) .. 'registry'
+local function kind_of(event_type)
+  local kind = KINDS[event_type] or declared[event_type]
+  if kind or publish ~= 'PUBLISH' then return kind end
+  kind = redis.call('HGET', registry_key, event_type)
+  if kind == 'd' or kind == 't' or kind == 'e' then
+    declared[event_type] = kind
+    return kind
+  end
+  return nil
+end
 
 -- The task belongs to the agent of its stored events, and nothing follows a terminal event.
 local newest = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)[1]
@@ -75,7 +104,7 @@ if newest then
   for i = 1, #fields, 2 do
     if fields[i] == 'agentId' and fields[i + 1] ~= agent_id then
       return fail('AGENT_MISMATCH', 'task ' .. task_id .. ' belongs to another agent')
-    elseif fields[i] == 'type' and KINDS[fields[i + 1]] == 't' then
+    elseif fields[i] == 'type' and kind_of(fields[i + 1]) == 't' then
       return fail('TASK_ENDED', 'task ' .. task_id .. ' has ended; nothing can be appended after ' .. newest[1])
     end
   end
@@ -86,7 +115,7 @@ local events = {}
 for n = 1, count do
   local base = 6 + (n - 1) * 4
   local event_type, data, time, key_index = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4])
-  local kind = KINDS[event_type]
+  local kind = kind_of(event_type)
   if not kind then return fail('UNKNOWN_TYPE', 'event ' .. n .. ': unknown event type ' .. event_type) end
   local ok, decoded = pcall(cjson.decode, data)
   if not ok or type(decoded) ~= 'table' or not string.find(data, '^%s*{') then

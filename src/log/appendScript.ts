@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs"
 import type { EventDraft } from "../events/draft.ts"
 import { indexUpdateOf } from "../events/state.ts"
-import { taskIndexKey, taskKeys, taskStatusKey } from "./keys.ts"
+import { isBuiltinType, kindOf, knownTypes, storageKindOf } from "../events/registry.ts"
+import { registryKey, taskIndexKey, taskKeys, taskStatusKey } from "./keys.ts"
 import { isCluster, type RedisClient } from "./redisTarget.ts"
 
 export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
@@ -62,9 +63,23 @@ export const runAppend = (
     // Sharded pub/sub on a Cluster: the message stays in the task's shard.
     isCluster(redis) ? "SPUBLISH" : "PUBLISH",
     drafts.length,
-    ...eventArgs
+    ...eventArgs,
+    // The script knows the built-in types; this process's custom ones are declared after the events
+    // (all of them: the task's newest stored event may be of any, and may have ended it).
+    ...customKinds()
   )
 }
+
+const customKinds = (): Array<string> =>
+  knownTypes().flatMap((type) => (isBuiltinType(type) ? [] : [type, storageKindOf(kindOf(type)!)]))
+
+/**
+ * Write this process's registry (type → kind) to `<prefix>:registry`, where
+ * the append script looks up the custom types other publishers send.
+ * Additive: a type stays known until the key is deleted.
+ */
+export const publishRegistry = (redis: RedisClient, prefix: string): Promise<unknown> =>
+  redis.hset(registryKey(prefix), Object.fromEntries(knownTypes().map((type) => [type, storageKindOf(kindOf(type)!)])))
 
 /**
  * Record an append in the recent-tasks index and its status hash

@@ -26,6 +26,8 @@ export const taskIndexKey = (prefix: string): string => `${prefix}:tasks`
 
 /** Each indexed task's last id and status; the hash tag puts it in the index's cluster slot. */
 export const taskStatusKey = (prefix: string): string => `{${prefix}:tasks}:status`
+/** The event registry as the append script reads it (SPEC §10.2): a hash type → kind (d|t|e). */
+export const registryKey = (prefix: string): string => `${prefix}:registry`
 
 /** The taskId of a live channel name, or undefined when it is not one. */
 export const taskOfChannel = (prefix: string, channel: string): string | undefined => {

@@ -21,7 +21,11 @@ export const Metrics = {
   disconnects: Metric.counter("taskstream_disconnects_total", { description: "Connections closed by the server, by reason (slow_consumer, token_expired, shutdown, …)", incremental: true }),
   limitRejections: Metric.counter("taskstream_limit_rejections_total", { description: "Requests refused by a limit, by limit", incremental: true }),
   authFailures: Metric.counter("taskstream_auth_failures_total", { description: "Requests refused by authentication (401) or scope (403), by reason", incremental: true }),
-  redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true })
+  redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true }),
+  ingestMessages: Metric.counter("taskstream_ingest_messages_total", {
+    description: "Broker bridge messages, by source (pubsub, stream) and outcome (accepted, rejected, failed)",
+    incremental: true
+  })
 } as const
 
 type Attributes = Record<string, string>
@@ -57,5 +61,8 @@ export const initMetrics = (): void => {
   }
   for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
     record(metric, 0)
+  }
+  for (const source of ["pubsub", "stream"]) {
+    for (const outcome of ["accepted", "rejected", "failed"]) record(Metrics.ingestMessages, 0, { source, outcome })
   }
 }

@@ -15,6 +15,7 @@
 import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
+import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
 import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
@@ -27,7 +28,7 @@ export interface Sink {
   end(reason: EndReason): void
 }
 
-export type EndReason = "completed" | "failed" | "cancelled" | "not_found"
+export type EndReason = Ending | "not_found"
 
 export interface FollowRequest {
   readonly agentId: string

@@ -3,25 +3,61 @@ import { Result } from "effect"
 import { decodeDraft } from "../../src/events/draft.ts"
 import { compareIds, formatEventId, LogEvent, parseEventId } from "../../src/events/envelope.ts"
 import { parseTypeFilter } from "../../src/events/filter.ts"
-import { categoryOf, EphemeralTypes, EventTypes, isEphemeral, isTerminal, TerminalTypes } from "../../src/events/registry.ts"
+import { statusSetBy } from "../../src/events/state.ts"
+import { BuiltinTypes, categoryOf, endingOf, EventTypes, isEphemeral, storageKindOf } from "../../src/events/registry.ts"
 import { APPEND_SCRIPT } from "../../src/log/appendScript.ts"
 
 describe("event registry", () => {
-  it("lists the fifteen workflow event types of SPEC §3 with their categories", () => {
+  it("lists the fifteen workflow event types of SPEC §3 with their categories and endings", () => {
     expect(EventTypes).toHaveLength(15)
     expect(categoryOf("WorkflowLLMCallChunk")).toBe("llm")
     expect(categoryOf("WorkflowBudgetExceeded")).toBe("budget")
-    expect([...TerminalTypes].sort()).toEqual(["WorkflowCancelled", "WorkflowCompleted", "WorkflowFailed"])
-    expect([...EphemeralTypes]).toEqual(["WorkflowLLMCallChunk"])
+    expect(Object.fromEntries(EventTypes.flatMap((type) => endingOf(type) === undefined ? [] : [[type, endingOf(type)]]))).toEqual({
+      WorkflowCompleted: "completed",
+      WorkflowFailed: "failed",
+      WorkflowCancelled: "cancelled"
+    })
+    expect(EventTypes.filter(isEphemeral)).toEqual(["WorkflowLLMCallChunk"])
   })
 
-  it("is the same table the append script enforces", () => {
+  it("is the built-in fallback table of the append script", () => {
     const table = /local KINDS = \{([\s\S]*?)\n\}/.exec(APPEND_SCRIPT)![1]
     const kinds = Object.fromEntries([...table.matchAll(/(\w+) = '([dte])'/g)].map((match) => [match[1], match[2]]))
-    const expected = Object.fromEntries(
-      EventTypes.map((type) => [type, isTerminal(type) ? "t" : isEphemeral(type) ? "e" : "d"])
-    )
+    const expected = Object.fromEntries(EventTypes.map((type) => [type, storageKindOf(BuiltinTypes[type])]))
     expect(kinds).toEqual(expected)
+  })
+
+  it("gives a task's status from how its terminal event ends it", () => {
+    const at = (type: string) => LogEvent.fromDraft("1-0", { agentId: "a", taskId: "t" }, type, "2026-11-24T10:00:00.000Z", {})
+    expect(statusSetBy(at("WorkflowCancelled"))).toBe("cancelled")
+    expect(statusSetBy(at("WorkflowFailed"))).toBe("failed")
+    expect(statusSetBy(at("WorkflowStepStarted"))).toBeUndefined()
+  })
+})
+
+describe("a stored event of a type the registry does not know", () => {
+  it("passes through as an opaque durable event instead of throwing", () => {
+    const event = new LogEvent({ id: "7-0", type: "RemovedType", agentId: "a", taskId: "t", time: "2026-11-24T10:00:00.000Z", dataJson: '{"x":1}' })
+    expect({ type: event.type, terminal: event.terminal, ephemeral: event.ephemeral, ends: event.ends }).toEqual({
+      type: "RemovedType",
+      terminal: false,
+      ephemeral: false,
+      ends: undefined
+    })
+    expect(statusSetBy(event)).toBeUndefined()
+    expect(JSON.parse(event.json).type).toBe("RemovedType")
+    // A name that is not safe on the wire (an SSE event: line, the envelope JSON) travels as UnknownEvent.
+    const odd = new LogEvent({ id: "8-0", type: 'bad"\nname', agentId: "a", taskId: "t", time: "2026-11-24T10:00:00.000Z", dataJson: "{}" })
+    expect(JSON.parse(odd.json).type).toBe("UnknownEvent")
+    // Live: accepted when stored (it has an id), refused when it claims to be ephemeral.
+    expect(LogEvent.fromMessage('{"id":"9-0","prev":"8-0","type":"RemovedType","agentId":"a","taskId":"t","time":"x","data":{}}')?.type).toBe("RemovedType")
+    expect(LogEvent.fromMessage('{"type":"RemovedType","agentId":"a","taskId":"t","time":"x","data":{}}')).toBeUndefined()
+  })
+
+  it("is left out by a types filter and kept without one", () => {
+    const parsed = parseTypeFilter("step")
+    if ("error" in parsed) throw new Error(parsed.error)
+    expect(parsed.filter("RemovedType")).toBe(false)
   })
 })
 

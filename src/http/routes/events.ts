@@ -5,23 +5,21 @@
  */
 import { Effect, Result } from "effect"
 import { Hono } from "hono"
-import { bodyLimit } from "hono/body-limit"
 import { decodeDraft, type EventDraft } from "../../events/draft.ts"
 import { compareIds, ZeroId } from "../../events/envelope.ts"
 import type { LogEvent } from "../../events/envelope.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
-import { Metrics, record } from "../../observability/metrics.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
 import { ownedByOther } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
+import { isJsonMediaType } from "../../ingest/published.ts"
+import { appendAll, bodyLimitOf, overRate, readJson, sizeError } from "../publishing.ts"
 
 const EVENTS_PATH = "/agents/:agentId/tasks/:taskId/events"
 const HISTORY_LIMIT_MAX = 1000
-const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i
-const utf8 = new TextEncoder()
 
 /** Validate a parsed body: one draft or a non-empty batch of them. */
 const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<Array<EventDraft>, ApiError> => {
@@ -39,20 +37,15 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
       const { field, message } = draft.failure
       return Result.fail(apiError("invalid_event", `${field}: ${message}`, field))
     }
-    const size = utf8.encode(draft.success.dataJson).byteLength
-    if (size > config.maxEventBytes) {
-      const field = prefix === "" ? "data" : `${prefix}.data`
-      return Result.fail(
-        apiError("payload_too_large", `${field} is ${size} bytes; MAX_EVENT_BYTES is ${config.maxEventBytes}`, field)
-      )
-    }
+    const tooLarge = sizeError(draft.success, prefix === "" ? "data" : `${prefix}.data`, config)
+    if (tooLarge !== undefined) return Result.fail(tooLarge)
     drafts.push(draft.success)
   }
   return Result.succeed(drafts)
 }
 
 export const eventRoutes = (deps: RouteDeps) => {
-  const { config, log, publishRate } = deps
+  const { config, log } = deps
   return new Hono()
     .get(EVENTS_PATH, async (c) => {
       const query = c.req.query()
@@ -92,42 +85,29 @@ export const eventRoutes = (deps: RouteDeps) => {
     })
     .post(
       EVENTS_PATH,
-      bodyLimit({
-        maxSize: config.maxBodyBytes,
-        onError: (c) =>
-          errorResponse(c, apiError("payload_too_large", `the body is over MAX_BODY_BYTES (${config.maxBodyBytes})`, "body"))
-      }),
+      bodyLimitOf(config),
       async (c) => {
         const path = parseTaskPath(c.req.param("agentId"), c.req.param("taskId"))
         if (!path.ok) return errorResponse(c, path.error)
         const principal = await guard(c, deps, "publish", path.value)
         if (Result.isFailure(principal)) return principal.failure
         const contentType = c.req.header("content-type") ?? ""
-        if (!JSON_CONTENT_TYPE.test(contentType)) {
+        if (!isJsonMediaType(contentType)) {
           return errorResponse(
             c,
             apiError("unsupported_media_type", `content-type must be application/json, not '${contentType.slice(0, 64)}'`, "content-type")
           )
         }
-        let body: unknown
-        try {
-          body = JSON.parse(await c.req.text())
-        } catch (error) {
-          return errorResponse(c, apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "body"))
-        }
-        const drafts = decodeBody(body, config)
+        const body = await readJson(c)
+        if (Result.isFailure(body)) return body.failure
+        const drafts = decodeBody(body.success, config)
         if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
-        const wait = publishRate.take(principal.success.subject, drafts.success.length)
-        if (wait > 0) {
-          record(Metrics.limitRejections, 1, { limit: "publish_rate" })
-          return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${config.publishRate} events/s)`), retryAfter: wait })
-        }
+        const limited = overRate(c, deps, principal.success, drafts.success.length)
+        if (limited !== undefined) return limited
+        const task = path.value
         return respond(
           c,
-          Effect.map(log.append(path.value, drafts.success), (ids) => {
-            record(Metrics.eventsAppended, ids.length)
-            return c.json({ ids }, 201)
-          })
+          Effect.map(appendAll(log, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
         )
       }
     )

@@ -1,0 +1,71 @@
+/**
+ * What every publishing route shares (SPEC §4.2, §10.1): the body size limit,
+ * JSON parsing, the per-event size check, the publish rate, and appending
+ * events that may name several tasks.
+ */
+import { Effect, Result } from "effect"
+import type { Context, MiddlewareHandler } from "hono"
+import { bodyLimit } from "hono/body-limit"
+import { dataSize, type EventDraft } from "../events/draft.ts"
+import type { Published } from "../ingest/published.ts"
+import { Metrics, record } from "../observability/metrics.ts"
+import type { Principal } from "./auth.ts"
+import type { RouteDeps } from "./deps.ts"
+import { type ApiError, apiError, errorResponse } from "./errors.ts"
+
+export const bodyLimitOf = (config: RouteDeps["config"]): MiddlewareHandler =>
+  bodyLimit({
+    maxSize: config.maxBodyBytes,
+    onError: (c) => errorResponse(c, apiError("payload_too_large", `the body is over MAX_BODY_BYTES (${config.maxBodyBytes})`, "body"))
+  })
+
+/** The body as JSON, or the 400 answer naming it. */
+export const readJson = async (c: Context): Promise<Result.Result<unknown, Response>> => {
+  const text = await c.req.text()
+  try {
+    return Result.succeed(JSON.parse(text))
+  } catch (error) {
+    return Result.fail(errorResponse(c, apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "body")))
+  }
+}
+
+/** MAX_EVENT_BYTES applies to each event's `data`; `field` names it in the request. */
+export const sizeError = (draft: EventDraft, field: string, config: RouteDeps["config"]): ApiError | undefined => {
+  const size = dataSize(draft)
+  return size > config.maxEventBytes
+    ? apiError("payload_too_large", `${field} is ${size} bytes; MAX_EVENT_BYTES is ${config.maxEventBytes}`, field)
+    : undefined
+}
+
+/** The 429 answer when the subject is over PUBLISH_RATE with `count` more events, else undefined. */
+export const overRate = (c: Context, deps: RouteDeps, principal: Principal, count: number): Response | undefined => {
+  const wait = deps.publishRate.take(principal.subject, count)
+  if (wait <= 0) return undefined
+  record(Metrics.limitRejections, 1, { limit: "publish_rate" })
+  return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${deps.config.publishRate} events/s)`), retryAfter: wait })
+}
+
+/**
+ * Append events that may name several tasks: one atomic append per task, in
+ * the order each task first appears; ids come back in the events' order.
+ */
+export const appendAll = (log: RouteDeps["log"], events: ReadonlyArray<Published>) =>
+  Effect.gen(function*() {
+    const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
+    events.forEach(({ draft, task }, i) => {
+      const key = `${task.agentId}/${task.taskId}`
+      const group = groups.get(key) ?? { task, at: [], drafts: [] }
+      group.at.push(i)
+      group.drafts.push(draft)
+      groups.set(key, group)
+    })
+    const ids: Array<string | null> = new Array(events.length)
+    for (const group of groups.values()) {
+      const appended = yield* log.append(group.task, group.drafts)
+      appended.forEach((id, j) => {
+        ids[group.at[j]] = id
+      })
+    }
+    record(Metrics.eventsAppended, ids.length)
+    return ids
+  })

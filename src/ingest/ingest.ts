@@ -1,0 +1,67 @@
+/**
+ * What the bridge does with one message, whatever brought it: parse it,
+ * append it, and count and log what became of it (SPEC §10.2b).
+ */
+import { Cause, Effect, Exit, Result } from "effect"
+import { dataSize } from "../events/draft.ts"
+import type { EventLog } from "../log/EventLog.ts"
+import { logLine } from "../observability/log.ts"
+import { Metrics, record } from "../observability/metrics.ts"
+import { decodeMessage } from "./message.ts"
+import type { Published } from "./published.ts"
+
+export type BridgeSource = "pubsub" | "stream"
+
+/** What became of a message: stored (or already stored), refused for good, or not stored for now. */
+export type Outcome =
+  | { readonly _tag: "accepted" }
+  | { readonly _tag: "rejected"; readonly reason: string }
+  | { readonly _tag: "failed"; readonly reason: string }
+
+export interface Ingest {
+  /** Parse a message; when it is bad, its (recorded) outcome instead. */
+  parse(source: BridgeSource, text: string, fallbackKey: () => string, where: Record<string, string>): Published | Outcome
+  /** Refuse a message that cannot even be parsed, recording why. */
+  reject(source: BridgeSource, reason: string, where: Record<string, string>): Outcome
+  /** Append a parsed message and record the outcome. */
+  append(source: BridgeSource, message: Published, where: Record<string, string>): Promise<Outcome>
+}
+
+const note = (source: BridgeSource, outcome: Outcome, where: Record<string, string>): Outcome => {
+  record(Metrics.ingestMessages, 1, { source, outcome: outcome._tag })
+  if (outcome._tag !== "accepted") logLine("warn", `bridge message ${outcome._tag}`, { source, reason: outcome.reason, ...where })
+  return outcome
+}
+
+export const makeIngest = (log: EventLog["Service"], maxEventBytes: number): Ingest => ({
+  parse: (source, text, fallbackKey, where) => {
+    const parsed = decodeMessage(text, fallbackKey)
+    if (Result.isFailure(parsed)) {
+      return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
+    }
+    const size = dataSize(parsed.success.draft)
+    if (size > maxEventBytes) return note(source, { _tag: "rejected", reason: `data is ${size} bytes; MAX_EVENT_BYTES is ${maxEventBytes}` }, where)
+    return parsed.success
+  },
+  reject: (source, reason, where) => note(source, { _tag: "rejected", reason }, where),
+  append: async (source, { draft, task }, where) => {
+    const exit = await Effect.runPromiseExit(log.append(task, [draft]))
+    if (Exit.isSuccess(exit)) {
+      record(Metrics.eventsAppended, 1)
+      return note(source, { _tag: "accepted" }, { ...where, taskId: task.taskId })
+    }
+    const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
+    const taskWhere = { ...where, agentId: task.agentId, taskId: task.taskId }
+    switch (failure?._tag) {
+      case "AgentMismatch":
+        return note(source, { _tag: "rejected", reason: `task ${task.taskId} belongs to another agent` }, taskWhere)
+      case "TaskEnded":
+        return note(source, { _tag: "rejected", reason: failure.message }, taskWhere)
+      default:
+        return note(source, { _tag: "failed", reason: failure?.message ?? Cause.pretty(exit.cause) }, taskWhere)
+    }
+  }
+})
+
+export const isOutcome = (value: Published | Outcome): value is Outcome => "_tag" in value
+

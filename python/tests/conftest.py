@@ -28,10 +28,14 @@ BUN = ROOT / "node_modules" / ".bin" / "bun"
 JWT_SECRET = "python-sdk-test-secret-python-sdk-test"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_port(highest: int = 65535) -> int:
+    """A loopback port that was free a moment ago, at most `highest`."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port <= highest:
+            return port
 
 
 def eventually(check: Callable[[], Any], timeout_s: float = 15, what: str = "condition") -> Any:
@@ -47,9 +51,15 @@ def eventually(check: Callable[[], Any], timeout_s: float = 15, what: str = "con
 
 def _pings(port: int) -> bool:
     try:
-        return redis.Redis(port=port, socket_connect_timeout=0.5).ping()
+        with redis.Redis(port=port, socket_connect_timeout=0.5) as probe:
+            return probe.ping()
     except redis.RedisError:
         return False
+
+
+def _cluster_ok(port: int) -> bool:
+    with redis.Redis(port=port, decode_responses=True) as node:
+        return node.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
 
 
 class RedisServer:
@@ -87,9 +97,17 @@ class RedisCluster:
     """Three cluster-enabled redis-servers joined by `redis-cli --cluster create`."""
 
     def __init__(self, masters: int = 3) -> None:
-        self.ports = [free_port() for _ in range(masters)]
+        # A node's cluster bus listens on its port + 10000.
+        self.ports = [free_port(highest=55535) for _ in range(masters)]
         self.dir = tempfile.mkdtemp(prefix="taskstream-py-cluster-")
-        self.processes = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         for port in self.ports:
             node_dir = os.path.join(self.dir, str(port))
             os.mkdir(node_dir)
@@ -111,7 +129,7 @@ class RedisCluster:
         )
         for port in self.ports:
             eventually(
-                lambda: "cluster_state:ok" in redis.Redis(port=port, decode_responses=True).execute_command("CLUSTER INFO"),
+                lambda: _cluster_ok(port),
                 timeout_s=30,
                 what=f"cluster_state:ok on {port}",
             )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 import redis
+import redis.asyncio
 
 from .errors import PublishError
 from .registry import Draft
@@ -82,15 +83,14 @@ def parse_url(url: str) -> Target:
     )
 
 
-def client_for(target: Target, asyncio: bool) -> Any:
+def client_for(target: Target, use_asyncio: bool) -> Any:
     """A redis-py client (sync or asyncio) for a target, answering str."""
     options: dict[str, Any] = {"decode_responses": True}
     auth = {key: value for key, value in (("username", target.username), ("password", target.password)) if value is not None}
     if target.kind == "standalone":
-        module = redis.asyncio if asyncio else redis
-        return module.Redis.from_url(target.url, **options)
+        return (redis.asyncio if use_asyncio else redis).Redis.from_url(target.url, **options)
     if target.kind == "cluster":
-        if asyncio:
+        if use_asyncio:
             from redis.asyncio.cluster import ClusterNode, RedisCluster
         else:
             from redis.cluster import ClusterNode, RedisCluster
@@ -100,7 +100,7 @@ def client_for(target: Target, asyncio: bool) -> Any:
             **auth,
             **options,
         )
-    if asyncio:
+    if use_asyncio:
         from redis.asyncio.sentinel import Sentinel
     else:
         from redis.sentinel import Sentinel
@@ -166,9 +166,9 @@ def publish_error(error: Exception, batch: bool) -> PublishError:
             return PublishError("task_agent_mismatch", text, "taskId")
         if code == "TS_TASK_ENDED":
             return PublishError("task_ended", text, "taskId")
-        field = {"TS_UNKNOWN_TYPE": "type", "TS_BAD_DATA": "data", "TS_BAD_TIME": "time"}.get(code)
+        bad = {"TS_UNKNOWN_TYPE": "type", "TS_BAD_DATA": "data", "TS_BAD_TIME": "time"}.get(code)
         # Any other TS_ code is the script refusing the input, never an outage: not retried.
-        return PublishError("invalid_event", text, where + field if field else None)
+        return PublishError("invalid_event", text, where + bad if bad else None)
     return PublishError("unavailable", f"redis: {message or type(error).__name__}")
 
 
@@ -187,7 +187,7 @@ class Command:
     reason: str | None
     time: str
     source: str
-    _ack: Callable[[], Any]
+    _ack: Callable[[], Any] = field(repr=False)
     acked: bool = False
 
     def ack(self) -> Any:

@@ -217,4 +217,4 @@ async def connect_async(
     if token is not None:
         raise PublishError("invalid_url", "token: a token is for a gateway URL (http(s)://); Redis URLs carry their own credentials", "token")
     settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max)
-    return AsyncPublisher(_AsyncRedisTransport(client_for(parse_url(url), asyncio=True), settings), retry_for)
+    return AsyncPublisher(_AsyncRedisTransport(client_for(parse_url(url), use_asyncio=True), settings), retry_for)

@@ -239,4 +239,4 @@ def connect(
     if token is not None:
         raise PublishError("invalid_url", "token: a token is for a gateway URL (http(s)://); Redis URLs carry their own credentials", "token")
     settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max)
-    return Publisher(_RedisTransport(client_for(parse_url(url), asyncio=False), settings), retry_for)
+    return Publisher(_RedisTransport(client_for(parse_url(url), use_asyncio=False), settings), retry_for)

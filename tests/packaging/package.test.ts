@@ -215,7 +215,7 @@ publisher.publish({ agentId: "a", taskId: "t" }, "WorkflowFailed", {})
     const script = readFileSync(join(project, "page.bundle.js"), "utf8")
     // The client carries no server code: no Redis client, no schema library.
     expect(script).not.toContain("ioredis")
-    expect(script.length).toBeLessThan(100_000)
+    expect(script.length).toBeLessThan(50_000)
     const taskId = uniqueTask("browser")
     browser = await launchBrowser()
     const page = await browser.newPage()

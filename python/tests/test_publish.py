@@ -217,8 +217,9 @@ def test_a_publish_retries_through_a_redis_outage_and_stores_the_event_once(task
         stored = history(gateway, AGENT, task_id)
         # The restarted redis-server kept nothing from before (no persistence): the retried event, once.
         assert [(e["id"], e["type"]) for e in stored] == [(result["id"], "WorkflowStepStarted")]
-        keys = server.client.keys(f"ts:{{{task_id}}}:idem:*")
-        assert len(keys) == 1  # the retry carried a generated idempotency key
+        [key] = server.client.keys(f"ts:{{{task_id}}}:idem:*")  # the retry carried a generated idempotency key
+        assert len(key.rsplit(":", 1)[1]) == 16
+        assert 0 < server.client.ttl(key) <= 20 + 60  # kept for the retry window, not IDEMPOTENCY_S
     finally:
         if gateway is not None:
             gateway.stop()

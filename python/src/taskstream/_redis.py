@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Callable, Sequence
@@ -104,7 +105,7 @@ def client_for(target: Target, use_asyncio: bool) -> Any:
         from redis.asyncio.sentinel import Sentinel
     else:
         from redis.sentinel import Sentinel
-    sentinel = Sentinel(list(target.nodes), ssl=target.tls, **options)
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs={"ssl": target.tls}, ssl=target.tls, **options)
     return sentinel.master_for(target.master, ssl=target.tls, **auth, **options)
 
 
@@ -120,12 +121,21 @@ def task_keys(prefix: str, task_id: str) -> dict[str, str]:
     return {"log": base + "log", "live": base + "live", "ctl": base + "ctl", "idem": base + "idem:"}
 
 
-def task_index_key(prefix: str) -> str:
-    return f"{prefix}:tasks"
+def index_commands(settings: Settings, agent_id: str, task_id: str) -> list[tuple[Any, ...]]:
+    """After an append: record the task in the recent-tasks index, keeping the newest
+    TASK_INDEX_MAX — separate commands, as the index lives in another cluster slot."""
+    key = f"{settings.prefix}:tasks"
+    return [
+        ("ZADD", key, int(time.time() * 1000), f"{agent_id}/{task_id}"),
+        ("ZREMRANGEBYRANK", key, 0, -settings.task_index_max - 1),
+    ]
 
 
-def append_call(settings: Settings, cluster: bool, agent_id: str, task_id: str, drafts: Sequence[Draft]) -> list[Any]:
-    """numkeys, KEYS and ARGV of one append script call (see the script's header)."""
+def append_call(
+    settings: Settings, cluster: bool, agent_id: str, task_id: str, drafts: Sequence[Draft], keep_keys_s: int | None = None
+) -> list[Any]:
+    """numkeys, KEYS and ARGV of one append script call (see the script's header).
+    `keep_keys_s` shortens how long the idempotency keys are kept (generated retry keys)."""
     keys = task_keys(settings.prefix, task_id)
     idempotency_keys: list[str] = []
     event_args: list[Any] = []
@@ -142,7 +152,7 @@ def append_call(settings: Settings, cluster: bool, agent_id: str, task_id: str, 
         agent_id,
         settings.history_max,
         settings.retention_s,
-        settings.idempotency_s,
+        settings.idempotency_s if keep_keys_s is None else min(keep_keys_s, settings.idempotency_s),
         # Sharded pub/sub on a Cluster: the message stays in the task's shard.
         "SPUBLISH" if cluster else "PUBLISH",
         len(drafts),
@@ -224,6 +234,61 @@ def command_of_entry(agent_id: str, entry_id: str, fields: dict[str, str] | None
 READ_COUNT = 100
 #: Longest single blocking read while waiting without a limit: bounds how late close() is noticed.
 BLOCK_SLICE_MS = 2000
+
+
+class CommandCursor:
+    """Where a command reader stands in the task's control stream, read through the
+    consumer group `worker` (SPEC §5): first what this worker was given but did not
+    acknowledge, then new commands. The sync and asyncio loops send its requests."""
+
+    def __init__(self, settings: Settings, agent_id: str, task_id: str, worker: str, block_ms: int | None) -> None:
+        self.key = task_keys(settings.prefix, task_id)["ctl"]
+        self.agent_id = agent_id
+        self.worker = worker
+        self.block_ms = block_ms
+        self.group_ready = False
+        self.position = "0"  # replaying this worker's unacknowledged entries after this id; ">" for new ones
+        self.done = False
+
+    def request(self) -> tuple[Any, ...]:
+        if not self.group_ready:
+            return ("XGROUP", "CREATE", self.key, self.worker, "0", "MKSTREAM")
+        block: tuple[Any, ...] = ()
+        if self.position == ">":
+            wait = BLOCK_SLICE_MS if self.block_ms is None else self.block_ms
+            block = ("BLOCK", wait) if wait > 0 else ()
+        return ("XREADGROUP", "GROUP", self.worker, self.worker, "COUNT", READ_COUNT, *block, "STREAMS", self.key, self.position)
+
+    def ack(self, entry_id: str) -> tuple[Any, ...]:
+        return ("XACK", self.key, self.worker, entry_id)
+
+    def on_reply(self, reply: Any) -> list[tuple[str, dict[str, Any] | None]]:
+        """The entries read, each with its command's fields — None for one to acknowledge and skip."""
+        if not self.group_ready:
+            self.group_ready = True
+            return []
+        entries = entries_of(reply)
+        if self.position != ">" and not entries:
+            self.position = ">"
+            return []
+        read = []
+        for entry_id, fields in entries:
+            if self.position != ">":
+                self.position = entry_id
+            read.append((entry_id, command_of_entry(self.agent_id, entry_id, fields)))
+        # A bounded wait that brought nothing ends the iteration.
+        self.done = self.position == ">" and not entries and self.block_ms is not None
+        return read
+
+    def on_error(self, error: Exception) -> None:
+        """Recover from what a reader can (raises PublishError otherwise)."""
+        message = str(error)
+        if not self.group_ready and "BUSYGROUP" in message:
+            self.group_ready = True
+        elif "NOGROUP" in message:  # the stream expired (RETENTION_S) and took the group with it: start over
+            self.group_ready, self.position = False, "0"
+        else:
+            raise publish_error(error, False)
 
 
 def entries_of(reply: Any) -> list[tuple[str, dict[str, str] | None]]:

@@ -3,7 +3,7 @@ the same API as :class:`taskstream.Publisher` with coroutines."""
 from __future__ import annotations
 
 import asyncio
-import time as clock
+import functools
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Sequence
 
@@ -11,20 +11,16 @@ import redis
 
 from . import _http
 from ._redis import (
-    BLOCK_SLICE_MS,
-    READ_COUNT,
     Command,
+    CommandCursor,
     Settings,
     append_call,
     client_for,
-    command_of_entry,
-    entries_of,
+    index_commands,
     is_cluster,
     parse_url,
     publish_error,
     script_args,
-    task_index_key,
-    task_keys,
 )
 from ._retry import Backoff, keyed
 from .errors import PublishError
@@ -39,8 +35,8 @@ class _AsyncRedisTransport:
         self.settings = settings
         self.cluster = is_cluster(client)
 
-    async def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool) -> list[str | None]:
-        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts)
+    async def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
+        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s)
         try:
             try:
                 ids = await self.client.execute_command(*script_args(call, missing=False))
@@ -48,54 +44,36 @@ class _AsyncRedisTransport:
                 ids = await self.client.execute_command(*script_args(call, missing=True))
         except redis.RedisError as error:
             raise publish_error(error, batch) from None
-        key = task_index_key(self.settings.prefix)
-        try:
-            await self.client.zadd(key, {f"{agent_id}/{task_id}": int(clock.time() * 1000)})
-            await self.client.zremrangebyrank(key, 0, -self.settings.task_index_max - 1)
+        try:  # best effort, like the TypeScript publisher: the event is stored
+            for command in index_commands(self.settings, agent_id, task_id):
+                await self.client.execute_command(*command)
         except redis.RedisError:
             pass
         return [id or None for id in ids]
 
     async def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, closed: Any) -> AsyncIterator[Command]:
-        key = task_keys(self.settings.prefix, task_id)["ctl"]
-        ack = lambda id: self.client.xack(key, worker, id)  # noqa: E731
-        position = "0"
-        group_ready = False
-        while not closed():
+        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms)
+        while not closed() and not cursor.done:
             try:
-                if not group_ready:
-                    try:
-                        await self.client.xgroup_create(key, worker, id="0", mkstream=True)
-                    except redis.ResponseError as error:
-                        if "BUSYGROUP" not in str(error):
-                            raise
-                    group_ready = True
-                block = None if position != ">" else BLOCK_SLICE_MS if block_ms is None else block_ms or None
-                reply = await self.client.xreadgroup(worker, worker, {key: position}, count=READ_COUNT, block=block)
-            except redis.ResponseError as error:
-                if "NOGROUP" in str(error):
-                    group_ready, position = False, "0"
-                    continue
-                raise publish_error(error, False) from None
+                read = cursor.on_reply(await self.client.execute_command(*cursor.request()))
             except redis.RedisError as error:
-                raise publish_error(error, False) from None
-            entries = entries_of(reply)
-            if position != ">" and not entries:
-                position = ">"
+                cursor.on_error(error)
                 continue
-            for entry_id, fields in entries:
-                if position != ">":
-                    position = entry_id
-                found = command_of_entry(agent_id, entry_id, fields)
+            for entry_id, found in read:
+                ack = functools.partial(self._ack, cursor.ack(entry_id))
                 if found is None:
-                    await ack(entry_id)
+                    await ack()
                     continue
-                command = Command(**found, _ack=lambda id=entry_id: ack(id))
+                command = Command(**found, _ack=ack)
                 yield command
                 if not command.acked:
                     await command.ack()
-            if position == ">" and not entries and block_ms is not None:
-                return
+
+    async def _ack(self, request: tuple[Any, ...]) -> None:
+        try:
+            await self.client.execute_command(*request)
+        except redis.RedisError as error:
+            raise publish_error(error, False) from None
 
     async def close(self) -> None:
         await self.client.close()
@@ -106,7 +84,7 @@ class _AsyncHttpTransport:
         self.url = _http.check_url(url)
         self.token = token
 
-    async def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool) -> list[str | None]:
+    async def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
         return await asyncio.to_thread(_http.send, self.url, self.token, agent_id, task_id, drafts, batch)
 
     def commands(self, *_: Any) -> AsyncIterator[Command]:
@@ -166,12 +144,12 @@ class AsyncPublisher:
         if self._closed:
             raise PublishError("closed", "the publisher is closed")
         if self._retry_for <= 0:
-            return await self._transport.send(agent_id, task_id, drafts, batch)
-        drafts = keyed(drafts)
+            return await self._transport.send(agent_id, task_id, drafts, batch, None)
+        drafts, keep_keys_s = keyed(drafts, self._retry_for)
         backoff = Backoff(self._retry_for)
         while True:
             try:
-                return await self._transport.send(agent_id, task_id, drafts, batch)
+                return await self._transport.send(agent_id, task_id, drafts, batch, keep_keys_s)
             except PublishError as error:
                 delay = backoff.next_delay()
                 if not error.retryable or delay is None:

@@ -1,6 +1,7 @@
 """The synchronous publisher (SPEC §10.3): ``connect(url)`` → ``Publisher``."""
 from __future__ import annotations
 
+import functools
 import time as clock
 from datetime import datetime
 from typing import Any, Iterator, Sequence
@@ -9,20 +10,16 @@ import redis
 
 from . import _http
 from ._redis import (
-    BLOCK_SLICE_MS,
-    READ_COUNT,
     Command,
+    CommandCursor,
     Settings,
     append_call,
     client_for,
-    command_of_entry,
-    entries_of,
+    index_commands,
     is_cluster,
     parse_url,
     publish_error,
     script_args,
-    task_index_key,
-    task_keys,
 )
 from ._retry import Backoff, keyed
 from .errors import PublishError
@@ -38,8 +35,8 @@ class _RedisTransport:
         self.settings = settings
         self.cluster = is_cluster(client)
 
-    def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool) -> list[str | None]:
-        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts)
+    def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
+        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s)
         try:
             try:
                 ids = self.client.execute_command(*script_args(call, missing=False))
@@ -47,58 +44,36 @@ class _RedisTransport:
                 ids = self.client.execute_command(*script_args(call, missing=True))
         except redis.RedisError as error:
             raise publish_error(error, batch) from None
-        self._touch_index(agent_id, task_id)
-        return [id or None for id in ids]
-
-    def _touch_index(self, agent_id: str, task_id: str) -> None:
-        # A separate command, as the index lives in another cluster slot; best effort, like the TS publisher.
-        key = task_index_key(self.settings.prefix)
-        try:
-            self.client.zadd(key, {f"{agent_id}/{task_id}": int(clock.time() * 1000)})
-            self.client.zremrangebyrank(key, 0, -self.settings.task_index_max - 1)
+        try:  # best effort, like the TypeScript publisher: the event is stored
+            for command in index_commands(self.settings, agent_id, task_id):
+                self.client.execute_command(*command)
         except redis.RedisError:
             pass
+        return [id or None for id in ids]
 
     def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, closed: Any) -> Iterator[Command]:
-        key = task_keys(self.settings.prefix, task_id)["ctl"]
-        ack = lambda id: self.client.xack(key, worker, id)  # noqa: E731
-        position = "0"  # first what this worker was given but did not acknowledge, then new commands
-        group_ready = False
-        while not closed():
+        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms)
+        while not closed() and not cursor.done:
             try:
-                if not group_ready:
-                    try:
-                        self.client.xgroup_create(key, worker, id="0", mkstream=True)
-                    except redis.ResponseError as error:
-                        if "BUSYGROUP" not in str(error):
-                            raise
-                    group_ready = True
-                block = None if position != ">" else BLOCK_SLICE_MS if block_ms is None else block_ms or None
-                reply = self.client.xreadgroup(worker, worker, {key: position}, count=READ_COUNT, block=block)
-            except redis.ResponseError as error:
-                if "NOGROUP" in str(error):  # the stream expired and took the group with it: start over
-                    group_ready, position = False, "0"
-                    continue
-                raise publish_error(error, False) from None
+                read = cursor.on_reply(self.client.execute_command(*cursor.request()))
             except redis.RedisError as error:
-                raise publish_error(error, False) from None
-            entries = entries_of(reply)
-            if position != ">" and not entries:
-                position = ">"
+                cursor.on_error(error)
                 continue
-            for entry_id, fields in entries:
-                if position != ">":
-                    position = entry_id
-                found = command_of_entry(agent_id, entry_id, fields)
+            for entry_id, found in read:
+                ack = functools.partial(self._ack, cursor.ack(entry_id))
                 if found is None:
-                    ack(entry_id)
+                    ack()
                     continue
-                command = Command(**found, _ack=lambda id=entry_id: ack(id))
+                command = Command(**found, _ack=ack)
                 yield command
                 if not command.acked:
                     command.ack()
-            if position == ">" and not entries and block_ms is not None:
-                return
+
+    def _ack(self, request: tuple[Any, ...]) -> None:
+        try:
+            self.client.execute_command(*request)
+        except redis.RedisError as error:
+            raise publish_error(error, False) from None
 
     def close(self) -> None:
         self.client.close()
@@ -109,7 +84,7 @@ class _HttpTransport:
         self.url = _http.check_url(url)
         self.token = token
 
-    def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool) -> list[str | None]:
+    def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
         return _http.send(self.url, self.token, agent_id, task_id, drafts, batch)
 
     def commands(self, *_: Any) -> Iterator[Command]:
@@ -182,12 +157,12 @@ class Publisher:
         if self._closed:
             raise PublishError("closed", "the publisher is closed")
         if self._retry_for <= 0:
-            return self._transport.send(agent_id, task_id, drafts, batch)
-        drafts = keyed(drafts)
+            return self._transport.send(agent_id, task_id, drafts, batch, None)
+        drafts, keep_keys_s = keyed(drafts, self._retry_for)
         backoff = Backoff(self._retry_for)
         while True:
             try:
-                return self._transport.send(agent_id, task_id, drafts, batch)
+                return self._transport.send(agent_id, task_id, drafts, batch, keep_keys_s)
             except PublishError as error:
                 delay = backoff.next_delay()
                 if not error.retryable or delay is None:

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Schema } from "effect"
-import { EventTypes, isEphemeral, isTerminal, Registry } from "../src/events/registry.ts"
+import { categoryOf, type EventType, EventTypes, isEphemeral, isTerminal, Registry } from "../src/events/registry.ts"
 
 export const PACKAGE_DIR = join(import.meta.dir, "..", "python", "src", "taskstream")
 
@@ -21,7 +21,8 @@ type JsonSchema = {
   readonly [keyword: string]: unknown
 }
 
-const payloadSchema = (type: keyof typeof Registry): JsonSchema => Schema.toJsonSchemaDocument(Registry[type].payload).schema as JsonSchema
+/** The one place that reads a payload schema: the JSON Schema of `data`, as GET /event-types shows it. */
+const payloadSchema = (type: EventType): JsonSchema => Schema.toJsonSchemaDocument(Registry[type].payload).schema as JsonSchema
 
 const PYTHON_TYPES: Record<string, string> = { string: "str", number: "float", integer: "int", boolean: "bool", null: "None" }
 
@@ -45,7 +46,7 @@ const registryJson = (): string =>
         types: Object.fromEntries(
           EventTypes.map((type) => [
             type,
-            { category: Registry[type].category, terminal: isTerminal(type), ephemeral: isEphemeral(type), payload: payloadSchema(type) }
+            { category: categoryOf(type), terminal: isTerminal(type), ephemeral: isEphemeral(type), payload: payloadSchema(type) }
           ])
         )
       },
@@ -54,7 +55,7 @@ const registryJson = (): string =>
     )
   }\n`
 
-const helper = (type: keyof typeof Registry): string => {
+const helper = (type: EventType): string => {
   const schema = payloadSchema(type)
   const required = new Set(schema.required ?? [])
   const fields = Object.entries(schema.properties ?? {})
@@ -75,7 +76,7 @@ const helper = (type: keyof typeof Registry): string => {
     `        time: str | datetime | None = None,`,
     `        **extra: Any,`,
     `    ) -> R:`,
-    `        """Publish ${type} (${Registry[type].category}${isTerminal(type) ? ", terminal" : ""}); returns ${returns}."""`,
+    `        """Publish ${type} (${categoryOf(type)}${isTerminal(type) ? ", terminal" : ""}); returns ${returns}."""`,
     `        return self._emit(`,
     `            "${type}",`,
     `            _payload(extra, ${fields.map(([name]) => `${name}=${name}`).join(", ")}),`,

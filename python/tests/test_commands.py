@@ -82,3 +82,27 @@ def test_commands_need_a_redis_connection(gateway, task_id):
         with pytest.raises(taskstream.PublishError) as failure:
             publisher.commands(AGENT, task_id)
     assert (failure.value.code, failure.value.field) == ("unsupported", "url")
+
+
+def test_a_waiting_worker_rides_out_a_redis_restart(task_id):
+    server = RedisServer("--appendonly", "yes")
+    key = f"ts:{{{task_id}}}:ctl"
+    entry = {"command_id": "", "command": "pause", "reason": "", "time": "t", "source": "rest", "agent_id": AGENT}
+    try:
+        server.client.xadd(key, {**entry, "command_id": "before"})
+        with taskstream.connect(server.url, retry_for=20) as worker:
+            commands = worker.commands(AGENT, task_id)
+            assert next(commands).command_id == "before"
+            received: list[str] = []
+            reader = threading.Thread(target=lambda: received.append(next(commands).command_id))
+            reader.start()  # acknowledges "before", then waits
+            time.sleep(0.5)
+            server.kill()
+            time.sleep(1)  # the reader's reads fail meanwhile, and are retried
+            server.start()
+            server.client.xadd(key, {**entry, "command_id": "after"})
+            reader.join(20)
+            assert received == ["after"]
+            commands.close()
+    finally:
+        server.stop()

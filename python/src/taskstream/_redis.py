@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 import redis.asyncio
 
+from ._retry import Backoff
 from .errors import PublishError
 from .registry import Draft
 
@@ -241,8 +242,10 @@ class CommandCursor:
     consumer group `worker` (SPEC §5): first what this worker was given but did not
     acknowledge, then new commands. The sync and asyncio loops send its requests."""
 
-    def __init__(self, settings: Settings, agent_id: str, task_id: str, worker: str, block_ms: int | None) -> None:
+    def __init__(self, settings: Settings, agent_id: str, task_id: str, worker: str, block_ms: int | None, retry_for: float) -> None:
         self.key = task_keys(settings.prefix, task_id)["ctl"]
+        self.retry_for = retry_for
+        self.outage: Backoff | None = None
         self.agent_id = agent_id
         self.worker = worker
         self.block_ms = block_ms
@@ -264,6 +267,7 @@ class CommandCursor:
 
     def on_reply(self, reply: Any) -> list[tuple[str, dict[str, Any] | None]]:
         """The entries read, each with its command's fields — None for one to acknowledge and skip."""
+        self.outage = None
         if not self.group_ready:
             self.group_ready = True
             return []
@@ -280,15 +284,23 @@ class CommandCursor:
         self.done = self.position == ">" and not entries and self.block_ms is not None
         return read
 
-    def on_error(self, error: Exception) -> None:
-        """Recover from what a reader can (raises PublishError otherwise)."""
+    def on_error(self, error: Exception) -> float:
+        """Recover from what a reader can: the seconds to wait before the next request.
+        Raises PublishError otherwise — also once Redis stayed away longer than `retry_for`."""
         message = str(error)
         if not self.group_ready and "BUSYGROUP" in message:
             self.group_ready = True
-        elif "NOGROUP" in message:  # the stream expired (RETENTION_S) and took the group with it: start over
+            return 0
+        if "NOGROUP" in message:  # the stream expired (RETENTION_S) and took the group with it: start over
             self.group_ready, self.position = False, "0"
-        else:
-            raise publish_error(error, False)
+            return 0
+        failure = publish_error(error, False)
+        if failure.retryable:
+            self.outage = self.outage or Backoff(self.retry_for)
+            delay = self.outage.next_delay()
+            if delay is not None:
+                return delay
+        raise failure
 
 
 def entries_of(reply: Any) -> list[tuple[str, dict[str, str] | None]]:

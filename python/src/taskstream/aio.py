@@ -51,13 +51,13 @@ class _AsyncRedisTransport:
             pass
         return [id or None for id in ids]
 
-    async def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, closed: Any) -> AsyncIterator[Command]:
-        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms)
+    async def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, retry_for: float, closed: Any) -> AsyncIterator[Command]:
+        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms, retry_for)
         while not closed() and not cursor.done:
             try:
                 read = cursor.on_reply(await self.client.execute_command(*cursor.request()))
             except redis.RedisError as error:
-                cursor.on_error(error)
+                await asyncio.sleep(cursor.on_error(error))
                 continue
             for entry_id, found in read:
                 ack = functools.partial(self._ack, cursor.ack(entry_id))
@@ -123,7 +123,7 @@ class AsyncPublisher:
 
     def commands(self, agent_id: str, task_id: str, worker: str = DEFAULT_WORKER, block_ms: int | None = None) -> AsyncIterator[Command]:
         check_ids(agent_id, task_id)
-        return self._transport.commands(agent_id, task_id, worker, block_ms, lambda: self._closed)
+        return self._transport.commands(agent_id, task_id, worker, block_ms, self._retry_for, lambda: self._closed)
 
     def task(self, agent_id: str, task_id: str) -> "AsyncTask":
         check_ids(agent_id, task_id)

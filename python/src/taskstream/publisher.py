@@ -51,13 +51,13 @@ class _RedisTransport:
             pass
         return [id or None for id in ids]
 
-    def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, closed: Any) -> Iterator[Command]:
-        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms)
+    def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, retry_for: float, closed: Any) -> Iterator[Command]:
+        cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms, retry_for)
         while not closed() and not cursor.done:
             try:
                 read = cursor.on_reply(self.client.execute_command(*cursor.request()))
             except redis.RedisError as error:
-                cursor.on_error(error)
+                clock.sleep(cursor.on_error(error))
                 continue
             for entry_id, found in read:
                 ack = functools.partial(self._ack, cursor.ack(entry_id))
@@ -135,7 +135,7 @@ class Publisher:
         Asking for the next command acknowledges the previous one.
         """
         check_ids(agent_id, task_id)
-        return self._transport.commands(agent_id, task_id, worker, block_ms, lambda: self._closed)
+        return self._transport.commands(agent_id, task_id, worker, block_ms, self._retry_for, lambda: self._closed)
 
     def task(self, agent_id: str, task_id: str) -> "Task":
         """One task's publisher, with a typed method per event type."""

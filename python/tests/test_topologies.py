@@ -37,7 +37,7 @@ def test_publishes_and_reads_commands_on_a_redis_cluster(cluster, task_id):
             with pytest.raises(taskstream.PublishError) as failure:
                 publisher.publish("agent-else", task_id, "WorkflowStepStarted", {"step": 2})
             assert failure.value.code == "task_agent_mismatch"
-            client.xadd(f"ts:{{{task_id}}}:ctl", {"command_id": "c1", "command": "pause", "reason": "", "time": "t", "source": "rest"})
+            client.xadd(f"ts:{{{task_id}}}:ctl", {"command_id": "c1", "agent_id": AGENT, "command": "pause", "reason": "", "time": "t", "source": "rest"})
             assert [c.command_id for c in task.commands(block_ms=0)] == ["c1"]
 
         async def publish_async() -> str | None:

@@ -1,4 +1,4 @@
-#!/usr/bin/env bun
+#!/usr/bin/env node
 /**
  * `taskstream-tail <agentId> <taskId> [--url] [--types] [--token] [--chunks] [--no-color]`:
  * print a task's events as they come, one coloured line each, over the
@@ -50,6 +50,8 @@ const colour = !values["no-color"] && process.stdout.isTTY === true && process.e
 
 const socket = connectTaskSocket({
   baseUrl: values.url,
+  // Node 20 has no global WebSocket (Node 22, Bun and Deno have): the `ws` package stands in.
+  WebSocket: globalThis.WebSocket ?? ((await import("ws")).WebSocket as unknown as typeof WebSocket),
   ...(values.token === undefined ? {} : { token: values.token }),
   onStatus: (status) => {
     if (status === "reconnecting") process.stderr.write("connection lost; reconnecting…\n")

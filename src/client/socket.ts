@@ -8,7 +8,8 @@
  * `ref`, which the gateway treats as an idempotency key.
  */
 import { EndOf, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
-import { apiUrl, type Endpoint, type TaskRef, typesQuery } from "./url.ts"
+import { newRef } from "./ref.ts"
+import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef, typesQuery } from "./url.ts"
 
 export type CommandKind = "pause" | "resume" | "cancel"
 
@@ -76,12 +77,6 @@ interface PendingCommand {
   readonly frame: Record<string, unknown>
   resolve(commandId: string): void
   reject(error: SocketError): void
-}
-
-/** A unique command ref; `crypto.randomUUID` exists only in secure contexts. */
-const newRef = (): string => {
-  const bytes = crypto.getRandomValues(new Uint8Array(16))
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")
 }
 
 const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
@@ -180,9 +175,12 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
     }
   }
 
-  function connect() {
+  async function connect() {
     setStatus(attempts === 0 ? "connecting" : "reconnecting")
-    const url = apiUrl(options, "/ws")
+    // A token function is asked again for every connection: after a 4001 (expired) the socket reconnects with a fresh one.
+    const token = await currentToken(options.token).catch(() => undefined)
+    if (status === "closed") return
+    const url = apiUrl(options.baseUrl, token, "/ws")
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
     const current = new Socket(url.toString())
     socket = current
@@ -200,12 +198,11 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
       if (status === "closed") return
       attempts++
       setStatus("reconnecting")
-      const delay = Math.min(maxRetryMs, 100 * 2 ** Math.min(attempts, 6)) * (0.8 + Math.random() * 0.4)
-      retryTimer = setTimeout(connect, delay)
+      retryTimer = setTimeout(connect, backoff(attempts, 200, maxRetryMs))
     })
   }
 
-  connect()
+  void connect()
 
   return {
     get status() {

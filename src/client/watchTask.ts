@@ -8,7 +8,7 @@
  * event it already delivered.
  */
 import { EndOf, type EventType, EventTypes, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
-import { apiUrl, type Endpoint, type TaskRef, taskPath, typesQuery } from "./url.ts"
+import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef, taskPath, typesQuery } from "./url.ts"
 
 export interface WatchError {
   /** The HTTP status, or 0 when the gateway could not be reached. */
@@ -56,8 +56,11 @@ export const watchTask = (options: WatchOptions): Watch => {
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let failures = 0
 
+  /** The token of the current stream: a token function is asked again after the gateway ends a stream for expiry (SPEC §8.3). */
+  let token: string | undefined
+
   const streamUrl = () =>
-    apiUrl(options, `${taskPath(options)}/events/stream`, {
+    apiUrl(options.baseUrl, token, `${taskPath(options)}/events/stream`, {
       format: "envelope",
       types: typesQuery(options.types),
       last_event_id: lastEventId,
@@ -106,17 +109,24 @@ export const watchTask = (options: WatchOptions): Watch => {
     }
     if (closed) return
     if (status === 204) return end("ended")
+    // An expired token: a token function may give a fresh one.
+    if (status === 401 && typeof options.token === "function") return reopenLater()
     if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
       close()
       options.onError?.({ status, code: body.code ?? "http_error", message: body.message ?? `the gateway answered ${status}` })
       return
     }
-    failures++
-    const delay = Math.min(maxRetryMs, 500 * 2 ** Math.min(failures, 5)) * (0.8 + Math.random() * 0.4)
-    retryTimer = setTimeout(open, delay)
+    reopenLater()
   }
 
-  function open() {
+  function reopenLater() {
+    failures++
+    retryTimer = setTimeout(() => void open(), backoff(failures, 1000, maxRetryMs))
+  }
+
+  async function open() {
+    if (closed) return
+    token = await currentToken(options.token).catch(() => undefined)
     if (closed) return
     const current = new Source(streamUrl().toString())
     source = current
@@ -124,12 +134,17 @@ export const watchTask = (options: WatchOptions): Watch => {
     for (const type of EventTypes as ReadonlyArray<EventType>) current.addEventListener(type, listener)
     current.addEventListener("resync", (message) => options.onResync?.(JSON.parse((message as MessageEvent<string>).data) as Resync))
     current.addEventListener("open", () => options.onOpen?.())
+    // The gateway ends the stream because the token expired: reconnect at once with a fresh one and the last id.
+    current.addEventListener("token_expired", () => {
+      current.close()
+      if (!closed) void open()
+    })
     current.addEventListener("error", () => {
       if (!closed && current.readyState === Source.CLOSED) void diagnose()
     })
   }
 
-  open()
+  void open()
   return {
     get lastEventId() {
       return lastEventId

@@ -46,7 +46,10 @@ export interface Follow {
   readonly lastEventId: string | undefined
   readonly state: FollowState
   readonly transport: TransportName | undefined
+  /** Tabs sharing the connection (1 without sharing). */
   readonly tabs: number
+  /** Whether this tab holds the connection (always, without sharing). */
+  readonly leading: boolean
   readonly paused: boolean
   /** Stop delivery to this tab; nothing is lost: `resume` delivers what was missed. */
   pause(): void
@@ -171,6 +174,9 @@ export const followTask = (options: FollowOptions): Follow => {
     },
     get tabs() {
       return tabs
+    },
+    get leading() {
+      return hub.status.leader
     },
     get paused() {
       return paused

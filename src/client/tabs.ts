@@ -15,6 +15,8 @@ import { newRef } from "./ref.ts"
 export interface HubStatus extends ConnectionStatus {
   /** Tabs sharing the connection (1 without sharing). */
   readonly tabs: number
+  /** Whether this tab holds the connection. */
+  readonly leader: boolean
 }
 
 /** One `followTask` of this tab, as the hub sees it. */
@@ -81,11 +83,11 @@ const deliveriesTo = (deliver: (key: string, delivery: Delivery) => void, status
 
 const localHub = (options: ConnectionOptions): Hub => {
   const { members, deliver } = membersOf()
-  let status: HubStatus = { state: "idle", transport: undefined, tabs: 1 }
+  let status: HubStatus = { state: "idle", transport: undefined, tabs: 1, leader: true }
   const connection = new Connection(
     options,
     deliveriesTo(deliver, (next) => {
-      status = { ...next, tabs: 1 }
+      status = { ...next, tabs: 1, leader: true }
       for (const member of members.values()) member.status(status)
     })
   )
@@ -112,7 +114,7 @@ const sharedHub = (name: string, options: ConnectionOptions): Hub => {
   const never = () => new Promise<void>(() => undefined)
   let election = startElection(self)
   let connection: Connection | undefined
-  let status: HubStatus = { state: "connecting", transport: undefined, tabs: 1 }
+  let status: HubStatus = { state: "connecting", transport: undefined, tabs: 1, leader: false }
   /** Messages wait until this tab holds its own lock, so a leader never takes it for gone. */
   let outbox: Array<TabMessage> | undefined = []
 
@@ -138,7 +140,7 @@ const sharedHub = (name: string, options: ConnectionOptions): Hub => {
         for (const member of members.values()) run({ type: "join", subscription: member.subscription() })
         return
       case "report":
-        status = { ...command.status, tabs: command.tabs }
+        status = { ...command.status, tabs: command.tabs, leader: election.role === "leader" }
         for (const member of members.values()) member.status(status)
     }
   }

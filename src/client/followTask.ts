@@ -161,6 +161,7 @@ export const followTask = (options: FollowOptions): Follow => {
   }
   document?.addEventListener("visibilitychange", visibility)
 
+  options.onState?.(state)
   sync()
   return {
     get lastEventId() {

@@ -33,7 +33,8 @@ const follow = (page: Page, name: string, options: Record<string, unknown>) =>
     const w = window as any
     w.followed ??= {}
     w.follows ??= {}
-    const record = (w.followed[name] = { events: [], ends: [], states: [], transports: [], errors: [], tabs: [] })
+    const record: Record<string, Array<unknown>> = { events: [], ends: [], states: [], transports: [], errors: [], tabs: [] }
+    w.followed[name] = record
     w.follows[name] = w.taskstream.followTask({
       agentId: "agent-f",
       ...options,
@@ -187,7 +188,7 @@ describe("followTask in a real browser", () => {
     const names = tasks.map((_, i) => `task${i}`)
     try {
       await screenshotOnFailure(pages[0], "followTask-tabs", async () => {
-        for (const [i, taskId] of tasks.entries()) await postEvents(gateway.url, agent, taskId, [step(1)])
+        for (const taskId of tasks) await postEvents(gateway.url, agent, taskId, [step(1)])
         for (const page of pages) for (const [i, taskId] of tasks.entries()) await follow(page, names[i], { taskId })
         // Every tab counts 8 tabs on an open connection, and the gateway sees one connection for all of them.
         for (const page of pages) {

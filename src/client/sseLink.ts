@@ -6,11 +6,12 @@
  * status (204 = ended, 401, 4xx refusals), and the end of the stream (after
  * `token_expired`, or an end without a terminal event).
  */
-import { type EventType, EventTypes, type Resync, type TaskEvent } from "./events.ts"
+import type { Resync, TaskEvent } from "./events.ts"
 import type { Link, LinkEnd, LinkOptions, LinkSubscription } from "./link.ts"
 import { apiUrl, taskPath, typesQuery } from "./url.ts"
 
-const eventTypes = new Set<string>(EventTypes as ReadonlyArray<EventType>)
+/** Frames of the stream that are not events (any other named frame is one, custom types included). */
+const notEvents = new Set(["message", "heartbeat"])
 
 /** Splits a text/event-stream into its frames (`event` name and joined `data`). */
 export class SseParser {
@@ -83,9 +84,9 @@ export const openSseLink = ({ baseUrl, token, events, fetch: fetchImpl = globalT
     let tokenExpired = false
     const emit = (name: string, data: string) => {
       if (streams.get(key) !== abort) return
-      if (eventTypes.has(name)) events.event(key, JSON.parse(data) as TaskEvent)
-      else if (name === "resync") events.resync(key, JSON.parse(data) as Resync)
+      if (name === "resync") events.resync(key, JSON.parse(data) as Resync)
       else if (name === "token_expired") tokenExpired = true
+      else if (!notEvents.has(name)) events.event(key, JSON.parse(data) as TaskEvent)
     }
     for (const reader = response.body.getReader();;) {
       const { done: ended, value } = await reader.read()

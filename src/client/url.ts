@@ -9,7 +9,8 @@ export interface TaskRef {
 /**
  * A JWT, or a function that returns a fresh one (or a promise of one): it is
  * called for every new connection, so a stream whose token expired
- * (SPEC §8.3) reconnects with a new token and the last id.
+ * (SPEC §8.3) reconnects with a new token and the last id. An empty string
+ * means no token (the cookie, if any, still applies).
  */
 export type TokenSource = string | (() => string | Promise<string>)
 
@@ -20,9 +21,9 @@ export interface Endpoint {
   readonly token?: TokenSource
 }
 
-/** The token to connect with now: the string, or what the function returns. */
+/** The token to connect with now: the string, or what the function returns ("" = none). */
 export const currentToken = async (source: TokenSource | undefined): Promise<string | undefined> =>
-  typeof source === "function" ? await source() : source
+  (typeof source === "function" ? await source() : source) || undefined
 
 const pageOrigin = (): string => {
   const location = (globalThis as { location?: { origin?: string } }).location

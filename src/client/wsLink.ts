@@ -1,29 +1,35 @@
 /**
  * The WebSocket link (SPEC §4.3): one socket, every subscription on it under
- * its key as `sub`. It pings at open: the `pong` (or any frame) proves the
- * socket gets through. A close before that is `failed` (upgrade refused, 426,
- * unreachable), 4001 after it is `token_expired`, any other close `dropped`.
+ * its key as `sub`. The token goes in an `auth` frame, not the URL: a browser
+ * cannot read why an upgrade failed, but it can read the gateway's answer to
+ * that frame, so a refused token (`unauthorized`) is told apart from a
+ * transport that does not get through (`failed`: upgrade refused, 426,
+ * unreachable — a close before any frame). Then it pings: the first frame
+ * back proves the socket gets through. 4001 after that is `token_expired`,
+ * any other close `dropped`.
  */
 import type { Resync, TaskEvent } from "./events.ts"
-import type { Link, LinkOptions, LinkSubscription } from "./link.ts"
+import type { Link, LinkEnd, LinkOptions, LinkSubscription } from "./link.ts"
 import { apiUrl, typesQuery } from "./url.ts"
 
 const TOKEN_EXPIRED = 4001
+const AUTH_REF = "auth"
 const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
 
-type ServerFrame = { readonly op: string; readonly sub?: string; readonly [field: string]: unknown }
+type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
 
 export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = globalThis.WebSocket }: LinkOptions): Link => {
-  const url = apiUrl(baseUrl, token, "/ws")
+  const url = apiUrl(baseUrl, undefined, "/ws")
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
   const socket = new Socket(url.toString())
   const subscriptions = new Map<string, LinkSubscription>()
-  let opened = false
+  /** Authenticated (or no token to send): subscriptions may go out. */
+  let ready = false
   let established = false
   let done = false
 
   const send = (frame: Record<string, unknown>) => {
-    if (opened && !done) socket.send(JSON.stringify(frame))
+    if (ready && !done) socket.send(JSON.stringify(frame))
   }
   const subscribe = ({ key, agentId, taskId, types, since, history }: LinkSubscription) =>
     send({
@@ -35,7 +41,23 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
       ...(types === undefined ? {} : { types: typesQuery(types) })
     })
 
+  const start = () => {
+    ready = true
+    send({ op: "ping" })
+    for (const subscription of subscriptions.values()) subscribe(subscription)
+  }
+
+  const finish = (end: LinkEnd) => {
+    if (done) return
+    done = true
+    socket.close(1000)
+    events.closed(end)
+  }
+
   const receive = (frame: ServerFrame) => {
+    if (frame.op === "authenticated") return start()
+    // A refused token: in answer to our `auth` frame, or to a subscription sent without one.
+    if (frame.op === "error" && frame.code === "unauthorized" && (frame.ref === AUTH_REF || frame.sub !== undefined)) return finish("unauthorized")
     const key = frame.sub
     if (key === undefined || !subscriptions.has(key)) return
     switch (frame.op) {
@@ -53,9 +75,8 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
   }
 
   socket.addEventListener("open", () => {
-    opened = true
-    send({ op: "ping" })
-    for (const subscription of subscriptions.values()) subscribe(subscription)
+    if (token === undefined) return start()
+    socket.send(JSON.stringify({ op: "auth", token, ref: AUTH_REF }))
   })
   socket.addEventListener("message", (message) => {
     if (done) return

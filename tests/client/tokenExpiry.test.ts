@@ -105,8 +105,8 @@ describe("token expiry with the typed client in Bun", () => {
     await sleep(500)
     expect(errors).toEqual([{ status: 401, code: "unauthorized", message: "the gateway refused the token" }])
     expect(follow.state).toBe("closed")
-    // The WebSocket upgrade failed first (a browser cannot read its 401), then SSE said why.
-    expect(states).toEqual(["connecting", "fallback", "closed"])
+    // The gateway's answer to the auth frame says the token is refused: no fallback to SSE, no retry.
+    expect(states).toEqual(["connecting", "closed"])
   }, 30_000)
 
   it("connectTaskSocket asks the token function again after a 4001 and resubscribes from the last id", async () => {

@@ -56,8 +56,6 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
 
   const receive = (frame: ServerFrame) => {
     if (frame.op === "authenticated") return start()
-    // A refused token: in answer to our `auth` frame, or to a subscription sent without one.
-    if (frame.op === "error" && frame.code === "unauthorized" && (frame.ref === AUTH_REF || frame.sub !== undefined)) return finish("unauthorized")
     const key = frame.sub
     if (key === undefined || !subscriptions.has(key)) return
     switch (frame.op) {
@@ -80,11 +78,16 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
   })
   socket.addEventListener("message", (message) => {
     if (done) return
+    const frame = JSON.parse(String(message.data)) as ServerFrame
+    // A refused token: in answer to our `auth` frame, or to a subscription sent without one.
+    if (frame.op === "error" && frame.code === "unauthorized" && (frame.ref === AUTH_REF || frame.sub !== undefined)) {
+      return finish("unauthorized")
+    }
     if (!established) {
       established = true
       events.established()
     }
-    receive(JSON.parse(String(message.data)) as ServerFrame)
+    receive(frame)
   })
   socket.addEventListener("close", (close) => {
     if (done) return

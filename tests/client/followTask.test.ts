@@ -4,8 +4,8 @@
  * upgrades refused → SSE; SSE buffered → WebSocket; back to the preferred
  * transport once it works), one WebSocket for 8 tabs following 3 tasks (the
  * gateway's connection gauge), a leader tab closed mid-stream, and a hidden
- * tab closing its connection — each with a sequence published throughout
- * that must arrive exactly once, in order.
+ * tab closing its connection, an offline period across a gateway restart —
+ * each with a sequence that must arrive exactly once, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import type { Page } from "playwright-core"
@@ -13,8 +13,9 @@ import { postEvents, step } from "../support/api.ts"
 import { type Browser, launchBrowser, screenshotOnFailure } from "../support/browser.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
-import { eventually, sleep } from "../support/ports.ts"
+import { eventually, freePort, sleep } from "../support/ports.ts"
 import { startProxy } from "../support/proxy.ts"
+import { startRedis } from "../support/redis.ts"
 
 const agent = "agent-f"
 
@@ -267,6 +268,40 @@ describe("followTask in a real browser", () => {
       })
     } finally {
       await page.close()
+    }
+  }, 60_000)
+
+  it("reports an offline period as a state, not an error, and resumes when the browser is online again", async () => {
+    const redis = await startRedis()
+    const port = String(await freePort())
+    let restarted: Gateway = await startGateway({ REDIS_URL: redis.url, PORT: port, DEMO: "0" })
+    const page = await openPage(restarted.url)
+    const taskId = uniqueTask("offline")
+    try {
+      await screenshotOnFailure(page, "followTask-offline", async () => {
+        for (let n = 1; n <= 5; n++) await postEvents(restarted.url, agent, taskId, [step(n)])
+        await follow(page, "t", { taskId, shareAcrossTabs: false })
+        await page.waitForFunction(() => (window as any).followed.t.events.length === 5)
+        await browser.context.setOffline(true)
+        await restarted.stop()
+        await page.waitForFunction(() => (window as any).follows.t.state === "offline", undefined, { timeout: 15_000 })
+        restarted = await startGateway({ REDIS_URL: redis.url, PORT: port, DEMO: "0" })
+        for (let n = 6; n <= 10; n++) await postEvents(restarted.url, agent, taskId, [step(n)])
+        await sleep(300)
+        expect((await followed(page, "t")).events).toHaveLength(5)
+        await browser.context.setOffline(false)
+        await page.waitForFunction(() => (window as any).followed.t.events.length === 10, undefined, { timeout: 15_000 })
+        await postEvents(restarted.url, agent, taskId, [{ type: "WorkflowCompleted", data: {} }])
+        await ended(page, "t")
+        const record = await followed(page, "t")
+        expectExactSequence(record, 10)
+        expect(record.states).toEqual(["connecting", "open", "offline", "connecting", "open", "closed"])
+      })
+    } finally {
+      await browser.context.setOffline(false)
+      await page.close()
+      await restarted.stop()
+      await redis.stop()
     }
   }, 60_000)
 })

@@ -79,14 +79,6 @@ export class Connection {
     globalThis.addEventListener?.("online", this.online)
   }
 
-  get current(): ConnectionStatus {
-    return this.status
-  }
-
-  get size(): number {
-    return this.subscriptions.size
-  }
-
   add(subscription: LinkSubscription): void {
     if (this.closed || this.subscriptions.has(subscription.key)) return
     const entry = { subscription, position: new Position(subscription.since) }

@@ -9,7 +9,8 @@
  */
 import { EndOf, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
 import { newRef } from "./ref.ts"
-import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef, typesQuery } from "./url.ts"
+import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef } from "./url.ts"
+import { endOf, type ServerFrame, subscribeFrame } from "./wsLink.ts"
 
 export type CommandKind = "pause" | "resume" | "cancel"
 
@@ -79,10 +80,6 @@ interface PendingCommand {
   reject(error: SocketError): void
 }
 
-const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
-
-type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
-
 export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket => {
   const Socket = options.WebSocket ?? globalThis.WebSocket
   const maxRetryMs = options.maxRetryMs ?? 5000
@@ -107,15 +104,7 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
   }
 
   const sendSubscribe = (state: SubscriptionState) => {
-    const { agentId, taskId, types, history } = state.options
-    state.active = send({
-      op: "subscribe",
-      sub: state.sub,
-      agentId,
-      taskId,
-      ...(state.lastEventId !== undefined ? { since: state.lastEventId } : history === false ? { history: false } : {}),
-      ...(types === undefined ? {} : { types: typesQuery(types) })
-    })
+    state.active = send(subscribeFrame({ ...state.options, key: state.sub, since: state.lastEventId }))
   }
 
   const finish = (state: SubscriptionState, end: TaskEnd | "not_found", event?: TaskEvent) => {
@@ -140,7 +129,7 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
         return
       }
       case "end":
-        if (state !== undefined) finish(state, endReasons.find((reason) => reason === frame.reason) ?? "ended")
+        if (state !== undefined) finish(state, endOf(frame))
         return
       case "resync":
         state?.options.onResync?.({ reason: String(frame.reason), oldest: String(frame.oldest) })

@@ -8,7 +8,7 @@
  */
 import type { Resync, TaskEvent } from "./events.ts"
 import type { Link, LinkEnd, LinkOptions, LinkSubscription } from "./link.ts"
-import { apiUrl, taskPath, typesQuery } from "./url.ts"
+import { streamUrl } from "./url.ts"
 
 /** Frames of the stream that are not events (any other named frame is one, custom types included). */
 const notEvents = new Set(["message", "heartbeat"])
@@ -54,14 +54,8 @@ export const openSseLink = ({ baseUrl, token, events, fetch: fetchImpl = globalT
   }
 
   const read = async (subscription: LinkSubscription, abort: AbortController) => {
-    const { key, since, history, types } = subscription
-    const url = apiUrl(baseUrl, token, `${taskPath(subscription)}/events/stream`, {
-      format: "envelope",
-      types: typesQuery(types),
-      last_event_id: since,
-      include_history: since === undefined && history === false ? "false" : undefined
-    })
-    const response = await fetchImpl(url, { headers: { accept: "text/event-stream" }, cache: "no-store", signal: abort.signal })
+    const key = subscription.key
+    const response = await fetchImpl(streamUrl(baseUrl, token, subscription), { headers: { accept: "text/event-stream" }, cache: "no-store", signal: abort.signal })
     if (response.status === 204) {
       streams.delete(key)
       return events.end(key, "ended")

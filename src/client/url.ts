@@ -52,6 +52,19 @@ export const taskPath = (task: TaskRef): string =>
 export const typesQuery = (types: TypeSelector | undefined): string | undefined =>
   types === undefined || types.length === 0 ? undefined : types.join(",")
 
+/** A task's SSE stream (SPEC §4.1) as envelopes: after `since`, or with or without history. */
+export const streamUrl = (
+  baseUrl: string | undefined,
+  token: string | undefined,
+  stream: TaskRef & { readonly types?: TypeSelector; readonly since?: string; readonly history?: boolean }
+): URL =>
+  apiUrl(baseUrl, token, `${taskPath(stream)}/events/stream`, {
+    format: "envelope",
+    types: typesQuery(stream.types),
+    last_event_id: stream.since,
+    include_history: stream.since === undefined && stream.history === false ? "false" : undefined
+  })
+
 /** Delay before reconnect attempt `attempt` (1, 2, …): exponential from `baseMs`, capped, ±20 % jitter. */
 export const backoff = (attempt: number, baseMs: number, maxMs: number): number =>
   Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 10)) * (0.8 + Math.random() * 0.4)

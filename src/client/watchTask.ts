@@ -8,7 +8,7 @@
  * event it already delivered.
  */
 import { EndOf, type EventType, EventTypes, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
-import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef, taskPath, typesQuery } from "./url.ts"
+import { backoff, currentToken, type Endpoint, streamUrl, type TaskRef } from "./url.ts"
 
 export interface WatchError {
   /** The HTTP status, or 0 when the gateway could not be reached. */
@@ -59,13 +59,7 @@ export const watchTask = (options: WatchOptions): Watch => {
   /** The token of the current stream: a token function is asked again after the gateway ends a stream for expiry (SPEC §8.3). */
   let token: string | undefined
 
-  const streamUrl = () =>
-    apiUrl(options.baseUrl, token, `${taskPath(options)}/events/stream`, {
-      format: "envelope",
-      types: typesQuery(options.types),
-      last_event_id: lastEventId,
-      include_history: lastEventId === undefined && options.history === false ? "false" : undefined
-    })
+  const url = () => streamUrl(options.baseUrl, token, { ...options, since: lastEventId })
 
   const close = () => {
     closed = true
@@ -99,7 +93,7 @@ export const watchTask = (options: WatchOptions): Watch => {
     let status = 0
     let body: { code?: string; message?: string } = {}
     try {
-      const response = await fetch(streamUrl(), { headers: { accept: "text/event-stream" }, signal: abort.signal })
+      const response = await fetch(url(), { headers: { accept: "text/event-stream" }, signal: abort.signal })
       status = response.status
       if (status >= 400 && status < 500) body = await response.json().catch(() => ({}))
     } catch {
@@ -128,7 +122,7 @@ export const watchTask = (options: WatchOptions): Watch => {
     if (closed) return
     token = await currentToken(options.token).catch(() => undefined)
     if (closed) return
-    const current = new Source(streamUrl().toString())
+    const current = new Source(url().toString())
     source = current
     const listener = (message: Event) => onEvent(message as MessageEvent<string>)
     for (const type of EventTypes as ReadonlyArray<EventType>) current.addEventListener(type, listener)

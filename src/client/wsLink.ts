@@ -8,7 +8,7 @@
  * back proves the socket gets through. 4001 after that is `token_expired`,
  * any other close `dropped`.
  */
-import type { Resync, TaskEvent } from "./events.ts"
+import type { Resync, TaskEnd, TaskEvent } from "./events.ts"
 import type { Link, LinkEnd, LinkOptions, LinkSubscription } from "./link.ts"
 import { apiUrl, typesQuery } from "./url.ts"
 
@@ -16,7 +16,20 @@ const TOKEN_EXPIRED = 4001
 const AUTH_REF = "auth"
 const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
 
-type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
+export type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
+
+/** How an `end` frame says the task ended (`ended` for a reason this client does not know). */
+export const endOf = (frame: ServerFrame): TaskEnd | "not_found" => endReasons.find((reason) => reason === frame.reason) ?? "ended"
+
+/** The `subscribe` frame (SPEC §4.3) of a subscription: from `since`, or with or without history. */
+export const subscribeFrame = ({ key, agentId, taskId, types, since, history }: LinkSubscription): Record<string, unknown> => ({
+  op: "subscribe",
+  sub: key,
+  agentId,
+  taskId,
+  ...(since !== undefined ? { since } : history === false ? { history: false } : {}),
+  ...(types === undefined ? {} : { types: typesQuery(types) })
+})
 
 export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = globalThis.WebSocket }: LinkOptions): Link => {
   const url = apiUrl(baseUrl, undefined, "/ws")
@@ -31,15 +44,7 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
   const send = (frame: Record<string, unknown>) => {
     if (ready && !done) socket.send(JSON.stringify(frame))
   }
-  const subscribe = ({ key, agentId, taskId, types, since, history }: LinkSubscription) =>
-    send({
-      op: "subscribe",
-      sub: key,
-      agentId,
-      taskId,
-      ...(since !== undefined ? { since } : history === false ? { history: false } : {}),
-      ...(types === undefined ? {} : { types: typesQuery(types) })
-    })
+  const subscribe = (subscription: LinkSubscription) => send(subscribeFrame(subscription))
 
   const start = () => {
     ready = true
@@ -63,7 +68,7 @@ export const openWebSocketLink = ({ baseUrl, token, events, WebSocket: Socket = 
         return events.event(key, frame.event as TaskEvent)
       case "end":
         subscriptions.delete(key)
-        return events.end(key, endReasons.find((reason) => reason === frame.reason) ?? "ended")
+        return events.end(key, endOf(frame))
       case "resync":
         return events.resync(key, { reason: String(frame.reason), oldest: String(frame.oldest) } satisfies Resync)
       case "error":

@@ -1,8 +1,10 @@
 /**
- * The typed browser client (`taskstream/client`): follow a task over SSE with
- * `watchTask`, or over one reconnecting WebSocket with `connectTaskSocket`
- * (many subscriptions, pause/resume of delivery, workflow commands).
- * Events are typed from the gateway's event registry.
+ * The typed browser client (`taskstream/client`): `followTask` follows a task
+ * over whichever transport gets through, with one connection shared by all
+ * tabs (SPEC §12); `watchTask` follows one over SSE with `EventSource`;
+ * `connectTaskSocket` holds one reconnecting WebSocket (many subscriptions,
+ * pause/resume of delivery, workflow commands). Events are typed from the
+ * gateway's event registry.
  */
 export {
   Categories,
@@ -30,5 +32,8 @@ export {
   type TaskSocket,
   type TaskSocketOptions
 } from "./socket.ts"
-export type { Endpoint, TaskRef } from "./url.ts"
+export type { ConnectionState } from "./connection.ts"
+export { type Follow, type FollowOptions, type FollowState, followTask } from "./followTask.ts"
+export type { Refusal, TransportName } from "./link.ts"
+export type { Endpoint, TaskRef, TokenSource } from "./url.ts"
 export { type Watch, type WatchError, type WatchOptions, watchTask } from "./watchTask.ts"

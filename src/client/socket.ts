@@ -8,7 +8,9 @@
  * `ref`, which the gateway treats as an idempotency key.
  */
 import { EndOf, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
-import { apiUrl, type Endpoint, type TaskRef, typesQuery } from "./url.ts"
+import { newRef } from "./ref.ts"
+import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef } from "./url.ts"
+import { endOf, type ServerFrame, subscribeFrame } from "./wsLink.ts"
 
 export type CommandKind = "pause" | "resume" | "cancel"
 
@@ -78,16 +80,6 @@ interface PendingCommand {
   reject(error: SocketError): void
 }
 
-/** A unique command ref; `crypto.randomUUID` exists only in secure contexts. */
-const newRef = (): string => {
-  const bytes = crypto.getRandomValues(new Uint8Array(16))
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("")
-}
-
-const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
-
-type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
-
 export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket => {
   const Socket = options.WebSocket ?? globalThis.WebSocket
   const maxRetryMs = options.maxRetryMs ?? 5000
@@ -112,15 +104,7 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
   }
 
   const sendSubscribe = (state: SubscriptionState) => {
-    const { agentId, taskId, types, history } = state.options
-    state.active = send({
-      op: "subscribe",
-      sub: state.sub,
-      agentId,
-      taskId,
-      ...(state.lastEventId !== undefined ? { since: state.lastEventId } : history === false ? { history: false } : {}),
-      ...(types === undefined ? {} : { types: typesQuery(types) })
-    })
+    state.active = send(subscribeFrame({ ...state.options, key: state.sub, since: state.lastEventId }))
   }
 
   const finish = (state: SubscriptionState, end: TaskEnd | "not_found", event?: TaskEvent) => {
@@ -145,7 +129,7 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
         return
       }
       case "end":
-        if (state !== undefined) finish(state, endReasons.find((reason) => reason === frame.reason) ?? "ended")
+        if (state !== undefined) finish(state, endOf(frame))
         return
       case "resync":
         state?.options.onResync?.({ reason: String(frame.reason), oldest: String(frame.oldest) })
@@ -180,9 +164,12 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
     }
   }
 
-  function connect() {
+  async function connect() {
     setStatus(attempts === 0 ? "connecting" : "reconnecting")
-    const url = apiUrl(options, "/ws")
+    // A token function is asked again for every connection: after a 4001 (expired) the socket reconnects with a fresh one.
+    const token = await currentToken(options.token).catch(() => undefined)
+    if (status === "closed") return
+    const url = apiUrl(options.baseUrl, token, "/ws")
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
     const current = new Socket(url.toString())
     socket = current
@@ -200,12 +187,11 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
       if (status === "closed") return
       attempts++
       setStatus("reconnecting")
-      const delay = Math.min(maxRetryMs, 100 * 2 ** Math.min(attempts, 6)) * (0.8 + Math.random() * 0.4)
-      retryTimer = setTimeout(connect, delay)
+      retryTimer = setTimeout(connect, backoff(attempts, 200, maxRetryMs))
     })
   }
 
-  connect()
+  void connect()
 
   return {
     get status() {

@@ -8,7 +8,7 @@
  * event it already delivered.
  */
 import { EndOf, type EventType, EventTypes, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
-import { apiUrl, type Endpoint, type TaskRef, taskPath, typesQuery } from "./url.ts"
+import { backoff, currentToken, type Endpoint, streamUrl, type TaskRef } from "./url.ts"
 
 export interface WatchError {
   /** The HTTP status, or 0 when the gateway could not be reached. */
@@ -56,13 +56,10 @@ export const watchTask = (options: WatchOptions): Watch => {
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let failures = 0
 
-  const streamUrl = () =>
-    apiUrl(options, `${taskPath(options)}/events/stream`, {
-      format: "envelope",
-      types: typesQuery(options.types),
-      last_event_id: lastEventId,
-      include_history: lastEventId === undefined && options.history === false ? "false" : undefined
-    })
+  /** The token of the current stream: a token function is asked again after the gateway ends a stream for expiry (SPEC §8.3). */
+  let token: string | undefined
+
+  const url = () => streamUrl(options.baseUrl, token, { ...options, since: lastEventId })
 
   const close = () => {
     closed = true
@@ -96,7 +93,7 @@ export const watchTask = (options: WatchOptions): Watch => {
     let status = 0
     let body: { code?: string; message?: string } = {}
     try {
-      const response = await fetch(streamUrl(), { headers: { accept: "text/event-stream" }, signal: abort.signal })
+      const response = await fetch(url(), { headers: { accept: "text/event-stream" }, signal: abort.signal })
       status = response.status
       if (status >= 400 && status < 500) body = await response.json().catch(() => ({}))
     } catch {
@@ -106,30 +103,42 @@ export const watchTask = (options: WatchOptions): Watch => {
     }
     if (closed) return
     if (status === 204) return end("ended")
+    // An expired token: a token function may give a fresh one.
+    if (status === 401 && typeof options.token === "function") return reopenLater()
     if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
       close()
       options.onError?.({ status, code: body.code ?? "http_error", message: body.message ?? `the gateway answered ${status}` })
       return
     }
-    failures++
-    const delay = Math.min(maxRetryMs, 500 * 2 ** Math.min(failures, 5)) * (0.8 + Math.random() * 0.4)
-    retryTimer = setTimeout(open, delay)
+    reopenLater()
   }
 
-  function open() {
+  function reopenLater() {
+    failures++
+    retryTimer = setTimeout(() => void open(), backoff(failures, 1000, maxRetryMs))
+  }
+
+  async function open() {
     if (closed) return
-    const current = new Source(streamUrl().toString())
+    token = await currentToken(options.token).catch(() => undefined)
+    if (closed) return
+    const current = new Source(url().toString())
     source = current
     const listener = (message: Event) => onEvent(message as MessageEvent<string>)
     for (const type of EventTypes as ReadonlyArray<EventType>) current.addEventListener(type, listener)
     current.addEventListener("resync", (message) => options.onResync?.(JSON.parse((message as MessageEvent<string>).data) as Resync))
     current.addEventListener("open", () => options.onOpen?.())
+    // The gateway ends the stream because the token expired: reconnect at once with a fresh one and the last id.
+    current.addEventListener("token_expired", () => {
+      current.close()
+      if (!closed) void open()
+    })
     current.addEventListener("error", () => {
       if (!closed && current.readyState === Source.CLOSED) void diagnose()
     })
   }
 
-  open()
+  void open()
   return {
     get lastEventId() {
       return lastEventId

@@ -1,21 +1,30 @@
 /**
  * The dashboard's script (bundled by the gateway, served as /dashboard.js):
- * the task list, and the selected task's timeline over one WebSocket from
- * the typed client — live delivery that can be paused and caught up, and
- * the workflow's Pause / Resume / Cancel commands.
+ * the task list, and the selected task's timeline through `followTask` —
+ * WebSocket or SSE, whichever gets through, one connection shared by every
+ * dashboard tab — with the workflow's Pause / Resume / Cancel commands, and a
+ * token that can be pasted (or replaced once it expired) without a reload.
  */
-import { type CommandKind, connectTaskSocket, type Subscription, type TaskRef } from "../client/index.ts"
+import { type CommandKind, type Follow, followTask, type FollowState, type TaskRef, type TransportName } from "../client/index.ts"
 import { TaskList, type TaskSummary, taskHash } from "./taskList.ts"
 import { Timeline, type WorkflowState } from "./timeline.ts"
+import { TokenBox } from "./token.ts"
 import { byId, money } from "./view.ts"
 
-const token = new URLSearchParams(location.search).get("access_token") ?? undefined
 const demoEnabled = document.body.dataset.demo === "on"
+const HIDDEN_CLOSE_MS = 5 * 60_000
+// A new token: the task list at once; a task the old token could not open, again (a follow that is
+// only retrying takes the new token at its next attempt and goes on from its last event).
+const token = new TokenBox(() => {
+  void tasks.refresh()
+  if (current?.refused) open(parseHash())
+})
 
 const api = async (path: string, init: RequestInit = {}): Promise<any> => {
+  const bearer = token.current()
   const response = await fetch(`/api/v1${path}`, {
     ...init,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...init.headers }
+    headers: { ...(bearer === "" ? {} : { authorization: `Bearer ${bearer}` }), ...init.headers }
   })
   const body = await response.json().catch(() => ({}))
   if (!response.ok) throw new Error(body.message ?? `HTTP ${response.status}`)
@@ -24,13 +33,20 @@ const api = async (path: string, init: RequestInit = {}): Promise<any> => {
 
 const fatal = byId("fatal")
 const connection = byId("connection")
-const socket = connectTaskSocket({
-  ...(token === undefined ? {} : { token }),
-  onStatus: (status) => {
-    connection.dataset.status = status
-    connection.textContent = status === "open" ? "live" : status
-  }
-})
+
+/** The header's connection indicator: state, transport and the tabs sharing the connection. */
+const showConnection = (state: FollowState | "idle", transport?: TransportName, tabs = 1) => {
+  connection.dataset.status = state
+  connection.dataset.transport = transport ?? ""
+  connection.textContent = state === "open"
+    ? `live · ${transport === "sse" ? "SSE" : "WebSocket"}${tabs > 1 ? ` · shared by ${tabs} tabs` : ""}`
+    : state === "idle"
+    ? "no task open"
+    : state === "closed"
+    ? "stream ended"
+    : state
+}
+showConnection("idle")
 
 const tasks = new TaskList(byId<HTMLUListElement>("task-list"), byId("no-tasks"), async () => {
   const body = (await api("/tasks?limit=40")) as { tasks: ReadonlyArray<TaskSummary> }
@@ -50,7 +66,7 @@ startDemo.addEventListener("click", async () => {
   try {
     const task = (await api("/demo", { method: "POST" })) as TaskRef
     location.hash = taskHash(task)
-    tasks.refresh()
+    void tasks.refresh()
   } catch (error) {
     fatal.textContent = `Could not start the demo: ${(error as Error).message}`
   } finally {
@@ -61,6 +77,7 @@ startDemo.addEventListener("click", async () => {
 // --- the selected task
 const view = {
   placeholder: byId("placeholder"),
+  linkNote: byId("link-note"),
   task: byId("task-view"),
   agent: byId("task-agent"),
   id: byId("task-id"),
@@ -69,6 +86,7 @@ const view = {
   cost: byId("task-cost"),
   events: byId("task-events"),
   end: byId("end-banner"),
+  waiting: byId("waiting"),
   timeline: byId<HTMLOListElement>("timeline"),
   livePause: byId<HTMLInputElement>("live-pause"),
   liveNote: byId("live-note"),
@@ -76,31 +94,49 @@ const view = {
   buttons: [...document.querySelectorAll<HTMLButtonElement>("[data-command]")]
 }
 
-let current: { task: TaskRef; subscription: Subscription } | undefined
+let current: { task: TaskRef; follow: Follow; state: WorkflowState; refused: boolean } | undefined
+
+const ended = (state: WorkflowState) => state !== "running" && state !== "paused"
 
 const showState = (state: WorkflowState) => {
+  if (current !== undefined) {
+    // A queued command's note is answered by the state it asked for.
+    if (current.state !== state) view.commandNote.textContent = ""
+    current.state = state
+  }
   view.status.textContent = state
   view.status.dataset.status = state
-  const ended = state !== "running" && state !== "paused"
   for (const button of view.buttons) {
     const command = button.dataset.command as CommandKind
-    button.disabled = ended || (command === "pause" && state === "paused") || (command === "resume" && state === "running")
+    button.disabled = ended(state) || (command === "pause" && state === "paused") || (command === "resume" && state === "running")
   }
-  view.livePause.disabled = ended
+  view.livePause.disabled = ended(state)
 }
 
-const parseHash = (): TaskRef | undefined => {
-  const [agentId, taskId] = location.hash.replace(/^#\//, "").split("/").map(decodeURIComponent)
-  return agentId && taskId ? { agentId, taskId } : undefined
+/** `#/<agentId>/<taskId>`, or undefined for an empty hash; `invalid` for any other link. */
+const parseHash = (): TaskRef | undefined | "invalid" => {
+  if (location.hash === "" || location.hash === "#" || location.hash === "#/") return undefined
+  const match = /^#\/([^/]+)\/([^/]+)\/?$/.exec(location.hash)
+  if (match === null) return "invalid"
+  try {
+    return { agentId: decodeURIComponent(match[1]), taskId: decodeURIComponent(match[2]) }
+  } catch {
+    return "invalid"
+  }
 }
 
-const open = (task: TaskRef | undefined) => {
-  current?.subscription.unsubscribe()
+const open = (link: TaskRef | undefined | "invalid") => {
+  current?.follow.close()
   current = undefined
+  fatal.textContent = ""
+  const task = link === "invalid" ? undefined : link
   tasks.select(task)
   view.placeholder.hidden = task !== undefined
   view.task.hidden = task === undefined
-  if (task === undefined) return
+  view.linkNote.hidden = link !== "invalid"
+  view.linkNote.textContent = link === "invalid" ? `The link “${location.hash}” does not name a task: task links look like #/<agentId>/<taskId>.` : ""
+  document.title = task === undefined ? "taskstream" : `${task.taskId} · taskstream`
+  if (task === undefined) return showConnection("idle")
   view.agent.textContent = task.agentId
   view.id.textContent = task.taskId
   view.goal.textContent = ""
@@ -108,6 +144,8 @@ const open = (task: TaskRef | undefined) => {
   view.events.textContent = "0"
   view.end.hidden = true
   view.timeline.replaceChildren()
+  view.waiting.hidden = false
+  view.waiting.textContent = `No events yet: waiting for ${task.agentId} to publish the first event of ${task.taskId}…`
   view.livePause.checked = false
   view.liveNote.hidden = true
   view.commandNote.textContent = ""
@@ -117,7 +155,10 @@ const open = (task: TaskRef | undefined) => {
     list: view.timeline,
     onState: showState,
     onCost: (cost) => (view.cost.textContent = money(cost)),
-    onCount: (count) => (view.events.textContent = String(count)),
+    onCount: (count) => {
+      view.events.textContent = String(count)
+      view.waiting.hidden = count > 0
+    },
     onGoal: (goal) => (view.goal.textContent = goal),
     onEnd: (state, text) => {
       view.end.hidden = false
@@ -126,37 +167,59 @@ const open = (task: TaskRef | undefined) => {
       view.liveNote.hidden = true
     }
   })
-  const subscription = socket.subscribe({
+  // Callbacks may run while followTask is still returning (its first state), hence the `let`.
+  let follow: Follow | undefined
+  const connectionChanged = () => follow !== undefined && showConnection(follow.state, follow.transport, follow.tabs)
+  follow = followTask({
     ...task,
+    token: token.current,
+    // A tab left in the background for minutes gives its share of the connection back.
+    closeWhenHidden: HIDDEN_CLOSE_MS,
     // History arrives at once; rows that come later are flashed as new.
     onEvent: (event) => timeline.add(event, Date.now() - openedAt > 1000),
     onResync: (resync) => (view.commandNote.textContent = `Older events were trimmed; showing from ${resync.oldest}`),
+    onState: (state) => (follow === undefined ? showConnection(state) : connectionChanged()),
+    onTransport: connectionChanged,
+    onTabs: connectionChanged,
     onEnd: (end) => {
       if (end === "not_found") fatal.textContent = `Task ${task.taskId} belongs to another agent than ${task.agentId}.`
     },
-    onError: (error) => (fatal.textContent = `${error.code}: ${error.message}`)
+    onError: (error) => {
+      fatal.textContent = `${error.code}: ${error.message}`
+      if (current !== undefined && current.follow === follow) current.refused = true
+    }
   })
-  current = { task, subscription }
+  connectionChanged()
+  current = { task, follow, state: "running", refused: false }
 }
 
 for (const button of view.buttons) {
   button.addEventListener("click", async () => {
-    if (current === undefined) return
+    const target = current
+    if (target === undefined) return
     const command = button.dataset.command as CommandKind
     view.commandNote.textContent = `${command} sent…`
+    const { agentId, taskId } = target.task
+    const before = target.state
     try {
-      await socket.command(current.task, command, "from the dashboard")
-      view.commandNote.textContent = `${command} queued; waiting for the workflow`
+      await api(`/agents/${encodeURIComponent(agentId)}/tasks/${encodeURIComponent(taskId)}/${command}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ reason: "from the dashboard" })
+      })
+      // The workflow may have answered (or the task ended) while the request was out.
+      if (current === target && target.state === before) view.commandNote.textContent = `${command} queued; waiting for the workflow`
+      else if (current === target) view.commandNote.textContent = ""
     } catch (error) {
-      view.commandNote.textContent = `${command} refused: ${(error as { message?: string }).message}`
+      if (current === target) view.commandNote.textContent = `${command} refused: ${(error as Error).message}`
     }
   })
 }
 
 view.livePause.addEventListener("change", () => {
   if (current === undefined) return
-  if (view.livePause.checked) current.subscription.pause()
-  else current.subscription.resume()
+  if (view.livePause.checked) current.follow.pause()
+  else current.follow.resume()
   view.liveNote.hidden = !view.livePause.checked
 })
 

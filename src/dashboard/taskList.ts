@@ -14,30 +14,34 @@ export const taskHash = (task: TaskRef) => `#/${encodeURIComponent(task.agentId)
 export class TaskList {
   private tasks: ReadonlyArray<TaskSummary> = []
   private selected: TaskRef | undefined
+  private readonly emptyText: string
 
   constructor(
     private readonly list: HTMLUListElement,
     private readonly empty: HTMLElement,
     private readonly fetchTasks: () => Promise<ReadonlyArray<TaskSummary>>
-  ) {}
+  ) {
+    this.emptyText = empty.textContent ?? ""
+  }
 
   start(): void {
     const poll = async () => {
-      try {
-        this.tasks = await this.fetchTasks()
-        this.render()
-      } finally {
-        setTimeout(poll, POLL_MS)
-      }
+      await this.refresh()
+      setTimeout(poll, POLL_MS)
     }
     void poll()
   }
 
-  refresh(): void {
-    void this.fetchTasks().then((tasks) => {
-      this.tasks = tasks
-      this.render()
-    })
+  /** Fetch the list again; a refusal (no or an expired token) is shown in place of the list. */
+  async refresh(): Promise<void> {
+    try {
+      this.tasks = await this.fetchTasks()
+      this.empty.textContent = this.emptyText
+    } catch (error) {
+      this.tasks = []
+      this.empty.textContent = `Could not list the tasks: ${(error as Error).message}`
+    }
+    this.render()
   }
 
   select(task: TaskRef | undefined): void {

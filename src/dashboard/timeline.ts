@@ -1,15 +1,18 @@
 /**
  * One task's timeline in the page: a row per durable event (keyed by its id,
- * so an event can never be shown twice), LLM token chunks appended as growing
- * text to the call they belong to, the running cost, the workflow's state
- * (running, paused, ended) and the end banner.
+ * so an event can never be shown twice), each LLM call's text growing as its
+ * chunks stream (replaced by a `compacted` chunk, which carries the text so
+ * far after a reload or reconnect — SPEC §8.2; the stored `content` of the
+ * completion when no chunk came), the running cost, the workflow's state and
+ * the end banner. Fields a publisher left out are left out of the row; event
+ * types the page does not know are shown by name.
  */
-import { CategoryOf, EndOf, isTerminalType, type TaskEvent } from "../client/index.ts"
+import { CategoryOf, EndOf, type EventType, isTerminalType, type TaskEvent } from "../client/index.ts"
 import { el, json, money, seconds, timeOfDay } from "./view.ts"
 
 export type WorkflowState = "running" | "paused" | "completed" | "failed" | "cancelled"
 
-const Labels: Record<TaskEvent["type"], string> = {
+const Labels: Record<EventType, string> = {
   WorkflowStarted: "Started",
   WorkflowCompleted: "Completed",
   WorkflowFailed: "Failed",
@@ -27,9 +30,18 @@ const Labels: Record<TaskEvent["type"], string> = {
   WorkflowStepCompleted: "Step done"
 }
 
-const kv = (name: string, value: string | Node) => el("span", { class: "kv" }, `${name} `, el("b", {}, value))
+/** What a row may read of a payload: any field may be missing or null. */
+type Fields = Readonly<Record<string, unknown>>
 
-const budgetBar = (cost: number, limit: number) => {
+const isNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value)
+const textOf = (value: unknown): string => (value == null ? "" : typeof value === "string" ? value : json(value, 200))
+
+/** A name/value pair, or nothing when the value is missing. */
+const kv = (name: string, value: unknown, format: (value: never) => string = textOf) =>
+  value == null || value === "" ? "" : el("span", { class: "kv" }, `${name} `, el("b", {}, format(value as never)))
+
+const budgetBar = (cost: unknown, limit: unknown) => {
+  if (!isNumber(cost) || !isNumber(limit)) return kv("cost", cost, money)
   const share = limit > 0 ? cost / limit : 1
   return el(
     "span",
@@ -39,46 +51,48 @@ const budgetBar = (cost: number, limit: number) => {
   )
 }
 
+const stepName = (data: Fields) => (data.step == null ? textOf(data.name) : `#${textOf(data.step)}${data.name ? ` ${textOf(data.name)}` : ""}`)
+
 /** The key fields of an event, as the row's detail cell. */
-const detail = (event: TaskEvent): Array<Node | string> => {
-  switch (event.type) {
+const detail = (type: string, data: Fields): Array<Node | string> => {
+  switch (type) {
     case "WorkflowStarted":
-      return [event.data.goal ?? "", event.data.budget_limit == null ? "" : kv(" · budget", money(event.data.budget_limit))]
+      return [textOf(data.goal), kv(" · budget", data.budget_limit, money)]
     case "WorkflowCompleted":
-      return [kv("total", money(event.data.total_cost ?? 0)), kv("iterations", String(event.data.iterations_completed ?? "–"))]
+      return [kv("total", data.total_cost, money), kv("iterations", data.iterations_completed)]
     case "WorkflowFailed":
-      return [event.data.error, event.data.error_type ? kv(" · type", event.data.error_type) : ""]
+      return [textOf(data.error), kv(" · type", data.error_type)]
     case "WorkflowCancelled":
     case "WorkflowPaused":
     case "WorkflowResumed":
-      return [event.data.reason ?? ""]
+      return [textOf(data.reason)]
     case "WorkflowLLMCallStarted":
-      return [kv("model", event.data.model), event.data.estimated_cost == null ? "" : kv("est.", money(event.data.estimated_cost))]
+      return [kv("model", data.model), kv("est.", data.estimated_cost, money)]
     case "WorkflowLLMCallCompleted": {
-      const usage = event.data.usage as { prompt_tokens?: number; completion_tokens?: number } | null | undefined
+      const usage = (data.usage ?? {}) as Fields
       return [
-        kv("model", event.data.model),
-        event.data.cost == null ? "" : kv("cost", money(event.data.cost)),
-        usage?.prompt_tokens == null ? "" : kv("tokens", `${usage.prompt_tokens} → ${usage.completion_tokens ?? "?"}`)
+        kv("model", data.model),
+        kv("cost", data.cost, money),
+        isNumber(usage.prompt_tokens) ? kv("tokens", `${usage.prompt_tokens} → ${isNumber(usage.completion_tokens) ? usage.completion_tokens : "?"}`) : ""
       ]
     }
     case "WorkflowToolCallStarted":
-      return [el("code", {}, `${event.data.tool_name}(${json(event.data.arguments ?? {}, 140)})`)]
+      return [el("code", {}, `${textOf(data.tool_name) || "tool"}(${json(data.arguments ?? {}, 140)})`)]
     case "WorkflowToolCallCompleted":
       return [
-        kv(event.data.success ? "✓" : "✗", event.data.tool_name),
-        event.data.execution_time_ms == null ? "" : kv("in", seconds(event.data.execution_time_ms)),
-        el("code", {}, json(event.data.result ?? null, 160))
+        kv(data.success === false ? "✗" : "✓", data.tool_name),
+        kv("in", data.execution_time_ms, seconds),
+        el("code", {}, json(data.result ?? null, 160))
       ]
     case "WorkflowBudgetWarning":
     case "WorkflowBudgetExceeded":
-      return [budgetBar(event.data.cost, event.data.limit)]
+      return [budgetBar(data.cost, data.limit)]
     case "WorkflowStepStarted":
-      return [kv(`#${event.data.step}`, event.data.name ?? "")]
+      return [el("span", { class: "kv" }, el("b", {}, stepName(data)))]
     case "WorkflowStepCompleted":
-      return [kv(`#${event.data.step}`, event.data.name ?? ""), event.data.duration_ms == null ? "" : kv("in", seconds(event.data.duration_ms))]
-    case "WorkflowLLMCallChunk":
-      return [event.data.chunk]
+      return [el("span", { class: "kv" }, el("b", {}, stepName(data))), kv("in", data.duration_ms, seconds)]
+    default:
+      return [el("code", {}, json(data, 200))]
   }
 }
 
@@ -91,30 +105,41 @@ export interface TimelineView {
   readonly onEnd: (state: WorkflowState, text: string) => void
 }
 
+/** An LLM call's fields that say which call a chunk or a completion belongs to. */
+interface CallFields {
+  readonly call_id?: string | null
+  readonly chunk?: string
+  readonly compacted?: boolean
+  readonly content?: unknown
+}
+
 export class Timeline {
   private readonly rows = new Map<string, HTMLElement>()
-  /** The text box of the LLM call being streamed, if any. */
-  private streaming: HTMLElement | undefined
+  /** The text box of each LLM call still streaming, by `call_id` (or the started event's id without one), oldest first. */
+  private readonly openCalls = new Map<string, HTMLElement>()
   private cost = 0
 
   constructor(private readonly view: TimelineView) {}
 
+  get size(): number {
+    return this.rows.size
+  }
+
   add(event: TaskEvent, live: boolean): void {
-    if (event.type === "WorkflowLLMCallChunk") {
-      this.streaming?.append(event.data.chunk)
-      return
-    }
+    if (event.type === "WorkflowLLMCallChunk") return this.chunk(event.data as CallFields)
     if (event.id === undefined || this.rows.has(event.id)) return
+    const category: string = CategoryOf[event.type] ?? "custom"
+    const data = (event.data ?? {}) as Fields
     const row = el(
       "li",
-      { class: `event cat-${CategoryOf[event.type]}`, "data-id": event.id, "data-type": event.type },
+      { class: `event cat-${category}`, "data-id": event.id, "data-type": event.type },
       el("time", { datetime: event.time }, timeOfDay(event.time)),
-      el("span", { class: "cat" }, CategoryOf[event.type]),
-      el("span", { class: "type" }, Labels[event.type]),
-      el("span", { class: "detail" }, ...detail(event))
+      el("span", { class: "cat" }, category),
+      el("span", { class: "type" }, Labels[event.type] ?? event.type),
+      el("span", { class: "detail" }, ...detail(event.type, data))
     )
     if (live) row.classList.add("new")
-    if (event.type === "WorkflowToolCallCompleted" && !event.data.success) row.classList.add("failed")
+    if (event.type === "WorkflowToolCallCompleted" && data.success === false) row.classList.add("failed")
     this.rows.set(event.id, row)
     // Follow the newest event unless the reader scrolled up to look at older ones.
     const scroller = this.view.list.closest<HTMLElement>(".task")
@@ -122,24 +147,48 @@ export class Timeline {
     this.view.list.append(row)
     if (following && scroller !== null) scroller.scrollTop = scroller.scrollHeight
     this.view.onCount(this.rows.size)
-    this.track(event, row)
+    this.track(event, data, row)
   }
 
-  private track(event: TaskEvent, row: HTMLElement): void {
+  /** The open call a chunk or completion belongs to: its `call_id`, else the most recent open call. */
+  private callKey(fields: CallFields): string | undefined {
+    if (fields.call_id != null) return this.openCalls.has(fields.call_id) ? fields.call_id : undefined
+    return [...this.openCalls.keys()].at(-1)
+  }
+
+  private chunk(fields: CallFields): void {
+    const key = this.callKey(fields)
+    const box = key === undefined ? undefined : this.openCalls.get(key)
+    if (box === undefined || typeof fields.chunk !== "string") return
+    if (fields.compacted) box.textContent = fields.chunk
+    else box.append(fields.chunk)
+  }
+
+  private track(event: TaskEvent, data: Fields, row: HTMLElement): void {
     switch (event.type) {
       case "WorkflowStarted":
-        this.view.onGoal(event.data.goal ?? "")
+        this.view.onGoal(textOf(data.goal))
         return
-      case "WorkflowLLMCallStarted":
-        this.streaming = el("div", { class: "stream open" })
-        row.append(this.streaming)
+      case "WorkflowLLMCallStarted": {
+        const box = el("div", { class: "stream open" })
+        row.append(box)
+        this.openCalls.set(typeof data.call_id === "string" ? data.call_id : event.id!, box)
         return
+      }
       case "WorkflowLLMCallCompleted": {
-        // After a reload the chunks before it are gone; the stored content is the whole answer.
-        if (this.streaming !== undefined && typeof event.data.content === "string") this.streaming.textContent = event.data.content
-        this.streaming?.classList.remove("open")
-        this.streaming = undefined
-        this.setCost(event.data.total_cost ?? this.cost + (event.data.cost ?? 0))
+        const fields = data as CallFields
+        const key = this.callKey(fields)
+        const content = fields.content == null ? undefined : textOf(fields.content)
+        const box = key === undefined ? undefined : this.openCalls.get(key)
+        if (key !== undefined) this.openCalls.delete(key)
+        // The stored content is the whole answer (after a reload the chunks are gone); without a box, show it here.
+        if (box !== undefined) {
+          if (content !== undefined) box.textContent = content
+          box.classList.remove("open")
+        } else if (content !== undefined) {
+          row.append(el("div", { class: "stream" }, content))
+        }
+        this.setCost(isNumber(data.total_cost) ? data.total_cost : this.cost + (isNumber(data.cost) ? data.cost : 0))
         return
       }
       case "WorkflowPaused":
@@ -149,18 +198,18 @@ export class Timeline {
         this.view.onState("running")
         return
     }
-    if (isTerminalType(event.type)) {
-      this.streaming?.classList.remove("open")
-      const state = EndOf[event.type]
-      if (event.type === "WorkflowCompleted" && event.data.total_cost != null) this.setCost(event.data.total_cost)
-      const text = event.type === "WorkflowCompleted"
-        ? `Completed · total cost ${money(this.cost)}`
-        : event.type === "WorkflowFailed"
-        ? `Failed: ${event.data.error}`
-        : `Cancelled${event.data.reason ? `: ${event.data.reason}` : ""}`
-      this.view.onState(state)
-      this.view.onEnd(state, text)
-    }
+    if (!isTerminalType(event.type)) return
+    for (const box of this.openCalls.values()) box.classList.remove("open")
+    this.openCalls.clear()
+    const state = EndOf[event.type]
+    if (event.type === "WorkflowCompleted" && isNumber(data.total_cost)) this.setCost(data.total_cost)
+    const text = event.type === "WorkflowCompleted"
+      ? `Completed · total cost ${money(this.cost)}`
+      : event.type === "WorkflowFailed"
+      ? `Failed${data.error ? `: ${textOf(data.error)}` : ""}`
+      : `Cancelled${data.reason ? `: ${textOf(data.reason)}` : ""}`
+    this.view.onState(state)
+    this.view.onEnd(state, text)
   }
 
   private setCost(cost: number): void {

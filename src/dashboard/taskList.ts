@@ -4,7 +4,7 @@ import { ago, el } from "./view.ts"
 
 export interface TaskSummary extends TaskRef {
   readonly lastEventAt: string
-  readonly status: "running" | "completed" | "failed" | "cancelled"
+  readonly status: "running" | "paused" | "completed" | "failed" | "cancelled"
 }
 
 const POLL_MS = 2000

@@ -38,7 +38,11 @@ export const EventLogLayer = Layer.unwrap(
 
 const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
 
-export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
+/** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
+export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
+  TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(config))
+
+export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
 
 /** What the runtime passes to `app.fetch` as its environment. */
 export interface RuntimeBindings {

@@ -178,12 +178,12 @@ export const MemoryEventLogLayer = Layer.effect(
         return summaries
       })
 
-    const commands = (taskId: string, reader: string) =>
+    const commands = (task: TaskRef, reader: string) =>
       Stream.unwrap(
         Effect.sync(() => {
           let position: EventId = ZeroId
           const take = (): ControlCommand | undefined => {
-            const next = control.nextAfter(taskId, reader, position)
+            const next = control.nextAfter(task, reader, position)
             if (next !== undefined) position = parseEventId(next.id)!
             return next
           }
@@ -192,7 +192,7 @@ export const MemoryEventLogLayer = Layer.effect(
               let cancel = () => {}
               const attempt = () => {
                 const next = take()
-                if (next === undefined) cancel = control.onAppend(taskId, attempt)
+                if (next === undefined) cancel = control.onAppend(task.taskId, attempt)
                 else resume(Effect.succeed(next))
               }
               attempt()
@@ -210,7 +210,7 @@ export const MemoryEventLogLayer = Layer.effect(
       tasks: listTasks,
       ping: Effect.void,
       liveTaskCount: () => live.size,
-      appendCommand: (taskId: string, draft: CommandDraft) => Effect.sync(() => control.append(taskId, draft)),
+      appendCommand: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
       commands,
       ackCommand: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
     })

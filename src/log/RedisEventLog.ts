@@ -204,7 +204,7 @@ export const RedisEventLogLayer = Layer.effect(
         })
       })
 
-    const controlCommands = (taskId: string, reader: string) =>
+    const controlCommands = (task: TaskRef, reader: string) =>
       Stream.unwrap(
         Effect.gen(function*() {
           // A blocking read holds its connection: each reader gets its own, which waits out outages.
@@ -213,7 +213,7 @@ export const RedisEventLogLayer = Layer.effect(
             (redis) => Effect.sync(() => redis.disconnect())
           )
           blocking.on("error", () => {})
-          const commandReader = new RedisCommandReader(blocking, commands, prefix, taskId, reader)
+          const commandReader = new RedisCommandReader(blocking, commands, prefix, task, reader)
           return Stream.fromEffectRepeat(run(() => commandReader.next()))
         })
       )
@@ -226,7 +226,7 @@ export const RedisEventLogLayer = Layer.effect(
       tasks,
       ping: run(() => commands.ping()).pipe(Effect.asVoid),
       liveTaskCount: () => live.size,
-      appendCommand: (taskId: string, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, taskId, draft)),
+      appendCommand: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
       commands: controlCommands,
       ackCommand: (taskId: string, reader: string, id: string) =>
         run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)

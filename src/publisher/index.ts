@@ -206,7 +206,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     const blocking = blockingDuplicate(redis)
     blocking.on("error", () => {})
     readers.add(blocking)
-    const source = new RedisCommandReader(blocking, redis, settings.prefix, task.taskId, commandOptions.reader ?? DEFAULT_READER)
+    const source = new RedisCommandReader(blocking, redis, settings.prefix, task, commandOptions.reader ?? DEFAULT_READER)
     try {
       for (;;) {
         const command = await source.next().catch((error) => Promise.reject(unavailable(error)))

@@ -255,10 +255,10 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
       const entries = (await redis.client.xrange(`ts:{${task}}:ctl`, "-", "+")) as Array<[string, Array<string>]>
       const fields = entries.map(([, values]) => Object.fromEntries(values.map((value, i) => [value, values[i + 1]]).filter((_, i) => i % 2 === 0)))
       expect(fields).toEqual([
-        { command_id: ack.command_id, command: "pause", reason: "user asked", time: expect.any(String), source: "ws" },
-        { command_id: resumedId, command: "resume", reason: "go on", time: expect.any(String), source: "rest" },
-        { command_id: cancelledId, command: "cancel", reason: "", time: expect.any(String), source: "rest" },
-        { command_id: reused.command_id, command: "resume", reason: "reused ref", time: expect.any(String), source: "ws" }
+        { command_id: ack.command_id, agent_id: AGENT, command: "pause", reason: "user asked", time: expect.any(String), source: "ws" },
+        { command_id: resumedId, agent_id: AGENT, command: "resume", reason: "go on", time: expect.any(String), source: "rest" },
+        { command_id: cancelledId, agent_id: AGENT, command: "cancel", reason: "", time: expect.any(String), source: "rest" },
+        { command_id: reused.command_id, agent_id: AGENT, command: "resume", reason: "reused ref", time: expect.any(String), source: "ws" }
       ])
     }
     ws.close()

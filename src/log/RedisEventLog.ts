@@ -98,6 +98,7 @@ export const RedisEventLogLayer = Layer.effect(
         // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
         // task's listeners read the log in case it stood for a real event.
         logLine("warn", "dropped a malformed live message", { channel, length: message.length })
+        record(Metrics.eventsDropped, 1, { reason: "malformed" })
         live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),

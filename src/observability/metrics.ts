@@ -21,6 +21,10 @@ export const Metrics = {
   disconnects: Metric.counter("taskstream_disconnects_total", { description: "Connections closed by the server, by reason (slow_consumer, token_expired, shutdown, …)", incremental: true }),
   limitRejections: Metric.counter("taskstream_limit_rejections_total", { description: "Requests refused by a limit, by limit", incremental: true }),
   authFailures: Metric.counter("taskstream_auth_failures_total", { description: "Requests refused by authentication (401) or scope (403), by reason", incremental: true }),
+  eventsDropped: Metric.counter("taskstream_events_dropped_total", {
+    description: "Live events not delivered, by reason: other_agent (an event for the same task id under another agent, dropped per subscription), malformed (a live message not in the append script's format)",
+    incremental: true
+  }),
   redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true })
 } as const
 
@@ -58,4 +62,5 @@ export const initMetrics = (): void => {
   for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
     record(metric, 0)
   }
+  for (const reason of ["other_agent", "malformed"]) record(Metrics.eventsDropped, 0, { reason })
 }

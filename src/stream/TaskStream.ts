@@ -51,6 +51,8 @@ export type Opening =
 export const HISTORY_PAGE = 500
 const readRetry = Schedule.spaced("250 millis")
 
+const droppedOtherAgent = labelled(Metrics.eventsDropped, { reason: "other_agent" })
+
 const endReasonOf = (event: LogEvent): EndReason =>
   event.type === "WorkflowFailed" ? "failed" : event.type === "WorkflowCancelled" ? "cancelled" : "completed"
 
@@ -156,7 +158,13 @@ export class Subscription implements LiveListener {
   }
 
   private deliver(event: LogEvent): void {
-    if (event.agentId !== this.request.agentId) return this.end("not_found")
+    if (event.agentId !== this.request.agentId) {
+      // A live-only event for the same task id under another agent (possible while
+      // nothing is stored) is not this subscriber's: drop it. A stored one means the
+      // task now belongs to that agent, which a new request would answer with 404.
+      if (event.ephemeral) return droppedOtherAgent(1)
+      return this.end("not_found")
+    }
     if (event.ephemeral) {
       if (this.request.filter(event.type)) this.sink.event(event)
       return

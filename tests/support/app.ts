@@ -11,6 +11,7 @@ import { gatewayLayerWith } from "../../src/gateway.ts"
 import { makeApp } from "../../src/http/app.ts"
 import type { RouteDeps, WebSocketRuntime } from "../../src/http/deps.ts"
 import { setLogLevel } from "../../src/observability/log.ts"
+import { type SseStream, sseStream } from "./sse.ts"
 
 const noWebSockets: WebSocketRuntime = {
   upgradeWebSocket: () => Promise.reject(new Error("app.request() has no WebSocket upgrade; start a gateway")),
@@ -24,6 +25,8 @@ export interface TestApp {
   readonly deps: RouteDeps
   /** `app.request` with the API prefix's origin; `path` is absolute (`/api/v1/…`). */
   request(path: string, init?: RequestInit): Promise<Response>
+  /** An SSE stream of the app, parsed into frames; `close()` cancels it as a leaving client would. */
+  openSse(path: string, headers?: Record<string, string>): Promise<SseStream>
   close(): Promise<void>
 }
 
@@ -35,10 +38,26 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
   const { app, deps } = await Effect.runPromise(
     makeApp(noWebSockets).pipe(Effect.provide(layer), Scope.provide(scope)) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
   )
+  const request = (path: string, init?: RequestInit) =>
+    Promise.resolve(app.request(`http://gateway.test${path}`, init, { clientAddress: "127.0.0.1" }))
   return {
     app,
     deps,
-    request: (path, init) => Promise.resolve(app.request(`http://gateway.test${path}`, init, { clientAddress: "127.0.0.1" })),
+    request,
+    openSse: async (path, headers = {}) => {
+      const response = await request(path, { headers: { accept: "text/event-stream", ...headers } })
+      // The parser iterates the body; cancelling our own reader underneath ends it like a closed connection.
+      const reader = response.body?.getReader()
+      const body = reader === undefined ? null : new ReadableStream<Uint8Array>({
+        pull: async (controller) => {
+          const chunk = await reader.read()
+          if (chunk.done) controller.close()
+          else controller.enqueue(chunk.value)
+        },
+        cancel: () => reader.cancel()
+      })
+      return sseStream({ status: response.status, headers: response.headers, body }, () => void reader?.cancel().catch(() => {}))
+    },
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }

@@ -148,6 +148,28 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     ws.close()
   })
 
+  it("replies to the frames about one sub in the order sent, while it is still loading its history", async () => {
+    const task = uniqueTask()
+    await publish(task, steps(1, 1000))
+    await publish(task, steps(1001, 1500))
+    const ws = await openWs(h().url)
+    const from = ws.frames.length
+    const sub = { sub: "s", agentId: AGENT, taskId: task }
+    for (const frame of [
+      { op: "subscribe", ...sub },
+      { op: "pause", sub: "s" },
+      { op: "unsubscribe", sub: "s" },
+      { op: "subscribe", ...sub, history: false },
+      { op: "resume", sub: "s" },
+      { op: "unsubscribe", sub: "s" },
+      { op: "pause", sub: "s" }
+    ]) ws.send(frame)
+    await ws.waitFor((frames) => frames.slice(from).filter((frame) => frame.op !== "event").length === 7)
+    expect(ws.frames.slice(from).filter((frame) => frame.op !== "event").map((frame) => frame.op === "error" ? frame.code : frame.op))
+      .toEqual(["subscribed", "paused", "unsubscribed", "subscribed", "resumed", "unsubscribed", "unknown_sub"])
+    ws.close()
+  })
+
   it("unsubscribe stops delivery and frees the sub; unknown subs are errors", async () => {
     const task = uniqueTask()
     const ws = await openWs(h().url)

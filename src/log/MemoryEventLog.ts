@@ -107,6 +107,8 @@ export const MemoryEventLogLayer = Layer.effect(
         }
         const time = new Date(now).toISOString()
         const ids: Array<string | null> = []
+        // Dispatched once the whole batch is stored: listeners never see half a batch in the log.
+        const dispatched: Array<LogEvent> = []
         for (const draft of drafts) {
           const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
           const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
@@ -116,7 +118,7 @@ export const MemoryEventLogLayer = Layer.effect(
           }
           if (isEphemeral(draft.type)) {
             ids.push(null)
-            live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
+            dispatched.push(LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
             continue
           }
           stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: Infinity }
@@ -134,9 +136,10 @@ export const MemoryEventLogLayer = Layer.effect(
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
           }
           ids.push(id)
-          live.dispatch(task.taskId, event)
+          dispatched.push(event)
         }
         touchIndex(task, now)
+        for (const event of dispatched) live.dispatch(task.taskId, event)
         return Effect.succeed(ids)
       })
 

@@ -106,6 +106,10 @@ export const RedisEventLogLayer = Layer.effect(
         record(Metrics.redisReconnects, 1)
         logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
         live.gapAll()
+      },
+      onRestored: (channel) => {
+        const taskId = taskOfChannel(prefix, channel)
+        if (taskId !== undefined) live.gap(taskId)
       }
     })
 
@@ -225,7 +229,15 @@ export const RedisEventLogLayer = Layer.effect(
       head,
       listen,
       tasks,
-      ping: run(() => commands.ping()).pipe(Effect.asVoid),
+      // Ready means Redis answers and takes every live subscription this instance needs.
+      ping: run(() => commands.ping()).pipe(
+        Effect.andThen(Effect.suspend(() => {
+          const failing = feed.failing()
+          if (failing.size === 0) return Effect.void
+          const [[channel, error]] = failing
+          return Effect.fail(new LogUnavailable({ message: `redis refuses ${failing.size} live subscription(s), e.g. ${channel}: ${error}` }))
+        }))
+      ),
       liveTaskCount: () => live.size,
       appendCommand: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
       commands: controlCommands,

@@ -25,7 +25,11 @@ export const Metrics = {
     description: "Live events not delivered, by reason: other_agent (an event for the same task id under another agent, dropped per subscription), malformed (a live message not in the append script's format)",
     incremental: true
   }),
-  redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true })
+  redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true }),
+  redisSubscribeFailures: Metric.counter("taskstream_redis_subscribe_failures_total", {
+    description: "SUBSCRIBE/SSUBSCRIBE commands Redis refused (e.g. an ACL without the channel's permission); each is retried",
+    incremental: true
+  })
 } as const
 
 type Attributes = Record<string, string>
@@ -59,7 +63,7 @@ export const initMetrics = (): void => {
     record(Metrics.connections, 0, { transport })
     record(Metrics.eventsDelivered, 0, { transport })
   }
-  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
+  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
     record(metric, 0)
   }
   for (const reason of ["other_agent", "malformed"]) record(Metrics.eventsDropped, 0, { reason })

@@ -4,7 +4,7 @@
  * limits and log — no process, no socket. A WebSocket upgrade needs a runtime
  * (use a spawned gateway, `tests/support/gateway.ts`, for those).
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "../../src/config.ts"
 import { gatewayLayerWith } from "../../src/gateway.ts"
@@ -35,8 +35,12 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
   setLogLevel("error")
   const scope = Effect.runSync(Scope.make())
   const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, demo: false, ...overrides }))
+  // Built into our scope, so the log's connections and timers live until close().
   const { app, deps } = await Effect.runPromise(
-    makeApp(noWebSockets).pipe(Effect.provide(layer), Scope.provide(scope)) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
+    Effect.gen(function*() {
+      const services = yield* Layer.buildWithScope(layer, scope)
+      return yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
+    }) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
   )
   const request = (path: string, init?: RequestInit) =>
     Promise.resolve(app.request(`http://gateway.test${path}`, init, { clientAddress: "127.0.0.1" }))

@@ -57,6 +57,8 @@ const settings = Config.all({
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
   historyMax: positiveInt("HISTORY_MAX", 10000),
   retentionSeconds: positiveInt("RETENTION_S", 86400),
+  // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
+  idleTaskTtlSeconds: positiveInt("IDLE_TASK_TTL_S", 86400),
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
   taskIndexMax: positiveInt("TASK_INDEX_MAX", 10000),
   heartbeatMs: positiveInt("HEARTBEAT_MS", 15000),

@@ -2,6 +2,11 @@
  * The embedded log: one process, no Redis, the same semantics and id format
  * as the Redis layer (checked by the shared contract suite). The default when
  * `REDIS_URL` is unset.
+ *
+ * Memory is bounded: an ended task is forgotten RETENTION_S after its terminal
+ * event (as on Redis), and a task that has not ended IDLE_TASK_TTL_S after its
+ * last event (a workflow that crashed never ends), so the process does not
+ * grow with every task it ever saw.
  */
 import { Effect, Layer, Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
@@ -121,7 +126,7 @@ export const MemoryEventLogLayer = Layer.effect(
             dispatched.push(LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
             continue
           }
-          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: Infinity }
+          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
           tasks.set(task.taskId, stored)
           stored.lastId = nextId(stored.lastId, now)
           const id = formatEventId(stored.lastId)
@@ -131,7 +136,7 @@ export const MemoryEventLogLayer = Layer.effect(
             stored.events.splice(0, stored.events.length - config.historyMax)
             stored.trimmed = true
           }
-          if (event.terminal) stored.expiresAt = now + config.retentionSeconds * 1000
+          stored.expiresAt = now + (event.terminal ? config.retentionSeconds : config.idleTaskTtlSeconds) * 1000
           if (idempotencyKey !== undefined) {
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
           }

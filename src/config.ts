@@ -88,6 +88,8 @@ const settings = Config.all({
     Config.withDefault("RS256" as const)
   ),
   authJwksUrl: Config.option(Config.URL("AUTH_JWKS_URL")),
+  // How long one fetch of AUTH_JWKS_URL may take before it counts as failed (then retried with back-off).
+  authJwksTimeoutMs: positiveInt("AUTH_JWKS_TIMEOUT_MS", 5000),
   authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
   authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),

@@ -146,7 +146,7 @@ export class WsSession {
     const verified = await this.deps.auth.authenticate(frame.token, this.pending?.anonymous ?? this.principal!.subject)
     if (this.connection.isClosed) return
     if (Result.isFailure(verified)) {
-      this.error({ ...echo, code: "unauthorized", message: verified.failure.message })
+      this.error({ ...echo, code: verified.failure.code, message: verified.failure.message })
       if (this.principal === undefined) this.connection.close("unauthorized")
       return
     }

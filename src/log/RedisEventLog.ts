@@ -26,7 +26,7 @@ import { appendCommand, defineAppendCommand, RedisCommandReader } from "./contro
 import { taskIndexKey, taskKeys, taskOfChannel } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
+import { blockingDuplicate, connectWithin, createClient, type RedisTarget, reportReachability } from "./redisTarget.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 
@@ -80,7 +80,7 @@ export const RedisEventLogLayer = Layer.effect(
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
-    commands.on("error", () => {})
+    reportReachability(commands, "commands")
     defineAppend(commands)
     defineAppendCommand(commands)
 

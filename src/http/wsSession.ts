@@ -12,6 +12,7 @@
  */
 import { Cause, Effect, Exit, Fiber, Result } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
+import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
@@ -228,8 +229,13 @@ export class WsSession {
   }
 
   private track(sub: string, pending: Promise<void>): void {
-    const done: Promise<void> = pending.then(() => {
+    const settled = () => {
       if (this.inOrder.get(sub) === done) this.inOrder.delete(sub)
+    }
+    // A handler that failed must not stop the frames after it.
+    const done: Promise<void> = pending.then(settled, (error: unknown) => {
+      logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
+      settled()
     })
     this.inOrder.set(sub, done)
   }

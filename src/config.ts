@@ -38,6 +38,8 @@ const isOrigin = (text: string): boolean => {
 
 const corsOrigins = Config.schema(
   Schema.String.check(Schema.makeFilter((text: string) => {
+    // Empty, as `CORS_ORIGINS=` in an env file: CORS off, like unset.
+    if (text.trim() === "") return true
     const bad = text.split(",").map((origin) => origin.trim()).find((origin) => !isOrigin(origin))
     return bad === undefined || `expected * or a comma list of origins like https://app.example.com (scheme, host, optional port; no path); got '${bad}'`
   })),

@@ -28,6 +28,7 @@ describe("config", () => {
     if (result._tag !== "Success") return
     expect(result.success).toMatchObject({ trustProxy: true, demo: true, redis: { kind: "standalone" } })
     expect((await load({ CORS_ORIGINS: "*" }))._tag).toBe("Success")
+    expect((await load({ CORS_ORIGINS: "" }))._tag).toBe("Success")
   })
 
   it.each([

@@ -22,7 +22,7 @@ export const Metrics = {
   limitRejections: Metric.counter("taskstream_limit_rejections_total", { description: "Requests refused by a limit, by limit", incremental: true }),
   authFailures: Metric.counter("taskstream_auth_failures_total", { description: "Requests refused by authentication (401) or scope (403), by reason", incremental: true }),
   eventsDropped: Metric.counter("taskstream_events_dropped_total", {
-    description: "Live events not delivered, by reason: other_agent (an event for the same task id under another agent, dropped per subscription), malformed (a live message not in the append script's format)",
+    description: "Events not delivered, by reason: other_agent (an event for the same task id under another agent, dropped per subscription it reached), malformed (a live message not in the append script's format)",
     incremental: true
   }),
   redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true }),

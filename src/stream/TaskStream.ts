@@ -26,7 +26,7 @@ export interface Sink {
   end(reason: EndReason): void
 }
 
-export type EndReason = "completed" | "failed" | "cancelled" | "not_found"
+export type EndReason = "completed" | "failed" | "cancelled"
 
 export interface FollowRequest {
   readonly agentId: string
@@ -159,11 +159,13 @@ export class Subscription implements LiveListener {
 
   private deliver(event: LogEvent): void {
     if (event.agentId !== this.request.agentId) {
-      // A live-only event for the same task id under another agent (possible while
-      // nothing is stored) is not this subscriber's: drop it. A stored one means the
-      // task now belongs to that agent, which a new request would answer with 404.
-      if (event.ephemeral) return droppedOtherAgent(1)
-      return this.end("not_found")
+      // An event for the same task id under another agent (a live-only one while
+      // nothing is stored, or the first stored ones of an agent that took the id) is
+      // not this subscriber's: drop it, and pass over a stored one so no read returns
+      // it again. It never ends the stream; a new request for the task answers 404.
+      droppedOtherAgent(1)
+      if (!event.ephemeral && compareIds(event, this.lastId) > 0) this.lastId = event
+      return
     }
     if (event.ephemeral) {
       if (this.request.filter(event.type)) this.sink.event(event)

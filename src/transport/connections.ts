@@ -15,7 +15,6 @@ export type CloseReason =
   | "completed"
   | "failed"
   | "cancelled"
-  | "not_found"
   | "client_gone"
   | "slow_consumer"
   | "token_expired"

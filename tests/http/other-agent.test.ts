@@ -1,7 +1,8 @@
 /**
  * Events of another agent on the same task id (on the app in-process, memory
  * log): a live-only event sent under agent B to a task of A with nothing
- * stored yet is dropped and counted, never delivered to A nor ending A's stream.
+ * stored yet, or B's first stored event taking the id, is dropped and counted,
+ * never delivered to A nor ending A's stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { logPublisher } from "../../src/publisher/log.ts"
@@ -46,5 +47,29 @@ describe("events of another agent", () => {
     expect(stream.isEnded()).toBe(false)
     expect(await dropped()).toBe(before + 1)
     stream.close()
+  })
+
+  it("drops the stored events of another agent that takes the task id, without ending the stream", async () => {
+    const taskId = uniqueTask()
+    const before = await dropped()
+    const waiting = await gateway.openSse(`${taskPath("agent-a", taskId)}/events/stream`)
+    await waiting.waitFor((frames) => frames.some((frame) => frame.retry !== undefined))
+    // B's own subscriber is the sentinel: the same dispatch reaches both streams.
+    const owner = await gateway.openSse(`${taskPath("agent-b", taskId)}/events/stream`)
+    await owner.waitFor((frames) => frames.some((frame) => frame.retry !== undefined))
+    const publisher = logPublisher(gateway.deps.log)
+    for (let i = 0; eventFrames(owner.frames).length === 0 && i < 200; i++) {
+      await publisher.publish({ agentId: "agent-b", taskId }, "WorkflowLLMCallChunk", { chunk: "ready?", chunk_index: 0 })
+      await Bun.sleep(10)
+    }
+    await publisher.publish({ agentId: "agent-b", taskId }, "WorkflowStarted", {})
+    await owner.waitFor((frames) => frames.some((frame) => frame.event === "WorkflowStarted"))
+    expect(eventFrames(waiting.frames)).toEqual([])
+    expect(waiting.isEnded()).toBe(false)
+    expect(await dropped()).toBeGreaterThanOrEqual(before + 2)
+    // A new request for the task as A is answered 404: it is B's now.
+    expect((await gateway.request(`${taskPath("agent-a", taskId)}/events/stream`)).status).toBe(404)
+    waiting.close()
+    owner.close()
   })
 })

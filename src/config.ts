@@ -4,7 +4,7 @@
  * The README's settings table mirrors this file.
  */
 import { readFileSync } from "node:fs"
-import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema, SchemaIssue } from "effect"
 import { parseCustomTypes } from "./events/customTypes.ts"
 import type { CustomType } from "./events/registry.ts"
 import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
@@ -22,6 +22,34 @@ const nonNegativeInt = (name: string, fallback: number) =>
 const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
+
+/** `true`/`false` (or `1`/`0`) only: a `yes` or `on` is more likely a typo than a decision. */
+const flag = (name: string) =>
+  Config.schema(
+    Schema.String.check(Schema.makeFilter((text: string) => ["true", "false", "1", "0"].includes(text) || "expected true or false (or 1 or 0)")),
+    name
+  ).pipe(Config.map((text) => text === "true" || text === "1"))
+
+/** One origin as a browser sends it (`https://app.example.com[:port]`), or `*`. */
+const isOrigin = (text: string): boolean => {
+  if (text === "*") return true
+  try {
+    const url = new URL(text)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.origin === text
+  } catch {
+    return false
+  }
+}
+
+const corsOrigins = Config.schema(
+  Schema.String.check(Schema.makeFilter((text: string) => {
+    // Empty, as `CORS_ORIGINS=` in an env file: CORS off, like unset.
+    if (text.trim() === "") return true
+    const bad = text.split(",").map((origin) => origin.trim()).find((origin) => !isOrigin(origin))
+    return bad === undefined || `expected * or a comma list of origins like https://app.example.com (scheme, host, optional port; no path); got '${bad}'`
+  })),
+  "CORS_ORIGINS"
+)
 
 const redisUrl = Config.schema(
   Schema.String.check(Schema.makeFilter((text) => {
@@ -96,6 +124,8 @@ const settings = Config.all({
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
   historyMax: positiveInt("HISTORY_MAX", 10000),
   retentionSeconds: positiveInt("RETENTION_S", 86400),
+  // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
+  idleTaskTtlSeconds: positiveInt("IDLE_TASK_TTL_S", 86400),
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
   taskIndexMax: positiveInt("TASK_INDEX_MAX", 10000),
   heartbeatMs: positiveInt("HEARTBEAT_MS", 15000),
@@ -116,8 +146,8 @@ const settings = Config.all({
   maxConnections: nonNegativeInt("MAX_CONNECTIONS", 0),
   maxConnectionsPerSubject: nonNegativeInt("MAX_CONNECTIONS_PER_SUBJECT", 0),
   publishRate: nonNegativeInt("PUBLISH_RATE", 0),
-  corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("")),
-  trustProxy: Config.Boolean("TRUST_PROXY").pipe(Config.withDefault(false)),
+  corsOrigins: corsOrigins.pipe(Config.withDefault("")),
+  trustProxy: flag("TRUST_PROXY").pipe(Config.withDefault(false)),
   // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
   authJwtSecret: optionalText("AUTH_JWT_SECRET"),
   authJwtPublicKey: optionalText("AUTH_JWT_PUBLIC_KEY"),
@@ -125,6 +155,8 @@ const settings = Config.all({
     Config.withDefault("RS256" as const)
   ),
   authJwksUrl: Config.option(Config.URL("AUTH_JWKS_URL")),
+  // How long one fetch of AUTH_JWKS_URL may take before it counts as failed (then retried with back-off).
+  authJwksTimeoutMs: positiveInt("AUTH_JWKS_TIMEOUT_MS", 5000),
   authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
   authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
@@ -132,7 +164,7 @@ const settings = Config.all({
   nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
   logLevel: Config.Literals(["debug", "info", "warn", "error"], "LOG_LEVEL").pipe(Config.withDefault("info" as const)),
   // The demo agent (POST /api/v1/demo): on by default with the embedded log, off with Redis.
-  demo: Config.option(Config.Boolean("DEMO")),
+  demo: Config.option(flag("DEMO")),
   // How much faster than real time the demo agent runs (2 halves its delays).
   demoSpeed: Config.schema(Schema.NumberFromString.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1000)), "DEMO_SPEED").pipe(
     Config.withDefault(1)
@@ -154,6 +186,22 @@ const flatten = (read: Read): Settings => ({
   demo: Option.getOrElse(read.demo, () => read.redis === undefined)
 })
 
+/** A setting with a bad value; the message names the variable and what it expects. */
+export class InvalidSetting extends Schema.TaggedError<InvalidSetting>()("InvalidSetting", {
+  message: Schema.String
+}) {}
+
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** A config failure as the line a person reads: `PORT: expected an integer`. */
+export const describeConfigError = (error: Config.ConfigError): string => {
+  if (!(error.cause instanceof Schema.SchemaError)) return error.cause.message
+  const [first] = formatIssue(error.cause.issue).issues
+  const variable = (first?.path ?? []).map(String).join(".")
+  const expected = (first?.message ?? "invalid").replace(/^Expected/, "expected")
+  return `${variable === "" ? "a setting" : variable}: ${expected}`
+}
+
 /** Settings that only make sense together, checked once everything is read. */
 const checked = settings.pipe(
   Config.mapEffect((read) =>
@@ -163,10 +211,12 @@ const checked = settings.pipe(
   )
 )
 
+const read = checked.pipe(Effect.mapError((error) => new InvalidSetting({ message: `invalid setting ${describeConfigError(error)}` })))
+
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
-  static readonly layer = Layer.effect(AppConfig, Effect.map(checked, (read) => AppConfig.of(flatten(read))))
+  static readonly layer = Layer.effect(AppConfig, Effect.map(read, (values) => AppConfig.of(flatten(values))))
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>
-    Layer.effect(AppConfig, Effect.map(checked, (read) => AppConfig.of({ ...flatten(read), ...overrides })))
+    Layer.effect(AppConfig, Effect.map(read, (values) => AppConfig.of({ ...flatten(values), ...overrides })))
 }

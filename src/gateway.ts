@@ -41,12 +41,14 @@ export const EventLogLayer = Layer.unwrap(
   })
 )
 
-const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
+/** Pages kept 2 s, at most 64 MiB of them (by their events' data size). */
+const SHARED_READS = { ttlMs: 2000, maxBytes: 64 * 1024 * 1024 }
 
-export const GatewayLayer = Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
-  Layer.provideMerge(EventLogLayer),
-  Layer.provideMerge(AppConfig.layer)
-)
+/** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
+export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
+  Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(config))
+
+export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
 
 /** What the runtime passes to `app.fetch` as its environment. */
 export interface RuntimeBindings {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `taskstream-tail <agentId> <taskId> [--url] [--types] [--token] [--chunks] [--no-color]`:
+ * `taskstream-tail <agentId> <taskId> [--url] [--types] [--token] [--chunks] [--no-color] [--connect-timeout]`:
  * print a task's events as they come, one coloured line each, over the
  * reconnecting WebSocket client. Exits 0 after a terminal event, 1 when the
  * gateway refuses the task, 2 on bad arguments or when it cannot connect.
@@ -8,10 +8,11 @@
 import process from "node:process"
 import { parseArgs } from "node:util"
 import { Categories, connectTaskSocket, EventTypes, type TypeSelector } from "../client/index.ts"
+import { ID_PATTERN } from "../http/params.ts"
 import { formatLine } from "./format.ts"
 
-const USAGE = "usage: taskstream-tail <agentId> <taskId> [--url http://localhost:8080] [--types llm,tool,...] [--token JWT] [--chunks] [--no-color]"
-const CONNECT_TIMEOUT_MS = 10_000
+const USAGE =
+  "usage: taskstream-tail <agentId> <taskId> [--url http://localhost:8080] [--types llm,tool,...] [--token JWT] [--chunks] [--no-color] [--connect-timeout 10]"
 
 const exit = (code: number, message: string): never => {
   ;(code === 0 ? process.stdout : process.stderr).write(`${message}\n`)
@@ -28,6 +29,7 @@ const readArgs = () => {
         token: { type: "string", default: process.env.TASKSTREAM_TOKEN },
         chunks: { type: "boolean", default: false },
         "no-color": { type: "boolean", default: false },
+        "connect-timeout": { type: "string", default: "10" },
         help: { type: "boolean", short: "h", default: false }
       }
     })
@@ -40,6 +42,18 @@ const { values, positionals } = readArgs()
 if (values.help) exit(0, USAGE)
 if (positionals.length !== 2) exit(2, USAGE)
 const [agentId, taskId] = positionals
+for (const [name, id] of [["agentId", agentId], ["taskId", taskId]] as const) {
+  if (!ID_PATTERN.test(id)) exit(2, `${name} must be 1-128 letters, digits or . _ : - (no spaces or slashes); got '${id}'`)
+}
+const gatewayUrl = (() => {
+  try {
+    const url = new URL(values.url)
+    if (url.protocol === "http:" || url.protocol === "https:") return url.toString()
+  } catch {
+    // reported below
+  }
+  return exit(2, `--url must be the gateway's http:// or https:// URL, like http://localhost:8080; got '${values.url}'`)
+})()
 const names = values.types?.split(",").map((name) => name.trim()).filter((name) => name !== "")
 const unknown = names?.find((name) => !(EventTypes as ReadonlyArray<string>).includes(name) && !(Categories as ReadonlyArray<string>).includes(name))
 if (unknown !== undefined) exit(2, `unknown event type or category '${unknown}'`)
@@ -48,16 +62,21 @@ const types = names as TypeSelector | undefined
 const showChunks = values.chunks || types?.includes("WorkflowLLMCallChunk") === true
 const colour = !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined
 
+const connectTimeoutS = Number(values["connect-timeout"])
+if (!(connectTimeoutS > 0)) exit(2, `--connect-timeout must be a positive number of seconds; got '${values["connect-timeout"]}'`)
+let connected = false
 const socket = connectTaskSocket({
-  baseUrl: values.url,
+  baseUrl: gatewayUrl,
   // Node 20 has no global WebSocket (Node 22, Bun and Deno have): the `ws` package stands in.
   WebSocket: globalThis.WebSocket ?? ((await import("ws")).WebSocket as unknown as typeof WebSocket),
   ...(values.token === undefined ? {} : { token: values.token }),
   onStatus: (status) => {
-    if (status === "reconnecting") process.stderr.write("connection lost; reconnecting…\n")
+    if (status === "open") connected = true
+    // Before the first connection, retries are the wait for the gateway, not a lost connection.
+    if (status === "reconnecting" && connected) process.stderr.write("connection lost; reconnecting…\n")
   }
 })
-const connectTimer = setTimeout(() => socket.status === "open" || exit(2, `could not connect to ${values.url}`), CONNECT_TIMEOUT_MS)
+const connectTimer = setTimeout(() => connected || exit(2, `could not connect to ${values.url} within ${connectTimeoutS} s`), connectTimeoutS * 1000)
 
 socket.subscribe({
   agentId,

@@ -28,6 +28,13 @@ export interface ControlCommand {
   /** The control stream entry id (`<ms>-<seq>`): the consumer's position. */
   readonly id: string
   readonly commandId: string
+  /**
+   * The agent the command was sent to. The control stream is keyed by task
+   * only, so a reader for (agentId, taskId) skips the entries of another agent.
+   * Undefined for an entry written without the field (before it existed): no
+   * reader takes it, since nothing says whose it is.
+   */
+  readonly agentId: string | undefined
   readonly command: CommandKind
   /** Empty when none was given. */
   readonly reason: string
@@ -35,10 +42,12 @@ export interface ControlCommand {
   readonly source: string
 }
 
-/** A control stream entry's fields, flat as Redis stores them (the field names of SPEC §5). */
-export const commandFields = (commandId: string, draft: CommandDraft, time: string): Array<string> => [
+/** A control stream entry's fields, flat as Redis stores them (the field names of SPEC §5, plus `agent_id`). */
+export const commandFields = (commandId: string, agentId: string, draft: CommandDraft, time: string): Array<string> => [
   "command_id",
   commandId,
+  "agent_id",
+  agentId,
   "command",
   draft.command,
   "reason",
@@ -51,6 +60,7 @@ export const commandFields = (commandId: string, draft: CommandDraft, time: stri
 
 const EntryFields = Schema.Struct({
   command_id: Schema.String,
+  agent_id: Schema.optionalKey(Schema.String),
   command: CommandKind,
   reason: Schema.String,
   time: Schema.String,
@@ -63,5 +73,24 @@ export const commandOfEntry = (id: string, fields: ReadonlyArray<string>): Contr
   const record: Record<string, string> = {}
   for (let i = 0; i < fields.length; i += 2) record[fields[i]] = fields[i + 1]
   const entry = decodeEntryFields(record)
-  return { id, commandId: entry.command_id, command: entry.command, reason: entry.reason, time: entry.time, source: entry.source }
+  return {
+    id,
+    commandId: entry.command_id,
+    agentId: entry.agent_id,
+    command: entry.command,
+    reason: entry.reason,
+    time: entry.time,
+    source: entry.source
+  }
 }
+
+/** Whether a reader of the commands of `agentId`'s task takes `command` (it acknowledges and skips the others). */
+export const commandIsFor = (command: ControlCommand, agentId: string): boolean => command.agentId === agentId
+
+/**
+ * The stored idempotency key of a command sent by `subject` to a task: every
+ * part JSON-encoded, so no choice of subject, agent or key can make two
+ * different requests collide (`a:b` + `c` vs `a` + `b:c`).
+ */
+export const commandIdempotencyKey = (subject: string, agentId: string, command: CommandKind, key: string): string =>
+  JSON.stringify([subject, agentId, command, key])

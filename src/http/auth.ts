@@ -14,6 +14,7 @@ import type { Settings } from "../config.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 import { type ApiError, apiError } from "./errors.ts"
+import { jwksCache, JwksUnavailable } from "./jwks.ts"
 
 export type Action = "subscribe" | "publish" | "control"
 
@@ -73,22 +74,6 @@ const refusalOf = (error: unknown): string => {
   return "invalid"
 }
 
-/** Fetches a JWKS and keeps it for five minutes, refetching early once for an unknown key id. */
-const jwksKeys = (url: string) => {
-  let cached: { keys: Array<Record<string, unknown>>; at: number } | undefined
-  const load = async () => {
-    const response = await fetch(url)
-    if (!response.ok) throw new Error(`JWKS ${url} answered ${response.status}`)
-    cached = { keys: ((await response.json()) as { keys: Array<Record<string, unknown>> }).keys, at: Date.now() }
-    return cached.keys
-  }
-  return async (kid: string | undefined) => {
-    if (cached === undefined || Date.now() - cached.at > 300_000) return load()
-    if (kid !== undefined && !cached.keys.some((key) => key.kid === kid) && Date.now() - cached.at > 10_000) return load()
-    return cached.keys
-  }
-}
-
 const ASYMMETRIC = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const
 
 export const authConfigured = (config: Settings): boolean =>
@@ -109,7 +94,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
     ...(config.authJwtIssuer === undefined ? {} : { iss: config.authJwtIssuer }),
     ...(config.authJwtAudience === undefined ? {} : { aud: config.authJwtAudience })
   }
-  const keysFor = config.authJwksUrl === undefined ? undefined : jwksKeys(config.authJwksUrl)
+  const keysFor = config.authJwksUrl === undefined ? undefined : jwksCache(config.authJwksUrl, config.authJwksTimeoutMs)
   const check = async (token: string) => {
     if (config.authJwtSecret !== undefined) return verify(token, config.authJwtSecret, { alg: "HS256", ...verification })
     if (config.authJwtPublicKey !== undefined) {
@@ -133,6 +118,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       try {
         payload = await check(token)
       } catch (error) {
+        if (error instanceof JwksUnavailable) return Result.fail(apiError("auth_unavailable", `${error.message}; retry shortly`, "token"))
         const reason = refusalOf(error)
         return Result.fail(apiError("unauthorized", `the token was refused: ${reason.replace(/_/g, " ")}`, "token"))
       }
@@ -195,7 +181,11 @@ export const cookieUsableFrom = (c: Context, corsOrigins: string): boolean => {
 
 /** Count and log a refused request (the token itself is never logged). */
 export const noteRefusal = (c: Context, error: ApiError, subject?: string): void => {
-  const reason = error.code === "forbidden" ? "out_of_scope" : error.message.replace(/^the token was refused: /, "")
+  const reason = error.code === "forbidden"
+    ? "out_of_scope"
+    : error.code === "auth_unavailable"
+    ? "jwks unavailable"
+    : error.message.replace(/^the token was refused: /, "")
   record(Metrics.authFailures, 1, { reason: reason.replace(/ /g, "_") })
   logLine("warn", "request refused", { status: error.code, reason, path: c.req.path, subject, requestId: c.get("requestId") })
 }

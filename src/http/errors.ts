@@ -33,6 +33,8 @@ export const ErrorCodes = {
   too_many_connections: 503,
   too_many_demos: 429,
   log_unavailable: 503,
+  // AUTH_JWKS_URL does not answer and no key set was fetched yet: the token cannot be checked now.
+  auth_unavailable: 503,
   draining: 503,
   internal: 500
 } as const satisfies Record<string, ContentfulStatusCode>

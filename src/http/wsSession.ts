@@ -4,11 +4,15 @@
  *
  * A subscription runs in one fiber that opens the task, starts the pipeline
  * and then holds its scope until unsubscribe, end or socket close; events
- * reach the socket through plain callbacks (no Effect per event). Operations
- * on a subscription that is still opening wait for it, in the order sent.
+ * reach the socket through plain callbacks (no Effect per event). The frames
+ * about one `sub` (subscribe, pause, resume, unsubscribe) are handled one
+ * after another, in the order sent: one that arrives while the subscription is
+ * still opening waits for it, and so does every later frame about that `sub`,
+ * so its replies come in the order of the frames.
  */
 import { Cause, Effect, Exit, Fiber, Result } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
+import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
@@ -75,6 +79,8 @@ export interface PendingAuth {
 
 export class WsSession {
   private readonly subscriptions = new Map<string, Entry>()
+  /** Per `sub`, the frames about it still being handled (the last one's completion). */
+  private readonly inOrder = new Map<string, Promise<void>>()
   /** Undefined until a socket opened without a token authenticates. */
   private principal: Principal | undefined
   private readonly pending: PendingAuth | undefined
@@ -112,12 +118,12 @@ export class WsSession {
       case "auth":
         return void this.authenticate(frame)
       case "subscribe":
-        return this.subscribe(frame)
-      case "unsubscribe": {
-        if (!this.subscriptions.has(frame.sub)) return this.unknownSub(frame.sub)
-        this.release(frame.sub)
-        return this.connection.send(controlFrame("unsubscribed", { sub: frame.sub }))
-      }
+        return this.serial(frame.sub, () => this.subscribe(frame))
+      case "unsubscribe":
+        return this.whenReady(frame.sub, () => {
+          this.release(frame.sub)
+          this.connection.send(controlFrame("unsubscribed", { sub: frame.sub }))
+        })
       case "pause":
         return this.whenReady(frame.sub, (subscription) => {
           subscription.pause()
@@ -141,7 +147,7 @@ export class WsSession {
     const verified = await this.deps.auth.authenticate(frame.token, this.pending?.anonymous ?? this.principal!.subject)
     if (this.connection.isClosed) return
     if (Result.isFailure(verified)) {
-      this.error({ ...echo, code: "unauthorized", message: verified.failure.message })
+      this.error({ ...echo, code: verified.failure.code, message: verified.failure.message })
       if (this.principal === undefined) this.connection.close("unauthorized")
       return
     }
@@ -211,13 +217,38 @@ export class WsSession {
     entry.fiber = Effect.runFork(run)
   }
 
-  /** Run `op` on the subscription once it has started (at once when it has). */
+  /** Handle a frame about `sub` after the ones before it (at once when none is pending). */
+  private serial(sub: string, handle: () => void | Promise<void>): void {
+    const previous = this.inOrder.get(sub)
+    if (previous === undefined) {
+      const result = handle()
+      if (result === undefined) return
+      return this.track(sub, result)
+    }
+    this.track(sub, previous.then(handle))
+  }
+
+  private track(sub: string, pending: Promise<void>): void {
+    const settled = () => {
+      if (this.inOrder.get(sub) === done) this.inOrder.delete(sub)
+    }
+    // A handler that failed must not stop the frames after it.
+    const done: Promise<void> = pending.then(settled, (error: unknown) => {
+      logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
+      settled()
+    })
+    this.inOrder.set(sub, done)
+  }
+
+  /** In order with the other frames about `sub`: run `op` on the subscription once it has started. */
   private whenReady(sub: string, op: (subscription: Subscription) => void): void {
-    const entry = this.subscriptions.get(sub)
-    if (entry === undefined) return this.unknownSub(sub)
-    entry.ready.then((subscription) => {
-      if (subscription === undefined || this.subscriptions.get(sub) !== entry) return this.unknownSub(sub)
-      op(subscription)
+    this.serial(sub, () => {
+      const entry = this.subscriptions.get(sub)
+      if (entry === undefined) return this.unknownSub(sub)
+      return entry.ready.then((subscription) => {
+        if (subscription === undefined || this.subscriptions.get(sub) !== entry) return this.unknownSub(sub)
+        op(subscription)
+      })
     })
   }
 

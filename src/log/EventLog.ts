@@ -76,13 +76,15 @@ export class EventLog extends Context.Service<EventLog, {
   readonly ping: Effect.Effect<void, LogUnavailable>
   /** How many tasks have a live subscription on this instance. */
   readonly liveTaskCount: () => number
-  /** Queue a control command for the task's workflow (SPEC §5); returns its command_id. */
-  appendCommand(taskId: string, draft: CommandDraft): Effect.Effect<string, LogUnavailable>
+  /** Queue a control command for the workflow of `task` (its agent's, SPEC §5); returns its command_id. */
+  appendCommand(task: TaskRef, draft: CommandDraft): Effect.Effect<string, LogUnavailable>
   /**
-   * The task's control commands that `reader` has not acknowledged, oldest
-   * first, then new ones as they come; endless. A later stream for the same
-   * reader starts again at its oldest unacknowledged command.
+   * The task's control commands for its agent that `reader` has not
+   * acknowledged, oldest first, then new ones as they come; endless. Commands
+   * sent to the same task id under another agent are acknowledged and skipped.
+   * A later stream for the same reader starts again at its oldest
+   * unacknowledged command.
    */
-  commands(taskId: string, reader: string): Stream.Stream<ControlCommand, LogUnavailable>
+  commands(task: TaskRef, reader: string): Stream.Stream<ControlCommand, LogUnavailable>
   ackCommand(taskId: string, reader: string, id: string): Effect.Effect<void, LogUnavailable>
 }>()("taskstream/EventLog") {}

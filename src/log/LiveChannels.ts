@@ -2,13 +2,25 @@
  * The local listeners of each task's live channel, ref-counted: the first
  * listener of a task opens the channel, the last one closes it. Dispatch is
  * plain TypeScript — it runs once per event for every local client.
+ *
+ * Listeners are isolated: one that throws is logged and skipped, and the
+ * others still get the event (and the appender or the Redis client that
+ * dispatched it never sees the exception).
  */
 import type { LogEvent } from "../events/envelope.ts"
+import { logLine } from "../observability/log.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
 import type { LiveListener } from "./EventLog.ts"
 
 /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
 const lag = labelled(Metrics.deliveryLag, {})
+
+const failed = (taskId: string, error: unknown): void => {
+  logLine("error", "a live listener failed; the others still get the event", {
+    taskId,
+    error: error instanceof Error ? error.message : String(error)
+  })
+}
 
 export class LiveChannels {
   private readonly byTask = new Map<string, Set<LiveListener>>()
@@ -37,18 +49,31 @@ export class LiveChannels {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
     if (event.ms > 0) lag(Math.max(0, Date.now() - event.ms) / 1000)
-    for (const listener of listeners) listener.onEvent(event)
+    for (const listener of listeners) {
+      try {
+        listener.onEvent(event)
+      } catch (error) {
+        failed(taskId, error)
+      }
+    }
   }
 
   /** Tell the task's listeners that live events may have been missed. */
   gap(taskId: string): void {
     const listeners = this.byTask.get(taskId)
-    if (listeners !== undefined) for (const listener of listeners) listener.onGap()
+    if (listeners === undefined) return
+    for (const listener of listeners) {
+      try {
+        listener.onGap()
+      } catch (error) {
+        failed(taskId, error)
+      }
+    }
   }
 
   /** Tell every listener that live events may have been missed. */
   gapAll(): void {
-    for (const listeners of this.byTask.values()) for (const listener of listeners) listener.onGap()
+    for (const taskId of this.byTask.keys()) this.gap(taskId)
   }
 
   tasks(): IterableIterator<string> {

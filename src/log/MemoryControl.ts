@@ -5,7 +5,7 @@
  * group, so a restarted reader resumes after what it acknowledged. Like the
  * Redis stream, a task's commands are forgotten RETENTION_S after its last one.
  */
-import { type CommandDraft, type ControlCommand } from "../events/control.ts"
+import { type CommandDraft, commandIsFor, type ControlCommand } from "../events/control.ts"
 import { compareIds, type EventId, formatEventId, parseEventId, ZeroId } from "../events/envelope.ts"
 
 interface TaskControl {
@@ -29,7 +29,8 @@ export class MemoryControl {
     private readonly settings: { readonly historyMax: number; readonly idempotencySeconds: number; readonly retentionSeconds: number }
   ) {}
 
-  append(taskId: string, draft: CommandDraft): string {
+  append(to: { readonly agentId: string; readonly taskId: string }, draft: CommandDraft): string {
+    const { taskId } = to
     const now = Date.now()
     const key = draft.idempotencyKey === undefined ? undefined : `${taskId}\n${draft.idempotencyKey}`
     const seen = key === undefined ? undefined : this.idempotency.get(key)
@@ -42,6 +43,7 @@ export class MemoryControl {
       ...task.lastId,
       id: formatEventId(task.lastId),
       commandId,
+      agentId: to.agentId,
       command: draft.command,
       reason: draft.reason ?? "",
       time: new Date(now).toISOString(),
@@ -53,12 +55,21 @@ export class MemoryControl {
     return commandId
   }
 
-  /** The first command after `after` that `reader` has not acknowledged, if any. */
-  nextAfter(taskId: string, reader: string, after: EventId): ControlCommand | undefined {
-    const task = this.tasks.get(taskId)
-    if (task === undefined) return undefined
-    const acked = task.acked.get(reader)
-    return task.commands.find((command) => compareIds(command, after) > 0 && !acked?.has(command.id))
+  /**
+   * The first command for `agentId` after `after` that `reader` has not
+   * acknowledged, if any; commands for another agent on the way are
+   * acknowledged and skipped, as the Redis reader does.
+   */
+  nextAfter(task: { readonly agentId: string; readonly taskId: string }, reader: string, after: EventId): ControlCommand | undefined {
+    const stored = this.tasks.get(task.taskId)
+    if (stored === undefined) return undefined
+    const acked = stored.acked.get(reader)
+    for (const command of stored.commands) {
+      if (compareIds(command, after) <= 0 || acked?.has(command.id)) continue
+      if (commandIsFor(command, task.agentId)) return command
+      this.ack(task.taskId, reader, command.id)
+    }
+    return undefined
   }
 
   /** Call `wake` at the next append to the task; returns how to cancel that. */

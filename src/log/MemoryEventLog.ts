@@ -2,6 +2,11 @@
  * The embedded log: one process, no Redis, the same semantics and id format
  * as the Redis layer (checked by the shared contract suite). The default when
  * `REDIS_URL` is unset.
+ *
+ * Memory is bounded: an ended task is forgotten RETENTION_S after its terminal
+ * event (as on Redis), and a task that has not ended IDLE_TASK_TTL_S after its
+ * last event (a workflow that crashed never ends), so the process does not
+ * grow with every task it ever saw.
  */
 import { Effect, Layer, Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
@@ -117,6 +122,8 @@ export const MemoryEventLogLayer = Layer.effect(
         }
         const time = new Date(now).toISOString()
         const ids: Array<string | null> = []
+        // Dispatched once the whole batch is stored: listeners never see half a batch in the log.
+        const dispatched: Array<LogEvent> = []
         for (const draft of drafts) {
           const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
           const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
@@ -126,10 +133,10 @@ export const MemoryEventLogLayer = Layer.effect(
           }
           if (isEphemeral(draft.type)) {
             ids.push(null)
-            live.dispatch(task.taskId, LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
+            dispatched.push(LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
             continue
           }
-          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: Infinity }
+          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
           tasks.set(task.taskId, stored)
           stored.lastId = nextId(stored.lastId, now)
           const id = formatEventId(stored.lastId)
@@ -139,14 +146,15 @@ export const MemoryEventLogLayer = Layer.effect(
             stored.events.splice(0, stored.events.length - config.historyMax)
             stored.trimmed = true
           }
-          if (event.terminal) stored.expiresAt = now + config.retentionSeconds * 1000
+          stored.expiresAt = now + (event.terminal ? config.retentionSeconds : config.idleTaskTtlSeconds) * 1000
           if (idempotencyKey !== undefined) {
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
           }
           ids.push(id)
-          live.dispatch(task.taskId, event)
+          dispatched.push(event)
         }
         touchIndex(task, now, drafts, ids)
+        for (const event of dispatched) live.dispatch(task.taskId, event)
         return Effect.succeed(ids)
       })
 
@@ -188,12 +196,12 @@ export const MemoryEventLogLayer = Layer.effect(
         return summaries
       })
 
-    const commands = (taskId: string, reader: string) =>
+    const commands = (task: TaskRef, reader: string) =>
       Stream.unwrap(
         Effect.sync(() => {
           let position: EventId = ZeroId
           const take = (): ControlCommand | undefined => {
-            const next = control.nextAfter(taskId, reader, position)
+            const next = control.nextAfter(task, reader, position)
             if (next !== undefined) position = parseEventId(next.id)!
             return next
           }
@@ -202,7 +210,7 @@ export const MemoryEventLogLayer = Layer.effect(
               let cancel = () => {}
               const attempt = () => {
                 const next = take()
-                if (next === undefined) cancel = control.onAppend(taskId, attempt)
+                if (next === undefined) cancel = control.onAppend(task.taskId, attempt)
                 else resume(Effect.succeed(next))
               }
               attempt()
@@ -220,7 +228,7 @@ export const MemoryEventLogLayer = Layer.effect(
       tasks: listTasks,
       ping: Effect.void,
       liveTaskCount: () => live.size,
-      appendCommand: (taskId: string, draft: CommandDraft) => Effect.sync(() => control.append(taskId, draft)),
+      appendCommand: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
       commands,
       ackCommand: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
     })

@@ -25,7 +25,7 @@ import { appendCommand, defineAppendCommand, RedisCommandReader } from "./contro
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
+import { blockingDuplicate, connectWithin, createClient, type RedisTarget, reportReachability } from "./redisTarget.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 
@@ -79,7 +79,7 @@ export const RedisEventLogLayer = Layer.effect(
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
-    commands.on("error", () => {})
+    reportReachability(commands, "commands")
     defineScripts(commands)
     defineAppendCommand(commands)
 
@@ -103,6 +103,7 @@ export const RedisEventLogLayer = Layer.effect(
         // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
         // task's listeners read the log in case it stood for a real event.
         logLine("warn", "dropped a malformed live message", { channel, length: message.length })
+        record(Metrics.eventsDropped, 1, { reason: "malformed" })
         live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
@@ -110,6 +111,10 @@ export const RedisEventLogLayer = Layer.effect(
         record(Metrics.redisReconnects, 1)
         logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
         live.gapAll()
+      },
+      onRestored: (channel) => {
+        const taskId = taskOfChannel(prefix, channel)
+        if (taskId !== undefined) live.gap(taskId)
       }
     })
 
@@ -216,7 +221,7 @@ export const RedisEventLogLayer = Layer.effect(
         }))
       })
 
-    const controlCommands = (taskId: string, reader: string) =>
+    const controlCommands = (task: TaskRef, reader: string) =>
       Stream.unwrap(
         Effect.gen(function*() {
           // A blocking read holds its connection: each reader gets its own, which waits out outages.
@@ -225,7 +230,7 @@ export const RedisEventLogLayer = Layer.effect(
             (redis) => Effect.sync(() => redis.disconnect())
           )
           blocking.on("error", () => {})
-          const commandReader = new RedisCommandReader(blocking, commands, prefix, taskId, reader)
+          const commandReader = new RedisCommandReader(blocking, commands, prefix, task, reader)
           return Stream.fromEffectRepeat(run(() => commandReader.next()))
         })
       )
@@ -236,9 +241,17 @@ export const RedisEventLogLayer = Layer.effect(
       head,
       listen,
       tasks,
-      ping: run(() => commands.ping()).pipe(Effect.asVoid),
+      // Ready means Redis answers and takes every live subscription this instance needs.
+      ping: run(() => commands.ping()).pipe(
+        Effect.andThen(Effect.suspend(() => {
+          const failing = feed.failing()
+          if (failing.size === 0) return Effect.void
+          const [[channel, error]] = failing
+          return Effect.fail(new LogUnavailable({ message: `redis refuses ${failing.size} live subscription(s), e.g. ${channel}: ${error}` }))
+        }))
+      ),
       liveTaskCount: () => live.size,
-      appendCommand: (taskId: string, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, taskId, draft)),
+      appendCommand: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
       commands: controlCommands,
       ackCommand: (taskId: string, reader: string, id: string) =>
         run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)

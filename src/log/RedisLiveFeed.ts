@@ -7,9 +7,16 @@
  * After a subscriber connection comes back, the feed subscribes again to every
  * channel still wanted, waits for Redis to confirm, then reports `onResubscribed`
  * so the log can tell every listener to catch up from the log.
+ *
+ * A subscription Redis refuses (an ACL without the channel's permission, a
+ * shard that is down) is not silent: it is logged, counted, makes the log
+ * unready (`failing`) and is retried with back-off while the channel is still
+ * wanted; once it succeeds, `onRestored` lets that task's listeners catch up.
  */
 import { Effect, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
+import { logLine } from "../observability/log.ts"
+import { Metrics, record } from "../observability/metrics.ts"
 import { connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
 
 export interface LiveFeedHandlers {
@@ -18,17 +25,35 @@ export interface LiveFeedHandlers {
   wanted(): Array<string>
   /** Every wanted channel is subscribed again after a reconnect: events may have been missed meanwhile. */
   onResubscribed(): void
+  /** A channel whose subscription had failed is subscribed at last: its listeners may have missed events. */
+  onRestored(channel: string): void
 }
 
 export interface LiveFeed {
-  /** Resolves once Redis confirmed the subscription, or it failed (a reconnect then resubscribes it and reports). */
+  /** Resolves once Redis confirmed the subscription, or refused it (it is then retried, and `failing` says so). */
   subscribe(channel: string): Promise<void>
   unsubscribe(channel: string): void
+  /** The wanted channels Redis refused to subscribe, with its last error; empty when all is well. */
+  failing(): ReadonlyMap<string, string>
 }
+
+/** Retries of a refused subscription: 200 ms, doubled up to 5 s. */
+const RETRY_MIN_MS = 200
+const RETRY_MAX_MS = 5000
 
 const settle = (pending: Promise<unknown>): Promise<void> => pending.then(() => undefined, () => undefined)
 
-const standaloneFeed = (client: Redis, handlers: LiveFeedHandlers): LiveFeed => {
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+interface Subscriber {
+  /** Subscribe one channel (rejects when Redis refuses). */
+  one(channel: string): Promise<unknown>
+  /** Subscribe all of `channels` again after a reconnect (rejects when Redis refuses any). */
+  all(channels: Array<string>): Promise<unknown>
+  unsubscribe(channel: string): Promise<unknown>
+}
+
+const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () => void): Subscriber => {
   client.on("message", handlers.onMessage)
   let connectedBefore = false
   client.on("ready", () => {
@@ -36,30 +61,27 @@ const standaloneFeed = (client: Redis, handlers: LiveFeedHandlers): LiveFeed => 
       connectedBefore = true
       return
     }
-    // ioredis resubscribes on its own; subscribing again gives us the moment Redis confirmed it.
-    const channels = handlers.wanted()
-    settle(channels.length > 0 ? client.subscribe(...channels) : Promise.resolve()).then(handlers.onResubscribed)
+    resubscribe()
   })
   return {
-    subscribe: (channel) => settle(client.subscribe(channel)),
-    unsubscribe: (channel) => void settle(client.unsubscribe(channel))
+    one: (channel) => client.subscribe(channel),
+    // ioredis resubscribes on its own; subscribing again gives us the moment Redis confirmed it.
+    all: (channels) => client.subscribe(...channels),
+    unsubscribe: (channel) => client.unsubscribe(channel)
   }
 }
 
-const clusterFeed = (client: Cluster, handlers: LiveFeedHandlers): LiveFeed => {
+const cluster = (client: Cluster, handlers: LiveFeedHandlers, resubscribe: () => void): Subscriber => {
   client.on("smessage", handlers.onMessage)
   // Emitted after ioredis rebuilt its per-shard subscribers (first connect, a lost
   // connection, a failover, a slot move) and re-sent SSUBSCRIBE without waiting for
-  // the reply. Subscribing again (one channel per command: channels of one call must
-  // share a slot) gives the confirmation before listeners read the log.
-  client.on("subscribersReady", () => {
-    const channels = handlers.wanted()
-    if (channels.length === 0) return
-    Promise.all(channels.map((channel) => settle(client.ssubscribe(channel)))).then(handlers.onResubscribed)
-  })
+  // the reply. Subscribing again gives the confirmation before listeners read the log.
+  client.on("subscribersReady", resubscribe)
   return {
-    subscribe: (channel) => settle(client.ssubscribe(channel)),
-    unsubscribe: (channel) => void settle(client.sunsubscribe(channel))
+    one: (channel) => client.ssubscribe(channel),
+    // One channel per command: the channels of one SSUBSCRIBE must share a slot.
+    all: (channels) => Promise.all(channels.map((channel) => client.ssubscribe(channel))),
+    unsubscribe: (channel) => client.sunsubscribe(channel)
   }
 }
 
@@ -74,7 +96,66 @@ export const makeLiveFeed = (
       (client) => Effect.sync(() => client.disconnect())
     )
     client.on("error", () => {})
-    const feed = target.kind === "cluster" ? clusterFeed(client as Cluster, handlers) : standaloneFeed(client as Redis, handlers)
+    /** Refused channels: the last error, and the pending retry. */
+    const failing = new Map<string, { error: string; delayMs: number; timer: ReturnType<typeof setTimeout> | undefined }>()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const entry of failing.values()) clearTimeout(entry.timer)
+        failing.clear()
+      })
+    )
+    const isWanted = (channel: string) => handlers.wanted().includes(channel)
+
+    const refused = (channel: string, error: unknown) => {
+      if (!isWanted(channel)) return
+      const known = failing.get(channel)
+      const delayMs = known === undefined ? RETRY_MIN_MS : Math.min(known.delayMs * 2, RETRY_MAX_MS)
+      record(Metrics.redisSubscribeFailures, 1)
+      if (known === undefined) {
+        logLine("error", "redis refused a live subscription; its clients get history but no live events until a retry succeeds", {
+          channel,
+          error: messageOf(error)
+        })
+      }
+      clearTimeout(known?.timer)
+      failing.set(channel, { error: messageOf(error), delayMs, timer: setTimeout(() => attempt(channel), delayMs) })
+    }
+
+    /** Subscribe `channel`; resolves after this attempt, whatever its outcome. */
+    const attempt = (channel: string): Promise<void> =>
+      subscriber.one(channel).then(
+        () => {
+          const known = failing.get(channel)
+          if (known === undefined) return
+          clearTimeout(known.timer)
+          failing.delete(channel)
+          logLine("info", "redis live subscription restored; its clients catch up from the log", { channel })
+          handlers.onRestored(channel)
+        },
+        (error) => refused(channel, error)
+      )
+
+    const resubscribe = () => {
+      const channels = handlers.wanted()
+      if (channels.length === 0) return
+      // Redis refusing some: subscribe them one by one, so the others are confirmed and the refused retried.
+      subscriber.all(channels).catch(() => Promise.all(channels.map(attempt))).then(handlers.onResubscribed, handlers.onResubscribed)
+    }
+
+    const subscriber = target.kind === "cluster"
+      ? cluster(client as Cluster, handlers, resubscribe)
+      : standalone(client as Redis, handlers, resubscribe)
     yield* connectWithin(client, timeoutMs)
-    return feed
+    return {
+      subscribe: attempt,
+      unsubscribe: (channel) => {
+        const known = failing.get(channel)
+        if (known !== undefined) {
+          clearTimeout(known.timer)
+          failing.delete(channel)
+        }
+        void settle(subscriber.unsubscribe(channel))
+      },
+      failing: () => new Map([...failing].map(([channel, { error }]) => [channel, error]))
+    }
   })

@@ -3,13 +3,17 @@
  * per command. Shared by the Redis log layer (which appends) and the
  * publisher SDK (which reads, as the workflow).
  *
+ * The stream is keyed by task id only, so each entry names the agent it was
+ * sent to (`agent_id`): a reader for (agentId, taskId) acknowledges and skips
+ * the entries of another agent — a command reaches only its own agent's workflow.
+ *
  * Appending is one script so the idempotency check and the XADD are atomic.
  * Reading uses a consumer group per reader name: Redis keeps the reader's
  * position and its delivered-but-unacknowledged entries, so a restarted
  * worker first gets what it had not acknowledged, then new commands — it
  * neither loses nor repeats an acknowledged one, with no cursor of our own.
  */
-import { type CommandDraft, commandFields, commandOfEntry, type ControlCommand } from "../events/control.ts"
+import { type CommandDraft, commandFields, commandIsFor, commandOfEntry, type ControlCommand } from "../events/control.ts"
 import { taskKeys } from "./keys.ts"
 import type { RedisClient } from "./redisTarget.ts"
 
@@ -47,10 +51,10 @@ export const defineAppendCommand = (redis: RedisClient): void => {
 export const appendCommand = (
   redis: RedisClient,
   settings: ControlSettings,
-  taskId: string,
+  task: { readonly agentId: string; readonly taskId: string },
   draft: CommandDraft
 ): Promise<string> => {
-  const keys = taskKeys(settings.prefix, taskId)
+  const keys = taskKeys(settings.prefix, task.taskId)
   const allKeys = draft.idempotencyKey === undefined ? [keys.control] : [keys.control, keys.commandIdempotency(draft.idempotencyKey)]
   const commandId = crypto.randomUUID()
   const append = (redis as unknown as { taskstreamAppendCommand: AppendCommand }).taskstreamAppendCommand
@@ -62,7 +66,7 @@ export const appendCommand = (
     settings.idempotencySeconds,
     settings.historyMax,
     settings.retentionSeconds,
-    ...commandFields(commandId, draft, new Date().toISOString())
+    ...commandFields(commandId, task.agentId, draft, new Date().toISOString())
   )
 }
 
@@ -73,9 +77,9 @@ const READ_COUNT = 100
 const BLOCK_MS = 2000
 
 /**
- * Reads one task's control stream as the consumer group `group`. `blocking`
- * is a connection of the reader's own (XREADGROUP BLOCK holds it); `redis`
- * carries the acknowledgements.
+ * Reads the control stream of one agent's task as the consumer group `group`.
+ * `blocking` is a connection of the reader's own (XREADGROUP BLOCK holds it);
+ * `redis` carries the acknowledgements.
  */
 export class RedisCommandReader {
   private readonly key: string
@@ -88,10 +92,10 @@ export class RedisCommandReader {
     private readonly blocking: RedisClient,
     private readonly redis: RedisClient,
     prefix: string,
-    taskId: string,
+    private readonly task: { readonly agentId: string; readonly taskId: string },
     private readonly group: string
   ) {
-    this.key = taskKeys(prefix, taskId).control
+    this.key = taskKeys(prefix, task.taskId).control
   }
 
   /** The next command not yet acknowledged by this group; waits for one. */
@@ -139,8 +143,9 @@ export class RedisCommandReader {
     for (const [id, fields] of entries) {
       if (this.pendingAfter !== undefined) this.pendingAfter = id
       // A pending entry trimmed away meanwhile comes back without fields: nothing to deliver.
-      if (fields === null) await this.ack(id)
-      else this.buffered.push(commandOfEntry(id, fields))
+      const command = fields === null ? undefined : commandOfEntry(id, fields)
+      if (command !== undefined && commandIsFor(command, this.task.agentId)) this.buffered.push(command)
+      else await this.ack(id)
     }
   }
 }

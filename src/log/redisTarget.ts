@@ -11,6 +11,7 @@
  */
 import { Effect } from "effect"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
+import { logLine } from "../observability/log.ts"
 
 export interface ClusterNodeAddress {
   readonly host: string
@@ -29,6 +30,9 @@ export type RedisTarget =
 
 /** Either client: a task's keys share one slot, so every command the log sends works on both. */
 export type RedisClient = Redis | Cluster
+
+/** Redis's default `databases`. */
+const DATABASES = 16
 
 const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^@/]+?)\/?$/
 
@@ -53,10 +57,16 @@ export const parseRedisUrl = (text: string): RedisTarget | string => {
     return { kind: "cluster", nodes, username: decode(cluster[2]), password: decode(cluster[3]), tls: cluster[1] === "rediss" }
   }
   if (!/^rediss?:\/\//.test(text)) return "expected redis://, rediss://, redis+cluster:// or rediss+cluster://"
+  let url: URL
   try {
-    new URL(text)
+    url = new URL(text)
   } catch {
     return "not a valid URL"
+  }
+  // ioredis takes the path as the database number, and a SELECT Redis refuses leaves it silently on db 0.
+  const db = url.pathname.replace(/^\//, "")
+  if (db !== "" && !(/^\d{1,2}$/.test(db) && Number(db) < DATABASES)) {
+    return `the database number (the URL's path) must be 0-${DATABASES - 1}, as a Redis server has ${DATABASES} databases by default; got '/${db}'`
   }
   return { kind: "standalone", url: text }
 }
@@ -107,6 +117,31 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
 }
 
 export const isCluster = (client: RedisClient): client is Cluster => client instanceof Cluster
+
+/** How often an unreachable Redis is reported again while it stays away. */
+const UNREACHABLE_REPORT_MS = 10_000
+
+/**
+ * Say in the log when Redis does not answer — at start as later — and keep
+ * saying it (every 10 s) until it does, then say that it answers again.
+ */
+export const reportReachability = (client: RedisClient, role: string): void => {
+  let downSince: number | undefined
+  let reportedAt = 0
+  client.on("error", (error: Error) => {
+    const now = Date.now()
+    downSince ??= now
+    if (now - reportedAt < UNREACHABLE_REPORT_MS) return
+    reportedAt = now
+    logLine("error", "redis does not answer; retrying", { role, error: error.message, downForS: Math.round((now - downSince) / 1000) })
+  })
+  client.on("ready", () => {
+    if (downSince === undefined) return
+    logLine("info", "redis answers again", { role, downForS: Math.round((Date.now() - downSince) / 1000) })
+    downSince = undefined
+    reportedAt = 0
+  })
+}
 
 /** Wait for the first connection, but go on after `timeoutMs` anyway: the client keeps reconnecting. */
 export const connectWithin = (client: RedisClient, timeoutMs: number): Effect.Effect<void> =>

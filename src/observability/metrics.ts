@@ -21,7 +21,15 @@ export const Metrics = {
   disconnects: Metric.counter("taskstream_disconnects_total", { description: "Connections closed by the server, by reason (slow_consumer, token_expired, shutdown, …)", incremental: true }),
   limitRejections: Metric.counter("taskstream_limit_rejections_total", { description: "Requests refused by a limit, by limit", incremental: true }),
   authFailures: Metric.counter("taskstream_auth_failures_total", { description: "Requests refused by authentication (401) or scope (403), by reason", incremental: true }),
+  eventsDropped: Metric.counter("taskstream_events_dropped_total", {
+    description: "Events not delivered, by reason: other_agent (an event for the same task id under another agent, dropped per subscription it reached), malformed (a live message not in the append script's format)",
+    incremental: true
+  }),
   redisReconnects: Metric.counter("taskstream_redis_reconnects_total", { description: "Reconnects of this instance's Redis subscriber", incremental: true }),
+  redisSubscribeFailures: Metric.counter("taskstream_redis_subscribe_failures_total", {
+    description: "SUBSCRIBE/SSUBSCRIBE commands Redis refused (e.g. an ACL without the channel's permission); each is retried",
+    incremental: true
+  }),
   ingestMessages: Metric.counter("taskstream_ingest_messages_total", {
     description: "Broker bridge messages, by source (pubsub, stream) and outcome (accepted, rejected, failed)",
     incremental: true
@@ -59,10 +67,11 @@ export const initMetrics = (): void => {
     record(Metrics.connections, 0, { transport })
     record(Metrics.eventsDelivered, 0, { transport })
   }
-  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects]) {
+  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
     record(metric, 0)
   }
   for (const source of ["pubsub", "stream"]) {
     for (const outcome of ["accepted", "rejected", "failed"]) record(Metrics.ingestMessages, 0, { source, outcome })
   }
+  for (const reason of ["other_agent", "malformed"]) record(Metrics.eventsDropped, 0, { reason })
 }

@@ -87,26 +87,37 @@ export interface PublisherOptions {
    * Retry a publish that failed because the log (or the gateway) was unreachable.
    * Every durable event without an idempotency key gets a generated one first,
    * so an attempt that was stored but whose reply was lost is not stored twice.
+   * Straight to Redis, a batch keyed only that way keeps its keys for the retry
+   * window (plus a minute), not IDEMPOTENCY_S: one short-lived key per event.
    */
   readonly retry?: boolean | RetryOptions
 }
 
+/** How a transport appends validated drafts. `keepKeysSeconds` shortens how long their idempotency keys are kept, where it can. */
+export type Send = (task: TaskRef, drafts: Array<EventDraft>, keepKeysSeconds?: number) => Promise<Array<string | null>>
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** 96 random bits, base64url: as collision-proof as a UUID for one task, in half the bytes. */
+const generatedKey = (): string => {
+  const bytes = crypto.getRandomValues(new Uint8Array(12))
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+}
+
 /** Send, retrying `unavailable` failures with exponential backoff until the time budget is spent. */
-const retrying = (
-  send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
-  options: RetryOptions
-) =>
-async (task: TaskRef, drafts: Array<EventDraft>): Promise<Array<string | null>> => {
+const retrying = (send: Send, options: RetryOptions): Send => async (task, drafts) => {
+  const maxElapsedMs = options.maxElapsedMs ?? 30_000
+  const chosen = drafts.some((draft) => draft.idempotencyKey !== undefined)
   const keyed = drafts.map((draft) =>
-    draft.idempotencyKey !== undefined || isEphemeral(draft.type) ? draft : { ...draft, idempotencyKey: crypto.randomUUID() }
+    draft.idempotencyKey !== undefined || isEphemeral(draft.type) ? draft : { ...draft, idempotencyKey: generatedKey() }
   )
-  const deadline = Date.now() + (options.maxElapsedMs ?? 30_000)
+  // Generated keys only guard this call's retries; keys the caller chose keep their full lifetime.
+  const keepKeysSeconds = chosen ? undefined : Math.ceil(maxElapsedMs / 1000) + 60
+  const deadline = Date.now() + maxElapsedMs
   let delay = options.minDelayMs ?? 100
   for (;;) {
     try {
-      return await send(task, keyed)
+      return await send(task, keyed, keepKeysSeconds)
     } catch (error) {
       if (!(error instanceof PublishError) || error.code !== "unavailable" || Date.now() + delay > deadline) throw error
     }
@@ -117,7 +128,7 @@ async (task: TaskRef, drafts: Array<EventDraft>): Promise<Array<string | null>> 
 
 /** A publisher over any transport that appends validated drafts (the SDK's two, and the gateway's in-process one). */
 export const makePublisher = (
-  send: (task: TaskRef, drafts: Array<EventDraft>) => Promise<Array<string | null>>,
+  send: Send,
   close: () => Promise<void>,
   options: PublisherOptions = {}
 ): Publisher => {
@@ -206,7 +217,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     const blocking = blockingDuplicate(redis)
     blocking.on("error", () => {})
     readers.add(blocking)
-    const source = new RedisCommandReader(blocking, redis, settings.prefix, task.taskId, commandOptions.reader ?? DEFAULT_READER)
+    const source = new RedisCommandReader(blocking, redis, settings.prefix, task, commandOptions.reader ?? DEFAULT_READER)
     try {
       for (;;) {
         const command = await source.next().catch((error) => Promise.reject(unavailable(error)))
@@ -225,10 +236,11 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   }
 
   const publisher = makePublisher(
-    async (task, drafts) => {
+    async (task, drafts, keepKeysSeconds) => {
       let ids: Array<string>
       try {
-        ids = await runAppend(redis, settings, task, drafts)
+        const keepFor = Math.min(keepKeysSeconds ?? settings.idempotencySeconds, settings.idempotencySeconds)
+        ids = await runAppend(redis, { ...settings, idempotencySeconds: keepFor }, task, drafts)
       } catch (error) {
         const failure = classifyAppendError(error)
         if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")

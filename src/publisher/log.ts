@@ -36,7 +36,7 @@ export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
       Effect.runPromise(Effect.result(log.ackCommand(task.taskId, reader, id))).then((acked) => {
         if (Result.isFailure(acked)) throw new PublishError("unavailable", acked.failure.message)
       })
-    const source = Stream.toAsyncIterable(log.commands(task.taskId, reader))[Symbol.asyncIterator]()
+    const source = Stream.toAsyncIterable(log.commands(task, reader))[Symbol.asyncIterator]()
     let previous: ReceivedCommand | undefined
     const iterator: AsyncIterableIterator<ReceivedCommand> = {
       next: async () => {

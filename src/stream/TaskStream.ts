@@ -28,7 +28,7 @@ export interface Sink {
   end(reason: EndReason): void
 }
 
-export type EndReason = Ending | "not_found"
+export type EndReason = Ending
 
 export interface FollowRequest {
   readonly agentId: string
@@ -57,6 +57,8 @@ export type Opening =
 
 export const HISTORY_PAGE = 500
 const readRetry = Schedule.spaced("250 millis")
+
+const droppedOtherAgent = labelled(Metrics.eventsDropped, { reason: "other_agent" })
 
 type State = "syncing" | "live" | "paused" | "closed"
 
@@ -160,7 +162,15 @@ export class Subscription implements LiveListener {
   }
 
   private deliver(event: LogEvent): void {
-    if (event.agentId !== this.request.agentId) return this.end("not_found")
+    if (event.agentId !== this.request.agentId) {
+      // An event for the same task id under another agent (a live-only one while
+      // nothing is stored, or the first stored ones of an agent that took the id) is
+      // not this subscriber's: drop it, and pass over a stored one so no read returns
+      // it again. It never ends the stream; a new request for the task answers 404.
+      droppedOtherAgent(1)
+      if (!event.ephemeral && compareIds(event, this.lastId) > 0) this.lastId = event
+      return
+    }
     if (event.ephemeral) {
       if (this.request.filter(event.type)) this.sink.event(event)
       return

@@ -11,7 +11,6 @@ export const CloseCodes: Readonly<Record<CloseReason, { readonly code: number; r
   completed: normal,
   failed: normal,
   cancelled: normal,
-  not_found: normal,
   client_gone: normal,
   /** A client frame was larger than MAX_EVENT_BYTES. */
   message_too_big: { code: 1009, reason: "message too big" },

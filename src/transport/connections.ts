@@ -15,7 +15,6 @@ export type CloseReason =
   | "completed"
   | "failed"
   | "cancelled"
-  | "not_found"
   | "client_gone"
   | "slow_consumer"
   | "token_expired"
@@ -25,7 +24,7 @@ export type CloseReason =
   | "message_too_big"
 
 const CUT_SHORT: Partial<Record<CloseReason, string>> = {
-  not_found: "task not found",
+  slow_consumer: "the client read too slowly; reconnect with the last event id",
   token_expired: "the token expired; reconnect with a fresh one and the last event id",
   shutdown: "the gateway is shutting down; reconnect with the last event id"
 }

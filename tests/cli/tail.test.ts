@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { postEvents, step } from "../support/api.ts"
 import { bunBin, type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
-import { eventually } from "../support/ports.ts"
+import { eventually, freePort } from "../support/ports.ts"
 
 const tail = (args: Array<string>) => {
   const child = spawn(bunBin, [join(import.meta.dir, "..", "..", "src", "cli", "tail.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"] })
@@ -64,5 +64,18 @@ describe("taskstream-tail", () => {
     const badType = tail(["a", "t", "--types", "nope"])
     expect(await badType.exited).toBe(2)
     expect(badType.stderr()).toContain("unknown event type or category 'nope'")
+    const noScheme = tail(["a", "t", "--url", "127.0.0.1:8080"])
+    expect(await noScheme.exited).toBe(2)
+    expect(noScheme.stderr().trim()).toBe("--url must be the gateway's http:// or https:// URL, like http://localhost:8080; got '127.0.0.1:8080'")
+    const badTask = tail(["a", "my task", "--url", gateway.url])
+    expect(await badTask.exited).toBe(2)
+    expect(badTask.stderr().trim()).toBe("taskId must be 1-128 letters, digits or . _ : - (no spaces or slashes); got 'my task'")
+  }, 30_000)
+
+  it("says it could not connect, not that a connection was lost, when the gateway never answered", async () => {
+    const run = tail(["a", "t", "--url", `http://127.0.0.1:${await freePort()}`, "--connect-timeout", "1"])
+    expect(await run.exited).toBe(2)
+    expect(run.stderr()).toContain("could not connect to http://127.0.0.1:")
+    expect(run.stderr()).not.toContain("connection lost")
   }, 30_000)
 })

@@ -1,10 +1,15 @@
 /**
  * The demo agent in the gateway (POST /api/v1/demo) through the real log and
- * control stream: a full realistic run, a cancel, and the switch (DEMO).
+ * control stream: a full realistic run, a cancel, and the switch (DEMO); and
+ * `npm run demo`, the same agent as its own process on Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
 import { taskPath } from "../support/api.ts"
-import { type Gateway, startGateway } from "../support/gateway.ts"
+import { bunBin, type Gateway, startGateway } from "../support/gateway.ts"
+import { useHarness } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 const startDemo = async (url: string) => {
@@ -68,5 +73,29 @@ describe("demo agent in the gateway", () => {
     } finally {
       await off.stop()
     }
+  }, 30_000)
+})
+
+describe("npm run demo (its own process, on Redis)", () => {
+  const harness = useHarness("redis")
+
+  it("names the gateway it was given in its hints, with its real port", async () => {
+    const child = spawn(bunBin, [join(import.meta.dir, "..", "..", "src", "demo", "main.ts"), "--url", harness().url, "--speed", "1"], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_URL: harness().redis!.url },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    child.stdout.on("data", (chunk) => (stdout += chunk))
+    const exited = new Promise((resolve) => child.once("exit", resolve))
+    try {
+      await eventually(() => stdout.includes("pause it:"), 10_000, "the hints")
+    } finally {
+      child.kill("SIGINT")
+      await exited
+    }
+    expect(stdout).toContain(`npm run tail -- demo-agent `)
+    expect(stdout).toContain(`--url ${harness().url}`)
+    expect(stdout).toContain(`curl -X POST ${harness().url}/api/v1/agents/demo-agent/tasks/`)
+    expect(stdout).not.toContain("no gateway answers")
   }, 30_000)
 })

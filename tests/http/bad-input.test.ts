@@ -1,11 +1,13 @@
 /**
  * Bad input (SPEC §3, §4): every malformed request is answered 4xx with a
  * JSON `{code, message}` naming the field — never 5xx — and nothing stored
- * changes.
+ * changes. Validation is the app's, the same on every runtime and log: the
+ * table runs through `app.request()` on the app with the memory log.
  */
-import { expect, it } from "bun:test"
-import { history, step, taskPath } from "../support/api.ts"
-import { describeEachLog, uniqueTask } from "../support/harness.ts"
+import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { step, taskPath } from "../support/api.ts"
+import { startApp, type TestApp } from "../support/app.ts"
+import { uniqueTask } from "../support/harness.ts"
 
 const AGENT = "agent-bad"
 const MAX_EVENT_BYTES = 2000
@@ -94,53 +96,56 @@ const cases: ReadonlyArray<Case> = [
   { name: "unknown route", method: "GET", path: "/api/v1/nope", status: 404, code: "not_found" }
 ]
 
-describeEachLog("Bad input", { MAX_EVENT_BYTES: String(MAX_EVENT_BYTES), MAX_BODY_BYTES: String(MAX_BODY_BYTES), MAX_BATCH_EVENTS: "10" }, (h) => {
+describe("Bad input", () => {
+  let gateway: TestApp
+  beforeAll(async () => {
+    gateway = await startApp({ maxEventBytes: MAX_EVENT_BYTES, maxBodyBytes: MAX_BODY_BYTES, maxBatchEvents: 10 })
+  })
+  afterAll(() => gateway.close())
+
+  const json = async (path: string, init?: RequestInit) => {
+    const response = await gateway.request(path, init)
+    return { status: response.status, body: (await response.json().catch(() => undefined)) as any }
+  }
+  const post = (path: string, body: unknown) =>
+    json(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+  const events = async (agentId: string, taskId: string) => (await json(`${taskPath(agentId, taskId)}/events`)).body
+
   it(`answers each of ${cases.length} bad requests 4xx naming the field, and stores nothing`, async () => {
     expect(cases.length).toBeGreaterThanOrEqual(40)
     const task = uniqueTask("bad")
-    const base = `${h().url}${taskPath(AGENT, task)}`
-    const seeded = await fetch(`${base}/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify([step(1), step(2), step(3)])
-    })
-    expect(seeded.status).toBe(201)
-    const before = await history(h().url, AGENT, task)
+    const base = taskPath(AGENT, task)
+    expect((await post(`${base}/events`, [step(1), step(2), step(3)])).status).toBe(201)
+    const before = await events(AGENT, task)
     const otherTask = uniqueTask("owned")
-    await fetch(`${h().url}${taskPath("agent-owner", otherTask)}/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(step(1))
-    })
-    const tasksBefore = await (await fetch(`${h().url}/api/v1/tasks?limit=1000`)).json()
+    expect((await post(`${taskPath("agent-owner", otherTask)}/events`, step(1))).status).toBe(201)
+    const tasksBefore = (await json("/api/v1/tasks?limit=1000")).body
 
     for (const c of cases) {
       const method = c.method ?? "POST"
-      const url = c.path === "OTHER_AGENT"
-        ? `${h().url}${taskPath(AGENT, otherTask)}/events`
+      const path = c.path === "OTHER_AGENT"
+        ? `${taskPath(AGENT, otherTask)}/events`
         : c.path === "OTHER_AGENT_STREAM"
-        ? `${h().url}${taskPath(AGENT, otherTask)}/events/stream`
+        ? `${taskPath(AGENT, otherTask)}/events/stream`
         : c.path?.startsWith("/api")
-        ? `${h().url}${c.path}`
+        ? c.path
         : `${base}${c.path ?? "/events"}`
       const headers: Record<string, string> = { ...c.headers }
       if (method === "POST" && c.contentType !== null) headers["content-type"] = c.contentType ?? "application/json"
-      const response = await fetch(url, {
+      const { status, body } = await json(path, {
         method,
         headers,
         ...(method === "POST" ? { body: c.raw ?? JSON.stringify(c.body) } : {})
       })
-      const body = await response.json().catch(() => undefined)
-      const got = { name: c.name, status: response.status, code: body?.code, field: body?.field }
-      expect(got).toEqual({ name: c.name, status: c.status, code: c.code, field: c.field })
+      expect({ name: c.name, status, code: body?.code, field: body?.field }).toEqual({ name: c.name, status: c.status, code: c.code, field: c.field })
       expect(typeof body?.message).toBe("string")
     }
 
-    expect(await history(h().url, AGENT, task)).toEqual(before)
-    expect((await history(h().url, "agent-owner", otherTask)).body.events).toHaveLength(1)
-    const tasksAfter = await (await fetch(`${h().url}/api/v1/tasks?limit=1000`)).json()
+    expect(await events(AGENT, task)).toEqual(before)
+    expect((await events("agent-owner", otherTask)).events).toHaveLength(1)
+    const tasksAfter = (await json("/api/v1/tasks?limit=1000")).body
     expect(tasksAfter.tasks.map((t: { taskId: string }) => t.taskId).sort()).toEqual(
       tasksBefore.tasks.map((t: { taskId: string }) => t.taskId).sort()
     )
-  }, 60_000)
+  })
 })

@@ -65,8 +65,10 @@ describeEachLog("SSE stream", { HEARTBEAT_MS: "300", HISTORY_MAX: "50", SSE_RETR
     const { body } = await publish(task, steps(1, 6))
     const stream = await openSse(streamUrl(task), { "last-event-id": body.ids[2] })
     await stream.waitFor((frames) => eventFrames(frames).length === 3)
-    await sleep(100)
-    expect(eventFrames(stream.frames).map((frame) => JSON.parse(frame.data).step)).toEqual([4, 5, 6])
+    // The sentinel: once the next event arrives, no repeat of an earlier one can still come before it.
+    await publish(task, step(7))
+    await stream.waitFor((frames) => eventFrames(frames).some((frame) => JSON.parse(frame.data).step === 7))
+    expect(eventFrames(stream.frames).map((frame) => JSON.parse(frame.data).step)).toEqual([4, 5, 6, 7])
     stream.close()
   })
 
@@ -172,10 +174,11 @@ describeEachLog("SSE stream", { HEARTBEAT_MS: "300", HISTORY_MAX: "50", SSE_RETR
     stream.close()
     const replay = await openSse(streamUrl(task))
     await replay.waitFor((frames) => eventFrames(frames).length === 2)
-    await sleep(100)
-    expect(eventFrames(replay.frames).map((frame) => frame.event)).toEqual(["WorkflowStepStarted", "WorkflowStepStarted"])
+    await publish(task, step(3))
+    await replay.waitFor((frames) => eventFrames(frames).some((frame) => JSON.parse(frame.data).step === 3))
+    expect(eventFrames(replay.frames).map((frame) => frame.event)).toEqual(["WorkflowStepStarted", "WorkflowStepStarted", "WorkflowStepStarted"])
     replay.close()
-    expect((await history(h().url, AGENT, task)).body.events).toHaveLength(2)
+    expect((await history(h().url, AGENT, task)).body.events).toHaveLength(3)
   })
 
   it("with include_history=false delivers only events appended after it opened", async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { sign } from "hono/jwt"
 import { postEvents } from "../support/api.ts"
 import { describeEachRuntime, startHarness, uniqueTask } from "../support/harness.ts"
-import { sleep } from "../support/ports.ts"
+import { eventually, sleep } from "../support/ports.ts"
 import { closeCodeIn, clientFrame, openWs, rawWebSocket } from "../support/ws.ts"
 
 const AGENT = "agent-1"
@@ -75,9 +75,8 @@ describe("WebSocket subscriptions are released [memory log]", () => {
     expect(await gauge("taskstream_live_channels")).toBe(1)
     ws.close()
     await ws.closed
-    await sleep(100)
-    expect(await gauge("taskstream_subscriptions")).toBe(0)
-    expect(await gauge("taskstream_live_channels")).toBe(0)
+    // The server notices the close on its own turn: wait for the gauges rather than a fixed time.
+    await eventually(async () => (await gauge("taskstream_subscriptions")) === 0 && (await gauge("taskstream_live_channels")) === 0, 5000, "gauges at zero")
   })
 })
 
@@ -145,8 +144,11 @@ describe("WebSocket auth [memory log]", () => {
     expect(await ask({ op: "subscribe", sub: "early", agentId: AGENT, taskId: "t" })).toMatchObject({ op: "error", sub: "early", code: "unauthorized" })
     const bearer = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 60 })
     expect(await ask({ op: "auth", token: bearer, ref: "a1" })).toMatchObject({ op: "authenticated", ref: "a1", subject: "user-1" })
+    const authenticatedAt = Date.now()
     expect(await ask({ op: "subscribe", sub: "s1", agentId: AGENT, taskId: uniqueTask() })).toMatchObject({ op: "subscribed", sub: "s1" })
-    await Bun.sleep(900)
+    // Past the AUTH_FRAME_TIMEOUT_MS deadline (700 ms), the socket still answers: the pong is the sentinel.
+    await Bun.sleep(Math.max(0, authenticatedAt + 800 - Date.now()))
+    expect(await ask({ op: "ping", ref: "after-deadline" })).toMatchObject({ op: "pong", ref: "after-deadline" })
     expect(ws.frames.some((frame) => frame.op === "error" && frame.code === "unauthorized" && frame.sub === undefined)).toBe(false)
     ws.close()
   })
@@ -162,7 +164,9 @@ describe("WebSocket auth [memory log]", () => {
   })
 
   it("refreshes the token of an open socket so it outlives the first token's expiry", async () => {
-    const soon = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 1 })
+    // `exp` counts whole seconds: +2 leaves between 1 and 2 s, never the 0-1000 ms that +1 can.
+    const expiresAt = (Math.floor(Date.now() / 1000) + 2) * 1000
+    const soon = await token({ taskstream: { subscribe: ["*/*"] }, exp: expiresAt / 1000 })
     const ws = await openWs(current.harness.url, `?access_token=${soon}`)
     const later = await token({ taskstream: { subscribe: ["*/*"] }, exp: Math.floor(Date.now() / 1000) + 60 })
     ws.send({ op: "auth", token: later })
@@ -170,7 +174,8 @@ describe("WebSocket auth [memory log]", () => {
     const other = await sign({ sub: "someone-else", exp: Math.floor(Date.now() / 1000) + 60 }, SECRET, "HS256")
     ws.send({ op: "auth", token: other, ref: "x" })
     expect(await ws.next((frame) => frame.ref === "x")).toMatchObject({ op: "error", code: "forbidden" })
-    await Bun.sleep(2200)
+    // Just past the first token's expiry: without the refresh the socket would be closed with 4001 by now.
+    await Bun.sleep(Math.max(0, expiresAt + 200 - Date.now()))
     ws.send({ op: "ping", ref: "alive" })
     expect(await ws.next((frame) => frame.op === "pong" && frame.ref === "alive")).toBeDefined()
     ws.close()

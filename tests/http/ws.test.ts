@@ -40,12 +40,14 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     expect((await subscribe(ws, "sb", b)).op).toBe("subscribed")
     await publish(a, steps(4, 5))
     await publish(b, steps(103, 103))
-    await ws.waitFor((frames) => eventsOf(frames, "sa").length === 5 && eventsOf(frames, "sb").length === 3)
-    await sleep(100)
-    expect(eventsOf(ws.frames, "sa").map((event) => event.taskId)).toEqual(Array(5).fill(a))
-    expect(eventsOf(ws.frames, "sb").map((event) => event.taskId)).toEqual(Array(3).fill(b))
+    // Sentinels: once each task's next event arrives, nothing else about the others can still be on its way.
+    await publish(a, steps(6, 6))
+    await publish(b, steps(104, 104))
+    await ws.waitFor((frames) => eventsOf(frames, "sa").at(-1)?.data.step === 6 && eventsOf(frames, "sb").at(-1)?.data.step === 104)
+    expect(eventsOf(ws.frames, "sa").map((event) => event.taskId)).toEqual(Array(6).fill(a))
+    expect(eventsOf(ws.frames, "sb").map((event) => event.taskId)).toEqual(Array(4).fill(b))
     expect(eventsOf(ws.frames, "sa").map((event) => event.id)).toEqual(await storedIds(a))
-    expect(eventsOf(ws.frames, "sb").map((event) => event.data.step)).toEqual([101, 102, 103])
+    expect(eventsOf(ws.frames, "sb").map((event) => event.data.step)).toEqual([101, 102, 103, 104])
     const envelope = eventsOf(ws.frames, "sa")[0]
     expect(envelope).toMatchObject({ type: "WorkflowStepStarted", agentId: AGENT, taskId: a, data: { step: 1 } })
     expect(Number.isNaN(Date.parse(envelope.time))).toBe(false)
@@ -65,11 +67,13 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     await subscribe(ws, "llm", task, { types: ["llm"] })
     await subscribe(ws, "now", task, { history: false })
     await publish(task, steps(2, 2))
-    await ws.waitFor((frames) => eventsOf(frames, "since").length === 3 && eventsOf(frames, "llm").length === 2 && eventsOf(frames, "now").length === 1)
-    await sleep(100)
-    expect(eventsOf(ws.frames, "since").map((event) => event.id)).toEqual([body.ids[2], body.ids[3], expect.any(String)])
-    expect(eventsOf(ws.frames, "llm").map((event) => event.type)).toEqual(["WorkflowLLMCallStarted", "WorkflowLLMCallCompleted"])
-    expect(eventsOf(ws.frames, "now").map((event) => event.data.step)).toEqual([2])
+    // The sentinel: a last LLM event that every subscription takes; once all have it, nothing else is on its way.
+    await publish(task, { type: "WorkflowLLMCallStarted", data: { model: "sentinel" } })
+    const sentinel = (frames: ReadonlyArray<{ op: string }>, sub: string) => eventsOf(frames, sub).at(-1)?.data.model === "sentinel"
+    await ws.waitFor((frames) => ["since", "llm", "now"].every((sub) => sentinel(frames, sub)))
+    expect(eventsOf(ws.frames, "since").map((event) => event.id)).toEqual([body.ids[2], body.ids[3], expect.any(String), expect.any(String)])
+    expect(eventsOf(ws.frames, "llm").map((event) => event.type)).toEqual(["WorkflowLLMCallStarted", "WorkflowLLMCallCompleted", "WorkflowLLMCallStarted"])
+    expect(eventsOf(ws.frames, "now").map((event) => event.data.step ?? event.data.model)).toEqual([2, "sentinel"])
     ws.close()
   })
 
@@ -104,16 +108,19 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     await publish(task, steps(0, 0))
     const ws = await openWs(h().url)
     await subscribe(ws, "s", task)
+    // A second, never paused subscription to the same task is the sentinel: the same dispatch reaches both.
+    await subscribe(ws, "watch", task, { history: false })
     await ws.waitFor((frames) => eventsOf(frames, "s").length === 1)
     expect((await request(ws, { op: "pause", sub: "s" }, "paused")).op).toBe("paused")
     for (let batch = 0; batch < 5; batch++) await publish(task, steps(1 + batch * 100, 100 + batch * 100))
-    await sleep(200)
+    await ws.waitFor((frames) => eventsOf(frames, "watch").length === 500)
     expect(eventsOf(ws.frames, "s")).toHaveLength(1)
     expect((await request(ws, { op: "resume", sub: "s" }, "resumed")).op).toBe("resumed")
     await ws.waitFor((frames) => eventsOf(frames, "s").length === 501)
-    await sleep(200)
+    await publish(task, steps(501, 501))
+    await ws.waitFor((frames) => eventsOf(frames, "s").at(-1)?.data.step === 501)
     const delivered = eventsOf(ws.frames, "s")
-    expect(delivered.map((event) => event.data.step)).toEqual(Array.from({ length: 501 }, (_, i) => i))
+    expect(delivered.map((event) => event.data.step)).toEqual(Array.from({ length: 502 }, (_, i) => i))
     expect(delivered.map((event) => event.id)).toEqual(await storedIds(task))
     ws.close()
   })
@@ -140,11 +147,34 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     publishing = false
     await publisher
     await ws.waitFor((frames) => eventsOf(frames, "s").length >= published, 10_000, `${published} events`)
-    await sleep(100)
+    await publish(task, steps(published + 1, published + 1))
+    await ws.waitFor((frames) => eventsOf(frames, "s").at(-1)?.data.step === published + 1)
     const delivered = eventsOf(ws.frames, "s")
     expect(published).toBeGreaterThan(20)
-    expect(delivered.map((event) => event.data.step)).toEqual(Array.from({ length: published }, (_, i) => i + 1))
+    expect(delivered.map((event) => event.data.step)).toEqual(Array.from({ length: published + 1 }, (_, i) => i + 1))
     expect(delivered.map((event) => event.id)).toEqual(await storedIds(task))
+    ws.close()
+  })
+
+  it("replies to the frames about one sub in the order sent, while it is still loading its history", async () => {
+    const task = uniqueTask()
+    await publish(task, steps(1, 1000))
+    await publish(task, steps(1001, 1500))
+    const ws = await openWs(h().url)
+    const from = ws.frames.length
+    const sub = { sub: "s", agentId: AGENT, taskId: task }
+    for (const frame of [
+      { op: "subscribe", ...sub },
+      { op: "pause", sub: "s" },
+      { op: "unsubscribe", sub: "s" },
+      { op: "subscribe", ...sub, history: false },
+      { op: "resume", sub: "s" },
+      { op: "unsubscribe", sub: "s" },
+      { op: "pause", sub: "s" }
+    ]) ws.send(frame)
+    await ws.waitFor((frames) => frames.slice(from).filter((frame) => frame.op !== "event").length === 7)
+    expect(ws.frames.slice(from).filter((frame) => frame.op !== "event").map((frame) => frame.op === "error" ? frame.code : frame.op))
+      .toEqual(["subscribed", "paused", "unsubscribed", "subscribed", "resumed", "unsubscribed", "unknown_sub"])
     ws.close()
   })
 
@@ -152,9 +182,11 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     const task = uniqueTask()
     const ws = await openWs(h().url)
     await subscribe(ws, "s", task)
+    await subscribe(ws, "watch", task)
     expect(await request(ws, { op: "unsubscribe", sub: "s" }, "unsubscribed")).toEqual({ op: "unsubscribed", sub: "s" })
     await publish(task, step(1))
-    await sleep(100)
+    // The subscription still open on the same task is the sentinel.
+    await ws.waitFor((frames) => eventsOf(frames, "watch").length === 1)
     expect(eventsOf(ws.frames, "s")).toHaveLength(0)
     for (const op of ["unsubscribe", "pause", "resume"]) {
       expect(await request(ws, { op, sub: "s" }, "-")).toMatchObject({ op: "error", sub: "s", code: "unknown_sub" })
@@ -255,10 +287,10 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
       const entries = (await redis.client.xrange(`ts:{${task}}:ctl`, "-", "+")) as Array<[string, Array<string>]>
       const fields = entries.map(([, values]) => Object.fromEntries(values.map((value, i) => [value, values[i + 1]]).filter((_, i) => i % 2 === 0)))
       expect(fields).toEqual([
-        { command_id: ack.command_id, command: "pause", reason: "user asked", time: expect.any(String), source: "ws" },
-        { command_id: resumedId, command: "resume", reason: "go on", time: expect.any(String), source: "rest" },
-        { command_id: cancelledId, command: "cancel", reason: "", time: expect.any(String), source: "rest" },
-        { command_id: reused.command_id, command: "resume", reason: "reused ref", time: expect.any(String), source: "ws" }
+        { command_id: ack.command_id, agent_id: AGENT, command: "pause", reason: "user asked", time: expect.any(String), source: "ws" },
+        { command_id: resumedId, agent_id: AGENT, command: "resume", reason: "go on", time: expect.any(String), source: "rest" },
+        { command_id: cancelledId, agent_id: AGENT, command: "cancel", reason: "", time: expect.any(String), source: "rest" },
+        { command_id: reused.command_id, agent_id: AGENT, command: "resume", reason: "reused ref", time: expect.any(String), source: "ws" }
       ])
     }
     ws.close()

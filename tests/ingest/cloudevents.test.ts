@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { CloudEvent, HTTP } from "cloudevents"
 import { history, taskPath } from "../support/api.ts"
-import { type InProcessApp, inProcessApp } from "../support/app.ts"
+import { startApp, type TestApp } from "../support/app.ts"
 import { uniqueTask, useHarness } from "../support/harness.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 import { hsToken, SECRET } from "../support/tokens.ts"
@@ -88,9 +88,9 @@ describe("POST /cloudevents with the cloudevents SDK [bun, redis log]", () => {
 })
 
 describe("POST /cloudevents refuses bad attributes, naming them, and stores nothing [app.request]", () => {
-  let gateway: InProcessApp
+  let gateway: TestApp
   beforeAll(async () => {
-    gateway = await inProcessApp()
+    gateway = await startApp()
   })
   afterAll(() => gateway.close())
 
@@ -105,10 +105,10 @@ describe("POST /cloudevents refuses bad attributes, naming them, and stores noth
   })
 
   const structured = (body: unknown, contentType = "application/cloudevents+json") =>
-    gateway.app.request("/api/v1/cloudevents", { method: "POST", headers: { "content-type": contentType }, body: JSON.stringify(body) })
+    gateway.request("/api/v1/cloudevents", { method: "POST", headers: { "content-type": contentType }, body: JSON.stringify(body) })
 
   const storedCount = async (taskId: string) => {
-    const response = await gateway.app.request(`${taskPath(AGENT, taskId)}/events`)
+    const response = await gateway.request(`${taskPath(AGENT, taskId)}/events`)
     return ((await response.json()) as { events: Array<unknown> }).events.length
   }
 
@@ -153,7 +153,7 @@ describe("POST /cloudevents refuses bad attributes, naming them, and stores noth
 
   it("names the attribute in binary mode too", async () => {
     const taskId = uniqueTask("ce-binary")
-    const response = await gateway.app.request("/api/v1/cloudevents", {
+    const response = await gateway.request("/api/v1/cloudevents", {
       method: "POST",
       headers: { "content-type": "application/json", "ce-specversion": "1.0", "ce-source": SOURCE, "ce-type": "WorkflowStepStarted", "ce-agentid": AGENT, "ce-taskid": taskId },
       body: JSON.stringify({ step: 1 })
@@ -178,9 +178,9 @@ describe("POST /cloudevents refuses bad attributes, naming them, and stores noth
 })
 
 describe("POST /cloudevents applies the publish scope [app.request]", () => {
-  let gateway: InProcessApp
+  let gateway: TestApp
   beforeAll(async () => {
-    gateway = await inProcessApp({ authJwtSecret: SECRET })
+    gateway = await startApp({ authJwtSecret: SECRET })
   })
   afterAll(() => gateway.close())
 
@@ -189,16 +189,16 @@ describe("POST /cloudevents applies the publish scope [app.request]", () => {
   it("refuses a batch with one task out of scope (403 naming it) and stores none of it", async () => {
     const token = await hsToken({ publish: [`${AGENT}/allowed-*`], subscribe: ["*/*"] })
     const allowed = uniqueTask("allowed")
-    const response = await gateway.app.request("/api/v1/cloudevents", {
+    const response = await gateway.request("/api/v1/cloudevents", {
       method: "POST",
       headers: { "content-type": "application/cloudevents-batch+json", authorization: `Bearer ${token}` },
       body: JSON.stringify([ce(allowed, "a"), ce(uniqueTask("other"), "b")])
     })
     expect(response.status).toBe(403)
     expect(await response.json()).toMatchObject({ code: "forbidden", field: "[1].taskid" })
-    const stored = await gateway.app.request(`${taskPath(AGENT, allowed)}/events`, { headers: { authorization: `Bearer ${token}` } })
+    const stored = await gateway.request(`${taskPath(AGENT, allowed)}/events`, { headers: { authorization: `Bearer ${token}` } })
     expect(((await stored.json()) as { events: Array<unknown> }).events).toHaveLength(0)
-    const ok = await gateway.app.request("/api/v1/cloudevents", {
+    const ok = await gateway.request("/api/v1/cloudevents", {
       method: "POST",
       headers: { "content-type": "application/cloudevents+json", authorization: `Bearer ${token}` },
       body: JSON.stringify(ce(allowed, "a"))
@@ -207,7 +207,7 @@ describe("POST /cloudevents applies the publish scope [app.request]", () => {
   })
 
   it("answers 401 without a token", async () => {
-    const response = await gateway.app.request("/api/v1/cloudevents", {
+    const response = await gateway.request("/api/v1/cloudevents", {
       method: "POST",
       headers: { "content-type": "application/cloudevents+json" },
       body: JSON.stringify(ce(uniqueTask(), "a"))

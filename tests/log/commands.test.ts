@@ -23,22 +23,22 @@ for (const kind of LOG_KINDS) {
     }
 
     it("hands a reader its unacknowledged commands first, then new ones, and remembers acknowledgements", async () => {
-      const taskId = uniqueTask()
+      const task = { agentId: "agent-1", taskId: uniqueTask() }
       const result = await run(
         Effect.gen(function*() {
           const log = yield* EventLog
           const ids: Array<string> = []
-          for (const command of ["pause", "resume", "cancel"] as const) ids.push(yield* log.appendCommand(taskId, { command, source: "test" }))
-          const again = yield* log.appendCommand(taskId, { command: "pause", source: "test", idempotencyKey: "k" })
-          expect(yield* log.appendCommand(taskId, { command: "cancel", source: "test", idempotencyKey: "k" })).toBe(again)
-          const firstRun = yield* log.commands(taskId, "worker").pipe(Stream.take(2), Stream.runCollect)
-          yield* log.ackCommand(taskId, "worker", firstRun[0].id)
-          const secondRun = yield* log.commands(taskId, "worker").pipe(Stream.take(3), Stream.runCollect)
-          const otherReader = yield* log.commands(taskId, "auditor").pipe(Stream.take(4), Stream.runCollect)
+          for (const command of ["pause", "resume", "cancel"] as const) ids.push(yield* log.appendCommand(task, { command, source: "test" }))
+          const again = yield* log.appendCommand(task, { command: "pause", source: "test", idempotencyKey: "k" })
+          expect(yield* log.appendCommand(task, { command: "cancel", source: "test", idempotencyKey: "k" })).toBe(again)
+          const firstRun = yield* log.commands(task, "worker").pipe(Stream.take(2), Stream.runCollect)
+          yield* log.ackCommand(task.taskId, "worker", firstRun[0].id)
+          const secondRun = yield* log.commands(task, "worker").pipe(Stream.take(3), Stream.runCollect)
+          const otherReader = yield* log.commands(task, "auditor").pipe(Stream.take(4), Stream.runCollect)
           // A command queued while the reader waits arrives live.
-          const waiting = yield* log.commands(taskId, "auditor").pipe(Stream.drop(4), Stream.take(1), Stream.runCollect, Effect.forkChild)
+          const waiting = yield* log.commands(task, "auditor").pipe(Stream.drop(4), Stream.take(1), Stream.runCollect, Effect.forkChild)
           yield* Effect.sleep("50 millis")
-          const late = yield* log.appendCommand(taskId, { command: "resume", source: "test", reason: "later" })
+          const late = yield* log.appendCommand(task, { command: "resume", source: "test", reason: "later" })
           const live = yield* Fiber.join(waiting)
           return { ids: [...ids, again], firstRun, secondRun, otherReader, late, live }
         }).pipe(Effect.scoped)
@@ -50,6 +50,33 @@ for (const kind of LOG_KINDS) {
       expect(result.firstRun[0]).toMatchObject({ command: "pause", reason: "", source: "test" })
       expect(commandIds(result.live)).toEqual([result.late])
       expect(result.live[0].reason).toBe("later")
+    }, 20_000)
+
+    it("hands a reader only the commands sent to its own agent, acknowledging the others", async () => {
+      // The same task id under two agents: bob's commands (sent before anything was stored) never reach ab's workflow.
+      const taskId = uniqueTask()
+      const bob = { agentId: "bob", taskId }
+      const ab = { agentId: "ab", taskId }
+      const result = await run(
+        Effect.gen(function*() {
+          const log = yield* EventLog
+          yield* log.appendCommand(bob, { command: "cancel", source: "test" })
+          const own = yield* log.appendCommand(ab, { command: "pause", source: "test" })
+          yield* log.appendCommand(bob, { command: "cancel", source: "test" })
+          // Waiting for a second command of its own, the reader passes over bob's live one.
+          const reading = yield* log.commands(ab, "workflow").pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+          yield* Effect.sleep("50 millis")
+          yield* log.appendCommand(bob, { command: "cancel", source: "test", reason: "bob's" })
+          const ownLater = yield* log.appendCommand(ab, { command: "resume", source: "test" })
+          const received = yield* Fiber.join(reading)
+          // A reader of bob's commands under another name (its own position) gets all of them.
+          const bobs = yield* log.commands(bob, "auditor").pipe(Stream.take(3), Stream.runCollect)
+          return { own, ownLater, received, bobs }
+        }).pipe(Effect.scoped)
+      )
+      expect(result.received.map((command) => command.commandId)).toEqual([result.own, result.ownLater])
+      expect(result.received.every((command) => command.agentId === "ab")).toBe(true)
+      expect(result.bobs.map((command) => command.agentId)).toEqual(["bob", "bob", "bob"])
     }, 20_000)
   })
 }

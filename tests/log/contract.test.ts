@@ -185,6 +185,28 @@ for (const [kind, make] of Object.entries(layers)) {
       expect(log.liveTaskCount()).toBe(before)
     })
 
+    it("isolates listeners: one that throws neither stops the others nor leaves a batch half stored", async () => {
+      const t = task()
+      const throwing: LiveListener = {
+        onEvent: () => {
+          throw new Error("a broken listener")
+        },
+        onGap: () => {
+          throw new Error("a broken listener")
+        }
+      }
+      const after = recorder()
+      const scope = Effect.runSync(Scope.make())
+      await run(Scope.provide(log.listen(t.taskId, throwing), scope))
+      await run(Scope.provide(log.listen(t.taskId, after.listener), scope))
+      const ids = await run(log.append(t, [step(1), step(2), step(3)]))
+      expect(ids).toHaveLength(3)
+      expect((await run(log.read(t.taskId, ZeroId, 10))).map((event) => event.id ?? null)).toEqual([...ids])
+      await eventually(() => after.events.length === 3)
+      expect(after.events.map((event) => event.id ?? null)).toEqual([...ids])
+      await run(Scope.close(scope, Exit.void))
+    })
+
     it("lists recently active tasks newest first, by agent, with their status, bounded by TASK_INDEX_MAX", async () => {
       const first = { agentId: "agent-list", taskId: uniqueTask("list") }
       const second = { agentId: "agent-list", taskId: uniqueTask("list") }

@@ -52,6 +52,28 @@ describe("Publisher SDK", () => {
     await publisher.close()
   })
 
+  it("keeps the idempotency keys it generates for retries only for the retry window, and short", async () => {
+    const redis = harness().redis!.client
+    const publisher = redisPublisher({ redis: harness().redis!.url, retry: { maxElapsedMs: 10_000 } })
+    const task = { agentId: "agent-sdk", taskId: uniqueTask() }
+    await publisher.publishBatch(task, [
+      { type: "WorkflowStepStarted", data: { step: 1 } },
+      { type: "WorkflowStepStarted", data: { step: 2 } }
+    ])
+    const generated = await redis.keys(`ts:{${task.taskId}}:idem:*`)
+    expect(generated).toHaveLength(2)
+    for (const key of generated) {
+      expect(key.length - `ts:{${task.taskId}}:idem:`.length).toBeLessThanOrEqual(16)
+      const ttl = await redis.ttl(key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(70)
+    }
+    // A key the caller chose keeps IDEMPOTENCY_S.
+    await publisher.publish(task, "WorkflowStepStarted", { step: 3 }, { idempotencyKey: "mine" })
+    expect(await redis.ttl(`ts:{${task.taskId}}:idem:mine`)).toBeGreaterThan(86_000)
+    await publisher.close()
+  })
+
   it("rejects bad events before sending, naming the field, and reports ended tasks", async () => {
     const publisher = redisPublisher({ redis: harness().redis!.url })
     const task = { agentId: "agent-sdk", taskId: uniqueTask() }

@@ -1,32 +1,67 @@
 /**
- * The gateway's hono app in this process, on the embedded memory log, for
- * validation tests through `app.request()` (no socket). Its WebSocket support
- * refuses: these tests never upgrade.
+ * The gateway's hono app in-process, on the embedded memory log, for tests of
+ * HTTP validation and routing through `app.request()`: the real routes, auth,
+ * limits and log — no process, no socket. A WebSocket upgrade needs a runtime
+ * (use a spawned gateway, `tests/support/gateway.ts`, for those).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "../../src/config.ts"
+import { gatewayLayerWith } from "../../src/gateway.ts"
 import { makeApp } from "../../src/http/app.ts"
-import type { WebSocketRuntime } from "../../src/http/deps.ts"
-import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
-import { TaskStates } from "../../src/stream/TaskStates.ts"
-import { TaskStream } from "../../src/stream/TaskStream.ts"
+import type { RouteDeps, WebSocketRuntime } from "../../src/http/deps.ts"
+import { setLogLevel } from "../../src/observability/log.ts"
+import { type SseStream, sseStream } from "./sse.ts"
 
 const noWebSockets: WebSocketRuntime = {
-  upgradeWebSocket: () => Promise.reject(new Error("no WebSocket upgrades in app.request() tests")),
+  upgradeWebSocket: () => Promise.reject(new Error("app.request() has no WebSocket upgrade; start a gateway")),
   wireSocket: () => {
-    throw new Error("no WebSocket upgrades in app.request() tests")
+    throw new Error("app.request() has no WebSocket upgrade; start a gateway")
   }
 }
 
-export interface InProcessApp {
+export interface TestApp {
   readonly app: Hono
+  readonly deps: RouteDeps
+  /** `app.request` with the API prefix's origin; `path` is absolute (`/api/v1/…`). */
+  request(path: string, init?: RequestInit): Promise<Response>
+  /** An SSE stream of the app, parsed into frames; `close()` cancels it as a leaving client would. */
+  openSse(path: string, headers?: Record<string, string>): Promise<SseStream>
   close(): Promise<void>
 }
 
-export const inProcessApp = async (overrides: Partial<Settings> = {}): Promise<InProcessApp> => {
+/** Build the app on the memory log with the default settings overridden by `overrides`. */
+export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestApp> => {
+  setLogLevel("error")
   const scope = Effect.runSync(Scope.make())
-  const layer = Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(Layer.provideMerge(MemoryEventLogLayer), Layer.provideMerge(AppConfig.layerWith({ redis: undefined, demo: false, ...overrides })))
-  const { app } = await Effect.runPromise(makeApp(noWebSockets).pipe(Effect.provide(layer), Scope.provide(scope)))
-  return { app, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, demo: false, ...overrides }))
+  // Built into our scope, so the log's connections and timers live until close().
+  const { app, deps } = await Effect.runPromise(
+    Effect.gen(function*() {
+      const services = yield* Layer.buildWithScope(layer, scope)
+      return yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
+    }) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
+  )
+  const request = (path: string, init?: RequestInit) =>
+    Promise.resolve(app.request(`http://gateway.test${path}`, init, { clientAddress: "127.0.0.1" }))
+  return {
+    app,
+    deps,
+    request,
+    openSse: async (path, headers = {}) => {
+      const response = await request(path, { headers: { accept: "text/event-stream", ...headers } })
+      // The parser iterates the body; cancelling our own reader underneath ends it like a closed connection.
+      const reader = response.body?.getReader()
+      const body = reader === undefined ? null : new ReadableStream<Uint8Array>({
+        pull: async (controller) => {
+          const chunk = await reader.read()
+          if (chunk.done) controller.close()
+          else controller.enqueue(chunk.value)
+        },
+        cancel: () => reader.cancel()
+      })
+      return sseStream({ status: response.status, headers: response.headers, body }, () => void reader?.cancel().catch(() => {}))
+    },
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
 }

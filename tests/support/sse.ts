@@ -105,7 +105,8 @@ export const openSseSocket = (url: string, headers: Record<string, string> = {})
     socket.once("close", () => void writer.close().catch(() => {}))
   })
 
-const sseStream = (
+/** Parse a response already at hand (e.g. from `app.request()`); `close` cancels it. */
+export const sseStream = (
   response: { readonly status: number; readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
   close: () => void
 ): SseStream => {

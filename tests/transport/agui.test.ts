@@ -216,11 +216,11 @@ describe("AG-UI encoding", () => {
     expect(types(agUi).slice(2)).toEqual(["TOOL_CALL_RESULT"])
   })
 
-  it("reports a stream ended without a terminal event (task of another agent) as RUN_ERROR, after closing what is open", async () => {
+  it("reports a stream ended without a terminal event (a slow consumer cut off) as RUN_ERROR, after closing what is open", async () => {
     const e = eventMaker()
-    const { agUi } = await encode([e("WorkflowLLMCallStarted", { model: "m" })], { end: "not_found" })
+    const { agUi } = await encode([e("WorkflowLLMCallStarted", { model: "m" })], { end: "slow_consumer" })
     expect(types(agUi).slice(-2)).toEqual(["TEXT_MESSAGE_END", "RUN_ERROR"])
-    expect(agUi.at(-1)).toMatchObject({ code: "not_found" })
+    expect(agUi.at(-1)).toMatchObject({ code: "slow_consumer" })
   })
 
   it("ends a stream the server cuts (token expired, shutdown) with RUN_ERROR naming why, so the client reconnects", async () => {

@@ -121,8 +121,8 @@ describe("UI message stream encoding", () => {
   })
 
   it("reports a stream that ends without a terminal event as an error, then [DONE]", async () => {
-    const { chunks } = await encode([], "not_found")
-    expect(chunks.slice(-2)).toEqual(['{"type":"error","errorText":"task not found"}', "[DONE]"])
+    const { chunks } = await encode([], "slow_consumer")
+    expect(chunks.slice(-2)).toEqual(['{"type":"error","errorText":"the client read too slowly; reconnect with the last event id"}', "[DONE]"])
   })
 
   it("says why when the token expires, and ends silently on shutdown (useChat resumes on its next mount)", async () => {

@@ -6,7 +6,7 @@
 import { Effect, Result, Schema, SchemaIssue } from "effect"
 import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
-import { type CommandDraft, CommandKinds, REASON_MAX } from "../../events/control.ts"
+import { type CommandDraft, commandIdempotencyKey, CommandKinds, REASON_MAX } from "../../events/control.ts"
 import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
 import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
@@ -17,16 +17,21 @@ import { parseTaskPath, type TaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
 
 /**
- * Queue `draft` for the task; fails with TaskNotFound when the task's events
- * belong to another agent. An idempotency key counts per subject and command,
- * so two clients (or one client's `pause` and `cancel`) never collide on it.
+ * Queue `draft` for the workflow of the agent's task; fails with TaskNotFound
+ * when the task's events belong to another agent. A task with no events yet
+ * takes the command for this agent only: the workflow of another agent that
+ * later starts the same task id never receives it. An idempotency key counts
+ * per subject, agent and command, so two clients (or one client's `pause` and
+ * `cancel`) never collide on it.
  */
 export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
   Effect.gen(function*() {
     const head = yield* log.head(task.taskId)
     if (ownedByOther(head, task.agentId)) return yield* new TaskNotFound(task)
-    const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${subject}:${draft.command}:${draft.idempotencyKey}`
-    return yield* log.appendCommand(task.taskId, { ...draft, idempotencyKey })
+    const idempotencyKey = draft.idempotencyKey === undefined
+      ? undefined
+      : commandIdempotencyKey(subject, task.agentId, draft.command, draft.idempotencyKey)
+    return yield* log.appendCommand(task, { ...draft, idempotencyKey })
   })
 
 const Body = Schema.Struct({ reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(REASON_MAX))) })

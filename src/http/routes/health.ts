@@ -12,12 +12,12 @@ export const healthRoutes = ({ log, lifecycle }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
-      const ready = !lifecycle.draining &&
-        (await Effect.runPromise(Effect.match(log.ping, { onSuccess: () => true, onFailure: () => false })))
-      if (ready) return c.json({ status: "ready" })
+      const failure = lifecycle.draining
+        ? "shutting down"
+        : await Effect.runPromise(Effect.match(log.ping, { onSuccess: () => undefined, onFailure: (error) => `the event log is not ready: ${error.message}` }))
+      if (failure === undefined) return c.json({ status: "ready" })
       c.header("retry-after", String(RETRY_AFTER_SECONDS))
-      const reason = lifecycle.draining ? "shutting down" : "the event log does not answer"
-      return c.json({ status: "unavailable", reason }, 503)
+      return c.json({ status: "unavailable", reason: failure }, 503)
     })
     .get("/metrics", async (c) => {
       record(Metrics.liveChannels, log.liveTaskCount())

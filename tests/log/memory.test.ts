@@ -1,0 +1,32 @@
+/** What only the embedded memory log does: bound its memory by forgetting idle tasks. */
+import { describe, expect, it } from "bun:test"
+import { Effect, Layer } from "effect"
+import { AppConfig } from "../../src/config.ts"
+import { EventLog } from "../../src/log/EventLog.ts"
+import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { uniqueTask } from "../support/harness.ts"
+
+const step = (n: number) => ({ type: "WorkflowStepStarted" as const, data: { step: n }, dataJson: JSON.stringify({ step: n }) })
+
+describe("memory log", () => {
+  it("forgets a task that never ended IDLE_TASK_TTL_S after its last event, and keeps one still publishing", async () => {
+    const idle = { agentId: "agent-1", taskId: uniqueTask() }
+    const active = { agentId: "agent-1", taskId: uniqueTask() }
+    const heads = await Effect.runPromise(
+      Effect.gen(function*() {
+        const log = yield* EventLog
+        yield* log.append(idle, [step(1)])
+        yield* log.append(active, [step(1)])
+        yield* Effect.sleep("600 millis")
+        yield* log.append(active, [step(2)])
+        yield* Effect.sleep("600 millis")
+        return { idle: yield* log.head(idle.taskId), active: yield* log.head(active.taskId) }
+      }).pipe(
+        Effect.provide(MemoryEventLogLayer.pipe(Layer.provide(AppConfig.layerWith({ redis: undefined, idleTaskTtlSeconds: 1 })))),
+        Effect.scoped
+      )
+    )
+    expect(heads.idle).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false })
+    expect(heads.active.last?.data).toEqual({ step: 2 })
+  })
+})

@@ -50,6 +50,7 @@ export const Registry = {
     category: "llm",
     payload: Schema.Struct({
       model: Text,
+      call_id: opt(Text),
       estimated_cost: opt(Amount),
       iteration: opt(Count),
       message_count: opt(Count)
@@ -58,12 +59,21 @@ export const Registry = {
   WorkflowLLMCallChunk: spec({
     category: "llm",
     ephemeral: true,
-    payload: Schema.Struct({ chunk: Text, chunk_index: Count, model: opt(Text), is_final: opt(Schema.Boolean) })
+    payload: Schema.Struct({
+      chunk: Text,
+      chunk_index: Count,
+      call_id: opt(Text),
+      model: opt(Text),
+      is_final: opt(Schema.Boolean),
+      // Set by the gateway on the one chunk that stands for a call's chunks so far (SPEC §8.2).
+      compacted: opt(Schema.Boolean)
+    })
   }),
   WorkflowLLMCallCompleted: spec({
     category: "llm",
     payload: Schema.Struct({
       model: Text,
+      call_id: opt(Text),
       cost: opt(Amount),
       total_cost: opt(Amount),
       usage: opt(Json),

@@ -14,6 +14,7 @@ import type { EventType } from "../events/registry.ts"
 import {
   AgentMismatch,
   EventLog,
+  type InflightCall,
   type LiveListener,
   LogUnavailable,
   statusOf,
@@ -154,6 +155,24 @@ export const RedisEventLogLayer = Layer.effect(
         })
       )
 
+    /** The calls in flight, from the hash append.lua keeps (fields described in its header). */
+    const inflight = (taskId: string) =>
+      run(() => commands.hgetall(taskKeys(prefix, taskId).inflight)).pipe(
+        Effect.map((fields): ReadonlyArray<InflightCall> => {
+          const open: Array<string> = fields.open === undefined ? [] : JSON.parse(fields.open)
+          const named = Object.keys(fields).filter((field) => field.startsWith("i:")).map((field) => field.slice(2))
+          // Started calls in start order, then any named only by chunks.
+          const callIds = [...open, ...named.filter((callId) => !open.includes(callId))]
+          return callIds.filter((callId) => fields[`i:${callId}`] !== undefined).map((callId) => ({
+            callId,
+            started: parseEventId(fields[`s:${callId}`] ?? ""),
+            model: fields[`m:${callId}`] || undefined,
+            text: fields[`t:${callId}`] ?? "",
+            index: Number(fields[`i:${callId}`])
+          }))
+        })
+      )
+
     const openChannel = (taskId: string): Promise<void> => {
       // A failed subscription is retried by the feed on reconnect, which then reports a gap.
       const pending = feed.subscribe(taskKeys(prefix, taskId).live)
@@ -222,6 +241,7 @@ export const RedisEventLogLayer = Layer.effect(
       append,
       read,
       head,
+      inflight,
       listen,
       tasks,
       ping: run(() => commands.ping()).pipe(Effect.asVoid),

@@ -16,6 +16,8 @@ export interface AppendSettings {
   readonly historyMax: number
   readonly retentionSeconds: number
   readonly idempotencySeconds: number
+  /** INFLIGHT_TTL_S: how long the chunks of an LLM call in flight are kept at most. */
+  readonly inflightSeconds: number
   readonly taskIndexMax: number
 }
 
@@ -44,7 +46,7 @@ export const runAppend = (
     }
     eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
-  const allKeys = [keys.log, keys.live, ...idempotencyKeys]
+  const allKeys = [keys.log, keys.live, keys.inflight, ...idempotencyKeys]
   const append = (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend
   return append.call(
     redis,
@@ -56,6 +58,7 @@ export const runAppend = (
     settings.idempotencySeconds,
     // Sharded pub/sub on a Cluster: the message stays in the task's shard.
     isCluster(redis) ? "SPUBLISH" : "PUBLISH",
+    settings.inflightSeconds,
     drafts.length,
     ...eventArgs
   )

@@ -9,7 +9,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
 import { countDelivered } from "./delivery.ts"
-import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
+import { joinChunks, type Outbox, roundTime, scheduleFlush, whenDrained } from "./outbox.ts"
 
 export type SseFormat = "payload" | "envelope"
 
@@ -53,6 +53,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   lastWrite = Date.now()
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private pending: Array<Uint8Array> = []
+  private pendingBytes = 0
   private pendingEvents = 0
   private closed = false
   private readonly encodingKey: string
@@ -91,6 +92,19 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     this.push(encoder.encode(frame(undefined, "resync", JSON.stringify({ reason: "history_trimmed", oldest }))))
   }
 
+  get capacity(): number {
+    return this.options.bufferBytes
+  }
+
+  /** What is queued and not yet taken by the runtime: frames of this turn plus the stream's backlog. */
+  backlog(): number {
+    return this.pendingBytes + (this.closed ? 0 : 1 - (this.controller.desiredSize ?? 1))
+  }
+
+  whenUnder(mark: number, ready: () => void): () => void {
+    return whenDrained(() => this.backlog(), mark, ready)
+  }
+
   heartbeat(): void {
     this.push(encoder.encode(frame(undefined, "heartbeat", JSON.stringify({ time: new Date().toISOString() }))))
   }
@@ -115,6 +129,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     if (this.closed || this.pending.length === 0) return
     const chunk = joinChunks(this.pending)
     this.pending = []
+    this.pendingBytes = 0
     if (this.pendingEvents > 0) {
       countDelivered("sse", this.pendingEvents)
       this.pendingEvents = 0
@@ -130,6 +145,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   private push(bytes: Uint8Array): void {
     if (this.closed) return
     this.pending.push(bytes)
+    this.pendingBytes += bytes.byteLength
     scheduleFlush(this)
   }
 
@@ -137,6 +153,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     if (this.closed) return
     this.closed = true
     this.pending = []
+    this.pendingBytes = 0
     this.options.onClose(reason)
   }
 }

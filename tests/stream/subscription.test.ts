@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { acceptAll } from "../../src/events/filter.ts"
 import type { EventLog } from "../../src/log/EventLog.ts"
+import { makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
 
 const task = { agentId: "a", taskId: "t" }
@@ -22,18 +23,27 @@ let trimmed = false
 const log = {
   read: (_taskId: string, after: EventId, limit: number) =>
     Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
-  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed })
+  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
+  inflight: () => Effect.succeed([])
 } as unknown as EventLog["Service"]
+const reads = makeCatchUpReads(log)
 
 const collect = () => {
   const steps: Array<number> = []
   const ends: Array<EndReason> = []
   const resyncs: Array<string> = []
   const subscription = new Subscription(
-    log,
+    reads,
     "t",
-    { agentId: "a", filter: acceptAll },
-    { event: (event) => void steps.push(event.data.step as number), resync: (oldest) => void resyncs.push(oldest), end: (reason) => void ends.push(reason) },
+    { agentId: "a", filter: acceptAll, compact: true },
+    {
+      event: (event) => void steps.push(event.data.step as number),
+      resync: (oldest) => void resyncs.push(oldest),
+      end: (reason) => void ends.push(reason),
+      backlog: () => 0,
+      capacity: 1 << 20,
+      whenUnder: (_mark, ready) => (ready(), () => {})
+    },
     ZeroId
   )
   return { steps, ends, resyncs, subscription }

@@ -31,6 +31,8 @@ const frame = (id: string | undefined, event: string, data: string): string =>
  */
 const BACKLOG_IN_BYTES: QueuingStrategy<Uint8Array> = { highWaterMark: 1, size: (chunk) => chunk?.byteLength ?? 0 }
 
+const TOKEN_EXPIRED = encoder.encode(frame(undefined, "token_expired", JSON.stringify({ reason: "token_expired" })))
+
 const encodePayload = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.dataJson))
 const encodeEnvelope = (event: LogEvent) => encoder.encode(frame(event.id, event.type, event.json))
 
@@ -116,6 +118,8 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   /** Send what is queued, then end the response. */
   close(reason: CloseReason): void {
     if (this.closed) return
+    // SPEC §8.3: the client learns why, and reconnects with a fresh token rather than the same one.
+    if (reason === "token_expired") this.push(TOKEN_EXPIRED)
     this.flush()
     this.finish(reason)
     try {

@@ -36,7 +36,7 @@ export const EventLogLayer = Layer.unwrap(
   })
 )
 
-const SHARED_READS = { ttlMs: 2000, maxPages: 256 }
+const SHARED_READS = { ttlMs: 2000, maxPages: 256, maxBytes: 16 * 1024 * 1024 }
 
 export const GatewayLayer = TaskStream.layer.pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(AppConfig.layer))
 

@@ -16,16 +16,35 @@ export interface SharedReadsOptions {
   readonly ttlMs: number
   /** How many full pages are kept at most (oldest dropped first). */
   readonly maxPages: number
+  /** How many bytes of payload the kept pages hold at most (large events make large pages). */
+  readonly maxBytes: number
 }
 
-export const shareReads = (log: EventLog["Service"], { maxPages, ttlMs }: SharedReadsOptions): EventLog["Service"] => {
+const pageBytes = (page: Page): number => {
+  let bytes = 0
+  for (const event of page) bytes += event.dataJson.length
+  return bytes
+}
+
+export const shareReads = (log: EventLog["Service"], { maxBytes, maxPages, ttlMs }: SharedReadsOptions): EventLog["Service"] => {
   const inFlight = new Map<string, Promise<Exit.Exit<Page, LogUnavailable>>>()
-  const fullPages = new Map<string, { readonly page: Page; readonly until: number }>()
+  const fullPages = new Map<string, { readonly page: Page; readonly bytes: number; readonly until: number }>()
+  let keptBytes = 0
+
+  const forget = (key: string) => {
+    const kept = fullPages.get(key)
+    if (kept === undefined) return
+    fullPages.delete(key)
+    keptBytes -= kept.bytes
+  }
 
   const keep = (key: string, page: Page) => {
-    fullPages.delete(key)
-    fullPages.set(key, { page, until: Date.now() + ttlMs })
-    if (fullPages.size > maxPages) fullPages.delete(fullPages.keys().next().value!)
+    forget(key)
+    const bytes = pageBytes(page)
+    if (bytes > maxBytes) return
+    fullPages.set(key, { page, bytes, until: Date.now() + ttlMs })
+    keptBytes += bytes
+    while (fullPages.size > maxPages || keptBytes > maxBytes) forget(fullPages.keys().next().value!)
   }
 
   const read = (taskId: string, after: EventId, limit: number): Effect.Effect<Page, LogUnavailable> =>

@@ -62,7 +62,16 @@ export type Opening =
   | { readonly _tag: "Ended"; readonly reason: EndReason }
   | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
 
+/** Events per history read at most; fewer when events are large (a page holds about CLIENT_BUFFER_BYTES). */
 export const HISTORY_PAGE = 500
+const MIN_HISTORY_PAGE = 20
+
+/** The next page's size: about `capacity` bytes, judged by the page just read. */
+const nextPageSize = (page: ReadonlyArray<LogEvent>, capacity: number): number => {
+  let bytes = 0
+  for (const event of page) bytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
+  return Math.max(MIN_HISTORY_PAGE, Math.min(HISTORY_PAGE, Math.floor(capacity / (bytes / page.length))))
+}
 /** A live event held while catching up costs its payload plus about this much (envelope, frame). */
 const EVENT_OVERHEAD_BYTES = 200
 
@@ -100,6 +109,8 @@ export class Subscription implements LiveListener {
   private readonly staged = new Map<string, LogEvent>()
   /** The last chunk_index delivered per call (Infinity once the call completed). */
   private readonly chunkIndex = new Map<string, number>()
+  /** Events in the next history read: one page is what a catching-up client costs in memory. */
+  private pageSize = HISTORY_PAGE
   /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
   private since = 0
   /** A catch-up started by a gap or a resume, interrupted when the subscription stops. */
@@ -304,12 +315,14 @@ export class Subscription implements LiveListener {
           if (this.state !== "syncing") break
           this.stage(calls)
         }
-        const page = yield* this.reads.read(this.taskId, this.lastId, HISTORY_PAGE, this.since)
+        const limit = this.pageSize
+        const page = yield* this.reads.read(this.taskId, this.lastId, limit, this.since)
         for (let i = 0; i < page.length && this.state === "syncing"; i++) {
           if (this.sink.backlog() >= this.lowWater) yield* this.room()
           if (this.state === "syncing") this.deliver(page[i])
         }
-        if (page.length === HISTORY_PAGE || this.state !== "syncing") continue
+        if (page.length > 0) this.pageSize = nextPageSize(page, this.sink.capacity)
+        if (page.length === limit || this.state !== "syncing") continue
         if (this.rescan) {
           this.rescan = false
           continue

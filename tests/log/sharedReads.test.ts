@@ -28,7 +28,7 @@ const counting = (fail = false) => {
 describe("shared reads", () => {
   it("serves concurrent identical reads with one request and the same events", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8, maxBytes: 1 << 20 })
     const pages = await Promise.all(Array.from({ length: 20 }, () => Effect.runPromise(shared.read("t", ZeroId, 4))))
     expect(source.reads()).toBe(1)
     expect(pages.every((page) => page[0] === pages[0][0])).toBe(true)
@@ -36,7 +36,7 @@ describe("shared reads", () => {
 
   it("keeps full pages for a moment, but never a short page (more events may follow it)", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8, maxBytes: 1 << 20 })
     await Effect.runPromise(shared.read("t", ZeroId, 4))
     await Effect.runPromise(shared.read("t", ZeroId, 4))
     expect(source.reads()).toBe(1)
@@ -48,7 +48,7 @@ describe("shared reads", () => {
 
   it("forgets full pages after the TTL and beyond maxPages", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 30, maxPages: 1 })
+    const shared = shareReads(source.log, { ttlMs: 30, maxPages: 1, maxBytes: 1 << 20 })
     await Effect.runPromise(shared.read("t", ZeroId, 2))
     await Effect.runPromise(shared.read("t", { ms: 100, seq: 1 }, 2))
     await Effect.runPromise(shared.read("t", ZeroId, 2))
@@ -58,9 +58,20 @@ describe("shared reads", () => {
     expect(source.reads()).toBe(4)
   })
 
+  it("keeps pages within maxBytes", async () => {
+    const source = counting()
+    // Each event's payload is {"step":n}: 10 bytes, so a page of 2 is 20 bytes.
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8, maxBytes: 30 })
+    await Effect.runPromise(shared.read("t", ZeroId, 2))
+    await Effect.runPromise(shared.read("t", { ms: 100, seq: 1 }, 2))
+    await Effect.runPromise(shared.read("t", { ms: 100, seq: 1 }, 2))
+    await Effect.runPromise(shared.read("t", ZeroId, 2))
+    expect(source.reads()).toBe(3)
+  })
+
   it("passes failures to every waiting reader and keeps nothing from them", async () => {
     const source = counting(true)
-    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8 })
+    const shared = shareReads(source.log, { ttlMs: 1000, maxPages: 8, maxBytes: 1 << 20 })
     const failures = await Promise.all(Array.from({ length: 3 }, () => Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))))
     expect(failures.map((failure) => failure._tag)).toEqual(["LogUnavailable", "LogUnavailable", "LogUnavailable"])
     await Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))

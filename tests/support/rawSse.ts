@@ -20,7 +20,10 @@ export interface RawSse {
   status(): number | undefined
   /** Bytes received on the socket. */
   received(): number
-  /** Resolves when the socket closes: `clean` when the chunked body ended with its terminating chunk. */
+  /**
+   * Resolves when the body ends: `clean` when it ended with its terminating chunk (the socket
+   * is then closed by the client, as curl does), not when the connection was cut before it.
+   */
   readonly closed: Promise<{ readonly clean: boolean }>
   waitFor(predicate: (frames: ReadonlyArray<SseFrame>) => boolean, timeoutMs?: number): Promise<void>
   /** Start reading (a stalled client). */
@@ -34,8 +37,8 @@ export const openRawSse = (url: string, options: RawSseOptions = {}): RawSse => 
   const frames: Array<SseFrame> = []
   const waiters = new Set<() => void>()
   let status: number | undefined
-  let head: Buffer | undefined = Buffer.alloc(0)
-  let chunked = Buffer.alloc(0)
+  let head: Buffer<ArrayBufferLike> | undefined = Buffer.alloc(0)
+  let chunked: Buffer<ArrayBufferLike> = Buffer.alloc(0)
   let text = ""
   let received = 0
   let clean = false
@@ -58,6 +61,7 @@ export const openRawSse = (url: string, options: RawSseOptions = {}): RawSse => 
       if (size === 0) {
         clean = true
         chunked = Buffer.alloc(0)
+        socket.destroy()
         return
       }
       text += decoder.decode(chunked.subarray(lineEnd + 2, lineEnd + 2 + size), { stream: true })

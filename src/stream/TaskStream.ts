@@ -218,8 +218,15 @@ export class Subscription implements LiveListener {
     // Paused or cut off for long, the position may have been trimmed meanwhile: say so, as at open.
     this.checkTrimmed = true
     this.wantInflight = this.request.compact
+    this.since = this.reads.now()
     if (this.catchingUp) this.readAgain()
-    else this.running = Effect.runFork(this.catchUp())
+    // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
+    else this.running = Effect.runFork(Effect.andThen(Effect.yieldNow, this.catchUp()))
+  }
+
+  /** The live feed is established: reads started from now on see everything it may have missed. */
+  listening(): void {
+    this.since = this.reads.now()
   }
 
   /** Stop for good: nothing more is delivered and a running catch-up is interrupted. */
@@ -299,8 +306,6 @@ export class Subscription implements LiveListener {
   catchUp(): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       this.catchingUp = true
-      // Listening is established by now (at open, or the gap was reported after it was).
-      this.since = this.reads.now()
       if (this.checkTrimmed) {
         this.checkTrimmed = false
         const head = yield* this.reads.head(this.taskId, this.since)
@@ -389,6 +394,7 @@ export class TaskStream extends Context.Service<TaskStream, {
             return subscription.stop()
           }).pipe(
             Effect.andThen(log.listen(request.taskId, subscription)),
+            Effect.andThen(Effect.sync(() => subscription.listening())),
             Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
             Effect.andThen(subscription.catchUp()),
             Effect.as(subscription)

@@ -49,8 +49,11 @@ const collect = () => {
   return { steps, ends, resyncs, subscription }
 }
 
+/** Catch-ups after a gap or a resume start on the next turn. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5))
+
 describe("Subscription", () => {
-  it("notices a live event whose prev it never saw and reads the missed events from the log", () => {
+  it("notices a live event whose prev it never saw and reads the missed events from the log", async () => {
     stored.length = 0
     const { steps, subscription } = collect()
     append(1)
@@ -60,10 +63,11 @@ describe("Subscription", () => {
     append(4)
     subscription.onEvent(append(5))
     subscription.onEvent(stored[4])
+    await settle()
     expect(steps).toEqual([1, 2, 3, 4, 5])
   })
 
-  it("drops live events while paused and delivers them from the log on resume", () => {
+  it("drops live events while paused and delivers them from the log on resume", async () => {
     stored.length = 0
     const { steps, subscription } = collect()
     Effect.runSync(subscription.catchUp())
@@ -74,6 +78,7 @@ describe("Subscription", () => {
     expect(steps).toEqual([1])
     subscription.resume()
     subscription.onEvent(append(4))
+    await settle()
     expect(steps).toEqual([1, 2, 3, 4])
     expect(subscription.position).toBe("100-4")
   })
@@ -91,7 +96,7 @@ describe("Subscription", () => {
     expect(ends).toEqual(["completed"])
   })
 
-  it("says resync when a resume finds its position trimmed away meanwhile", () => {
+  it("says resync when a resume finds its position trimmed away meanwhile", async () => {
     stored.length = 0
     trimmed = false
     const { steps, resyncs, subscription } = collect()
@@ -102,6 +107,7 @@ describe("Subscription", () => {
     stored.splice(0, 3)
     trimmed = true
     subscription.resume()
+    await settle()
     expect(resyncs).toEqual(["100-4"])
     expect(steps).toEqual([1, 4, 5, 6])
     trimmed = false

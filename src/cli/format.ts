@@ -15,7 +15,12 @@ const short = (value: unknown, max = 100) => {
 const fields = (pairs: Array<[string, unknown]>) =>
   pairs.filter(([, value]) => value !== undefined && value !== null && value !== "").map(([name, value]) => `${name}=${value}`).join(" ")
 
-export const summary = (event: TaskEvent): string => {
+/** What the line of an event adds: a completion's stored content when its text was not streamed here. */
+export interface LineExtras {
+  readonly content?: unknown
+}
+
+export const summary = (event: TaskEvent, extras: LineExtras = {}): string => {
   switch (event.type) {
     case "WorkflowStarted":
       return fields([["goal", event.data.goal && short(event.data.goal)], ["budget", money(event.data.budget_limit)]])
@@ -30,9 +35,15 @@ export const summary = (event: TaskEvent): string => {
     case "WorkflowLLMCallStarted":
       return fields([["model", event.data.model], ["estimated_cost", money(event.data.estimated_cost)]])
     case "WorkflowLLMCallChunk":
-      return short(event.data.chunk)
+      // A compacted chunk is the call's whole text so far (SPEC §8.2): it replaces what came before.
+      return event.data.compacted === true ? `so far ${short(event.data.chunk, 2000)}` : short(event.data.chunk)
     case "WorkflowLLMCallCompleted":
-      return fields([["model", event.data.model], ["cost", money(event.data.cost)], ["total_cost", money(event.data.total_cost)]])
+      return fields([
+        ["model", event.data.model],
+        ["cost", money(event.data.cost)],
+        ["total_cost", money(event.data.total_cost)],
+        ["content", extras.content === undefined || extras.content === null ? undefined : short(extras.content, 2000)]
+      ])
     case "WorkflowToolCallStarted":
       return fields([["tool", event.data.tool_name], ["args", short(event.data.arguments ?? {}, 80)]])
     case "WorkflowToolCallCompleted":
@@ -52,13 +63,13 @@ export const summary = (event: TaskEvent): string => {
   }
 }
 
-export const formatLine = (event: TaskEvent, colour: boolean): string => {
+export const formatLine = (event: TaskEvent, colour: boolean, extras: LineExtras = {}): string => {
   const category = CategoryOf[event.type]
   const failed = event.type === "WorkflowFailed" || (event.type === "WorkflowToolCallCompleted" && !event.data.success)
   return [
     paint(colour, 2, event.time.slice(11, 23)),
     paint(colour, failed ? 31 : Colours[category], category.padEnd(9)),
     paint(colour, 1, event.type.padEnd(26)),
-    summary(event)
+    summary(event, extras)
   ].join(" ")
 }

@@ -144,7 +144,10 @@ export class Subscription implements LiveListener {
 
   onGap(): void {
     if (this.state === "live") this.beginCatchUp()
-    else if (this.state === "syncing") this.readAgain()
+    else if (this.state === "syncing") {
+      this.readAgain()
+      this.reads.wake(this.taskId)
+    }
   }
 
   /** Stop delivery; nothing is buffered, the log holds it. */
@@ -171,6 +174,8 @@ export class Subscription implements LiveListener {
 
   /** Keep a live event that arrived while catching up, within `liveBound`. */
   private hold(event: LogEvent): void {
+    // It was just appended: the log answers, a catch-up read waiting to retry need not wait.
+    this.reads.wake(this.taskId)
     this.buffer.push(event)
     this.bufferedBytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
     if (this.bufferedBytes <= this.liveBound) return

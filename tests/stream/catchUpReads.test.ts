@@ -1,9 +1,9 @@
 /** Catch-up reads (SPEC §8.4): shared per task, retried with backoff, stopped when nobody waits. */
 import { describe, expect, it } from "bun:test"
-import { Duration, Effect, Fiber, Schedule } from "effect"
+import { Effect, Fiber } from "effect"
 import { LogEvent, ZeroId } from "../../src/events/envelope.ts"
 import { type EventLog, LogUnavailable } from "../../src/log/EventLog.ts"
-import { catchUpRetry, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
+import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 
 const page = [LogEvent.fromDraft("100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
 
@@ -19,7 +19,7 @@ const flaky = (failures: number) => {
   return { log, reads: () => reads }
 }
 
-const fast = Schedule.spaced("5 millis")
+const fast = { baseMs: 5, capMs: 5 }
 
 describe("catch-up reads", () => {
   it("serves 1000 readers of a task with one read per attempt, retrying until the log answers", async () => {
@@ -53,18 +53,27 @@ describe("catch-up reads", () => {
     expect(source.reads()).toBeLessThanOrEqual(stopped + 1)
   })
 
-  it("backs off exponentially with jitter, capped at 10 s", async () => {
-    const delays = await Effect.runPromise(Effect.gen(function*() {
-      const step = yield* Schedule.toStep(catchUpRetry)
-      const out: Array<number> = []
-      for (let i = 0; i < 12; i++) out.push(Duration.toMillis((yield* step(Date.now(), undefined))[1]))
-      return out
-    }))
-    expect(delays.length).toBe(12)
+  it("backs off exponentially with jitter, capped at 10 s", () => {
+    const delays = Array.from({ length: 12 }, (_, i) => backoffDelay(CATCH_UP_BACKOFF, i + 1))
     expect(delays[0]).toBeGreaterThanOrEqual(200)
     expect(delays[0]).toBeLessThanOrEqual(300)
     expect(delays[3]).toBeGreaterThanOrEqual(1600)
+    expect(delays[3]).toBeLessThanOrEqual(2400)
     for (const delay of delays) expect(delay).toBeLessThanOrEqual(12_000)
     expect(delays.at(-1)).toBeGreaterThanOrEqual(8000)
+    // Jitter: the same attempt does not wait the same time twice in a row (almost surely).
+    expect(new Set(Array.from({ length: 20 }, () => backoffDelay(CATCH_UP_BACKOFF, 5))).size).toBeGreaterThan(1)
+  })
+
+  it("retries at once when woken (the log answers again)", async () => {
+    const source = flaky(1)
+    const reads = makeCatchUpReads(source.log, { baseMs: 60_000, capMs: 60_000 })
+    const reading = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(source.reads()).toBe(1)
+    reads.wake("other-task")
+    reads.wake("t")
+    expect(await reading).toBe(page)
+    expect(source.reads()).toBe(2)
   })
 })

@@ -337,9 +337,11 @@ export class Subscription implements LiveListener {
           this.rescan = false
           continue
         }
+        // Calls whose start was trimmed away from the log: their text goes out before the live chunks.
+        for (const compacted of this.staged.values()) this.deliver(compacted)
+        this.staged.clear()
         if (this.drainBuffer() && this.state === "syncing") {
           this.state = "live"
-          this.staged.clear()
           this.forgetCompleted()
         }
       }

@@ -6,7 +6,7 @@ import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { acceptAll } from "../../src/events/filter.ts"
-import type { EventLog } from "../../src/log/EventLog.ts"
+import type { EventLog, InflightCall } from "../../src/log/EventLog.ts"
 import { makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
 
@@ -20,16 +20,18 @@ const append = (n: number) => {
   return event
 }
 let trimmed = false
+let inflight: Array<InflightCall> = []
 const log = {
   read: (_taskId: string, after: EventId, limit: number) =>
     Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
-  inflight: () => Effect.succeed([])
+  inflight: () => Effect.succeed(inflight)
 } as unknown as EventLog["Service"]
 const reads = makeCatchUpReads(log)
 
 const collect = () => {
   const steps: Array<number> = []
+  const chunks: Array<Record<string, unknown>> = []
   const ends: Array<EndReason> = []
   const resyncs: Array<string> = []
   const subscription = new Subscription(
@@ -37,7 +39,7 @@ const collect = () => {
     "t",
     { agentId: "a", filter: acceptAll, compact: true },
     {
-      event: (event) => void steps.push(event.data.step as number),
+      event: (event) => void (event.type === "WorkflowLLMCallChunk" ? chunks.push(event.data) : steps.push(event.data.step as number)),
       resync: (oldest) => void resyncs.push(oldest),
       end: (reason) => void ends.push(reason),
       backlog: () => 0,
@@ -46,7 +48,7 @@ const collect = () => {
     },
     ZeroId
   )
-  return { steps, ends, resyncs, subscription }
+  return { steps, chunks, ends, resyncs, subscription }
 }
 
 /** Catch-ups after a gap or a resume start on the next turn. */
@@ -111,5 +113,20 @@ describe("Subscription", () => {
     expect(resyncs).toEqual(["100-4"])
     expect(steps).toEqual([1, 4, 5, 6])
     trimmed = false
+  })
+
+  it("sends a call's text after its start, or before the live chunks when its start was trimmed away", () => {
+    stored.length = 0
+    for (let n = 1; n <= 3; n++) append(n)
+    inflight = [
+      { callId: "kept", started: { ms: 100, seq: 2 }, model: undefined, text: "ab", index: 1 },
+      { callId: "trimmed", started: { ms: 99, seq: 0 }, model: "m", text: "xyz", index: 2 }
+    ]
+    const { steps, chunks, subscription } = collect()
+    // The trimmed call started before the first retained event but after the resume point.
+    Effect.runSync(subscription.catchUp())
+    expect(steps).toEqual([1, 2, 3])
+    expect(chunks.map((chunk) => [chunk.call_id, chunk.chunk, chunk.compacted])).toEqual([["kept", "ab", true], ["trimmed", "xyz", true]])
+    inflight = []
   })
 })

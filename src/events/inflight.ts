@@ -11,8 +11,7 @@
  * - Live chunks carry the `call_id` they were filed under; a completion
  *   without `content` is stored with the kept text as `content`.
  */
-import type { EventId, LogEvent } from "./envelope.ts"
-import { LogEvent as Event, parseEventId } from "./envelope.ts"
+import { type EventId, LogEvent, parseEventId } from "./envelope.ts"
 import type { EventType } from "./registry.ts"
 
 export interface InflightCall {
@@ -32,7 +31,7 @@ export const CALL_COMPLETED: EventType = "WorkflowLLMCallCompleted"
 
 /** The one frame that stands for a call's chunks so far (SPEC §8.2); no id, like every chunk. */
 export const compactedChunk = (task: { readonly agentId: string; readonly taskId: string }, call: InflightCall): LogEvent =>
-  Event.fromDraft(undefined, task, CHUNK, new Date().toISOString(), {
+  LogEvent.fromDraft(undefined, task, CHUNK, new Date().toISOString(), {
     call_id: call.callId,
     chunk: call.text,
     chunk_index: call.index,

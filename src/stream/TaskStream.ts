@@ -63,7 +63,7 @@ export type Opening =
   | { readonly _tag: "Ready"; readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope> }
 
 /** Events per history read at most; fewer when events are large (a page holds about CLIENT_BUFFER_BYTES). */
-export const HISTORY_PAGE = 500
+const HISTORY_PAGE = 500
 const MIN_HISTORY_PAGE = 20
 
 /** The next page's size: about `capacity` bytes, judged by the page just read. */

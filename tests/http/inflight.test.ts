@@ -174,6 +174,27 @@ describeEachLog("In-flight LLM text", {}, (harness) => {
     }
   }, 60_000)
 
+  it("gives a WebSocket subscription that pauses mid-call the text it missed as one compacted chunk on resume", async () => {
+    const { url } = harness()
+    const agent = "agent-llm"
+    const task = uniqueTask("wspause")
+    await postEvents(url, agent, task, [{ type: "WorkflowLLMCallStarted", data: { model: "m", call_id: "p" } }, ...chunks("p", 0, 2)])
+    const ws = await openWs(url)
+    ws.send({ op: "subscribe", sub: "s", agentId: agent, taskId: task })
+    await ws.waitFor((frames) => eventsOf(frames, "s").length === 2, 10_000, "the start and the compacted chunk")
+    ws.send({ op: "pause", sub: "s" })
+    await ws.waitFor((frames) => frames.some((frame) => frame.op === "paused"), 10_000, "paused")
+    await postEvents(url, agent, task, chunks("p", 3, 5))
+    ws.send({ op: "resume", sub: "s" })
+    await ws.waitFor((frames) => eventsOf(frames, "s").some((event) => event.data.chunk_index === 5), 10_000, "the missed text")
+    await postEvents(url, agent, task, chunks("p", 6, 6))
+    await ws.waitFor((frames) => eventsOf(frames, "s").some((event) => event.data.chunk_index === 6), 10_000, "the live chunk")
+    const received = eventsOf(ws.frames, "s").filter((event) => event.type === "WorkflowLLMCallChunk")
+    expect(received.map((event) => [event.data.chunk_index, event.data.compacted ?? false])).toEqual([[2, true], [5, true], [6, false]])
+    expect(follow(received, "p").text).toBe(textOf("p", 0, 6))
+    ws.close()
+  })
+
   it("keeps the chunks of a publisher that calls the append script itself", async () => {
     const { url, redis, cluster } = harness()
     const target = redis?.url ?? cluster?.url

@@ -163,13 +163,17 @@ export const RedisEventLogLayer = Layer.effect(
           const named = Object.keys(fields).filter((field) => field.startsWith("i:")).map((field) => field.slice(2))
           // Started calls in start order, then any named only by chunks.
           const callIds = [...open, ...named.filter((callId) => !open.includes(callId))]
-          return callIds.filter((callId) => fields[`i:${callId}`] !== undefined).map((callId) => ({
-            callId,
-            started: parseEventId(fields[`s:${callId}`] ?? ""),
-            model: fields[`m:${callId}`] || undefined,
-            text: fields[`t:${callId}`] ?? "",
-            index: Number(fields[`i:${callId}`])
-          }))
+          return callIds.filter((callId) => fields[`i:${callId}`] !== undefined).map((callId) => {
+            const parts: Array<string> = []
+            for (let n = 1, count = Number(fields[`n:${callId}`] ?? 0); n <= count; n++) parts.push(fields[`c:${callId}:${n}`] ?? "")
+            return {
+              callId,
+              started: parseEventId(fields[`s:${callId}`] ?? ""),
+              model: fields[`m:${callId}`] || undefined,
+              text: parts.join(""),
+              index: Number(fields[`i:${callId}`])
+            }
+          })
         })
       )
 

@@ -27,7 +27,8 @@
 -- event (which deletes the hash), the hash expiring INFLIGHT_TTL_S after the latest call start.
 -- Fields: 'open' = JSON array of started calls not completed (start order); per call <cid>:
 -- 's:<cid>' id of its WorkflowLLMCallStarted ('' when never started), 'm:<cid>' model,
--- 't:<cid>' its chunks concatenated, 'i:<cid>' chunk_index of the last kept chunk (-1: none).
+-- 'n:<cid>' number of kept chunks, 'c:<cid>:<n>' the n-th kept chunk (1-based, arrival order),
+-- 'i:<cid>' chunk_index of the last kept chunk (-1: none).
 -- A chunk published without call_id goes out with the call_id it was filed under; a
 -- completion without content is stored (and published) with the kept text as content.
 
@@ -156,8 +157,9 @@ local function file_in_call(event)
   if event.type == 'WorkflowLLMCallChunk' then
     local index = tonumber(redis.call('HGET', inflight_key, 'i:' .. cid) or '-1')
     if type(decoded.chunk_index) == 'number' and decoded.chunk_index > index then
-      local text = redis.call('HGET', inflight_key, 't:' .. cid) or ''
-      redis.call('HSET', inflight_key, 't:' .. cid, text .. (type(decoded.chunk) == 'string' and decoded.chunk or ''),
+      -- One field per chunk: keeping a long answer costs the same per chunk as a short one.
+      local n = redis.call('HINCRBY', inflight_key, 'n:' .. cid, 1)
+      redis.call('HSET', inflight_key, 'c:' .. cid .. ':' .. n, type(decoded.chunk) == 'string' and decoded.chunk or '',
         'i:' .. cid, decoded.chunk_index)
       if type(decoded.model) == 'string' then redis.call('HSETNX', inflight_key, 'm:' .. cid, decoded.model) end
       redis.call('HSETNX', inflight_key, 's:' .. cid, '')
@@ -166,9 +168,18 @@ local function file_in_call(event)
     if named then return event.data end
     return with_fields(event.data, '"call_id":' .. cjson.encode(cid))
   end
-  local text = redis.call('HGET', inflight_key, 't:' .. cid)
   local index = tonumber(redis.call('HGET', inflight_key, 'i:' .. cid) or '-1')
-  redis.call('HDEL', inflight_key, 's:' .. cid, 'm:' .. cid, 't:' .. cid, 'i:' .. cid)
+  local count = tonumber(redis.call('HGET', inflight_key, 'n:' .. cid) or '0')
+  local parts = {}
+  -- In batches: Lua's unpack has a stack limit.
+  for first = 1, count, 1000 do
+    local fields = {}
+    for n = first, math.min(count, first + 999) do fields[#fields + 1] = 'c:' .. cid .. ':' .. n end
+    for _, part in ipairs(redis.call('HMGET', inflight_key, unpack(fields))) do parts[#parts + 1] = part or '' end
+    redis.call('HDEL', inflight_key, unpack(fields))
+  end
+  local text = index >= 0 and table.concat(parts) or nil
+  redis.call('HDEL', inflight_key, 's:' .. cid, 'm:' .. cid, 'n:' .. cid, 'i:' .. cid)
   for i = #open, 1, -1 do
     if open[i] == cid then
       table.remove(open, i)
@@ -184,7 +195,7 @@ local function file_in_call(event)
 end
 local function start_call(event, id)
   local cid = named_call(event.decoded) or id
-  redis.call('HSET', inflight_key, 's:' .. cid, id, 't:' .. cid, '', 'i:' .. cid, -1,
+  redis.call('HSET', inflight_key, 's:' .. cid, id, 'n:' .. cid, 0, 'i:' .. cid, -1,
     'm:' .. cid, type(event.decoded.model) == 'string' and event.decoded.model or '')
   local open = opened()
   open[#open + 1] = cid

@@ -139,6 +139,20 @@ for (const [kind, make] of Object.entries(layers)) {
       await run(Scope.close(listening, Exit.void))
     })
 
+    it("keeps a long answer of 2500 chunks whole", async () => {
+      const t = task()
+      await run(log.append(t, [draft("WorkflowLLMCallStarted", { model: "m", call_id: "long" })]))
+      for (let first = 0; first < 2500; first += 500) {
+        await run(log.append(t, Array.from({ length: 500 }, (_, i) => draft("WorkflowLLMCallChunk", { chunk: `${first + i},`, chunk_index: first + i }))))
+      }
+      const expected = Array.from({ length: 2500 }, (_, i) => `${i},`).join("")
+      expect((await run(log.inflight(t.taskId)))[0]).toMatchObject({ callId: "long", text: expected, index: 2499 })
+      await run(log.append(t, [draft("WorkflowLLMCallCompleted", { model: "m", call_id: "long" })]))
+      const [, completed] = await run(log.read(t.taskId, ZeroId, 10))
+      expect(completed.data.content).toBe(expected)
+      expect(await run(log.inflight(t.taskId))).toEqual([])
+    })
+
     it("files chunks under their call_id, forgets every call at the task's end, and after INFLIGHT_TTL_S", async () => {
       const t = task()
       await run(log.append(t, [

@@ -127,6 +127,8 @@ const settings = Config.all({
   // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
   idleTaskTtlSeconds: positiveInt("IDLE_TASK_TTL_S", 86400),
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
+  // How long the chunks of an LLM call in flight are kept at most (SPEC §8.2), from the latest call start.
+  inflightSeconds: positiveInt("INFLIGHT_TTL_S", 3600),
   taskIndexMax: positiveInt("TASK_INDEX_MAX", 10000),
   heartbeatMs: positiveInt("HEARTBEAT_MS", 15000),
   retryMs: positiveInt("SSE_RETRY_MS", 2000),

@@ -41,8 +41,8 @@ export const EventLogLayer = Layer.unwrap(
   })
 )
 
-/** Pages kept 2 s, at most 64 MiB of them (by their events' data size). */
-const SHARED_READS = { ttlMs: 2000, maxBytes: 64 * 1024 * 1024 }
+/** Pages kept 2 s, at most 16 MiB of them (by their events' data size). */
+const SHARED_READS = { ttlMs: 2000, maxBytes: 16 * 1024 * 1024 }
 
 /** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
 export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>

@@ -27,7 +27,13 @@ runGateway({
           }
         })
       ),
-      (server) => Effect.promise(() => server.stop(true))
+      // The drain has ended every response; let the runtime send what they still hold (the
+      // terminating chunk included, so clients see an end, not a reset), then cut those that do not read.
+      (server) =>
+        Effect.promise(() => server.stop(false)).pipe(
+          Effect.timeoutOption(config.drainMs / 2),
+          Effect.andThen(Effect.promise(() => server.stop(true)))
+        )
     ).pipe(Effect.map((server) => server.port ?? config.port)),
   bundle: async (entry) => {
     const build = await Bun.build({ entrypoints: [entry], target: "browser", format: "esm", minify: true })

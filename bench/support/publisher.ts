@@ -18,6 +18,7 @@ const PREFIX = process.env.REDIS_PREFIX ?? "ts"
 const HISTORY_MAX = "10000"
 const RETENTION_S = "86400"
 const IDEMPOTENCY_S = "86400"
+const INFLIGHT_TTL_S = "3600"
 
 export const stepData = (step: number, payloadBytes: number): string => {
   const head = `{"step":${step},"t":${wallNow().toFixed(3)},"pad":"`
@@ -25,8 +26,8 @@ export const stepData = (step: number, payloadBytes: number): string => {
 }
 
 const appendArgs = (task: Task, type: string, data: string): string[] => [
-  `${PREFIX}:{${task.taskId}}:log`, `${PREFIX}:{${task.taskId}}:live`,
-  task.agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, "PUBLISH", "1", type, data, "", "0",
+  `${PREFIX}:{${task.taskId}}:log`, `${PREFIX}:{${task.taskId}}:live`, `${PREFIX}:{${task.taskId}}:inflight`,
+  task.agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, "PUBLISH", INFLIGHT_TTL_S, "1", type, data, "", "0",
 ]
 
 export class Publisher {
@@ -36,7 +37,7 @@ export class Publisher {
 
   constructor(url: string, scriptPath: string) {
     this.redis = new Redis(url) as Appender
-    this.redis.defineCommand("tsAppend", { numberOfKeys: 2, lua: readFileSync(scriptPath, "utf8") })
+    this.redis.defineCommand("tsAppend", { numberOfKeys: 3, lua: readFileSync(scriptPath, "utf8") })
   }
 
   private noteError = (error: unknown): void => {

@@ -21,7 +21,12 @@ const fields = (pairs: Array<[string, unknown]>) =>
 
 const isBuiltin = (event: TaskEvent): boolean => Object.hasOwn(CategoryOf, event.type)
 
-export const summary = (event: TaskEvent): string => {
+/** What the line of an event adds: a completion's stored content when its text was not streamed here. */
+export interface LineExtras {
+  readonly content?: unknown
+}
+
+export const summary = (event: TaskEvent, extras: LineExtras = {}): string => {
   if (!isBuiltin(event)) return short(event.data, 120)
   switch (event.type) {
     case "WorkflowStarted":
@@ -37,9 +42,15 @@ export const summary = (event: TaskEvent): string => {
     case "WorkflowLLMCallStarted":
       return fields([["model", event.data.model], ["estimated_cost", money(event.data.estimated_cost)]])
     case "WorkflowLLMCallChunk":
-      return short(event.data.chunk)
+      // A compacted chunk is the call's whole text so far (SPEC §8.2): it replaces what came before.
+      return event.data.compacted === true ? `so far ${short(event.data.chunk, 2000)}` : short(event.data.chunk)
     case "WorkflowLLMCallCompleted":
-      return fields([["model", event.data.model], ["cost", money(event.data.cost)], ["total_cost", money(event.data.total_cost)]])
+      return fields([
+        ["model", event.data.model],
+        ["cost", money(event.data.cost)],
+        ["total_cost", money(event.data.total_cost)],
+        ["content", extras.content === undefined || extras.content === null ? undefined : short(extras.content, 2000)]
+      ])
     case "WorkflowToolCallStarted":
       return fields([["tool", event.data.tool_name], ["args", short(event.data.arguments ?? {}, 80)]])
     case "WorkflowToolCallCompleted":
@@ -59,7 +70,7 @@ export const summary = (event: TaskEvent): string => {
   }
 }
 
-export const formatLine = (event: TaskEvent, colour: boolean): string => {
+export const formatLine = (event: TaskEvent, colour: boolean, extras: LineExtras = {}): string => {
   // The typed client knows the built-in types; a custom one arrives as any other event.
   const category: string = isBuiltin(event) ? CategoryOf[event.type] : "custom"
   const failed = event.type === "WorkflowFailed" || (event.type === "WorkflowToolCallCompleted" && !event.data.success)
@@ -67,6 +78,6 @@ export const formatLine = (event: TaskEvent, colour: boolean): string => {
     paint(colour, 2, event.time.slice(11, 23)),
     paint(colour, failed ? 31 : Colours[category as Category] ?? 37, category.padEnd(9)),
     paint(colour, 1, event.type.padEnd(26)),
-    summary(event)
+    summary(event, extras)
   ].join(" ")
 }

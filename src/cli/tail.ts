@@ -2,12 +2,14 @@
 /**
  * `taskstream-tail <agentId> <taskId> [--url] [--types] [--token] [--chunks] [--no-color] [--connect-timeout]`:
  * print a task's events as they come, one coloured line each, over the
- * reconnecting WebSocket client. Exits 0 after a terminal event, 1 when the
+ * reconnecting WebSocket client. An LLM call's text: its chunks with
+ * `--chunks` (after a reload, one `so far` line with the text until then), or
+ * its completion's stored content when no chunk was shown. Exits 0 after a terminal event, 1 when the
  * gateway refuses the task, 2 on bad arguments or when it cannot connect.
  */
 import process from "node:process"
 import { parseArgs } from "node:util"
-import { Categories, connectTaskSocket, EventTypes, type TypeSelector } from "../client/index.ts"
+import { Categories, connectTaskSocket, EventTypes, type TaskEvent, type TypeSelector } from "../client/index.ts"
 import { ID_PATTERN } from "../http/params.ts"
 import { formatLine } from "./format.ts"
 
@@ -76,15 +78,41 @@ const socket = connectTaskSocket({
     if (status === "reconnecting" && connected) process.stderr.write("connection lost; reconnecting…\n")
   }
 })
+/**
+ * The text each LLM call showed on this stream (SPEC §8.2): a compacted chunk
+ * replaces it, other chunks append; a completion shows its stored content when
+ * none was shown.
+ */
+const shown = new Map<string, string>()
+const callOf = (event: TaskEvent): string | undefined => {
+  if (event.type === "WorkflowLLMCallStarted") return event.data.call_id ?? event.id
+  if (event.type === "WorkflowLLMCallChunk" || event.type === "WorkflowLLMCallCompleted") return event.data.call_id ?? undefined
+  return undefined
+}
+
+const print = (event: TaskEvent) => {
+  const callId = callOf(event)
+  if (event.type === "WorkflowLLMCallChunk") {
+    if (!showChunks) return
+    if (callId !== undefined) shown.set(callId, event.data.compacted === true ? event.data.chunk : (shown.get(callId) ?? "") + event.data.chunk)
+    return void process.stdout.write(`${formatLine(event, colour)}\n`)
+  }
+  if (event.type === "WorkflowLLMCallCompleted") {
+    const streamed = callId === undefined ? undefined : shown.get(callId)
+    if (callId !== undefined) shown.delete(callId)
+    const content = streamed === undefined || streamed === "" ? event.data.content : undefined
+    return void process.stdout.write(`${formatLine(event, colour, { content })}\n`)
+  }
+  process.stdout.write(`${formatLine(event, colour)}\n`)
+}
+
 const connectTimer = setTimeout(() => connected || exit(2, `could not connect to ${values.url} within ${connectTimeoutS} s`), connectTimeoutS * 1000)
 
 socket.subscribe({
   agentId,
   taskId,
   ...(types === undefined ? {} : { types }),
-  onEvent: (event) => {
-    if (event.type !== "WorkflowLLMCallChunk" || showChunks) process.stdout.write(`${formatLine(event, colour)}\n`)
-  },
+  onEvent: print,
   onResync: (resync) => process.stderr.write(`older events were trimmed from the log; continuing at ${resync.oldest}\n`),
   onEnd: (end) => {
     clearTimeout(connectTimer)

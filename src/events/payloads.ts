@@ -22,13 +22,23 @@ export const Payloads = {
   WorkflowCancelled: Reason,
   WorkflowLLMCallStarted: Schema.Struct({
     model: Text,
+    call_id: opt(Text),
     estimated_cost: opt(Amount),
     iteration: opt(Count),
     message_count: opt(Count)
   }),
-  WorkflowLLMCallChunk: Schema.Struct({ chunk: Text, chunk_index: Count, model: opt(Text), is_final: opt(Schema.Boolean) }),
+  WorkflowLLMCallChunk: Schema.Struct({
+    chunk: Text,
+    chunk_index: Count,
+    call_id: opt(Text),
+    model: opt(Text),
+    is_final: opt(Schema.Boolean),
+    // Set by the gateway on the one chunk that stands for a call's chunks so far (SPEC §8.2).
+    compacted: opt(Schema.Boolean)
+  }),
   WorkflowLLMCallCompleted: Schema.Struct({
     model: Text,
+    call_id: opt(Text),
     cost: opt(Amount),
     total_cost: opt(Amount),
     usage: opt(Json),

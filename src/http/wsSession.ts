@@ -52,6 +52,19 @@ class SubscriptionSink implements Sink {
     this.onEnd()
   }
 
+  get capacity(): number {
+    return this.connection.capacity
+  }
+
+  /** The subscriptions of a socket share its queue: each paces its history by the whole of it. */
+  backlog(): number {
+    return this.connection.backlog()
+  }
+
+  whenUnder(mark: number, ready: () => void): () => void {
+    return this.connection.whenUnder(mark, ready)
+  }
+
   /** Nothing more reaches the socket from this subscription, from now on. */
   detach(): void {
     this.attached = false

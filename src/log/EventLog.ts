@@ -9,6 +9,7 @@ import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import type { TaskStatus } from "../events/state.ts"
+import type { InflightCall } from "../events/inflight.ts"
 
 export interface TaskRef {
   readonly agentId: string
@@ -36,6 +37,8 @@ export interface TaskSummary {
   readonly lastEventAt: string
   readonly status: TaskStatus
 }
+
+export type { InflightCall } from "../events/inflight.ts"
 
 /** Receives a task's live events, in id order, on the instance that listens. */
 export interface LiveListener {
@@ -65,6 +68,8 @@ export class EventLog extends Context.Service<EventLog, {
   /** Stored events with id > `after`, oldest first, at most `limit`. */
   read(taskId: string, after: EventId, limit: number): Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
   head(taskId: string): Effect.Effect<TaskHead, LogUnavailable>
+  /** The task's LLM calls in flight, oldest first. */
+  inflight(taskId: string): Effect.Effect<ReadonlyArray<InflightCall>, LogUnavailable>
   /**
    * Receive the task's live events until the scope closes. Completes once the
    * live feed is established, so a read started afterwards misses nothing.

@@ -12,6 +12,7 @@ import { Effect, Layer, Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { compareIds, type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
+import { InflightCalls } from "../events/inflight.ts"
 import { isEphemeral, isTerminal } from "../events/registry.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
@@ -63,6 +64,16 @@ export const MemoryEventLogLayer = Layer.effect(
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
     const live = new LiveChannels()
     const control = new MemoryControl(config)
+    /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
+    const inflight = new Map<string, InflightCalls>()
+    const callsOf = (taskId: string) => {
+      let calls = inflight.get(taskId)
+      if (calls === undefined) {
+        calls = new InflightCalls(config.inflightSeconds * 1000)
+        inflight.set(taskId, calls)
+      }
+      return calls
+    }
 
     const liveTask = (taskId: string, now = Date.now()): StoredTask | undefined => {
       const task = tasks.get(taskId)
@@ -77,6 +88,7 @@ export const MemoryEventLogLayer = Layer.effect(
       const now = Date.now()
       for (const taskId of tasks.keys()) liveTask(taskId, now)
       for (const [key, entry] of idempotency) if (entry.expiresAt <= now) idempotency.delete(key)
+      for (const [taskId, calls] of inflight) if (calls.snapshot(now).length === 0) inflight.delete(taskId)
       control.sweep(now)
     }
     yield* Effect.acquireRelease(
@@ -133,20 +145,29 @@ export const MemoryEventLogLayer = Layer.effect(
           }
           if (isEphemeral(draft.type)) {
             ids.push(null)
-            dispatched.push(LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson))
+            const filled = callsOf(task.taskId).apply(draft.type, undefined, draft.data, now)
+            dispatched.push(
+              filled === undefined
+                ? LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+                : LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, filled)
+            )
             continue
           }
           stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
           tasks.set(task.taskId, stored)
           stored.lastId = nextId(stored.lastId, now)
           const id = formatEventId(stored.lastId)
-          const event = LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+          const filled = callsOf(task.taskId).apply(draft.type, id, draft.data, now)
+          const event = filled === undefined
+            ? LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+            : LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, filled)
           stored.events.push(event)
           if (stored.events.length > config.historyMax) {
             stored.events.splice(0, stored.events.length - config.historyMax)
             stored.trimmed = true
           }
           stored.expiresAt = now + (event.terminal ? config.retentionSeconds : config.idleTaskTtlSeconds) * 1000
+          if (event.terminal) inflight.delete(task.taskId)
           if (idempotencyKey !== undefined) {
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
           }
@@ -176,6 +197,8 @@ export const MemoryEventLogLayer = Layer.effect(
           trimmed: task?.trimmed ?? false
         }
       })
+
+    const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
     const listen = (taskId: string, listener: Parameters<EventLog["Service"]["listen"]>[1]) =>
       Effect.acquireRelease(
@@ -224,6 +247,7 @@ export const MemoryEventLogLayer = Layer.effect(
       append,
       read,
       head,
+      inflight: inflightOf,
       listen,
       tasks: listTasks,
       ping: Effect.void,

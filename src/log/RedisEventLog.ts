@@ -14,6 +14,7 @@ import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import {
   AgentMismatch,
   EventLog,
+  type InflightCall,
   type LiveListener,
   LogUnavailable,
   TaskEnded,
@@ -164,6 +165,28 @@ export const RedisEventLogLayer = Layer.effect(
         })
       )
 
+    /** The calls in flight, from the hash append.lua keeps (fields described in its header). */
+    const inflight = (taskId: string) =>
+      run(() => commands.hgetall(taskKeys(prefix, taskId).inflight)).pipe(
+        Effect.map((fields): ReadonlyArray<InflightCall> => {
+          const open: Array<string> = fields.open === undefined ? [] : JSON.parse(fields.open)
+          const named = Object.keys(fields).filter((field) => field.startsWith("i:")).map((field) => field.slice(2))
+          // Started calls in start order, then any named only by chunks.
+          const callIds = [...open, ...named.filter((callId) => !open.includes(callId))]
+          return callIds.filter((callId) => fields[`i:${callId}`] !== undefined).map((callId) => {
+            const parts: Array<string> = []
+            for (let n = 1, count = Number(fields[`n:${callId}`] ?? 0); n <= count; n++) parts.push(fields[`c:${callId}:${n}`] ?? "")
+            return {
+              callId,
+              started: parseEventId(fields[`s:${callId}`] ?? ""),
+              model: fields[`m:${callId}`] || undefined,
+              text: parts.join(""),
+              index: Number(fields[`i:${callId}`])
+            }
+          })
+        })
+      )
+
     const openChannel = (taskId: string): Promise<void> => {
       // A failed subscription is retried by the feed on reconnect, which then reports a gap.
       const pending = feed.subscribe(taskKeys(prefix, taskId).live)
@@ -239,6 +262,7 @@ export const RedisEventLogLayer = Layer.effect(
       append,
       read,
       head,
+      inflight,
       listen,
       tasks,
       // Ready means Redis answers and takes every live subscription this instance needs.

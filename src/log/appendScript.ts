@@ -21,6 +21,8 @@ export interface AppendSettings {
   readonly historyMax: number
   readonly retentionSeconds: number
   readonly idempotencySeconds: number
+  /** INFLIGHT_TTL_S: how long the chunks of an LLM call in flight are kept at most. */
+  readonly inflightSeconds: number
   readonly taskIndexMax: number
 }
 
@@ -50,7 +52,7 @@ export const runAppend = (
     }
     eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
-  const allKeys = [keys.log, keys.live, ...idempotencyKeys]
+  const allKeys = [keys.log, keys.live, keys.inflight, ...idempotencyKeys]
   const append = (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend
   return append.call(
     redis,
@@ -62,6 +64,7 @@ export const runAppend = (
     settings.idempotencySeconds,
     // Sharded pub/sub on a Cluster: the message stays in the task's shard.
     isCluster(redis) ? "SPUBLISH" : "PUBLISH",
+    settings.inflightSeconds,
     drafts.length,
     ...eventArgs,
     // The script knows the built-in types; this process's custom ones are declared after the events

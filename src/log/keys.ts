@@ -6,6 +6,8 @@ export interface TaskKeys {
   readonly log: string
   readonly live: string
   readonly control: string
+  /** The chunks of the task's LLM calls in flight (SPEC §8.2), a hash written by append.lua. */
+  readonly inflight: string
   idempotency(key: string): string
   /** A control command's idempotency key: apart from the events' ones, so the two never collide. */
   commandIdempotency(key: string): string
@@ -17,6 +19,7 @@ export const taskKeys = (prefix: string, taskId: string): TaskKeys => {
     log: `${base}log`,
     live: `${base}live`,
     control: `${base}ctl`,
+    inflight: `${base}inflight`,
     idempotency: (key) => `${base}idem:${key}`,
     commandIdempotency: (key) => `${base}ctlidem:${key}`
   }

@@ -208,6 +208,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     historyMax: options.historyMax ?? 10000,
     retentionSeconds: options.retentionSeconds ?? 86400,
     idempotencySeconds: options.idempotencySeconds ?? 86400,
+    inflightSeconds: options.inflightSeconds ?? 3600,
     taskIndexMax: options.taskIndexMax ?? 10000
   }
   /** The blocking connections of open command readers, cut when the publisher closes. */

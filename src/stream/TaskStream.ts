@@ -9,16 +9,24 @@
  * runs again when the live feed reports a gap (subscriber reconnect) and when
  * a paused subscription resumes.
  *
+ * Resume under real conditions (SPEC §8): history goes out as the client's
+ * connection drains (the sink reports what is queued; the next events are
+ * delivered only under a low-water mark), live events held meanwhile are
+ * bounded (past the bound they are read from the log later), and each
+ * catch-up starts with the LLM calls in flight as one compacted chunk each.
+ *
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, Effect, Fiber, Layer, Schedule, Schema, type Scope } from "effect"
+import { Context, Effect, Fiber, Layer, Schema, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
+import { CALL_COMPLETED, callIdOf, CHUNK, compactedChunk, type InflightCall } from "../events/inflight.ts"
 import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
+import { type CatchUpReads, makeCatchUpReads } from "./catchUpReads.ts"
 
 /** Where a transport puts what the pipeline delivers. */
 export interface Sink {
@@ -26,6 +34,12 @@ export interface Sink {
   /** The resume id is older than the retained log: what follows starts at `oldest`. */
   resync(oldest: string): void
   end(reason: EndReason): void
+  /** Pacing (SPEC §8.1): bytes queued for the client that its connection has not sent yet. */
+  backlog(): number
+  /** CLIENT_BUFFER_BYTES: live events piling up past it cut the client off. */
+  readonly capacity: number
+  /** Call `ready` once `backlog()` is under `mark`; returns a cancel. */
+  whenUnder(mark: number, ready: () => void): () => void
 }
 
 export type EndReason = Ending
@@ -55,17 +69,39 @@ export type Opening =
     readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope>
   }
 
+/** Events per history read at most; fewer when events are large (a page holds about CLIENT_BUFFER_BYTES). */
 export const HISTORY_PAGE = 500
-const readRetry = Schedule.spaced("250 millis")
+const MIN_HISTORY_PAGE = 20
+
+/** The next page's size: about `capacity` bytes, judged by the page just read. */
+const nextPageSize = (page: ReadonlyArray<LogEvent>, capacity: number): number => {
+  let bytes = 0
+  for (const event of page) bytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
+  return Math.max(MIN_HISTORY_PAGE, Math.min(HISTORY_PAGE, Math.floor(capacity / (bytes / page.length))))
+}
+/** A live event held while catching up costs its payload plus about this much (envelope, frame). */
+const EVENT_OVERHEAD_BYTES = 200
 
 const droppedOtherAgent = labelled(Metrics.eventsDropped, { reason: "other_agent" })
 
 type State = "syncing" | "live" | "paused" | "closed"
 
+export interface SubscriptionOptions {
+  readonly agentId: string
+  readonly filter: TypeFilter
+  /** Whether catch-ups start with the calls in flight as compacted chunks (not for a live-only stream). */
+  readonly compact: boolean
+}
+
 export class Subscription implements LiveListener {
   private state: State = "syncing"
   private lastId: EventId
   private buffer: Array<LogEvent> = []
+  private bufferedBytes = 0
+  /** History is delivered while the client's queue is under this mark (SPEC §8.1). */
+  private readonly lowWater: number
+  /** Live events held while catching up, in bytes; past it they are dropped and read from the log later. */
+  private readonly liveBound: number
   /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
   private rescan = false
   private catchingUp = false
@@ -73,17 +109,30 @@ export class Subscription implements LiveListener {
   private unexplained: LogEvent | undefined
   /** Set for catch-ups after a gap or a resume: check first whether the position was trimmed away. */
   private checkTrimmed = false
+  /** The next catch-up pass reads the calls in flight first. */
+  private wantInflight: boolean
+  /** Compacted chunks waiting for their call's WorkflowLLMCallStarted, by its id. */
+  private readonly staged = new Map<string, LogEvent>()
+  /** The last chunk_index delivered per call (Infinity once the call completed). */
+  private readonly chunkIndex = new Map<string, number>()
+  /** Events in the next history read: one page is what a catching-up client costs in memory. */
+  private pageSize = HISTORY_PAGE
+  /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
+  private since = 0
   /** A catch-up started by a gap or a resume, interrupted when the subscription stops. */
   private running: Fiber.Fiber<void> | undefined
 
   constructor(
-    private readonly log: EventLog["Service"],
+    private readonly reads: CatchUpReads,
     private readonly taskId: string,
-    private readonly request: { readonly agentId: string; readonly filter: TypeFilter },
+    private readonly request: SubscriptionOptions,
     private readonly sink: Sink,
     after: EventId
   ) {
     this.lastId = after
+    this.lowWater = sink.capacity / 4
+    this.liveBound = sink.capacity / 2
+    this.wantInflight = request.compact
   }
 
   /** The id of the last durable event passed on (delivered or filtered out). */
@@ -96,19 +145,22 @@ export class Subscription implements LiveListener {
       if (!this.missedBefore(event)) return this.deliver(event)
       this.beginCatchUp()
     }
-    if (this.state === "syncing") this.buffer.push(event)
+    if (this.state === "syncing") this.hold(event)
   }
 
   onGap(): void {
     if (this.state === "live") this.beginCatchUp()
-    else if (this.state === "syncing") this.rescan = true
+    else if (this.state === "syncing") {
+      this.readAgain()
+      this.reads.wake(this.taskId)
+    }
   }
 
   /** Stop delivery; nothing is buffered, the log holds it. */
   pause(): void {
     if (this.state !== "live" && this.state !== "syncing") return
     this.state = "paused"
-    this.buffer = []
+    this.dropBuffer()
   }
 
   /** Restart delivery from the first event not yet passed on. */
@@ -118,12 +170,37 @@ export class Subscription implements LiveListener {
 
   close(): void {
     this.state = "closed"
-    this.buffer = []
+    this.dropBuffer()
   }
 
   /** The live feed skipped stored events between the last one passed on and `event`. */
   private missedBefore(event: LogEvent): boolean {
     return event.prev !== undefined && compareIds(event.prev, this.lastId) > 0
+  }
+
+  /** Keep a live event that arrived while catching up, within `liveBound`. */
+  private hold(event: LogEvent): void {
+    // It was just appended: the log answers, a catch-up read waiting to retry need not wait.
+    this.reads.wake(this.taskId)
+    this.buffer.push(event)
+    this.bufferedBytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
+    if (this.bufferedBytes <= this.liveBound) return
+    // A slow client catching up while much goes on: the log keeps the stored ones and the
+    // calls in flight; read them from there when the client gets that far.
+    this.dropBuffer()
+    this.readAgain()
+  }
+
+  private dropBuffer(): void {
+    this.buffer = []
+    this.bufferedBytes = 0
+  }
+
+  /** Read the log (and the calls in flight) once more before going live, from events after now. */
+  private readAgain(): void {
+    this.rescan = true
+    this.wantInflight = this.request.compact
+    this.since = this.reads.now()
   }
 
   /**
@@ -143,7 +220,7 @@ export class Subscription implements LiveListener {
       }
       this.deliver(buffered[i])
     }
-    this.buffer = []
+    this.dropBuffer()
     return true
   }
 
@@ -151,8 +228,16 @@ export class Subscription implements LiveListener {
     this.state = "syncing"
     // Paused or cut off for long, the position may have been trimmed meanwhile: say so, as at open.
     this.checkTrimmed = true
-    if (this.catchingUp) this.rescan = true
-    else this.running = Effect.runFork(this.catchUp())
+    this.wantInflight = this.request.compact
+    this.since = this.reads.now()
+    if (this.catchingUp) this.readAgain()
+    // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
+    else this.running = Effect.runFork(Effect.andThen(Effect.yieldNow, this.catchUp()))
+  }
+
+  /** The live feed is established: reads started from now on see everything it may have missed. */
+  listening(): void {
+    this.since = this.reads.now()
   }
 
   /** Stop for good: nothing more is delivered and a running catch-up is interrupted. */
@@ -172,13 +257,52 @@ export class Subscription implements LiveListener {
       return
     }
     if (event.ephemeral) {
-      if (this.request.filter(event.type)) this.sink.event(event)
+      if (this.freshChunk(event) && this.request.filter(event.type)) this.sink.event(event)
       return
     }
     if (compareIds(event, this.lastId) <= 0) return
     this.lastId = event
     if (this.request.filter(event.type)) this.sink.event(event)
-    if (event.terminal) this.end(endStatusOf(event.type))
+    if (event.terminal) return this.end(endStatusOf(event.type))
+    if (event.type === CALL_COMPLETED) {
+      const callId = callIdOf(event.data)
+      if (callId !== undefined) this.chunkIndex.set(callId, Infinity)
+    }
+    if (this.staged.size > 0) {
+      const compacted = this.staged.get(event.id!)
+      if (compacted !== undefined) {
+        this.staged.delete(event.id!)
+        this.deliver(compacted)
+      }
+    }
+  }
+
+  /** No chunk index of a call twice on one stream (SPEC §8.2); a chunk without a call passes. */
+  private freshChunk(event: LogEvent): boolean {
+    if (event.type !== CHUNK) return true
+    const callId = callIdOf(event.data)
+    const index = event.data.chunk_index
+    if (callId === undefined || typeof index !== "number") return true
+    const last = this.chunkIndex.get(callId)
+    if (last !== undefined && index <= last) return false
+    this.chunkIndex.set(callId, index)
+    return true
+  }
+
+  /** A call in flight goes out as one compacted chunk: now when its start is behind us, else right after it. */
+  private stage(calls: ReadonlyArray<InflightCall>): void {
+    this.staged.clear()
+    for (const call of calls) {
+      if (call.index < 0) continue
+      const compacted = compactedChunk({ agentId: this.request.agentId, taskId: this.taskId }, call)
+      if (call.started === undefined || compareIds(call.started, this.lastId) <= 0) this.deliver(compacted)
+      else this.staged.set(formatEventId(call.started), compacted)
+    }
+  }
+
+  /** Going live: chunks of completed calls can no longer be waiting in a buffer. */
+  private forgetCompleted(): void {
+    for (const [callId, index] of this.chunkIndex) if (index === Infinity) this.chunkIndex.delete(callId)
   }
 
   private end(reason: EndReason): void {
@@ -186,35 +310,56 @@ export class Subscription implements LiveListener {
     this.sink.end(reason)
   }
 
-  /** One catch-up pass: read the log after the last id until it is exhausted, then go live. */
+  /** Wait until the client's queue is under the low-water mark. */
+  private room(): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      const cancel = this.sink.whenUnder(this.lowWater, () => resume(Effect.void))
+      return Effect.sync(cancel)
+    })
+  }
+
+  /**
+   * One catch-up pass: read the log after the last id until it is exhausted,
+   * page by page as the client's connection drains, then go live.
+   */
   catchUp(): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       this.catchingUp = true
       if (this.checkTrimmed) {
         this.checkTrimmed = false
-        const head = yield* this.log.head(this.taskId).pipe(Effect.retry(readRetry))
+        const head = yield* this.reads.head(this.taskId, this.since)
         if (head.trimmed && head.first !== undefined && compareIds(this.lastId, head.first) < 0 && this.state === "syncing") {
           this.sink.resync(formatEventId(head.first))
         }
       }
       while (this.state === "syncing") {
-        const page = yield* this.log.read(this.taskId, this.lastId, HISTORY_PAGE).pipe(
-          Effect.retry(readRetry)
-        ) as Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
-        if (this.state !== "syncing") break
-        for (const event of page) {
-          this.deliver(event)
+        if (this.wantInflight) {
+          this.wantInflight = false
+          const calls = yield* this.reads.inflight(this.taskId, this.since)
           if (this.state !== "syncing") break
+          this.stage(calls)
         }
-        if (page.length === HISTORY_PAGE || this.state !== "syncing") continue
+        const limit = this.pageSize
+        const page = yield* this.reads.read(this.taskId, this.lastId, limit, this.since)
+        for (let i = 0; i < page.length && this.state === "syncing"; i++) {
+          if (this.sink.backlog() >= this.lowWater) yield* this.room()
+          if (this.state === "syncing") this.deliver(page[i])
+        }
+        if (page.length > 0) this.pageSize = nextPageSize(page, this.sink.capacity)
+        if (page.length === limit || this.state !== "syncing") continue
         if (this.rescan) {
           this.rescan = false
           continue
         }
-        if (this.drainBuffer() && this.state === "syncing") this.state = "live"
+        // Calls whose start was trimmed away from the log: their text goes out before the live chunks.
+        for (const compacted of this.staged.values()) this.deliver(compacted)
+        this.staged.clear()
+        if (this.drainBuffer() && this.state === "syncing") {
+          this.state = "live"
+          this.forgetCompleted()
+        }
       }
     }).pipe(
-      Effect.catch(() => Effect.void),
       Effect.ensuring(Effect.sync(() => {
         this.catchingUp = false
       }))
@@ -230,6 +375,7 @@ export class TaskStream extends Context.Service<TaskStream, {
     TaskStream,
     Effect.gen(function*() {
       const log = yield* EventLog
+      const reads = makeCatchUpReads(log)
       let following = 0
       const openGauge = labelled(Metrics.subscriptions, {})
 
@@ -257,13 +403,19 @@ export class TaskStream extends Context.Service<TaskStream, {
       // frame alive for as long as the subscription lives (memory per idle client).
       const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
         Effect.suspend(() => {
-          const subscription = new Subscription(log, request.taskId, { agentId: request.agentId, filter: request.filter ?? acceptAll }, sink, after)
+          const subscription = new Subscription(reads, request.taskId, {
+            agentId: request.agentId,
+            filter: request.filter ?? acceptAll,
+            // A live-only stream gets live chunks only (SPEC §8.2).
+            compact: request.after !== undefined || request.history !== false
+          }, sink, after)
           openGauge(++following)
           return Effect.addFinalizer(() => {
             openGauge(--following)
             return subscription.stop()
           }).pipe(
             Effect.andThen(log.listen(request.taskId, subscription)),
+            Effect.andThen(Effect.sync(() => subscription.listening())),
             Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
             Effect.andThen(subscription.catchUp()),
             Effect.as(subscription)

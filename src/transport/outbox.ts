@@ -54,3 +54,38 @@ export const joinChunks = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
   }
   return joined
 }
+
+/**
+ * Pacing (SPEC §8.1): waiters for a connection's queue to fall under a mark.
+ * Runtimes tell no one when a socket drains, so waiting connections are
+ * checked on one timer that runs only while someone waits — every 5 ms, less
+ * often when thousands wait (each check costs a little).
+ */
+interface DrainWaiter {
+  readonly queued: () => number
+  readonly mark: number
+  readonly ready: () => void
+}
+
+const drainWaiters = new Set<DrainWaiter>()
+let drainTimer: ReturnType<typeof setTimeout> | undefined
+
+const drainCheckMs = () => Math.min(100, Math.max(5, drainWaiters.size / 100))
+
+const checkDrains = () => {
+  drainTimer = undefined
+  for (const waiter of drainWaiters) {
+    if (waiter.queued() >= waiter.mark) continue
+    drainWaiters.delete(waiter)
+    waiter.ready()
+  }
+  if (drainWaiters.size > 0) drainTimer = setTimeout(checkDrains, drainCheckMs())
+}
+
+/** Call `ready` once `queued()` is under `mark` (at the next check); returns a cancel. */
+export const whenDrained = (queued: () => number, mark: number, ready: () => void): () => void => {
+  const waiter: DrainWaiter = { queued, mark, ready }
+  drainWaiters.add(waiter)
+  drainTimer ??= setTimeout(checkDrains, drainCheckMs())
+  return () => void drainWaiters.delete(waiter)
+}

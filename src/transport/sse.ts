@@ -11,7 +11,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
 import { countDelivered } from "./delivery.ts"
-import { joinChunks, type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
+import { joinChunks, type Outbox, roundTime, scheduleFlush, whenDrained } from "./outbox.ts"
 
 /**
  * One wire encoding of what the pipeline delivers to one SSE response: a pure
@@ -68,6 +68,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   lastWrite = Date.now()
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private pending: Array<Uint8Array> = []
+  private pendingBytes = 0
   private pendingEvents = 0
   private closed = false
 
@@ -104,6 +105,19 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     this.push(this.options.codec.resync(oldest))
   }
 
+  get capacity(): number {
+    return this.options.bufferBytes
+  }
+
+  /** What is queued and not yet taken by the runtime: frames of this turn plus the stream's backlog. */
+  backlog(): number {
+    return this.pendingBytes + (this.closed ? 0 : 1 - (this.controller.desiredSize ?? 1))
+  }
+
+  whenUnder(mark: number, ready: () => void): () => void {
+    return whenDrained(() => this.backlog(), mark, ready)
+  }
+
   heartbeat(): void {
     this.push(this.options.codec.heartbeat())
   }
@@ -116,6 +130,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   /** Send what is queued, then end the response. */
   close(reason: CloseReason): void {
     if (this.closed) return
+    // SPEC §8.3: the client learns why (the codec's last frames), and reconnects with a fresh token rather than the same one.
     if (reason === "token_expired" || reason === "shutdown") this.push(this.options.codec.end(reason))
     this.flush()
     this.finish(reason)
@@ -130,6 +145,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     if (this.closed || this.pending.length === 0) return
     const chunk = joinChunks(this.pending)
     this.pending = []
+    this.pendingBytes = 0
     if (this.pendingEvents > 0) {
       countDelivered("sse", this.pendingEvents)
       this.pendingEvents = 0
@@ -144,7 +160,9 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
 
   private push(frames: Uint8Array | string): void {
     if (this.closed || frames.length === 0) return
-    this.pending.push(typeof frames === "string" ? encoder.encode(frames) : frames)
+    const bytes = typeof frames === "string" ? encoder.encode(frames) : frames
+    this.pending.push(bytes)
+    this.pendingBytes += bytes.byteLength
     scheduleFlush(this)
   }
 
@@ -152,6 +170,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     if (this.closed) return
     this.closed = true
     this.pending = []
+    this.pendingBytes = 0
     this.options.onClose(reason)
   }
 }

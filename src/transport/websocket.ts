@@ -11,7 +11,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import { CloseCodes } from "./closeCodes.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
 import { countDelivered } from "./delivery.ts"
-import { type Outbox, roundTime, scheduleFlush } from "./outbox.ts"
+import { type Outbox, roundTime, scheduleFlush, whenDrained } from "./outbox.ts"
 
 /** The runtime's socket, as the transport needs it. */
 export interface WireSocket {
@@ -38,6 +38,8 @@ export class WsConnection implements Outbox, StreamConnection {
   queued = false
   lastWrite = Date.now()
   private pending: Array<string> = []
+  /** Characters of `pending` (bytes for the ASCII of most frames). */
+  private pendingSize = 0
   private pendingEvents = 0
   private closed = false
   private identified: boolean
@@ -77,7 +79,21 @@ export class WsConnection implements Outbox, StreamConnection {
   send(frame: string): void {
     if (this.closed) return
     this.pending.push(frame)
+    this.pendingSize += frame.length
     scheduleFlush(this)
+  }
+
+  get capacity(): number {
+    return this.options.bufferBytes
+  }
+
+  /** Pacing (SPEC §8.1): frames of this turn plus what the runtime has not written to the network. */
+  backlog(): number {
+    return this.closed ? 0 : this.pendingSize + this.socket.bufferedAmount()
+  }
+
+  whenUnder(mark: number, ready: () => void): () => void {
+    return whenDrained(() => this.backlog(), mark, ready)
   }
 
   /** Queue an event frame (counted in the delivery metrics). */
@@ -96,6 +112,7 @@ export class WsConnection implements Outbox, StreamConnection {
     if (this.closed || this.pending.length === 0) return
     const frames = this.pending
     this.pending = []
+    this.pendingSize = 0
     if (this.pendingEvents > 0) {
       countDelivered("ws", this.pendingEvents)
       this.pendingEvents = 0
@@ -112,6 +129,7 @@ export class WsConnection implements Outbox, StreamConnection {
     if (this.closed) return
     this.closed = true
     this.pending = []
+    this.pendingSize = 0
     const { code, reason: text } = CloseCodes[reason]
     this.socket.close(code, text)
     this.options.onClose(reason)
@@ -122,6 +140,7 @@ export class WsConnection implements Outbox, StreamConnection {
     if (this.closed) return
     this.closed = true
     this.pending = []
+    this.pendingSize = 0
     this.options.onClose("client_gone")
   }
 }

@@ -57,6 +57,46 @@ describe("taskstream-tail", () => {
     expect(run.stdout().trimEnd().split("\n").map((line) => line.split(/\s+/)[2])).toEqual(["WorkflowLLMCallStarted", "WorkflowFailed"])
   }, 30_000)
 
+  it("--chunks shows the text of a call in flight after a reload as one 'so far' line, then the live chunks", async () => {
+    const taskId = uniqueTask("tailChunks")
+    const chunk = (n: number) => ({ type: "WorkflowLLMCallChunk", data: { chunk: `w${n} `, chunk_index: n } })
+    await postEvents(gateway.url, "agent-t", taskId, [{ type: "WorkflowLLMCallStarted", data: { model: "m" } }, chunk(0), chunk(1), chunk(2)])
+    const run = tail(["agent-t", taskId, "--url", gateway.url, "--chunks"])
+    try {
+      await eventually(() => run.stdout().includes("so far"), 10_000, "the compacted line")
+      await postEvents(gateway.url, "agent-t", taskId, [chunk(3), { type: "WorkflowLLMCallCompleted", data: { model: "m" } }, { type: "WorkflowCompleted", data: {} }])
+      expect(await run.exited).toBe(0)
+    } finally {
+      run.kill()
+    }
+    const lines = run.stdout().trimEnd().split("\n")
+    expect(lines.map((line) => line.split(/\s+/)[2])).toEqual([
+      "WorkflowLLMCallStarted",
+      "WorkflowLLMCallChunk",
+      "WorkflowLLMCallChunk",
+      "WorkflowLLMCallCompleted",
+      "WorkflowCompleted"
+    ])
+    expect(lines[1]).toContain('so far "w0 w1 w2 "')
+    expect(lines[2]).toContain('"w3 "')
+    // The text was shown as it streamed: the completion does not repeat it.
+    expect(lines[3]).not.toContain("content=")
+  }, 30_000)
+
+  it("shows a completion's stored content when no chunk was shown", async () => {
+    const taskId = uniqueTask("tailContent")
+    await postEvents(gateway.url, "agent-t", taskId, [
+      { type: "WorkflowLLMCallStarted", data: { model: "m" } },
+      { type: "WorkflowLLMCallChunk", data: { chunk: "the answer", chunk_index: 0 } },
+      { type: "WorkflowLLMCallCompleted", data: { model: "m" } },
+      { type: "WorkflowCompleted", data: {} }
+    ])
+    const run = tail(["agent-t", taskId, "--url", gateway.url])
+    expect(await run.exited).toBe(0)
+    const completed = run.stdout().split("\n").find((line) => line.includes("WorkflowLLMCallCompleted"))
+    expect(completed).toContain('content="the answer"')
+  }, 30_000)
+
   it("exits 2 with usage on bad arguments", async () => {
     const run = tail(["only-agent"])
     expect(await run.exited).toBe(2)

@@ -119,7 +119,7 @@ describe("JWT auth with a shared secret (HS256)", () => {
     expect((await fetch(`${gateway.url}/api/v1/tasks`)).status).toBe(401)
   })
 
-  it("closes an open stream when its token expires; a fresh token resumes it losslessly", async () => {
+  it("ends an open stream with a token_expired frame when its token expires; a fresh token resumes it losslessly", async () => {
     const task = uniqueTask()
     const publisher = await hsToken({ publish: ["*/*"] })
     const post = (n: number) =>
@@ -133,6 +133,8 @@ describe("JWT auth with a shared secret (HS256)", () => {
     const stream = await openSse(`${gateway.url}${taskPath(AGENT, task)}/events/stream`, { authorization: `Bearer ${shortLived}` })
     await stream.waitFor((frames) => eventFrames(frames).length === 1)
     await stream.ended
+    // SPEC §8.3: the last frame says why the stream ended.
+    expect(stream.frames.at(-1)).toEqual({ event: "token_expired", data: '{"reason":"token_expired"}' })
     await post(2)
     await post(3)
     const lastId = eventFrames(stream.frames).at(-1)!.id!

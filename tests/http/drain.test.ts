@@ -10,6 +10,7 @@ import { type Gateway, startGateway } from "../support/gateway.ts"
 import { describeEachRuntime, uniqueTask } from "../support/harness.ts"
 import { eventually, sleep } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
+import { openRawSse } from "../support/rawSse.ts"
 import { followAcross } from "../support/sse.ts"
 
 describeEachRuntime("Graceful drain", (runtime) => {
@@ -60,6 +61,48 @@ describeEachRuntime("Graceful drain", (runtime) => {
     for (const events of await Promise.all(clients)) {
       expect(events.filter((frame) => frame.event === "WorkflowStepStarted").map((frame) => JSON.parse(frame.data).step)).toEqual(expected)
       expect(events.at(-1)?.event).toBe("WorkflowCompleted")
+    }
+  }, 60_000)
+})
+
+describeEachRuntime("Drain ends responses cleanly", (runtime) => {
+  it("sends every SSE response its terminating chunk and exits within DRAIN_MS, even with a client that never reads", async () => {
+    const drainMs = 3000
+    const gateway = await startGateway({ DRAIN_MS: String(drainMs), CLIENT_BUFFER_BYTES: String(8 * 1024 * 1024) }, runtime)
+    try {
+      const agent = "agent-drain"
+      const task = uniqueTask("clean")
+      const pad = "x".repeat(20_000)
+      for (let n = 1; n <= 300; n += 30) {
+        const batch = Array.from({ length: 30 }, (_, i) => step(n + i, { pad }))
+        expect((await postEvents(gateway.url, agent, task, batch)).status).toBe(201)
+      }
+      const url = `${gateway.url}${taskPath(agent, task)}/events/stream`
+      const idle = openRawSse(url)
+      await idle.waitFor((frames) => frames.filter((frame) => frame.event === "WorkflowStepStarted").length === 300, 20_000)
+      // Still receiving its history on a slow link when the signal comes.
+      const reader = openRawSse(url, { bytesPerSecond: 1024 * 1024 })
+      // About 6 MB of history waits for this one: more than the socket buffers hold.
+      const stalled = openRawSse(url, { stalled: true })
+      await reader.waitFor((frames) => frames.length >= 30, 20_000)
+      await eventually(async () => /taskstream_connections\{transport="sse"\} 3\b/.test(await (await fetch(`${gateway.url}/metrics`)).text()), 10_000, "both streams open")
+      const signalled = Date.now()
+      let exitedAt = 0
+      const exited = new Promise<number | null>((resolve) =>
+        gateway.process.once("exit", (code) => {
+          exitedAt = Date.now()
+          resolve(code)
+        })
+      )
+      gateway.process.kill("SIGTERM")
+      expect(await exited).toBe(0)
+      expect(exitedAt - signalled).toBeLessThan(drainMs)
+      // What the kernel still held for the slow reader reaches it, then the end of the body.
+      expect(await idle.closed).toEqual({ clean: true })
+      expect(await reader.closed).toEqual({ clean: true })
+      stalled.destroy()
+    } finally {
+      await gateway.stop()
     }
   }, 60_000)
 })

@@ -1,7 +1,7 @@
 /**
- * Slow consumers (SPEC §6, §7): clients that stop reading are cut off once
+ * Slow consumers (SPEC §6, §7, §8.1): clients that stop reading are cut off once
  * their outbound buffer is full, memory stays bounded, and a normal client of
- * the same task is not slowed down.
+ * the same task is not slowed down; a client cut off resumes in one connection.
  */
 import { describe, expect, it } from "bun:test"
 import { readFileSync } from "node:fs"
@@ -9,6 +9,7 @@ import { connect, type Socket } from "node:net"
 import { postEvents, taskPath } from "../support/api.ts"
 import { uniqueTask, useHarness } from "../support/harness.ts"
 import { eventually } from "../support/ports.ts"
+import { openRawSse } from "../support/rawSse.ts"
 import { eventFrames, openSse } from "../support/sse.ts"
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024
@@ -64,5 +65,14 @@ describe("Slow consumers", () => {
     for (const socket of stalled) socket.resume()
     await eventually(() => closedByServer === 20, 10_000, "the stalled sockets to see the server close")
     reader.close()
+
+    // A client that was cut off resumes, and gets the whole 20 MB in one connection (SPEC §8.1).
+    expect((await postEvents(url, agent, task, { type: "WorkflowCompleted", data: {} })).status).toBe(201)
+    const resumed = openRawSse(`${url}${path}`)
+    expect(await resumed.closed).toEqual({ clean: true })
+    expect(eventFrames(resumed.frames).map((frame) => frame.event === "WorkflowCompleted" ? "end" : JSON.parse(frame.data).step)).toEqual([
+      ...Array.from({ length: total }, (_, i) => i + 1),
+      "end"
+    ])
   }, 60_000)
 })

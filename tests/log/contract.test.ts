@@ -59,7 +59,8 @@ for (const [kind, make] of Object.entries(layers)) {
       const config = AppConfig.layerWith({
         redis: (made as { target?: RedisTarget }).target,
         historyMax: HISTORY_MAX,
-        taskIndexMax: 5
+        taskIndexMax: 5,
+        inflightSeconds: 1
       })
       const context = await Effect.runPromise(Layer.buildWithScope(Layer.provide(made.layer, config), scope))
       log = context.mapUnsafe.get(EventLog.key) as EventLog["Service"]
@@ -115,6 +116,60 @@ for (const [kind, make] of Object.entries(layers)) {
       expect(seen.events[0].id).toBeUndefined()
       expect(seen.events[0].type).toBe("WorkflowLLMCallChunk")
       await run(Scope.close(listening, Exit.void))
+    })
+
+    it("keeps an LLM call's chunks until its completion, names the open call on chunks, and stores the text as the completion's content", async () => {
+      const t = task()
+      const seen = recorder()
+      const listening = Effect.runSync(Scope.make())
+      await run(Scope.provide(log.listen(t.taskId, seen.listener), listening))
+      const [started] = await run(log.append(t, [draft("WorkflowLLMCallStarted", { model: "m" })]))
+      const chunk = (n: number) => draft("WorkflowLLMCallChunk", { chunk: `c${n};`, chunk_index: n })
+      await run(log.append(t, [chunk(0), chunk(1)]))
+      // A repeated index is passed on but not kept twice.
+      await run(log.append(t, [chunk(1), chunk(2)]))
+      expect(await run(log.inflight(t.taskId))).toEqual([
+        { callId: started!, started: parseEventId(started!), model: "m", text: "c0;c1;c2;", index: 2 }
+      ])
+      await run(log.append(t, [draft("WorkflowLLMCallCompleted", { model: "m", usage: { tokens: 3 } })]))
+      expect(await run(log.inflight(t.taskId))).toEqual([])
+      await eventually(() => seen.events.length === 6)
+      expect(seen.events.slice(1, 5).map((event) => event.data.call_id)).toEqual([started, started, started, started])
+      const [, completed] = await run(log.read(t.taskId, ZeroId, 10))
+      expect(completed.data).toEqual({ call_id: started, content: "c0;c1;c2;", model: "m", usage: { tokens: 3 } })
+      expect(seen.events[5].data).toEqual(completed.data)
+      await run(Scope.close(listening, Exit.void))
+    })
+
+    it("keeps a long answer of 2500 chunks whole", async () => {
+      const t = task()
+      await run(log.append(t, [draft("WorkflowLLMCallStarted", { model: "m", call_id: "long" })]))
+      for (let first = 0; first < 2500; first += 500) {
+        await run(log.append(t, Array.from({ length: 500 }, (_, i) => draft("WorkflowLLMCallChunk", { chunk: `${first + i},`, chunk_index: first + i }))))
+      }
+      const expected = Array.from({ length: 2500 }, (_, i) => `${i},`).join("")
+      expect((await run(log.inflight(t.taskId)))[0]).toMatchObject({ callId: "long", text: expected, index: 2499 })
+      await run(log.append(t, [draft("WorkflowLLMCallCompleted", { model: "m", call_id: "long" })]))
+      const [, completed] = await run(log.read(t.taskId, ZeroId, 10))
+      expect(completed.data.content).toBe(expected)
+      expect(await run(log.inflight(t.taskId))).toEqual([])
+    })
+
+    it("files chunks under their call_id, forgets every call at the task's end, and after INFLIGHT_TTL_S", async () => {
+      const t = task()
+      await run(log.append(t, [
+        draft("WorkflowLLMCallStarted", { model: "m", call_id: "a" }),
+        draft("WorkflowLLMCallStarted", { model: "m", call_id: "b" }),
+        draft("WorkflowLLMCallChunk", { chunk: "a0", chunk_index: 0, call_id: "a" }),
+        draft("WorkflowLLMCallChunk", { chunk: "b0", chunk_index: 0 })
+      ]))
+      expect((await run(log.inflight(t.taskId))).map((call) => [call.callId, call.text])).toEqual([["a", "a0"], ["b", "b0"]])
+      await run(log.append(t, [draft("WorkflowFailed", { error: "boom" })]))
+      expect(await run(log.inflight(t.taskId))).toEqual([])
+      const u = task()
+      await run(log.append(u, [draft("WorkflowLLMCallStarted", { model: "m" }), draft("WorkflowLLMCallChunk", { chunk: "x", chunk_index: 0 })]))
+      expect(await run(log.inflight(u.taskId))).toHaveLength(1)
+      await eventually(async () => (await run(log.inflight(u.taskId))).length === 0, 5000, "the in-flight chunks to expire")
     })
 
     it("returns the first id for a repeated idempotency key and appends nothing", async () => {

@@ -6,7 +6,8 @@ import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { acceptAll } from "../../src/events/filter.ts"
-import type { EventLog } from "../../src/log/EventLog.ts"
+import type { EventLog, InflightCall } from "../../src/log/EventLog.ts"
+import { makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
 
 const task = { agentId: "a", taskId: "t" }
@@ -19,28 +20,42 @@ const append = (n: number) => {
   return event
 }
 let trimmed = false
+let inflight: Array<InflightCall> = []
 const log = {
   read: (_taskId: string, after: EventId, limit: number) =>
     Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
-  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed })
+  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
+  inflight: () => Effect.succeed(inflight)
 } as unknown as EventLog["Service"]
+const reads = makeCatchUpReads(log)
 
 const collect = () => {
   const steps: Array<number> = []
+  const chunks: Array<Record<string, unknown>> = []
   const ends: Array<EndReason> = []
   const resyncs: Array<string> = []
   const subscription = new Subscription(
-    log,
+    reads,
     "t",
-    { agentId: "a", filter: acceptAll },
-    { event: (event) => void steps.push(event.data.step as number), resync: (oldest) => void resyncs.push(oldest), end: (reason) => void ends.push(reason) },
+    { agentId: "a", filter: acceptAll, compact: true },
+    {
+      event: (event) => void (event.type === "WorkflowLLMCallChunk" ? chunks.push(event.data) : steps.push(event.data.step as number)),
+      resync: (oldest) => void resyncs.push(oldest),
+      end: (reason) => void ends.push(reason),
+      backlog: () => 0,
+      capacity: 1 << 20,
+      whenUnder: (_mark, ready) => (ready(), () => {})
+    },
     ZeroId
   )
-  return { steps, ends, resyncs, subscription }
+  return { steps, chunks, ends, resyncs, subscription }
 }
 
+/** Catch-ups after a gap or a resume start on the next turn. */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5))
+
 describe("Subscription", () => {
-  it("notices a live event whose prev it never saw and reads the missed events from the log", () => {
+  it("notices a live event whose prev it never saw and reads the missed events from the log", async () => {
     stored.length = 0
     const { steps, subscription } = collect()
     append(1)
@@ -50,10 +65,11 @@ describe("Subscription", () => {
     append(4)
     subscription.onEvent(append(5))
     subscription.onEvent(stored[4])
+    await settle()
     expect(steps).toEqual([1, 2, 3, 4, 5])
   })
 
-  it("drops live events while paused and delivers them from the log on resume", () => {
+  it("drops live events while paused and delivers them from the log on resume", async () => {
     stored.length = 0
     const { steps, subscription } = collect()
     Effect.runSync(subscription.catchUp())
@@ -64,6 +80,7 @@ describe("Subscription", () => {
     expect(steps).toEqual([1])
     subscription.resume()
     subscription.onEvent(append(4))
+    await settle()
     expect(steps).toEqual([1, 2, 3, 4])
     expect(subscription.position).toBe("100-4")
   })
@@ -81,7 +98,7 @@ describe("Subscription", () => {
     expect(ends).toEqual(["completed"])
   })
 
-  it("says resync when a resume finds its position trimmed away meanwhile", () => {
+  it("says resync when a resume finds its position trimmed away meanwhile", async () => {
     stored.length = 0
     trimmed = false
     const { steps, resyncs, subscription } = collect()
@@ -92,8 +109,24 @@ describe("Subscription", () => {
     stored.splice(0, 3)
     trimmed = true
     subscription.resume()
+    await settle()
     expect(resyncs).toEqual(["100-4"])
     expect(steps).toEqual([1, 4, 5, 6])
     trimmed = false
+  })
+
+  it("sends a call's text after its start, or before the live chunks when its start was trimmed away", () => {
+    stored.length = 0
+    for (let n = 1; n <= 3; n++) append(n)
+    inflight = [
+      { callId: "kept", started: { ms: 100, seq: 2 }, model: undefined, text: "ab", index: 1 },
+      { callId: "trimmed", started: { ms: 99, seq: 0 }, model: "m", text: "xyz", index: 2 }
+    ]
+    const { steps, chunks, subscription } = collect()
+    // The trimmed call started before the first retained event but after the resume point.
+    Effect.runSync(subscription.catchUp())
+    expect(steps).toEqual([1, 2, 3])
+    expect(chunks.map((chunk) => [chunk.call_id, chunk.chunk, chunk.compacted])).toEqual([["kept", "ab", true], ["trimmed", "xyz", true]])
+    inflight = []
   })
 })

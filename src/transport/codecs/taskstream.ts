@@ -14,6 +14,8 @@ const encoder = new TextEncoder()
 const sseFrame = (id: string | undefined, event: string, data: string): string =>
   `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${data}\n\n`
 
+const TOKEN_EXPIRED = sseFrame(undefined, "token_expired", JSON.stringify({ reason: "token_expired" }))
+
 const codecFor = (key: string, data: (event: LogEvent) => string): SseCodec => {
   const encode = (event: LogEvent) => encoder.encode(sseFrame(event.id, event.type, data(event)))
   return {
@@ -21,8 +23,9 @@ const codecFor = (key: string, data: (event: LogEvent) => string): SseCodec => {
     event: (event) => event.encoded(key, encode),
     resync: (oldest) => sseFrame(undefined, "resync", JSON.stringify({ reason: "history_trimmed", oldest })),
     heartbeat: () => sseFrame(undefined, "heartbeat", JSON.stringify({ time: new Date().toISOString() })),
-    // The response ends after the terminal event's own frame.
-    end: () => ""
+    // The response ends after the terminal event's own frame; a stream cut for an expired
+    // token says so (SPEC §8.3), so the client reconnects with a fresh one, not the same.
+    end: (reason) => reason === "token_expired" ? TOKEN_EXPIRED : ""
   }
 }
 

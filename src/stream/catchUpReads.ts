@@ -1,0 +1,108 @@
+/**
+ * Catch-up reads (SPEC §8.4): the log reads a subscription makes to catch up
+ * (its position's head, the calls in flight, history pages) retry while the
+ * log is away, with capped exponential backoff and jitter — and identical
+ * reads of one task are shared. After a subscriber reconnect every client of
+ * a task catches up from the same position at once: they join one read (and
+ * its retries) instead of each running its own, so 10 000 clients of a task
+ * cost one read, not 10 000. A shared read stops when its last reader leaves.
+ * A sign that the log is back (a live event, a subscriber reconnect) ends
+ * the wait before the next attempt.
+ *
+ * A reader joins only a read started after the moment it asks from (`since`,
+ * taken once its live feed is established): an earlier read could miss an
+ * event appended before that moment and published before it listened.
+ */
+import { Effect, Fiber } from "effect"
+import type { EventId, LogEvent } from "../events/envelope.ts"
+import type { EventLog, InflightCall, TaskHead } from "../log/EventLog.ts"
+
+export interface Backoff {
+  readonly baseMs: number
+  readonly capMs: number
+}
+
+/** 250 ms, 500 ms, 1 s, … capped at 10 s. */
+export const CATCH_UP_BACKOFF: Backoff = { baseMs: 250, capMs: 10_000 }
+
+/** The wait before attempt `failures + 1`: exponential, capped, each ±20 % so instances do not retry in step. */
+export const backoffDelay = ({ baseMs, capMs }: Backoff, failures: number): number =>
+  Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30)) * (0.8 + 0.4 * Math.random())
+
+interface Shared {
+  readonly taskId: string
+  fiber: Fiber.Fiber<unknown, unknown> | undefined
+  /** The clock when it started. */
+  readonly started: number
+  readers: number
+  /** Ends the wait before the next attempt, while it waits. */
+  wake: (() => void) | undefined
+}
+
+export interface CatchUpReads {
+  /** The clock now: reads started from now on may be shared by a reader asking `since` this value. */
+  now(): number
+  /** The task's log answers again (a live event came): retry its waiting reads now. */
+  wake(taskId: string): void
+  head(taskId: string, since: number): Effect.Effect<TaskHead>
+  inflight(taskId: string, since: number): Effect.Effect<ReadonlyArray<InflightCall>>
+  read(taskId: string, after: EventId, limit: number, since: number): Effect.Effect<ReadonlyArray<LogEvent>>
+}
+
+export const makeCatchUpReads = (log: EventLog["Service"], backoff: Backoff = CATCH_UP_BACKOFF): CatchUpReads => {
+  const running = new Map<string, Shared>()
+  let clock = 0
+
+  const pause = (shared: Shared, ms: number) =>
+    Effect.callback<void>((resume) => {
+      const timer = setTimeout(() => resume(Effect.void), ms)
+      shared.wake = () => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        shared.wake = undefined
+      })
+    })
+
+  const retrying = <A>(shared: Shared, read: () => Effect.Effect<A, unknown>, failures = 0): Effect.Effect<A> =>
+    Effect.suspend(read).pipe(
+      Effect.catch(() => Effect.andThen(pause(shared, backoffDelay(backoff, failures + 1)), retrying(shared, read, failures + 1)))
+    )
+
+  const share = <A>(taskId: string, key: string, since: number, read: () => Effect.Effect<A, unknown>): Effect.Effect<A> =>
+    Effect.suspend(() => {
+      let shared = running.get(key)
+      if (shared === undefined || shared.started <= since) {
+        const started: Shared = { taskId, fiber: undefined, started: ++clock, readers: 0, wake: undefined }
+        running.set(key, started)
+        const fiber = Effect.runFork(retrying(started, read))
+        started.fiber = fiber
+        fiber.addObserver(() => running.get(key) === started && running.delete(key))
+        shared = started
+      }
+      const joined = shared
+      joined.readers++
+      return (Fiber.join(joined.fiber!) as Effect.Effect<A>).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (--joined.readers > 0) return
+          // The last reader left (a read still retrying is stopped).
+          if (running.get(key) === joined) running.delete(key)
+          Effect.runFork(Fiber.interrupt(joined.fiber!))
+        }))
+      )
+    })
+
+  return {
+    now: () => clock,
+    wake: (taskId) => {
+      if (running.size === 0) return
+      for (const shared of running.values()) if (shared.taskId === taskId) shared.wake?.()
+    },
+    head: (taskId, since) => share(taskId, `head ${taskId}`, since, () => log.head(taskId)),
+    inflight: (taskId, since) => share(taskId, `inflight ${taskId}`, since, () => log.inflight(taskId)),
+    read: (taskId, after, limit, since) =>
+      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit))
+  }
+}

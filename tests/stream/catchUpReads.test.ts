@@ -1,0 +1,79 @@
+/** Catch-up reads (SPEC §8.4): shared per task, retried with backoff, stopped when nobody waits. */
+import { describe, expect, it } from "bun:test"
+import { Effect, Fiber } from "effect"
+import { LogEvent, ZeroId } from "../../src/events/envelope.ts"
+import { type EventLog, LogUnavailable } from "../../src/log/EventLog.ts"
+import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
+
+const page = [LogEvent.fromDraft("100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
+
+/** A log whose reads fail `failures` times, then succeed; counts the reads that reached it. */
+const flaky = (failures: number) => {
+  let reads = 0
+  const log = {
+    read: () =>
+      Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2))).pipe(
+        Effect.flatMap(() => ++reads <= failures ? Effect.fail(new LogUnavailable({ message: "down" })) : Effect.succeed(page))
+      )
+  } as unknown as EventLog["Service"]
+  return { log, reads: () => reads }
+}
+
+const fast = { baseMs: 5, capMs: 5 }
+
+describe("catch-up reads", () => {
+  it("serves 1000 readers of a task with one read per attempt, retrying until the log answers", async () => {
+    const source = flaky(3)
+    const reads = makeCatchUpReads(source.log, fast)
+    const since = reads.now()
+    const pages = await Promise.all(Array.from({ length: 1000 }, () => Effect.runPromise(reads.read("t", ZeroId, 10, since))))
+    expect(source.reads()).toBe(4)
+    expect(pages.every((result) => result === pages[0] && result[0] === page[0])).toBe(true)
+  })
+
+  it("starts a new read for a reader that asks from after a read began", async () => {
+    const source = flaky(0)
+    const reads = makeCatchUpReads(source.log, fast)
+    const first = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
+    const second = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
+    await Promise.all([first, second])
+    expect(source.reads()).toBe(2)
+  })
+
+  it("stops retrying once the last reader leaves", async () => {
+    const source = flaky(Infinity)
+    const reads = makeCatchUpReads(source.log, fast)
+    const since = reads.now()
+    const fibers = Array.from({ length: 3 }, () => Effect.runFork(reads.read("t", ZeroId, 10, since)))
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    expect(source.reads()).toBeGreaterThan(1)
+    await Effect.runPromise(Effect.forEach(fibers, Fiber.interrupt))
+    const stopped = source.reads()
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    expect(source.reads()).toBeLessThanOrEqual(stopped + 1)
+  })
+
+  it("backs off exponentially with jitter, capped at 10 s", () => {
+    const delays = Array.from({ length: 12 }, (_, i) => backoffDelay(CATCH_UP_BACKOFF, i + 1))
+    expect(delays[0]).toBeGreaterThanOrEqual(200)
+    expect(delays[0]).toBeLessThanOrEqual(300)
+    expect(delays[3]).toBeGreaterThanOrEqual(1600)
+    expect(delays[3]).toBeLessThanOrEqual(2400)
+    for (const delay of delays) expect(delay).toBeLessThanOrEqual(12_000)
+    expect(delays.at(-1)).toBeGreaterThanOrEqual(8000)
+    // Jitter: the same attempt does not wait the same time twice in a row (almost surely).
+    expect(new Set(Array.from({ length: 20 }, () => backoffDelay(CATCH_UP_BACKOFF, 5))).size).toBeGreaterThan(1)
+  })
+
+  it("retries at once when woken (the log answers again)", async () => {
+    const source = flaky(1)
+    const reads = makeCatchUpReads(source.log, { baseMs: 60_000, capMs: 60_000 })
+    const reading = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(source.reads()).toBe(1)
+    reads.wake("other-task")
+    reads.wake("t")
+    expect(await reading).toBe(page)
+    expect(source.reads()).toBe(2)
+  })
+})

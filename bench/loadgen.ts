@@ -39,8 +39,8 @@ export interface StormCommand {
   readonly firstSteps: number[]
   readonly throttles: number[]
   readonly groups: number[]
-  /** Last step = the head at the drop: a client is caught up once it has it; latency is recorded
-   *  for later (live) steps only. */
+  /** The head at the drop: a client is caught up once it has it; latency is recorded for later
+   *  (live) steps of the normal clients only (a throttled link delays its live events by design). */
   readonly catchUpStep: number
   readonly timeoutMs: number
 }
@@ -128,7 +128,7 @@ const countSteps = (c: Connection, text: string, end: number, now: number): void
       c.next = step + 1
     }
     if (catchUpStep > 0 && c.caughtUpAt === 0 && step >= catchUpStep) c.caughtUpAt = now
-    if (measureLatency && step > catchUpStep && ti >= 0 && ti < end) record(hist, now - parseFloat(text.substr(ti + 4, 24)))
+    if (measureLatency && step > catchUpStep && c.group === 0 && ti >= 0 && ti < end) record(hist, now - parseFloat(text.substr(ti + 4, 24)))
     if (stats.firstAt === 0) stats.firstAt = now
     stats.lastAt = now
   }

@@ -382,12 +382,13 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
   }
 }
 
-/** Log reads Redis has served so far (INFO commandstats: XRANGE, XREVRANGE, XREAD calls). */
+/** Log reads Redis has served so far for others than the publisher (INFO commandstats: XRANGE,
+ *  XREVRANGE, XREAD calls, minus the one XREVRANGE inside each of the publisher's script calls). */
 const logReads = async (publisher: Publisher): Promise<number> => {
   const info = await publisher.redis.info("commandstats")
   let calls = 0
   for (const m of info.matchAll(/^cmdstat_(xrange|xrevrange|xread):calls=(\d+)/gm)) calls += Number(m[2])
-  return calls
+  return calls - publisher.appends
 }
 
 /** The storm's reconnect: each normal client resumes `behind` events behind the head, each throttled

@@ -92,7 +92,7 @@ export const stepsPerConnection = (s: Scenario): number =>
   s.mode === "rate" ? Math.floor(totalEvents(s) / s.tasks) : s.mode === "idle" ? 0 : s.events
 
 export const totalEvents = (s: Scenario): number =>
-  s.mode === "rate" ? Math.max(1, Math.floor(Math.round(s.rate * s.durationS) / s.tasks)) * s.tasks
+  s.mode === "rate" || s.mode === "storm" ? Math.max(1, Math.floor(Math.round(s.rate * s.durationS) / s.tasks)) * s.tasks
     : s.mode === "idle" ? 0 : s.events
 
 /** The figures the targets read. */

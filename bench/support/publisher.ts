@@ -38,6 +38,9 @@ export class Publisher {
   readonly redis: Appender
   errors = 0
   lastError = ""
+  /** Script calls made so far (each makes one XREVRANGE inside Redis: the storm's log-read count
+   *  subtracts them). */
+  appends = 0
 
   constructor(url: string, scriptPath: string) {
     this.redis = new Redis(url) as Appender
@@ -53,10 +56,12 @@ export class Publisher {
   readonly ingest: Histogram | undefined = undefined
 
   step(task: Task, step: number, payloadBytes: number): Promise<unknown> {
+    this.appends++
     return this.redis.tsAppend(...appendArgs(task, "WorkflowStepStarted", stepData(step, payloadBytes))).catch(this.noteError)
   }
 
   complete(task: Task): Promise<unknown> {
+    this.appends++
     return this.redis.tsAppend(...appendArgs(task, "WorkflowCompleted", '{"final_response":"done"}')).catch(this.noteError)
   }
 
@@ -86,6 +91,7 @@ export class Publisher {
         const pipeline = this.redis.pipeline() as AppendPipeline
         const end = Math.min(count, next + batch - 1)
         for (; next <= end; next++) {
+          this.appends++
           pipeline.tsAppend(...appendArgs(task, "WorkflowStepStarted", stepData(next, payloadBytes)))
         }
         const results = (await pipeline.exec()) ?? []

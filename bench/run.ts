@@ -447,8 +447,8 @@ const printRow = (cells: string[], widths: number[]): void => {
 }
 
 const HEADER = ["scenario", "target", "delivered/expected", "gaps", "dups", "p50 ms", "p99 ms", "max ms",
-  "server CPU s", "peak RSS MB", "loadgen CPU s", "redis CPU s", "irq CPU s", "other CPU s", "figure"]
-const WIDTHS = [15, 7, 20, 5, 5, 7, 16, 8, 15, 11, 13, 11, 9, 11, 42]
+  "server CPU s", "peak RSS MB", "loadgen CPU s (max %)", "redis CPU s", "irq CPU s", "other CPU s", "figure"]
+const WIDTHS = [15, 7, 20, 5, 5, 7, 16, 8, 15, 11, 20, 11, 9, 11, 42]
 
 const figureOf = (r: Result): string =>
   r.scenario === "reconnect-storm"
@@ -508,7 +508,7 @@ const main = async (): Promise<void> => {
       printRow([
         r.scenario, r.target, `${r.delivered}/${r.expected}`, String(r.gaps), String(r.dups), fmt(r.p50Ms, 2),
         fmt(r.p99Ms, 2) + ratio(r.p99Ms, base?.p99Ms), fmt(r.maxMs, 0), fmt(r.serverCpuS, 2) + ratio(r.serverCpuS, base?.serverCpuS),
-        fmt(r.peakRssMB, 0), fmt(r.loadgenCpuS, 2), fmt(r.redisCpuS, 2), fmt(r.interruptCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
+        fmt(r.peakRssMB, 0), `${fmt(r.loadgenCpuS, 2)} (${fmt(r.loadgenMaxCorePct, 0)}%)`, fmt(r.redisCpuS, 2), fmt(r.interruptCpuS, 2), fmt(r.otherCpuS, 2), figureOf(r),
       ], WIDTHS)
     }
     const gw = rows.find((r) => r.target === "gateway" && r.status === "ok")

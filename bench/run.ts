@@ -349,6 +349,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       if (r.badStatus) result.note += ` bad status ×${r.badStatus}: ${String(r.lastError).slice(0, 80)}`
     }
     result.expected = expected
+    if (result.closedEarly > 0) result.note += ` ${result.closedEarly} connections closed before the terminal event`
     if (s.mode === "storm") {
       result.stormCaughtUpS = caughtUp[0]! / 1000
       result.stormThrottledS = s.throttledClients > 0 ? caughtUp[1]! / 1000 : NaN

@@ -520,6 +520,16 @@ const main = async (): Promise<void> => {
   }
   console.log("")
   for (const v of verdicts) console.log(`target ${v.scenario}: ${v.target} → ${v.met === undefined ? "n/a" : v.met ? "MET" : "MISSED"}`)
+  // Ingest alone: the HTTP scenario's server CPU minus the same traffic published by the script.
+  for (const target of targets) {
+    const viaHttp = results.find((r) => r.scenario === "many-http" && r.target === target && r.status === "ok")
+    const viaScript = results.find((r) => r.scenario === "many" && r.target === target && r.status === "ok")
+    const events = shown.find((s) => s.name === "many-http")
+    if (viaHttp && viaScript && events && totalEvents(events) === totalEvents(shown.find((s) => s.name === "many")!)) {
+      const us = ((viaHttp.serverCpuS - viaScript.serverCpuS) / totalEvents(events)) * 1e6
+      console.log(`ingest CPU per request (${target}): ${fmt(us, 0)} µs = (many-http − many) server CPU / ${totalEvents(events)} requests`)
+    }
+  }
   console.log("")
   for (const s of shown) {
     console.log(JSON.stringify({ scenario: s.name, size: s, results: results.filter((r) => r.scenario === s.name) }))

@@ -2,8 +2,13 @@
 // clients. Controlled by JSON lines on stdin, answers with JSON lines on stdout.
 //
 // Every event carries `{"step":<n>,"t":<publish wall ms>,…}` in its data. Per connection the
-// steps must arrive as 1..N in order: a step below the next expected one is a duplicate, a jump
-// forward counts the skipped steps as gaps. Latency = receive wall time − t.
+// steps must arrive as first..N in order: a step below the next expected one is a duplicate, a jump
+// forward counts the skipped steps as gaps. Unordered (several publishers on one task, e.g. HTTP
+// ingest on 8 connections): each step must arrive once, in any order. Latency = receive wall time − t.
+//
+// Reconnect storm: `{"cmd":"storm",…}` drops every open connection at once and reopens each with its
+// own extra headers (Last-Event-ID), first expected step and read throttle; it reports, per group,
+// when each client had caught up with the step that was the head at the drop.
 import { wallNow } from "./support/clock.ts"
 import { makeHistogram, record, toSparse } from "./support/histogram.ts"
 
@@ -19,6 +24,24 @@ export interface ConnectCommand {
   /** Open this many connections, then pause `pauseMs` (0 = all at once). */
   readonly batch: number
   readonly pauseMs: number
+  readonly timeoutMs: number
+  /** false: steps may arrive in any order (each exactly once). */
+  readonly ordered: boolean
+}
+
+export interface StormCommand {
+  readonly cmd: "storm"
+  readonly port: number
+  readonly targets: string[]
+  /** Per connection: extra request header lines (e.g. `Last-Event-ID: …`), first expected step,
+   *  read throttle in bytes/s (0 = none), and group (0 = normal, 1 = throttled). */
+  readonly headers: string[]
+  readonly firstSteps: number[]
+  readonly throttles: number[]
+  readonly groups: number[]
+  /** The head at the drop: a client is caught up once it has it; latency is recorded for later
+   *  (live) steps of the normal clients only (a throttled link delays its live events by design). */
+  readonly catchUpStep: number
   readonly timeoutMs: number
 }
 
@@ -36,6 +59,17 @@ interface Connection {
   /** The chunked body ended (the server finished the response; the socket may stay open). */
   bodyDone: boolean
   doneAt: number
+  /** Unordered mode: steps seen (index = step). */
+  seen: Uint8Array | undefined
+  distinct: number
+  /** Dropped by a storm: its close is not counted. */
+  abandoned: boolean
+  socket: { end(): void; pause(): void; resume(): void } | undefined
+  throttle: number
+  /** Throttle: the earliest time the next read is allowed (token bucket). */
+  readAllowedAt: number
+  group: number
+  caughtUpAt: number
 }
 
 const stats = {
@@ -45,6 +79,11 @@ const stats = {
 const hist = makeHistogram()
 const connections: Connection[] = []
 let measureLatency = true
+let ordered = true
+let steps = 0
+/** Storm: latency only above this step, catch-up time once a client has it. */
+let catchUpStep = 0
+let stormAt = 0
 let total = 0
 let finished = 0
 let lastError = ""
@@ -53,9 +92,11 @@ const send = (message: object): void => {
   process.stdout.write(JSON.stringify(message) + "\n")
 }
 
-const newConnection = (): Connection => ({
-  raw: "", sse: "", inBody: false, chunked: false, chunkLeft: 0, skip: 0, next: 1,
+const newConnection = (next = 1, throttle = 0, group = 0): Connection => ({
+  raw: "", sse: "", inBody: false, chunked: false, chunkLeft: 0, skip: 0, next,
   connected: false, ended: false, closed: false, bodyDone: false, doneAt: 0,
+  seen: ordered ? undefined : new Uint8Array(steps + 2), distinct: 0, abandoned: false, socket: undefined,
+  throttle, readAllowedAt: 0, group, caughtUpAt: 0,
 })
 
 /** Counts the steps in complete frames of `text` up to `end`; `now` is one clock read per read(). */
@@ -67,7 +108,15 @@ const countSteps = (c: Connection, text: string, end: number, now: number): void
     const step = parseInt(text.substr(i + 7, 12), 10)
     const ti = text.indexOf('"t":', i)
     p = i + 7
-    if (step === c.next) {
+    if (c.seen) {
+      if (step >= c.seen.length || c.seen[step]) {
+        stats.dups++
+        continue
+      }
+      c.seen[step] = 1
+      c.distinct++
+      stats.delivered++
+    } else if (step === c.next) {
       stats.delivered++
       c.next++
     } else if (step < c.next) {
@@ -78,7 +127,8 @@ const countSteps = (c: Connection, text: string, end: number, now: number): void
       stats.delivered++
       c.next = step + 1
     }
-    if (measureLatency && ti >= 0 && ti < end) record(hist, now - parseFloat(text.substr(ti + 4, 24)))
+    if (catchUpStep > 0 && c.caughtUpAt === 0 && step >= catchUpStep) c.caughtUpAt = now
+    if (measureLatency && step > catchUpStep && c.group === 0 && ti >= 0 && ti < end) record(hist, now - parseFloat(text.substr(ti + 4, 24)))
     if (stats.firstAt === 0) stats.firstAt = now
     stats.lastAt = now
   }
@@ -128,6 +178,7 @@ const dechunk = (c: Connection): void => {
 
 const onSseData = (socket: { end(): void }, c: Connection, bytes: Buffer): void => {
   const now = wallNow()
+  if (c.throttle > 0) throttleRead(c, bytes.length, now)
   const text = bytes.toString("latin1")
   if (!c.inBody) {
     c.raw += text
@@ -158,6 +209,17 @@ const onSseData = (socket: { end(): void }, c: Connection, bytes: Buffer): void 
   }
 }
 
+/** Token bucket: after reading `n` bytes the next read waits until the link could have carried
+ *  them; meanwhile the socket is paused, so the kernel buffers fill and TCP holds the server back. */
+const throttleRead = (c: Connection, n: number, now: number): void => {
+  c.readAllowedAt = Math.max(c.readAllowedAt, now) + (n / c.throttle) * 1000
+  const wait = c.readAllowedAt - now
+  if (wait > 5 && c.socket) {
+    c.socket.pause()
+    setTimeout(() => { if (!c.closed) c.socket?.resume() }, wait)
+  }
+}
+
 let connectedReported = false
 const markConnected = (c: Connection): void => {
   c.connected = true
@@ -172,7 +234,7 @@ const maybeReportConnected = (): void => {
 }
 
 const markClosed = (c: Connection): void => {
-  if (c.closed) return
+  if (c.closed || c.abandoned) return
   c.closed = true
   c.doneAt = wallNow()
   if (!c.connected) {
@@ -185,8 +247,7 @@ const markClosed = (c: Connection): void => {
   if (finished === total) send({ ev: "done", at: wallNow() })
 }
 
-const openSse = async (port: number, path: string): Promise<void> => {
-  const c = newConnection()
+const openSse = async (port: number, path: string, c: Connection = newConnection(), headers = ""): Promise<void> => {
   connections.push(c)
   try {
     await Bun.connect<Connection>({
@@ -195,7 +256,8 @@ const openSse = async (port: number, path: string): Promise<void> => {
       data: c,
       socket: {
         open(socket) {
-          socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n`)
+          c.socket = socket
+          socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n${headers}\r\n`)
         },
         data(socket, bytes) { onSseData(socket, socket.data, bytes) },
         close(socket) { markClosed(socket.data) },
@@ -235,6 +297,8 @@ const openWs = (port: number, subscribe: string): void => {
 const connectAll = async (command: ConnectCommand): Promise<void> => {
   total = command.targets.length
   measureLatency = command.latency
+  ordered = command.ordered
+  steps = command.steps
   const started = wallNow()
   setTimeout(() => {
     if (!connectedReported) {
@@ -254,16 +318,49 @@ const connectAll = async (command: ConnectCommand): Promise<void> => {
   if (total === 0) maybeReportConnected()
 }
 
+/** Drops every connection at once, then reopens them all with their resume headers. */
+const storm = (command: StormCommand): void => {
+  for (const c of connections) {
+    c.abandoned = true
+    c.socket?.end()
+  }
+  connections.length = 0
+  Object.assign(stats, { delivered: 0, gaps: 0, dups: 0, ended: 0, closedEarly: 0, errors: 0, connected: 0, failed: 0, firstAt: 0, lastAt: 0, badStatus: 0 })
+  hist.counts.fill(0)
+  hist.count = 0
+  hist.max = 0
+  total = command.targets.length
+  finished = 0
+  connectedReported = false
+  catchUpStep = command.catchUpStep
+  stormAt = wallNow()
+  setTimeout(() => {
+    if (!connectedReported) {
+      connectedReported = true
+      send({ ev: "connected", connected: stats.connected, failed: total - stats.connected, at: wallNow(), timedOut: true, lastError })
+    }
+  }, command.timeoutMs).unref()
+  command.targets.forEach((path, i) => {
+    const c = newConnection(command.firstSteps[i]!, command.throttles[i]!, command.groups[i]!)
+    void openSse(command.port, path, c, command.headers[i]! ? `${command.headers[i]}\r\n` : "")
+  })
+}
+
 const report = (): void => {
   const usage = process.cpuUsage()
   let doneAtMax = 0
   let complete = 0
+  let gaps = stats.gaps
+  /** Storm: per group, the latest catch-up (ms after the drop; NaN if some client never caught up). */
+  const caughtUpMs = [0, 0]
   for (const c of connections) {
     if (c.doneAt > doneAtMax) doneAtMax = c.doneAt
     if (c.ended) complete++
+    if (c.seen) gaps += Math.max(0, steps - c.distinct)
+    if (stormAt > 0) caughtUpMs[c.group] = c.caughtUpAt === 0 ? NaN : Math.max(caughtUpMs[c.group]!, c.caughtUpAt - stormAt)
   }
   send({
-    ev: "report", ...stats, connections: connections.length, complete,
+    ev: "report", ...stats, gaps, caughtUpMs, connections: connections.length, complete,
     doneAtMax, cpuSeconds: (usage.user + usage.system) / 1e6, userSeconds: usage.user / 1e6, systemSeconds: usage.system / 1e6, hist: toSparse(hist), lastError,
   })
 }
@@ -280,6 +377,7 @@ for await (const chunk of Bun.stdin.stream()) {
     if (!line.trim()) continue
     const message = JSON.parse(line) as { cmd: string }
     if (message.cmd === "connect") void connectAll(message as ConnectCommand)
+    else if (message.cmd === "storm") storm(message as StormCommand)
     else if (message.cmd === "report") report()
     else if (message.cmd === "exit") process.exit(0)
   }

@@ -1,5 +1,7 @@
-// `bun bench/profile-summary.ts <file> [top=25]`
-//   .cpuprofile   — self time per function, highest first.
+// `bun bench/profile-summary.ts <file> [top=25] [--by=area]`
+//   .cpuprofile   — self time per function, highest first; --by=area: self time per area of the
+//                   gateway (routing, auth, JSON, Schema, Effect, ioredis, …; AREAS below), a native
+//                   frame counted in the area of the nearest caller that has a source file.
 //   .heapsnapshot — retained-by-self bytes per object kind (type:name), highest first.
 import { readFileSync } from "node:fs"
 import { relative } from "node:path"
@@ -7,6 +9,7 @@ import { relative } from "node:path"
 interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
 }
 interface CpuProfile {
   nodes: ProfileNode[]
@@ -19,7 +22,55 @@ interface HeapSnapshot {
   strings: string[]
 }
 
-const [file, topArg] = process.argv.slice(2)
+/** First match wins; tested against `<url> <functionName>` of the frame. */
+const AREAS: [string, RegExp][] = [
+  ["metrics", /effect\/dist\/Metric|src\/observability\/metrics/],
+  ["logging", /src\/observability\/log|effect\/dist\/(internal\/)?[Ll]ogger/],
+  ["auth + publish rate", /src\/http\/(guard|auth|jwks|publishRate)\.ts/],
+  ["Schema decode", /effect\/dist\/Schema/],
+  ["task index", /task_index|TaskStates/],
+  ["ioredis (commands, replies, socket)", /node_modules\/ioredis|node:net|src\/log\/appendScript|internal:streams/],
+  ["routing + request (hono)", /node_modules\/hono/],
+  ["ingest handler", /src\/(http\/publishing|http\/routes|ingest)[/.]/],
+  ["events (envelope, registry, payloads)", /src\/events\//],
+  ["fan-out + SSE", /src\/(log\/LiveChannels|log\/RedisLiveFeed|stream|transport)\/|onReadStreamIntoSinkChunk/],
+  ["Effect runtime", /effect\/dist\//],
+  ["gateway (other src/)", /\/src\//],
+]
+const JSON_NATIVE = new Set(["parse", "stringify"])
+
+const byArea = (profile: CpuProfile): void => {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const areaOf = (node: ProfileNode): string => {
+    if (!node.callFrame.url && JSON_NATIVE.has(node.callFrame.functionName)) return "JSON parse/stringify"
+    for (let id: number | undefined = node.id, guard = 0; id !== undefined && guard < 500; id = parent.get(id), guard++) {
+      const { url, functionName } = byId.get(id)!.callFrame
+      if (!url && id !== node.id) continue
+      const text = `${url} ${functionName}`
+      for (const [area, pattern] of AREAS) if (pattern.test(text)) return area
+      if (url) return "other (libraries)"
+    }
+    return "native, no JS caller (event loop, idle)"
+  }
+  const us = new Map<string, number>()
+  let totalUs = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]!)
+    if (!node) continue
+    const area = areaOf(node)
+    us.set(area, (us.get(area) ?? 0) + (profile.timeDeltas[i] ?? 0))
+    totalUs += profile.timeDeltas[i] ?? 0
+  }
+  console.log(`${file}: ${(totalUs / 1e6).toFixed(2)} s sampled (wall time of the JS thread, idle included)`)
+  console.log("self ms   self %  area")
+  for (const [area, t] of [...us].sort((a, b) => b[1] - a[1])) {
+    console.log(`${(t / 1000).toFixed(0).padStart(7)}  ${((100 * t) / totalUs).toFixed(1).padStart(6)}  ${area}`)
+  }
+}
+
+const [file, topArg] = process.argv.slice(2).filter((a) => !a.startsWith("--"))
 if (!file) throw new Error("usage: bun bench/profile-summary.ts <file.cpuprofile|file.heapsnapshot> [top]")
 const top = Number(topArg ?? 25)
 
@@ -66,4 +117,5 @@ const heap = (snapshot: HeapSnapshot): void => {
 
 const parsed = JSON.parse(readFileSync(file, "utf8")) as CpuProfile | HeapSnapshot
 if ("snapshot" in parsed) heap(parsed)
+else if (process.argv.includes("--by=area")) byArea(parsed)
 else cpu(parsed)

@@ -1,13 +1,18 @@
 // Ceiling baseline: the least work a gateway can do. One Redis subscriber, one SUBSCRIBE per task
 // channel, each event framed once, frames ready in one event-loop turn written to each client in
 // one write (Bun direct stream: write… then one flush). No pipeline, no validation, no heartbeats.
-// History is one XRANGE per client. WebSocket: the same fan-out with `{"op":"event",…}` frames.
+// History (and a resume from Last-Event-ID) is one XRANGE per client. WebSocket: the same fan-out
+// with `{"op":"event",…}` frames. HTTP ingest: `POST …/events` with one `{type, data}` parsed and
+// appended through src/log/append.lua — no validation, no auth, no task index.
 import Redis from "ioredis"
 import type { ServerWebSocket } from "bun"
+import { readFileSync } from "node:fs"
+import { join as joinPath } from "node:path"
 import {
-  announce, frameOfEnvelope, framesOfEntries, idAfter, liveChannel, logKey, parseStreamRoute,
+  announce, frameOfEnvelope, framesOfEntries, idAfter, liveChannel, logKey, parseIngestRoute, parseStreamRoute,
   RETRY_FRAME, SSE_HEADERS, TERMINAL, type Frame,
 } from "./frames.ts"
+import { appendArgs } from "../support/publisher.ts"
 
 interface SseClient {
   readonly kind: "sse"
@@ -31,7 +36,11 @@ type Client = SseClient | WsClient
 const port = Number(process.env.PORT ?? 0)
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const subscriber = new Redis(redisUrl)
-const commands = new Redis(redisUrl)
+const commands = new Redis(redisUrl) as Redis & { tsAppend: (...args: string[]) => Promise<(string | null)[]> }
+commands.defineCommand("tsAppend", {
+  numberOfKeys: 3,
+  lua: readFileSync(process.env.APPEND_LUA ?? joinPath(import.meta.dir, "..", "..", "src", "log", "append.lua"), "utf8"),
+})
 const channels = new Map<string, Set<Client>>()
 const subscribing = new Map<string, Promise<unknown>>()
 const dirty = new Set<Client>()
@@ -110,7 +119,13 @@ subscriber.on("message", (channel: string, envelope: string) => {
   if (terminal) for (const client of [...clients]) leave(channel, client)
 })
 
-const streamResponse = (request: Request, taskId: string, history: boolean): Response => {
+const ingest = async (request: Request, agentId: string, taskId: string): Promise<Response> => {
+  const event = JSON.parse(await request.text()) as { type: string; data: unknown }
+  const ids = await commands.tsAppend(...appendArgs({ agentId, taskId }, event.type, JSON.stringify(event.data)))
+  return Response.json({ ids }, { status: 201 })
+}
+
+const streamResponse = (request: Request, taskId: string, history: boolean, lastEventId: string | null): Response => {
   const channel = liveChannel(taskId)
   let client: SseClient | undefined
   let finish: () => void = () => {}
@@ -132,8 +147,9 @@ const streamResponse = (request: Request, taskId: string, history: boolean): Res
       controller.write(RETRY_FRAME)
       controller.flush()
       if (history) {
-        const stored = framesOfEntries((await commands.xrange(logKey(taskId), "-", "+")) as [string, string[]][])
-        const lastId = stored.at(-1)?.id ?? "0-0"
+        const from = lastEventId ? `(${lastEventId}` : "-"
+        const stored = framesOfEntries((await commands.xrange(logKey(taskId), from, "+")) as [string, string[]][])
+        const lastId = stored.at(-1)?.id ?? lastEventId ?? "0-0"
         const live = (sse.early ?? []).filter((f) => !f.id || idAfter(f.id, lastId))
         sse.early = undefined
         const all = stored.concat(live)
@@ -166,9 +182,14 @@ const server = Bun.serve<WsData>({
     if (url.pathname === "/api/v1/ws") {
       return server.upgrade(request, { data: { subs: new Map() } }) ? undefined : new Response("upgrade failed", { status: 400 })
     }
+    if (request.method === "POST") {
+      const target = parseIngestRoute(url)
+      return target ? ingest(request, target.agentId, target.taskId) : new Response("not found", { status: 404 })
+    }
     const route = parseStreamRoute(url)
     if (!route) return new Response("not found", { status: 404 })
-    return streamResponse(request, route.taskId, url.searchParams.get("include_history") !== "false")
+    const lastEventId = request.headers.get("last-event-id")
+    return streamResponse(request, route.taskId, lastEventId !== null || url.searchParams.get("include_history") !== "false", lastEventId)
   },
   websocket: {
     async message(ws, message) {

@@ -54,6 +54,13 @@ export const parseStreamRoute = (url: URL): { agentId: string; taskId: string } 
   return m ? { agentId: m[1]!, taskId: m[2]! } : undefined
 }
 
+const INGEST_ROUTE = /^\/api\/v1\/agents\/([A-Za-z0-9._:-]{1,128})\/tasks\/([A-Za-z0-9._:-]{1,128})\/events$/
+
+export const parseIngestRoute = (url: URL): { agentId: string; taskId: string } | undefined => {
+  const m = INGEST_ROUTE.exec(url.pathname)
+  return m ? { agentId: m[1]!, taskId: m[2]! } : undefined
+}
+
 export const prefix = process.env.REDIS_PREFIX ?? "ts"
 export const logKey = (taskId: string): string => `${prefix}:{${taskId}}:log`
 export const liveChannel = (taskId: string): string => `${prefix}:{${taskId}}:live`

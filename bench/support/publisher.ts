@@ -1,9 +1,13 @@
-// Publishes bench events through the contract's atomic script (src/log/append.lua) with EVALSHA.
+// Publishes bench events through the contract's atomic script (src/log/append.lua) with EVALSHA
+// (Publisher), or through the gateway's `POST …/events` (HttpPublisher: N keep-alive connections,
+// one request at a time each, no pipelining — Bun 1.4.5 resets pipelined requests to async handlers).
 // Each event is a WorkflowStepStarted whose data carries the step number and the publish wall time:
 // {"step":<n>,"t":<ms>,"pad":"xxx…"} padded to the scenario's payload size.
 import Redis from "ioredis"
+import type { Socket } from "bun"
 import { readFileSync } from "node:fs"
 import { wallNow } from "./clock.ts"
+import { makeHistogram, record, type Histogram } from "./histogram.ts"
 
 export interface Task {
   readonly agentId: string
@@ -15,7 +19,8 @@ type Appender = Redis & { tsAppend: AppendCommand }
 type AppendPipeline = ReturnType<Redis["pipeline"]> & { tsAppend: (...args: string[]) => unknown }
 
 const PREFIX = process.env.REDIS_PREFIX ?? "ts"
-const HISTORY_MAX = "10000"
+/** Generous, so the reconnect storm can resume 5 MB (≈ 17 000 events) behind the head. */
+const HISTORY_MAX = "50000"
 const RETENTION_S = "86400"
 const IDEMPOTENCY_S = "86400"
 const INFLIGHT_TTL_S = "3600"
@@ -25,7 +30,7 @@ export const stepData = (step: number, payloadBytes: number): string => {
   return head + "x".repeat(Math.max(0, payloadBytes - head.length - 2)) + '"}'
 }
 
-const appendArgs = (task: Task, type: string, data: string): string[] => [
+export const appendArgs = (task: Task, type: string, data: string): string[] => [
   `${PREFIX}:{${task.taskId}}:log`, `${PREFIX}:{${task.taskId}}:live`, `${PREFIX}:{${task.taskId}}:inflight`,
   task.agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, "PUBLISH", INFLIGHT_TTL_S, "1", type, data, "", "0",
 ]
@@ -34,6 +39,9 @@ export class Publisher {
   readonly redis: Appender
   errors = 0
   lastError = ""
+  /** Script calls made so far (each makes one XREVRANGE inside Redis: the storm's log-read count
+   *  subtracts them). */
+  appends = 0
 
   constructor(url: string, scriptPath: string) {
     this.redis = new Redis(url) as Appender
@@ -45,16 +53,21 @@ export class Publisher {
     this.lastError = String(error)
   }
 
+  /** Requests publishing (HTTP only): latency per request, ms. */
+  readonly ingest: Histogram | undefined = undefined
+
   step(task: Task, step: number, payloadBytes: number): Promise<unknown> {
+    this.appends++
     return this.redis.tsAppend(...appendArgs(task, "WorkflowStepStarted", stepData(step, payloadBytes))).catch(this.noteError)
   }
 
   complete(task: Task): Promise<unknown> {
+    this.appends++
     return this.redis.tsAppend(...appendArgs(task, "WorkflowCompleted", '{"final_response":"done"}')).catch(this.noteError)
   }
 
-  /** `total` events round-robin over `tasks` at `rate` per second (task k % T gets step ⌊k/T⌋+1). */
-  async atRate(tasks: Task[], rate: number, total: number, payloadBytes: number, maxMs: number): Promise<number> {
+  /** `total` events round-robin over `tasks` at `rate` per second (task k % T gets step ⌊k/T⌋+firstStep). */
+  async atRate(tasks: Task[], rate: number, total: number, payloadBytes: number, maxMs: number, firstStep = 1): Promise<number> {
     const start = wallNow()
     const inFlight: Promise<unknown>[] = []
     let sent = 0
@@ -63,7 +76,7 @@ export class Publisher {
       if (elapsed > maxMs) break
       const due = Math.min(total, Math.floor((elapsed * rate) / 1000) + 1)
       for (; sent < due; sent++) {
-        inFlight.push(this.step(tasks[sent % tasks.length]!, Math.floor(sent / tasks.length) + 1, payloadBytes))
+        inFlight.push(this.step(tasks[sent % tasks.length]!, Math.floor(sent / tasks.length) + firstStep, payloadBytes))
       }
       await Bun.sleep(2)
     }
@@ -79,6 +92,7 @@ export class Publisher {
         const pipeline = this.redis.pipeline() as AppendPipeline
         const end = Math.min(count, next + batch - 1)
         for (; next <= end; next++) {
+          this.appends++
           pipeline.tsAppend(...appendArgs(task, "WorkflowStepStarted", stepData(next, payloadBytes)))
         }
         const results = (await pipeline.exec()) ?? []
@@ -91,5 +105,146 @@ export class Publisher {
 
   async close(): Promise<void> {
     this.redis.disconnect()
+  }
+}
+
+interface PendingRequest {
+  readonly path: string
+  readonly body: () => string
+  readonly resolve: (value: unknown) => void
+  sentAt: number
+}
+
+interface Lane {
+  socket: Socket<Lane> | undefined
+  readonly queue: PendingRequest[]
+  current: PendingRequest | undefined
+  buffer: string
+}
+
+const HTTP_CONNECT_TIMEOUT_MS = 5000
+
+/** Publishes through the gateway's HTTP ingest: `connections` keep-alive sockets, one request in
+ *  flight on each; a request waits in the publisher when every connection is busy (so the achieved
+ *  rate shows how fast the gateway answers). Latency = response received − request written. */
+export class HttpPublisher extends Publisher {
+  override readonly ingest = makeHistogram()
+  private readonly lanes: Lane[]
+  private next = 0
+
+  constructor(url: string, scriptPath: string, private readonly port: number, connections: number) {
+    super(url, scriptPath)
+    this.lanes = Array.from({ length: connections }, () => ({ socket: undefined, queue: [], current: undefined, buffer: "" }))
+  }
+
+  /** Opens the keep-alive connections (bounded wait). */
+  async open(): Promise<void> {
+    const started = wallNow()
+    await Promise.all(this.lanes.map((lane) => Bun.connect<Lane>({
+      hostname: "127.0.0.1", port: this.port, data: lane,
+      socket: {
+        data: (socket, bytes) => this.onData(socket.data, bytes.toString("latin1")),
+        close: (socket) => this.onClose(socket.data, "connection closed"),
+        error: (socket, error) => this.onClose(socket.data, String(error)),
+      },
+    }).then((socket) => { lane.socket = socket })))
+    if (wallNow() - started > HTTP_CONNECT_TIMEOUT_MS) throw new Error("HTTP publisher: connecting took too long")
+  }
+
+  private send(lane: Lane): void {
+    if (lane.current || !lane.socket) return
+    const request = lane.queue.shift()
+    if (!request) return
+    lane.current = request
+    const body = request.body()
+    request.sentAt = wallNow()
+    lane.socket.write(`POST ${request.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+
+  private onData(lane: Lane, text: string): void {
+    lane.buffer += text
+    for (let guard = 0; guard < 10_000; guard++) {
+      const headEnd = lane.buffer.indexOf("\r\n\r\n")
+      if (headEnd < 0) return
+      const head = lane.buffer.slice(0, headEnd)
+      const length = /content-length: *(\d+)/i.exec(head)
+      if (!length) {
+        this.fail(lane, `response without Content-Length: ${head.slice(0, 120)}`)
+        return
+      }
+      const end = headEnd + 4 + Number(length[1])
+      if (lane.buffer.length < end) return
+      const status = head.slice(9, 12)
+      const body = lane.buffer.slice(headEnd + 4, end)
+      lane.buffer = lane.buffer.slice(end)
+      const request = lane.current
+      lane.current = undefined
+      if (request) {
+        record(this.ingest, wallNow() - request.sentAt)
+        if (status !== "201" && status !== "200") this.failOne(`HTTP ${status}: ${body.slice(0, 200)}`)
+        request.resolve(undefined)
+      }
+      this.send(lane)
+    }
+  }
+
+  private failOne(message: string): void {
+    this.errors++
+    this.lastError = message
+  }
+
+  private fail(lane: Lane, message: string): void {
+    const lost = [lane.current, ...lane.queue.splice(0)].filter((r) => r !== undefined)
+    lane.current = undefined
+    for (const r of lost) {
+      this.failOne(message)
+      r.resolve(undefined)
+    }
+  }
+
+  private onClose(lane: Lane, message: string): void {
+    lane.socket = undefined
+    this.fail(lane, message)
+  }
+
+  private post(task: Task, body: () => string): Promise<unknown> {
+    // The least-loaded connection, round-robin among equals.
+    let best = this.lanes[this.next++ % this.lanes.length]!
+    for (const lane of this.lanes) {
+      if (lane.queue.length + (lane.current ? 1 : 0) < best.queue.length + (best.current ? 1 : 0)) best = lane
+    }
+    if (!best.socket) {
+      this.failOne("HTTP publisher: connection closed")
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => {
+      best.queue.push({ path: `/api/v1/agents/${task.agentId}/tasks/${task.taskId}/events`, body, resolve, sentAt: 0 })
+      this.send(best)
+    })
+  }
+
+  override step(task: Task, step: number, payloadBytes: number): Promise<unknown> {
+    // The data (and its publish time `t`) is built when the request is written, not when queued.
+    return this.post(task, () => `{"type":"WorkflowStepStarted","data":${stepData(step, payloadBytes)}}`)
+  }
+
+  override complete(task: Task): Promise<unknown> {
+    return this.post(task, () => '{"type":"WorkflowCompleted","data":{"final_response":"done"}}')
+  }
+
+  /** Every connection busy, one request at a time each. */
+  override async burst(task: Task, count: number, payloadBytes: number): Promise<number> {
+    let next = 1
+    const worker = async (): Promise<void> => {
+      for (; next <= count;) await this.step(task, next++, payloadBytes)
+    }
+    await Promise.all(this.lanes.map(worker))
+    return next - 1
+  }
+
+  override async close(): Promise<void> {
+    for (const lane of this.lanes) lane.socket?.end()
+    await super.close()
   }
 }

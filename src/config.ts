@@ -18,6 +18,17 @@ const nonNegativeInt = (name: string, fallback: number) =>
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
 
+/** The defaults of the abuse limits when NODE_ENV=production and the variable is unset (documented in the README). */
+export const PRODUCTION_LIMITS = {
+  maxConnections: 10_000,
+  maxConnectionsPerSubject: 100,
+  publishRate: 1000,
+  commandRate: 10
+} as const
+
+const limit = (name: string) =>
+  Config.option(Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name))
+
 const redisUrl = Config.schema(
   Schema.String.check(Schema.makeFilter((text) => {
     const parsed = parseRedisUrl(text)
@@ -73,10 +84,19 @@ const settings = Config.all({
   wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(60)
   ),
-  // Limits (SPEC §6); 0 means unlimited.
-  maxConnections: nonNegativeInt("MAX_CONNECTIONS", 0),
-  maxConnectionsPerSubject: nonNegativeInt("MAX_CONNECTIONS_PER_SUBJECT", 0),
-  publishRate: nonNegativeInt("PUBLISH_RATE", 0),
+  // Limits (SPEC §6); 0 means unlimited. Unset, they take PRODUCTION_LIMITS with NODE_ENV=production, else 0.
+  maxConnections: limit("MAX_CONNECTIONS"),
+  maxConnectionsPerSubject: limit("MAX_CONNECTIONS_PER_SUBJECT"),
+  publishRate: limit("PUBLISH_RATE"),
+  commandRate: limit("COMMAND_RATE"),
+  // Seconds an HTTP connection may sit idle (keep-alive, a request whose body never comes); streams are exempt.
+  httpIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 255 })), "HTTP_IDLE_TIMEOUT_S").pipe(
+    Config.withDefault(30)
+  ),
+  // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
+  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", 7 * 86400),
+  // Bearer token for GET /metrics; unset = open.
+  metricsToken: optionalText("METRICS_TOKEN"),
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("")),
   trustProxy: Config.Boolean("TRUST_PROXY").pipe(Config.withDefault(false)),
   // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
@@ -88,6 +108,12 @@ const settings = Config.all({
   authJwksUrl: Config.option(Config.URL("AUTH_JWKS_URL")),
   authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
   authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
+  // Refuse tokens without `exp` / without `sub`; leeway for `exp`/`nbf` against clock drift.
+  authRequireExp: Config.Boolean("AUTH_REQUIRE_EXP").pipe(Config.withDefault(false)),
+  authRequireSub: Config.Boolean("AUTH_REQUIRE_SUB").pipe(Config.withDefault(false)),
+  authClockSkewSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 300 })), "AUTH_CLOCK_SKEW_S").pipe(
+    Config.withDefault(5)
+  ),
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
   auth: Config.Literals(["", "none", "jwt"], "AUTH").pipe(Config.withDefault("" as const)),
   nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
@@ -101,19 +127,32 @@ const settings = Config.all({
 })
 
 type Read = Config.Success<typeof settings>
-type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience" | "metricsToken"
+type Limit = keyof typeof PRODUCTION_LIMITS
 
-export type Settings = Omit<Read, Optional | "demo"> & { readonly [K in Optional]: string | undefined } & { readonly demo: boolean }
+export type Settings =
+  & Omit<Read, Optional | Limit | "demo">
+  & { readonly [K in Optional]: string | undefined }
+  & { readonly [K in Limit]: number }
+  & { readonly demo: boolean }
 
-const flatten = (read: Read): Settings => ({
-  ...read,
-  authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
-  authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
-  authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
-  authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
-  authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
-  demo: Option.getOrElse(read.demo, () => read.redis === undefined)
-})
+const flatten = (read: Read): Settings => {
+  const limitOf = (name: Limit) => Option.getOrElse(read[name], () => (read.nodeEnv === "production" ? PRODUCTION_LIMITS[name] : 0))
+  return {
+    ...read,
+    maxConnections: limitOf("maxConnections"),
+    maxConnectionsPerSubject: limitOf("maxConnectionsPerSubject"),
+    publishRate: limitOf("publishRate"),
+    commandRate: limitOf("commandRate"),
+    metricsToken: Option.getOrUndefined(read.metricsToken),
+    authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
+    authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
+    authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
+    authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
+    authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
+    demo: Option.getOrElse(read.demo, () => read.redis === undefined)
+  }
+}
 
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
   static readonly layer = Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of(flatten(read))))

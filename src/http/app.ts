@@ -15,9 +15,10 @@ import { initMetrics } from "../observability/metrics.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
+import type { RuntimeBindings } from "../gateway.ts"
 import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
-import { PublishRate } from "./publishRate.ts"
+import { RateLimit } from "./rateLimit.ts"
 import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
@@ -28,6 +29,18 @@ import { taskRoutes } from "./routes/tasks.ts"
 import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
+
+/**
+ * Sent with every response: the dashboard loads only its own script and
+ * styles, talks only to this origin, and no page may frame it or learn its URL.
+ */
+export const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "x-content-type-options": "nosniff"
+} as const
 
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
   message: Schema.String
@@ -48,7 +61,8 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     log,
     streams: yield* TaskStream,
     auth: auth.success,
-    publishRate: new PublishRate(config.publishRate),
+    publishRate: new RateLimit(config.publishRate),
+    commandRate: new RateLimit(config.commandRate),
     lifecycle,
     connections: yield* Effect.acquireRelease(
       Effect.sync(() => new Connections(config.heartbeatMs, config)),
@@ -63,6 +77,13 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   }
   const app = new Hono()
   app.use(requestId())
+  app.use(async (c, next) => {
+    await next()
+    if (c.res.status === 101) return
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value)
+    // A stream may stay quiet between heartbeats: exempt its connection from the HTTP idle timeout.
+    if (c.res.headers.get("content-type")?.startsWith("text/event-stream")) (c.env as RuntimeBindings | undefined)?.keepOpen?.()
+  })
   if (config.corsOrigins !== "") {
     const origins = config.corsOrigins.split(",").map((origin) => origin.trim())
     app.use(

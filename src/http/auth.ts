@@ -44,18 +44,41 @@ const Claims = Schema.Struct({
 })
 const decodeClaims = Schema.decodeUnknownResult(Claims)
 
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&")
-
-/** `agent-1/job-*` → a matcher of `agentId/taskId`; a pattern without exactly one `/` matches nothing. */
-export const compileScope = (pattern: string): RegExp | undefined => {
-  const parts = pattern.split("/")
-  if (parts.length !== 2 || parts.some((part) => part === "")) return undefined
-  return new RegExp(`^${parts.map((part) => part.split("*").map(escapeRegExp).join("[^/]*")).join("/")}$`)
+/**
+ * Whether `text` matches one segment pattern where `*` stands for any run of
+ * characters. The literal pieces between stars are found left to right, each
+ * at its first place (greedy is exact for `*`-only globs), so a match costs at
+ * most one scan of `text` per piece — never a backtracking search.
+ */
+const segmentMatches = (pieces: ReadonlyArray<string>, text: string): boolean => {
+  if (pieces.length === 1) return text === pieces[0]
+  const first = pieces[0]
+  const last = pieces[pieces.length - 1]
+  if (text.length < first.length + last.length || !text.startsWith(first) || !text.endsWith(last)) return false
+  let at = first.length
+  const end = text.length - last.length
+  for (let i = 1; i < pieces.length - 1; i++) {
+    if (pieces[i] === "") continue
+    const found = text.indexOf(pieces[i], at)
+    if (found === -1 || found + pieces[i].length > end) return false
+    at = found + pieces[i].length
+  }
+  return true
 }
 
-const scopeMatcher = (patterns: ReadonlyArray<string> = []) => {
-  const compiled = patterns.map(compileScope).filter((regex): regex is RegExp => regex !== undefined)
-  return (resource: string) => compiled.some((regex) => regex.test(resource))
+export type ScopeMatcher = (agentId: string, taskId: string) => boolean
+
+/** `agent-1/job-*` → a matcher of (agentId, taskId); a pattern without exactly one `/` matches nothing. */
+export const compileScope = (pattern: string): ScopeMatcher | undefined => {
+  const parts = pattern.split("/")
+  if (parts.length !== 2 || parts.some((part) => part === "")) return undefined
+  const [agent, task] = parts.map((part) => part.split("*"))
+  return (agentId, taskId) => segmentMatches(agent, agentId) && segmentMatches(task, taskId)
+}
+
+const scopeMatcher = (patterns: ReadonlyArray<string> = []): ScopeMatcher => {
+  const compiled = patterns.map(compileScope).filter((matcher): matcher is ScopeMatcher => matcher !== undefined)
+  return (agentId, taskId) => compiled.some((matches) => matches(agentId, taskId))
 }
 
 const openPrincipal = (subject: string): Principal => ({ subject, expiresAt: Infinity, may: () => true })
@@ -147,7 +170,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       return Result.succeed({
         subject: sub ?? "unknown",
         expiresAt: exp === undefined ? Infinity : exp * 1000,
-        may: (action, agentId, taskId) => scopes[action](`${agentId}/${taskId}`)
+        may: (action, agentId, taskId) => scopes[action](agentId, taskId)
       })
     }
   })

@@ -10,10 +10,14 @@ import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 import type { TaskPath } from "./params.ts"
 
-/** The client's address: from the runtime, or the first X-Forwarded-For hop behind a trusted proxy. */
+/**
+ * The client's address: from the runtime, or behind a trusted proxy the
+ * right-most X-Forwarded-For hop — the one the proxy itself appended. Hops to
+ * its left were written by the client and prove nothing.
+ */
 export const clientAddress = (c: Context, trustProxy: boolean): string => {
   if (trustProxy) {
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim()
+    const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim()
     if (forwarded) return forwarded
   }
   return (c.env as { clientAddress?: string } | undefined)?.clientAddress ?? "unknown"

@@ -17,7 +17,7 @@ import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from ".
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
-import { queueCommand } from "./routes/control.ts"
+import { overCommandRate, queueCommand } from "./routes/control.ts"
 import { type DomainError, toApiError } from "./respond.ts"
 import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 
@@ -223,6 +223,8 @@ export class WsSession {
 
   private command(frame: CommandFrame): void {
     if (!this.allowed("control", frame, { ref: frame.ref })) return
+    const limited = overCommandRate(this.deps, this.principal!.subject)
+    if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
     Effect.runPromiseExit(queueCommand(this.deps.log, task, draft, this.principal!.subject)).then((exit) => {

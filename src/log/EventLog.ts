@@ -6,7 +6,7 @@
  */
 import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
-import type { EventDraft } from "../events/draft.ts"
+import type { EventDraft, InvalidEvent } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 
 export interface TaskRef {
@@ -58,7 +58,7 @@ export class TaskEnded extends Schema.TaggedError<TaskEnded>()("TaskEnded", {
   message: Schema.String
 }) {}
 
-export type AppendError = LogUnavailable | AgentMismatch | TaskEnded
+export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent
 
 export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */

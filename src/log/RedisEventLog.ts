@@ -8,7 +8,7 @@
 import { Effect, Layer, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
-import type { EventDraft } from "../events/draft.ts"
+import { type EventDraft, InvalidEvent } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import type { EventType } from "../events/registry.ts"
 import {
@@ -117,6 +117,7 @@ export const RedisEventLogLayer = Layer.effect(
           const failure = classifyAppendError(cause)
           if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
           if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
+          if (failure.kind === "invalid") return new InvalidEvent({ field: failure.field, message: failure.message })
           return unavailable(cause)
         }
       }).pipe(

@@ -73,11 +73,20 @@ export const touchTaskIndex = (
     .zremrangebyrank(taskIndexKey(settings.prefix), 0, -settings.taskIndexMax - 1)
     .exec()
 
-export type AppendFailure = "agent_mismatch" | "task_ended" | "other"
+export type AppendFailure =
+  | { readonly kind: "agent_mismatch" | "task_ended" | "other"; readonly message: string }
+  /** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */
+  | { readonly kind: "invalid"; readonly field: "type" | "data" | "time"; readonly message: string }
 
-export const classifyAppendError = (error: unknown): { readonly kind: AppendFailure; readonly message: string } => {
+const INVALID_FIELDS = { TS_UNKNOWN_TYPE: "type", TS_BAD_DATA: "data", TS_BAD_TIME: "time" } as const
+
+export const classifyAppendError = (error: unknown): AppendFailure => {
   const message = error instanceof Error ? error.message : String(error)
   if (message.startsWith("TS_AGENT_MISMATCH ")) return { kind: "agent_mismatch", message: message.slice(18) }
   if (message.startsWith("TS_TASK_ENDED ")) return { kind: "task_ended", message: message.slice(14) }
+  const code = message.split(" ", 1)[0]
+  if (Object.hasOwn(INVALID_FIELDS, code)) {
+    return { kind: "invalid", field: INVALID_FIELDS[code as keyof typeof INVALID_FIELDS], message: message.slice(code.length + 1) }
+  }
   return { kind: "other", message }
 }

@@ -233,6 +233,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
         const failure = classifyAppendError(error)
         if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")
         if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
+        if (failure.kind === "invalid") throw new PublishError("invalid_event", failure.message, failure.field)
         throw new PublishError("unavailable", failure.message)
       }
       await touchTaskIndex(redis, settings, task).catch(() => undefined)

@@ -15,6 +15,7 @@ import { Metrics, record } from "../../observability/metrics.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
 import { ownedByOther } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
+import { parseJson } from "../json.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -109,13 +110,9 @@ export const eventRoutes = (deps: RouteDeps) => {
             apiError("unsupported_media_type", `content-type must be application/json, not '${contentType.slice(0, 64)}'`, "content-type")
           )
         }
-        let body: unknown
-        try {
-          body = JSON.parse(await c.req.text())
-        } catch (error) {
-          return errorResponse(c, apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "body"))
-        }
-        const drafts = decodeBody(body, config)
+        const body = parseJson(await c.req.text())
+        if (Result.isFailure(body)) return errorResponse(c, body.failure)
+        const drafts = decodeBody(body.success, config)
         if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
         const wait = publishRate.take(principal.success.subject, drafts.success.length)
         if (wait > 0) {

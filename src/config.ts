@@ -4,6 +4,7 @@
  * The README's settings table mirrors this file.
  */
 import { Config, ConfigProvider, Context, Effect, Layer, Option, Schema } from "effect"
+import { TASK_IDLE_SECONDS_DEFAULT } from "./log/appendScript.ts"
 import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
 
 const positiveInt = (name: string, fallback: number) =>
@@ -94,7 +95,7 @@ const settings = Config.all({
     Config.withDefault(30)
   ),
   // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
-  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", 7 * 86400),
+  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", TASK_IDLE_SECONDS_DEFAULT),
   // Bearer token for GET /metrics; unset = open.
   metricsToken: optionalText("METRICS_TOKEN"),
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("")),

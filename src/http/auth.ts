@@ -34,6 +34,8 @@ export interface Authenticator {
 const Claims = Schema.Struct({
   sub: Schema.optionalKey(Schema.String),
   exp: Schema.optionalKey(Schema.Finite),
+  nbf: Schema.optionalKey(Schema.Finite),
+  iat: Schema.optionalKey(Schema.Finite),
   taskstream: Schema.optionalKey(
     Schema.Struct({
       subscribe: Schema.optionalKey(Schema.Array(Schema.String)),
@@ -128,7 +130,11 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
     }
     return Result.succeed({ required: false, authenticate: (_token, anonymous) => Promise.resolve(Result.succeed(openPrincipal(anonymous))) })
   }
+  // Times are checked below, with AUTH_CLOCK_SKEW_S of leeway (hono's checks have none).
   const verification = {
+    exp: false,
+    nbf: false,
+    iat: false,
     ...(config.authJwtIssuer === undefined ? {} : { iss: config.authJwtIssuer }),
     ...(config.authJwtAudience === undefined ? {} : { aud: config.authJwtAudience })
   }
@@ -161,7 +167,19 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       }
       const claims = decodeClaims(payload)
       if (Result.isFailure(claims)) return Result.fail(apiError("unauthorized", "the token's claims are malformed", "token"))
-      const { sub, exp, taskstream = {} } = claims.success
+      const { sub, exp, nbf, iat, taskstream = {} } = claims.success
+      const now = Date.now() / 1000
+      const skew = config.authClockSkewSeconds
+      const reason = exp !== undefined && exp + skew <= now
+        ? "expired"
+        : (nbf !== undefined && nbf > now + skew) || (iat !== undefined && iat > now + skew)
+        ? "not yet valid"
+        : exp === undefined && config.authRequireExp
+        ? "no exp claim"
+        : sub === undefined && config.authRequireSub
+        ? "no sub claim"
+        : undefined
+      if (reason !== undefined) return Result.fail(apiError("unauthorized", `the token was refused: ${reason}`, "token"))
       const scopes = {
         subscribe: scopeMatcher(taskstream.subscribe),
         publish: scopeMatcher(taskstream.publish),
@@ -169,7 +187,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       }
       return Result.succeed({
         subject: sub ?? "unknown",
-        expiresAt: exp === undefined ? Infinity : exp * 1000,
+        expiresAt: exp === undefined ? Infinity : (exp + config.authClockSkewSeconds) * 1000,
         may: (action, agentId, taskId) => scopes[action](agentId, taskId)
       })
     }

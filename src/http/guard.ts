@@ -25,8 +25,12 @@ export const clientAddress = (c: Context, trustProxy: boolean): string => {
 
 export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.Result<Principal, Response>> => {
   const credential = credentialOf(c, deps.config.authCookie)
-  if (credential.fromCookie && deps.auth.required && !cookieUsableFrom(c, deps.config.corsOrigins)) {
-    const error = apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
+  // A cookie, or an open gateway's mere reachability, is ambient authority: another site's page must not ride on it.
+  const ambient = deps.auth.required ? credential.fromCookie : true
+  if (ambient && !cookieUsableFrom(c, deps.config.corsOrigins)) {
+    const error = deps.auth.required
+      ? apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
+      : apiError("forbidden", "this gateway runs without authentication and refuses WebSockets and changes from another site's page; list the site in CORS_ORIGINS", "origin")
     noteRefusal(c, error)
     return Result.fail(errorResponse(c, error))
   }

@@ -8,6 +8,19 @@
 import { Result } from "effect"
 import { type ApiError, apiError } from "./errors.ts"
 
+const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i
+
+/**
+ * The 415 for a request whose body is not declared JSON. Browsers send
+ * `text/plain` and form bodies cross-site without asking (no CORS preflight);
+ * requiring JSON keeps another site's page from changing anything.
+ * `bodyless`: true when the request has no body; then it may also have no content type.
+ */
+export const unsupportedContentType = (contentType: string | undefined, bodyless = false): ApiError | undefined => {
+  if (contentType === undefined ? bodyless : JSON_CONTENT_TYPE.test(contentType)) return undefined
+  return apiError("unsupported_media_type", `content-type must be application/json, not '${(contentType ?? "").slice(0, 64)}'`, "content-type")
+}
+
 /** How deep objects and arrays may nest in any JSON a client sends. */
 export const MAX_JSON_DEPTH = 64
 

@@ -55,6 +55,7 @@ class SubscriptionSink implements Sink {
 }
 
 interface Entry {
+  readonly task: { readonly agentId: string; readonly taskId: string }
   readonly sink: SubscriptionSink
   fiber: Fiber.Fiber<void> | undefined
   /** The running subscription once started; undefined when it failed or ended first. */
@@ -159,6 +160,12 @@ export class WsSession {
     this.principal = principal
     this.connection.identify(principal.subject, principal.expiresAt)
     this.connection.send(controlFrame("authenticated", { ...echo, subject: principal.subject }))
+    // A refreshed token may allow less: subscriptions it no longer covers end here.
+    for (const [sub, entry] of [...this.subscriptions]) {
+      if (principal.may("subscribe", entry.task.agentId, entry.task.taskId)) continue
+      this.release(sub)
+      this.error({ sub, code: "forbidden", message: `the refreshed token does not allow subscribe on ${entry.task.agentId}/${entry.task.taskId}; the subscription is closed` })
+    }
   }
 
   private subscribe(frame: SubscribeFrame): void {
@@ -179,7 +186,7 @@ export class WsSession {
 
     let started: (subscription: Subscription | undefined) => void = () => {}
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
-    const entry: Entry = { sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
+    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
     const { connection, deps, subscriptions } = this
     const run = Effect.gen(function*() {

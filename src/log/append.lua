@@ -12,6 +12,9 @@
 -- ARGV[6]    N, the number of events; then four arguments per event:
 --            type, data (a JSON object), time (ISO-8601, or '' for now),
 --            index of its idempotency key in KEYS (0 = none)
+-- ARGV[7+4N] TASK_IDLE_TTL_S (optional; issue 16): the log of a task that has not ended expires
+--            this long after its last append, so tasks that never end do not stay forever.
+--            Absent or 0: no idle expiry.
 --
 -- Returns one id per event ('' for an ephemeral event, which is published but not stored).
 -- Each stored event is published with "prev", the id of the stored event before it, so a
@@ -66,7 +69,9 @@ local count = tonumber(ARGV[6])
 if not (max_len and retention and idem_ttl and count and count >= 1) or (publish ~= 'PUBLISH' and publish ~= 'SPUBLISH') then
   return fail('BAD_ARGS', 'expected agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, PUBLISH|SPUBLISH, N')
 end
-if #ARGV ~= 6 + count * 4 then return fail('BAD_ARGS', 'expected 4 arguments per event') end
+if #ARGV ~= 6 + count * 4 and #ARGV ~= 7 + count * 4 then return fail('BAD_ARGS', 'expected 4 arguments per event') end
+local idle_ttl = tonumber(ARGV[7 + count * 4] or '0')
+if not idle_ttl or idle_ttl < 0 then return fail('BAD_ARGS', 'TASK_IDLE_TTL_S must be a number of seconds') end
 
 -- The task belongs to the agent of its stored events, and nothing follows a terminal event.
 local newest = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)[1]
@@ -131,4 +136,6 @@ for n, event in ipairs(events) do
     ids[n] = id
   end
 end
+-- Idle expiry of a task still running (a terminal event has set RETENTION_S instead).
+if idle_ttl > 0 and events[count].kind ~= 't' then redis.call('EXPIRE', log_key, idle_ttl) end
 return ids

@@ -17,7 +17,12 @@ export interface AppendSettings {
   readonly retentionSeconds: number
   readonly idempotencySeconds: number
   readonly taskIndexMax: number
+  /** TASK_IDLE_TTL_S: a running task's log expires this long after its last append (0 = never). */
+  readonly taskIdleSeconds: number
 }
+
+/** TASK_IDLE_TTL_S unless set: a week without an event. */
+export const TASK_IDLE_SECONDS_DEFAULT = 7 * 86400
 
 type AppendCommand = (...args: Array<string | number>) => Promise<Array<string>>
 
@@ -57,7 +62,8 @@ export const runAppend = (
     // Sharded pub/sub on a Cluster: the message stays in the task's shard.
     isCluster(redis) ? "SPUBLISH" : "PUBLISH",
     drafts.length,
-    ...eventArgs
+    ...eventArgs,
+    settings.taskIdleSeconds
   )
 }
 

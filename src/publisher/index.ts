@@ -10,7 +10,14 @@ import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import { type EventType, isEphemeral, type PayloadOf } from "../events/registry.ts"
-import { type AppendSettings, classifyAppendError, defineAppend, runAppend, touchTaskIndex } from "../log/appendScript.ts"
+import {
+  type AppendSettings,
+  classifyAppendError,
+  defineAppend,
+  runAppend,
+  TASK_IDLE_SECONDS_DEFAULT,
+  touchTaskIndex
+} from "../log/appendScript.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
 import { blockingDuplicate, createClient, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
 
@@ -197,7 +204,8 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     historyMax: options.historyMax ?? 10000,
     retentionSeconds: options.retentionSeconds ?? 86400,
     idempotencySeconds: options.idempotencySeconds ?? 86400,
-    taskIndexMax: options.taskIndexMax ?? 10000
+    taskIndexMax: options.taskIndexMax ?? 10000,
+    taskIdleSeconds: options.taskIdleSeconds ?? TASK_IDLE_SECONDS_DEFAULT
   }
   /** The blocking connections of open command readers, cut when the publisher closes. */
   const readers = new Set<RedisClient>()

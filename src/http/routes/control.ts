@@ -14,7 +14,7 @@ import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
 import { Metrics, record } from "../../observability/metrics.ts"
 import { guard } from "../guard.ts"
-import { parseJson } from "../json.ts"
+import { parseJson, unsupportedContentType } from "../json.ts"
 import { parseTaskPath, type TaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -66,6 +66,8 @@ export const controlRoutes = (deps: RouteDeps) =>
         )
       }
       const text = await c.req.text()
+      const notJson = unsupportedContentType(c.req.header("content-type"), text.trim() === "")
+      if (notJson !== undefined) return errorResponse(c, notJson)
       let reason: string | undefined
       if (text.trim() !== "") {
         const json = parseJson(text)

@@ -15,13 +15,12 @@ import { Metrics, record } from "../../observability/metrics.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
 import { ownedByOther } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
-import { parseJson } from "../json.ts"
+import { parseJson, unsupportedContentType } from "../json.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
 
 const EVENTS_PATH = "/agents/:agentId/tasks/:taskId/events"
 const HISTORY_LIMIT_MAX = 1000
-const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i
 const utf8 = new TextEncoder()
 
 /** Validate a parsed body: one draft or a non-empty batch of them. */
@@ -103,13 +102,8 @@ export const eventRoutes = (deps: RouteDeps) => {
         if (!path.ok) return errorResponse(c, path.error)
         const principal = await guard(c, deps, "publish", path.value)
         if (Result.isFailure(principal)) return principal.failure
-        const contentType = c.req.header("content-type") ?? ""
-        if (!JSON_CONTENT_TYPE.test(contentType)) {
-          return errorResponse(
-            c,
-            apiError("unsupported_media_type", `content-type must be application/json, not '${contentType.slice(0, 64)}'`, "content-type")
-          )
-        }
+        const notJson = unsupportedContentType(c.req.header("content-type"))
+        if (notJson !== undefined) return errorResponse(c, notJson)
         const body = parseJson(await c.req.text())
         if (Result.isFailure(body)) return errorResponse(c, body.failure)
         const drafts = decodeBody(body.success, config)

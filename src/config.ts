@@ -45,7 +45,7 @@ const redisClusterNodes = Config.schema(
   "REDIS_CLUSTER_NODES"
 ).pipe(Config.map((text): RedisTarget => ({ kind: "cluster", nodes: parseClusterNodes(text)!, tls: false })))
 
-/** REDIS_URL (standalone or redis+cluster://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
+/** REDIS_URL (standalone, redis+cluster:// or redis+sentinel://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
 const redis = Config.all({ url: Config.option(redisUrl), nodes: Config.option(redisClusterNodes) }).pipe(
   Config.mapEffect(({ nodes, url }) =>
     Option.isSome(url) && Option.isSome(nodes)
@@ -67,6 +67,9 @@ const settings = Config.all({
     Config.withDefault("ts")
   ),
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
+  // SPEC §11: ingest answers only after this many replicas acknowledged the append (WAIT), within the timeout.
+  redisWaitReplicas: nonNegativeInt("REDIS_WAIT_REPLICAS", 0),
+  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", 1000),
   historyMax: positiveInt("HISTORY_MAX", 10000),
   retentionSeconds: positiveInt("RETENTION_S", 86400),
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
@@ -155,8 +158,20 @@ const flatten = (read: Read): Settings => {
   }
 }
 
+/** Rules between settings. */
+const consistent = (read: Read): Effect.Effect<Read, Config.ConfigError> => {
+  const problem = read.redisWaitReplicas > 0 && read.redis?.kind === "cluster"
+    ? "REDIS_WAIT_REPLICAS works with a standalone or Sentinel-managed Redis, not a Redis Cluster"
+    : read.redisWaitReplicas > 0 && read.redisWaitTimeoutMs >= read.redisCommandTimeoutMs
+    ? "REDIS_WAIT_TIMEOUT_MS must be below REDIS_COMMAND_TIMEOUT_MS"
+    : undefined
+  return problem === undefined
+    ? Effect.succeed(read)
+    : Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message: problem })))
+}
+
 export class AppConfig extends Context.Service<AppConfig, Settings>()("taskstream/AppConfig") {
-  static readonly layer = Layer.effect(AppConfig, Effect.map(settings, (read) => AppConfig.of(flatten(read))))
+  static readonly layer = Layer.effect(AppConfig, Effect.map(Effect.flatMap(settings, consistent), (read) => AppConfig.of(flatten(read))))
 
   /** A config for tests and embedding: defaults overridden by `overrides`. */
   static readonly layerWith = (overrides: Partial<Settings>) =>

@@ -31,6 +31,8 @@ export const ErrorCodes = {
   too_many_connections: 503,
   too_many_demos: 429,
   log_unavailable: 503,
+  // REDIS_WAIT_REPLICAS not reached within REDIS_WAIT_TIMEOUT_MS: retry with the same idempotency key.
+  replication_timeout: 503,
   draining: 503,
   internal: 500
 } as const satisfies Record<string, ContentfulStatusCode>

@@ -58,7 +58,12 @@ export class TaskEnded extends Schema.TaggedError<TaskEnded>()("TaskEnded", {
   message: Schema.String
 }) {}
 
-export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent
+/** The append is stored on the master, but fewer than REDIS_WAIT_REPLICAS replicas acknowledged it in time. */
+export class ReplicationTimeout extends Schema.TaggedError<ReplicationTimeout>()("ReplicationTimeout", {
+  message: Schema.String
+}) {}
+
+export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent | ReplicationTimeout
 
 export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */

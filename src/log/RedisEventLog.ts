@@ -16,6 +16,7 @@ import {
   EventLog,
   type LiveListener,
   LogUnavailable,
+  ReplicationTimeout,
   statusOf,
   TaskEnded,
   type TaskHead,
@@ -73,7 +74,7 @@ export const RedisEventLogLayer = Layer.effect(
     const config = yield* AppConfig
     const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
     const prefix = config.redisPrefix
-    const appendSettings = { ...config, prefix }
+    const appendSettings = { ...config, prefix, waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeoutMs }
 
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
@@ -118,6 +119,7 @@ export const RedisEventLogLayer = Layer.effect(
           if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
           if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
           if (failure.kind === "invalid") return new InvalidEvent({ field: failure.field, message: failure.message })
+          if (failure.kind === "replication_timeout") return new ReplicationTimeout({ message: failure.message })
           return unavailable(cause)
         }
       }).pipe(

@@ -19,6 +19,18 @@ export interface AppendSettings {
   readonly taskIndexMax: number
   /** TASK_IDLE_TTL_S: a running task's log expires this long after its last append (0 = never). */
   readonly taskIdleSeconds: number
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge an append before it counts (0 = none; not on a Cluster). */
+  readonly waitReplicas?: number
+  /** REDIS_WAIT_TIMEOUT_MS: how long to wait for them. */
+  readonly waitTimeoutMs?: number
+}
+
+/** Fewer replicas than asked acknowledged an append in time: it is stored on the master but may not survive its loss. */
+export class ReplicationTimeoutError extends Error {
+  override readonly name = "ReplicationTimeoutError"
+  constructor(readonly wanted: number, readonly acknowledged: number) {
+    super(`TS_REPLICATION_TIMEOUT ${acknowledged} of ${wanted} replicas acknowledged the append in time; retry with the same idempotency key`)
+  }
 }
 
 /** TASK_IDLE_TTL_S unless set: a week without an event. */
@@ -31,8 +43,12 @@ export const defineAppend = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
 }
 
-/** Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error. */
-export const runAppend = (
+/**
+ * Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error.
+ * With `waitReplicas`, a WAIT follows in the same pipeline — so on the same connection, right after
+ * the write — and too few acknowledgements reject with ReplicationTimeoutError.
+ */
+export const runAppend = async (
   redis: RedisClient,
   settings: AppendSettings,
   task: { readonly agentId: string; readonly taskId: string },
@@ -50,9 +66,7 @@ export const runAppend = (
     eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
   const allKeys = [keys.log, keys.live, ...idempotencyKeys]
-  const append = (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend
-  return append.call(
-    redis,
+  const args = [
     allKeys.length,
     ...allKeys,
     task.agentId,
@@ -64,7 +78,17 @@ export const runAppend = (
     drafts.length,
     ...eventArgs,
     settings.taskIdleSeconds
-  )
+  ]
+  const wanted = settings.waitReplicas ?? 0
+  if (wanted === 0) return (redis as unknown as { taskstreamAppend: AppendCommand }).taskstreamAppend(...args)
+  const pipeline = redis.pipeline() as unknown as { taskstreamAppend: (...args: Array<string | number>) => unknown } & ReturnType<RedisClient["pipeline"]>
+  pipeline.taskstreamAppend(...args)
+  pipeline.wait(wanted, settings.waitTimeoutMs ?? 1000)
+  const [[appendError, ids], [waitError, acknowledged]] = (await pipeline.exec()) as [[Error | null, Array<string>], [Error | null, number]]
+  if (appendError !== null) throw appendError
+  if (waitError !== null) throw waitError
+  if (acknowledged < wanted) throw new ReplicationTimeoutError(wanted, acknowledged)
+  return ids
 }
 
 /** Record the task in the recent-tasks index: a separate command, as the index lives in another cluster slot. */
@@ -80,7 +104,7 @@ export const touchTaskIndex = (
     .exec()
 
 export type AppendFailure =
-  | { readonly kind: "agent_mismatch" | "task_ended" | "other"; readonly message: string }
+  | { readonly kind: "agent_mismatch" | "task_ended" | "replication_timeout" | "other"; readonly message: string }
   /** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */
   | { readonly kind: "invalid"; readonly field: "type" | "data" | "time"; readonly message: string }
 
@@ -90,6 +114,7 @@ export const classifyAppendError = (error: unknown): AppendFailure => {
   const message = error instanceof Error ? error.message : String(error)
   if (message.startsWith("TS_AGENT_MISMATCH ")) return { kind: "agent_mismatch", message: message.slice(18) }
   if (message.startsWith("TS_TASK_ENDED ")) return { kind: "task_ended", message: message.slice(14) }
+  if (error instanceof ReplicationTimeoutError) return { kind: "replication_timeout", message: message.slice(23) }
   const code = message.split(" ", 1)[0]
   if (Object.hasOwn(INVALID_FIELDS, code)) {
     return { kind: "invalid", field: INVALID_FIELDS[code as keyof typeof INVALID_FIELDS], message: message.slice(code.length + 1) }

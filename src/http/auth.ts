@@ -187,7 +187,8 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       }
       return Result.succeed({
         subject: sub ?? "unknown",
-        expiresAt: exp === undefined ? Infinity : (exp + config.authClockSkewSeconds) * 1000,
+        // A stream closes at `exp`; one accepted only within the clock-skew leeway lives to the leeway's end.
+        expiresAt: exp === undefined ? Infinity : exp > now ? exp * 1000 : (exp + skew) * 1000,
         may: (action, agentId, taskId) => scopes[action](agentId, taskId)
       })
     }

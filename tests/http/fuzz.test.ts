@@ -3,7 +3,10 @@
  * through `app.request()` on the memory log: ingest bodies (single and batch),
  * query strings, path ids, `Last-Event-ID`, tokens and WebSocket frames. For
  * any input: never a 5xx, never a throw, an error always carries a stable code
- * and names its field, and a rejected request stores nothing.
+ * and names its field, and a rejected request stores nothing. And the WebSocket
+ * state machine against a real gateway: subscribe / pause / resume /
+ * unsubscribe in any order while publishing delivers each subscription exactly
+ * the published sequence.
  *
  * Fixed seed (FUZZ_SEED, default 16) so CI is repeatable; FUZZ_RUNS (default 60)
  * per property for longer runs: `FUZZ_RUNS=5000 bun test tests/http/fuzz.test.ts`.
@@ -15,7 +18,9 @@ import { decodeClientFrame } from "../../src/http/wsProtocol.ts"
 import { EventTypes } from "../../src/events/registry.ts"
 import { taskPath } from "../support/api.ts"
 import { type InProcessApp, startApp } from "../support/app.ts"
+import { useHarness } from "../support/harness.ts"
 import { hsToken, SECRET } from "../support/tokens.ts"
+import { openWs } from "../support/ws.ts"
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60)
 const SEED = Number(process.env.FUZZ_SEED ?? 16)
@@ -212,6 +217,75 @@ describe("Fuzzed tokens [memory log, app.request]", () => {
         if (got.status === 401) expect(got.body.field).toBe("token")
       }),
       settings
+    )
+  }, TIMEOUT_MS)
+})
+
+type WsOp =
+  | { readonly op: "subscribe" | "unsubscribe" | "pause" | "resume"; readonly sub: number }
+  | { readonly op: "publish"; readonly count: number }
+
+describe("WebSocket subscriptions in random orders while publishing [bun, memory log]", () => {
+  const h = useHarness("memory")
+
+  it("each subscription delivers exactly the published sequence: all of it while open, a gap-free prefix once closed", async () => {
+    const op: fc.Arbitrary<WsOp> = fc.oneof(
+      fc.record({ op: fc.constantFrom("subscribe", "unsubscribe", "pause", "resume"), sub: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ op: fc.constant("publish"), count: fc.integer({ min: 1, max: 5 }) })
+    )
+    let run = 0
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+        const task = `ws-fuzz-${run++}-${Date.now()}`
+        const ws = await openWs(h().url)
+        const published: Array<string> = []
+        const publish = async (data: Array<unknown>) => {
+          const response = await fetch(`${h().url}${taskPath(AGENT, task)}/events`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(data)
+          })
+          published.push(...((await response.json()).ids as Array<string>))
+        }
+        const open = new Set<number>()
+        const paused = new Set<number>()
+        try {
+          for (const step of ops) {
+            if (step.op === "publish") {
+              await publish(Array.from({ length: step.count }, (_, i) => ({ type: "WorkflowStepStarted", data: { step: i } })))
+              continue
+            }
+            const sub = `s${step.sub}`
+            ws.send({ op: step.op, sub, ...(step.op === "subscribe" ? { agentId: AGENT, taskId: task } : {}) })
+            if (step.op === "subscribe" && !open.has(step.sub)) open.add(step.sub)
+            if (step.op === "unsubscribe") {
+              open.delete(step.sub)
+              paused.delete(step.sub)
+            }
+            if (step.op === "pause" && open.has(step.sub)) paused.add(step.sub)
+            if (step.op === "resume") paused.delete(step.sub)
+          }
+          for (const sub of paused) ws.send({ op: "resume", sub: `s${sub}` })
+          await publish([{ type: "WorkflowCompleted", data: {} }])
+          await ws.waitFor((frames) => [...open].every((sub) => frames.some((frame) => frame.op === "end" && frame.sub === `s${sub}`)), 10_000, "every open subscription to end")
+          // Each subscription's life: the frames between its `subscribed` and its `unsubscribed`/`end`.
+          const lives = new Map<string, Array<Array<string>>>()
+          for (const frame of ws.frames) {
+            if (frame.op === "subscribed") lives.set(frame.sub, [...(lives.get(frame.sub) ?? []), []])
+            if (frame.op === "event") lives.get(frame.sub)!.at(-1)!.push(frame.event.id)
+          }
+          for (const [sub, runs] of lives) {
+            runs.forEach((ids, i) => {
+              const stillOpen = i === runs.length - 1 && open.has(Number(sub.slice(1)))
+              if (stillOpen) expect({ sub, ids }).toEqual({ sub, ids: published })
+              else expect({ sub, ids }).toEqual({ sub, ids: published.slice(0, ids.length) })
+            })
+          }
+        } finally {
+          ws.close()
+        }
+      }),
+      { ...settings, numRuns: Math.max(5, Math.floor(RUNS / 4)) }
     )
   }, TIMEOUT_MS)
 })

@@ -24,7 +24,8 @@ export const PRODUCTION_LIMITS = {
   maxConnections: 10_000,
   maxConnectionsPerSubject: 100,
   publishRate: 1000,
-  commandRate: 10
+  commandRate: 10,
+  tasksPerHour: 1000
 } as const
 
 const limit = (name: string) =>
@@ -93,6 +94,7 @@ const settings = Config.all({
   maxConnectionsPerSubject: limit("MAX_CONNECTIONS_PER_SUBJECT"),
   publishRate: limit("PUBLISH_RATE"),
   commandRate: limit("COMMAND_RATE"),
+  tasksPerHour: limit("TASKS_PER_HOUR"),
   // Seconds an HTTP connection may sit idle (keep-alive, a request whose body never comes); streams are exempt.
   httpIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 255 })), "HTTP_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(30)
@@ -148,6 +150,7 @@ const flatten = (read: Read): Settings => {
     maxConnectionsPerSubject: limitOf("maxConnectionsPerSubject"),
     publishRate: limitOf("publishRate"),
     commandRate: limitOf("commandRate"),
+    tasksPerHour: limitOf("tasksPerHour"),
     metricsToken: Option.getOrUndefined(read.metricsToken),
     authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
     authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),

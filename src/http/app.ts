@@ -19,6 +19,7 @@ import type { RuntimeBindings } from "../gateway.ts"
 import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { RateLimit } from "./rateLimit.ts"
+import { TaskQuota } from "./taskQuota.ts"
 import { controlRoutes } from "./routes/control.ts"
 import { dashboardRoutes } from "./routes/dashboard.ts"
 import { demoRoutes } from "./routes/demo.ts"
@@ -63,6 +64,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),
     commandRate: new RateLimit(config.commandRate),
+    taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
       Effect.sync(() => new Connections(config.heartbeatMs, config)),

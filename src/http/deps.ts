@@ -9,6 +9,7 @@ import type { Connections } from "../transport/connections.ts"
 import type { Authenticator } from "./auth.ts"
 import type { WireSocket } from "../transport/websocket.ts"
 import type { RateLimit } from "./rateLimit.ts"
+import type { TaskQuota } from "./taskQuota.ts"
 
 /** The runtime's WebSocket support, injected by the runtime entry (hono's Bun or Deno helper). */
 export interface WebSocketRuntime {
@@ -34,6 +35,7 @@ export interface RouteDeps {
   readonly auth: Authenticator
   readonly publishRate: RateLimit
   readonly commandRate: RateLimit
+  readonly taskQuota: TaskQuota
   readonly lifecycle: Lifecycle
   readonly webSockets: WebSocketRuntime
   /** Absent on a runtime without a bundler: the dashboard page then explains it cannot run. */

@@ -28,6 +28,7 @@ export const ErrorCodes = {
   upgrade_required: 426,
   too_many_connections_per_subject: 429,
   rate_limited: 429,
+  too_many_tasks: 429,
   too_many_connections: 503,
   too_many_demos: 429,
   log_unavailable: 503,

@@ -154,6 +154,7 @@ describe("Safe defaults", () => {
     expect(production.maxConnectionsPerSubject).toBeGreaterThan(0)
     expect(production.publishRate).toBeGreaterThan(0)
     expect(production.commandRate).toBeGreaterThan(0)
+    expect(production.tasksPerHour).toBeGreaterThan(0)
     const explicit = await read({ NODE_ENV: "production", MAX_CONNECTIONS_PER_SUBJECT: "0", COMMAND_RATE: "5" })
     expect({ perSubject: explicit.maxConnectionsPerSubject, commands: explicit.commandRate }).toEqual({ perSubject: 0, commands: 5 })
     const development = await read({})
@@ -177,6 +178,26 @@ describe("Safe defaults", () => {
       const other = await app().request(`${taskPath("a", "other")}/cancel`, { method: "POST" }, "198.51.100.2")
       expect(other.status).toBe(202)
     })
+  })
+})
+
+describe("TASKS_PER_HOUR", () => {
+  const app = withApp({ tasksPerHour: 5 })
+
+  it("stops one client from creating tasks without bound, and never refuses its existing tasks", async () => {
+    const statuses: Array<number> = []
+    for (let i = 0; i < 20; i++) {
+      statuses.push((await app().request(`${taskPath("a", `spawn-${i}`)}/events`, json(started()), "198.51.100.7")).status)
+    }
+    expect(statuses).toEqual([...Array(5).fill(201), ...Array(15).fill(429)])
+    const refused = await app().request(`${taskPath("a", "spawn-99")}/events`, json(started()), "198.51.100.7")
+    expect(await refused.json()).toMatchObject({ code: "too_many_tasks", field: "taskId" })
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+    const stored = await app().request(`${taskPath("a", "spawn-99")}/events`)
+    expect((await stored.json()).events).toEqual([])
+    const again = await app().request(`${taskPath("a", "spawn-0")}/events`, json({ type: "WorkflowStepStarted", data: { step: 1 } }), "198.51.100.7")
+    expect(again.status).toBe(201)
+    expect((await app().request(`${taskPath("a", "other-client")}/events`, json(started()), "198.51.100.8")).status).toBe(201)
   })
 })
 

@@ -52,7 +52,7 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
 }
 
 export const eventRoutes = (deps: RouteDeps) => {
-  const { config, log, publishRate } = deps
+  const { config, log, publishRate, taskQuota } = deps
   return new Hono()
     .get(EVENTS_PATH, async (c) => {
       const query = c.req.query()
@@ -112,6 +112,14 @@ export const eventRoutes = (deps: RouteDeps) => {
         if (wait > 0) {
           record(Metrics.limitRejections, 1, { limit: "publish_rate" })
           return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${config.publishRate} events/s)`), retryAfter: wait })
+        }
+        const quota = taskQuota.take(principal.success.subject, `${path.value.agentId}/${path.value.taskId}`)
+        if (quota > 0) {
+          record(Metrics.limitRejections, 1, { limit: "tasks_per_hour" })
+          return errorResponse(c, {
+            ...apiError("too_many_tasks", `this subject published to TASKS_PER_HOUR (${config.tasksPerHour}) tasks this hour`, "taskId"),
+            retryAfter: quota
+          })
         }
         return respond(
           c,

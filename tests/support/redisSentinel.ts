@@ -28,6 +28,8 @@ export interface RedisSentinelServer {
   killMaster(): Promise<number>
   /** Start a killed node again (it rejoins as a replica). */
   restart(port: number): Promise<void>
+  /** Stop the replica (SIGTERM) and start it again; resolves once it is back in sync. */
+  restartReplica(): Promise<number>
   /** SIGSTOP / SIGCONT the node on `port`: a replica that stops acknowledging, without a disconnect. */
   freeze(port: number): void
   thaw(port: number): void
@@ -151,6 +153,19 @@ export const startRedisSentinel = async (): Promise<RedisSentinelServer> => {
       const current = await master()
       await startData(port, current)
       await inSync(current)
+    },
+    restartReplica: async () => {
+      const current = await master()
+      const replica = dataPorts.find((port) => port !== current)!
+      const child = processes.get(replica)
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve))
+        child.kill("SIGTERM")
+        await exited
+      }
+      await startData(replica, current)
+      await inSync(current)
+      return replica
     },
     freeze: (port) => void processes.get(port)?.kill("SIGSTOP"),
     thaw: (port) => void processes.get(port)?.kill("SIGCONT"),

@@ -361,8 +361,11 @@ const width = Math.max(...rows.map(([name]) => name.length))
 console.log(rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join("\n"))
 console.log(JSON.stringify({ chaos: Object.fromEntries(rows), options }))
 const failed = cases.length > 0 || !settled
-if (cases.length > 0) console.log(`FAILED: first case: ${cases[0].problem} ${cases[0].detail} at ${cases[0].client}`)
-else if (!settled) console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event`)
+const unfinished = clients.findIndex((c) => !c.done)
+if (unfinished >= 0) {
+  const client = clients[unfinished]
+  console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects`)
+} else if (cases.length > 0) console.log(`FAILED: first case: ${cases[0].problem} ${cases[0].detail} at ${cases[0].client}`)
 else console.log("OK: every acknowledged event arrived exactly once, in order, at every client")
 
 for (const slot of slots) await slot.gateway?.stop()

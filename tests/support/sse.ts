@@ -102,7 +102,11 @@ export const openSseSocket = (url: string, headers: Record<string, string> = {})
       unchunk()
     })
     socket.once("error", (error) => (head === undefined ? undefined : reject(error)))
-    socket.once("close", () => void writer.close().catch(() => {}))
+    socket.once("close", () => {
+      // Closed before a response (a gateway killed or draining as it accepted): fail, never hang.
+      if (head !== undefined) reject(new Error("the connection closed before a response"))
+      void writer.close().catch(() => {})
+    })
   })
 
 const sseStream = (

@@ -7,6 +7,8 @@
  * REDIS_WAIT_REPLICAS=1 an acknowledged event survives its master's death.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { AppConfig } from "../../src/config.ts"
 import { parseRedisUrl } from "../../src/log/redisTarget.ts"
 import { PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { taskPath } from "../support/api.ts"
@@ -37,6 +39,16 @@ describe("REDIS_URL redis+sentinel://", () => {
       sentinelPassword: "sp",
       tls: true
     })
+  })
+
+  it("refuses REDIS_WAIT_REPLICAS on a Cluster and a WAIT timeout not below the command timeout, naming them", async () => {
+    const read = (env: Record<string, string>) =>
+      Effect.runPromise(
+        Effect.provide(Effect.gen(function*() { return yield* AppConfig }), AppConfig.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))))
+      ).then(() => "ok", (error: unknown) => String(error))
+    expect(await read({ REDIS_URL: "redis+cluster://h:1,h:2", REDIS_WAIT_REPLICAS: "1" })).toContain("REDIS_WAIT_REPLICAS")
+    expect(await read({ REDIS_URL: "redis://h:1", REDIS_WAIT_REPLICAS: "1", REDIS_WAIT_TIMEOUT_MS: "9000" })).toContain("REDIS_WAIT_TIMEOUT_MS")
+    expect(await read({ REDIS_URL: "redis+sentinel://h:1/m", REDIS_WAIT_REPLICAS: "1" })).toBe("ok")
   })
 
   it("names what is wrong with a bad one", () => {

@@ -31,16 +31,17 @@ import { wsRoutes } from "./routes/ws.ts"
 
 export const API_PREFIX = "/api/v1"
 
-/**
- * Sent with every response: the dashboard loads only its own script and
- * styles, talks only to this origin, and no page may frame it or learn its URL.
- */
+/** Sent with every response: no URL (with its `access_token`) leaks as a referrer, no type is sniffed. */
 export const SECURITY_HEADERS = {
-  "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
   "x-content-type-options": "nosniff"
+} as const
+
+/** Sent with pages (the dashboard): only its own script and styles, talking only to this origin, never framed. */
+export const PAGE_SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-frame-options": "DENY"
 } as const
 
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
@@ -82,9 +83,11 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   app.use(async (c, next) => {
     await next()
     if (c.res.status === 101) return
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value)
+    const type = c.res.headers.get("content-type") ?? ""
+    const headers = type.startsWith("text/html") ? { ...SECURITY_HEADERS, ...PAGE_SECURITY_HEADERS } : SECURITY_HEADERS
+    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value)
     // A stream may stay quiet between heartbeats: exempt its connection from the HTTP idle timeout.
-    if (c.res.headers.get("content-type")?.startsWith("text/event-stream")) (c.env as RuntimeBindings | undefined)?.keepOpen?.()
+    if (type.startsWith("text/event-stream")) (c.env as RuntimeBindings | undefined)?.keepOpen?.()
   })
   if (config.corsOrigins !== "") {
     const origins = config.corsOrigins.split(",").map((origin) => origin.trim())

@@ -163,7 +163,8 @@ const publishers = tasks.map(async (task) => {
 
 // ---- clients ---------------------------------------------------------------------------------
 
-type Behaviour = "steady" | "reconnecting" | "pausing"
+/** pausing: a WebSocket that pauses and resumes its subscription; slow: an SSE client that reads with pauses. */
+type Behaviour = "steady" | "reconnecting" | "pausing" | "slow"
 interface Client {
   readonly transport: "sse" | "ws"
   readonly behaviour: Behaviour
@@ -181,7 +182,8 @@ const followSse = async (client: Client) => {
     const last = client.ids.at(-1)
     const stream = await openSseSocket(
       `${gateway.url}${taskPath(AGENT, client.task.taskId)}/events/stream?format=envelope`,
-      last === undefined ? {} : { "last-event-id": last }
+      last === undefined ? {} : { "last-event-id": last },
+      client.behaviour === "slow" ? { pauseMs: between(20, 200) } : {}
     ).catch(() => undefined)
     if (stream === undefined || stream.status !== 200) {
       stream?.close()
@@ -240,7 +242,7 @@ const followWs = async (client: Client) => {
 
 const clients: Array<Client> = Array.from({ length: options.clients }, (_, i) => ({
   transport: i % 2 === 0 ? "sse" : "ws",
-  behaviour: pick(["steady", "steady", "reconnecting", "pausing"] as const),
+  behaviour: pick(["steady", "steady", "reconnecting", i % 2 === 0 ? "slow" : "pausing"] as const),
   task: tasks[i % tasks.length],
   ids: [],
   done: false,

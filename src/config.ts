@@ -12,10 +12,9 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
-const nonNegativeInt = (name: string, fallback: number) =>
-  Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name).pipe(
-    Config.withDefault(fallback)
-  )
+const NonNegativeInt = Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
+
+const nonNegativeInt = (name: string, fallback: number) => Config.schema(NonNegativeInt, name).pipe(Config.withDefault(fallback))
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
 
@@ -28,8 +27,7 @@ export const PRODUCTION_LIMITS = {
   tasksPerHour: 1000
 } as const
 
-const limit = (name: string) =>
-  Config.option(Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name))
+const limit = (name: string) => Config.option(Config.schema(NonNegativeInt, name))
 
 const redisUrl = Config.schema(
   Schema.String.check(Schema.makeFilter((text) => {

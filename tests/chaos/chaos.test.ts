@@ -22,4 +22,4 @@ it("delivers every acknowledged event once, in order, through 30 s of injected f
   expect({ code, report }).toMatchObject({ code: 0 })
   expect(report).toMatch(/lost \(client \/ log\)\s+0 \/ 0/)
   expect(report).toMatch(/fault: /)
-}, 90_000)
+}, 120_000)

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs"
 import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema, SchemaIssue } from "effect"
 import { parseCustomTypes } from "./events/customTypes.ts"
 import type { CustomType } from "./events/registry.ts"
+import { TASK_IDLE_SECONDS_DEFAULT } from "./log/appendScript.ts"
 import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
 
 const positiveInt = (name: string, fallback: number) =>
@@ -14,10 +15,9 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
-const nonNegativeInt = (name: string, fallback: number) =>
-  Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)), name).pipe(
-    Config.withDefault(fallback)
-  )
+const NonNegativeInt = Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
+
+const nonNegativeInt = (name: string, fallback: number) => Config.schema(NonNegativeInt, name).pipe(Config.withDefault(fallback))
 
 const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
 
@@ -51,6 +51,17 @@ const corsOrigins = Config.schema(
   "CORS_ORIGINS"
 )
 
+/** The defaults of the abuse limits when NODE_ENV=production and the variable is unset (documented in the README). */
+export const PRODUCTION_LIMITS = {
+  maxConnections: 10_000,
+  maxConnectionsPerSubject: 100,
+  publishRate: 1000,
+  commandRate: 10,
+  tasksPerHour: 1000
+} as const
+
+const limit = (name: string) => Config.option(Config.schema(NonNegativeInt, name))
+
 const redisUrl = Config.schema(
   Schema.String.check(Schema.makeFilter((text) => {
     const parsed = parseRedisUrl(text)
@@ -66,7 +77,7 @@ const redisClusterNodes = Config.schema(
   "REDIS_CLUSTER_NODES"
 ).pipe(Config.map((text): RedisTarget => ({ kind: "cluster", nodes: parseClusterNodes(text)!, tls: false })))
 
-/** REDIS_URL (standalone or redis+cluster://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
+/** REDIS_URL (standalone, redis+cluster:// or redis+sentinel://) or REDIS_CLUSTER_NODES; unset = the embedded memory log. */
 const redis = Config.all({ url: Config.option(redisUrl), nodes: Config.option(redisClusterNodes) }).pipe(
   Config.mapEffect(({ nodes, url }) =>
     Option.isSome(url) && Option.isSome(nodes)
@@ -122,10 +133,12 @@ const settings = Config.all({
     Config.withDefault("ts")
   ),
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
+  // SPEC §11: ingest answers only after this many replicas acknowledged the append (WAIT), within the timeout.
+  redisWaitReplicas: nonNegativeInt("REDIS_WAIT_REPLICAS", 0),
+  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", 1000),
   historyMax: positiveInt("HISTORY_MAX", 10000),
   retentionSeconds: positiveInt("RETENTION_S", 86400),
   // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
-  idleTaskTtlSeconds: positiveInt("IDLE_TASK_TTL_S", 86400),
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
   // How long the chunks of an LLM call in flight are kept at most (SPEC §8.2), from the latest call start.
   inflightSeconds: positiveInt("INFLIGHT_TTL_S", 3600),
@@ -144,10 +157,20 @@ const settings = Config.all({
   wsIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 8, maximum: 960 })), "WS_IDLE_TIMEOUT_S").pipe(
     Config.withDefault(60)
   ),
-  // Limits (SPEC §6); 0 means unlimited.
-  maxConnections: nonNegativeInt("MAX_CONNECTIONS", 0),
-  maxConnectionsPerSubject: nonNegativeInt("MAX_CONNECTIONS_PER_SUBJECT", 0),
-  publishRate: nonNegativeInt("PUBLISH_RATE", 0),
+  // Limits (SPEC §6); 0 means unlimited. Unset, they take PRODUCTION_LIMITS with NODE_ENV=production, else 0.
+  maxConnections: limit("MAX_CONNECTIONS"),
+  maxConnectionsPerSubject: limit("MAX_CONNECTIONS_PER_SUBJECT"),
+  publishRate: limit("PUBLISH_RATE"),
+  commandRate: limit("COMMAND_RATE"),
+  tasksPerHour: limit("TASKS_PER_HOUR"),
+  // Seconds an HTTP connection may sit idle (keep-alive, a request whose body never comes); streams are exempt.
+  httpIdleTimeoutSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 255 })), "HTTP_IDLE_TIMEOUT_S").pipe(
+    Config.withDefault(30)
+  ),
+  // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
+  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", TASK_IDLE_SECONDS_DEFAULT),
+  // Bearer token for GET /metrics; unset = open.
+  metricsToken: optionalText("METRICS_TOKEN"),
   corsOrigins: corsOrigins.pipe(Config.withDefault("")),
   trustProxy: flag("TRUST_PROXY").pipe(Config.withDefault(false)),
   // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
@@ -161,6 +184,12 @@ const settings = Config.all({
   authJwksTimeoutMs: positiveInt("AUTH_JWKS_TIMEOUT_MS", 5000),
   authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
   authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
+  // Refuse tokens without `exp` / without `sub`; leeway for `exp`/`nbf` against clock drift.
+  authRequireExp: Config.Boolean("AUTH_REQUIRE_EXP").pipe(Config.withDefault(false)),
+  authRequireSub: Config.Boolean("AUTH_REQUIRE_SUB").pipe(Config.withDefault(false)),
+  authClockSkewSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 300 })), "AUTH_CLOCK_SKEW_S").pipe(
+    Config.withDefault(5)
+  ),
   authCookie: Config.String("AUTH_COOKIE").pipe(Config.withDefault("taskstream_token")),
   auth: Config.Literals(["", "none", "jwt"], "AUTH").pipe(Config.withDefault("" as const)),
   nodeEnv: Config.String("NODE_ENV").pipe(Config.withDefault("development")),
@@ -174,19 +203,45 @@ const settings = Config.all({
 })
 
 type Read = Config.Success<typeof settings>
-type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience" | "metricsToken"
+type Limit = keyof typeof PRODUCTION_LIMITS
 
-export type Settings = Omit<Read, Optional | "demo"> & { readonly [K in Optional]: string | undefined } & { readonly demo: boolean }
+export type Settings =
+  & Omit<Read, Optional | Limit | "demo">
+  & { readonly [K in Optional]: string | undefined }
+  & { readonly [K in Limit]: number }
+  & { readonly demo: boolean }
 
-const flatten = (read: Read): Settings => ({
-  ...read,
-  authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
-  authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
-  authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
-  authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
-  authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
-  demo: Option.getOrElse(read.demo, () => read.redis === undefined)
-})
+const flatten = (read: Read): Settings => {
+  const limitOf = (name: Limit) => Option.getOrElse(read[name], () => (read.nodeEnv === "production" ? PRODUCTION_LIMITS[name] : 0))
+  return {
+    ...read,
+    maxConnections: limitOf("maxConnections"),
+    maxConnectionsPerSubject: limitOf("maxConnectionsPerSubject"),
+    publishRate: limitOf("publishRate"),
+    commandRate: limitOf("commandRate"),
+    tasksPerHour: limitOf("tasksPerHour"),
+    metricsToken: Option.getOrUndefined(read.metricsToken),
+    authJwtSecret: Option.getOrUndefined(read.authJwtSecret),
+    authJwtPublicKey: Option.getOrUndefined(read.authJwtPublicKey),
+    authJwksUrl: Option.getOrUndefined(read.authJwksUrl)?.toString(),
+    authJwtIssuer: Option.getOrUndefined(read.authJwtIssuer),
+    authJwtAudience: Option.getOrUndefined(read.authJwtAudience),
+    demo: Option.getOrElse(read.demo, () => read.redis === undefined)
+  }
+}
+
+/** Rules between settings. */
+const consistent = (read: Read): Effect.Effect<Read, Config.ConfigError> => {
+  const problem = read.redisWaitReplicas > 0 && read.redis?.kind === "cluster"
+    ? "REDIS_WAIT_REPLICAS works with a standalone or Sentinel-managed Redis, not a Redis Cluster"
+    : read.redisWaitReplicas > 0 && read.redisWaitTimeoutMs >= read.redisCommandTimeoutMs
+    ? "REDIS_WAIT_TIMEOUT_MS must be below REDIS_COMMAND_TIMEOUT_MS"
+    : undefined
+  return problem === undefined
+    ? Effect.succeed(read)
+    : Effect.fail(configError(problem))
+}
 
 /** A setting with a bad value; the message names the variable and what it expects. */
 export class InvalidSetting extends Schema.TaggedError<InvalidSetting>()("InvalidSetting", {
@@ -209,7 +264,7 @@ const checked = settings.pipe(
   Config.mapEffect((read) =>
     read.redis === undefined && (read.ingest.pubsub !== undefined || read.ingest.stream !== undefined)
       ? Effect.fail(configError(`${read.ingest.pubsub === undefined ? "INGEST_STREAM" : "INGEST_PUBSUB"} needs REDIS_URL: the bridge reads the broker's Redis`))
-      : Effect.succeed(read)
+      : consistent(read)
   )
 )
 

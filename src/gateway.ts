@@ -56,6 +56,8 @@ export interface RuntimeBindings {
   readonly clientAddress?: string | undefined
   /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
   readonly server?: unknown
+  /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
+  readonly keepOpen?: () => void
 }
 
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */

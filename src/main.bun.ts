@@ -12,9 +12,13 @@ runGateway({
           port: config.port,
           hostname: config.host,
           fetch: (request, server) =>
-            app.fetch(request, { clientAddress: server.requestIP(request)?.address, server } satisfies RuntimeBindings),
-          // Streams are long-lived and may be quiet for a while: never cut them for idleness.
-          idleTimeout: 0,
+            app.fetch(request, {
+              clientAddress: server.requestIP(request)?.address,
+              server,
+              keepOpen: () => server.timeout(request, 0)
+            } satisfies RuntimeBindings),
+          // Idle keep-alive sockets and requests whose body never comes are closed; streaming responses opt out (keepOpen).
+          idleTimeout: config.httpIdleTimeoutSeconds,
           websocket: {
             ...websocket,
             // Frames over the limit are refused by Bun with close code 1009 before they reach the app.

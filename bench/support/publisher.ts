@@ -24,6 +24,7 @@ const HISTORY_MAX = "50000"
 const RETENTION_S = "86400"
 const IDEMPOTENCY_S = "86400"
 const INFLIGHT_TTL_S = "3600"
+const TASK_IDLE_TTL_S = "86400"
 
 export const stepData = (step: number, payloadBytes: number): string => {
   const head = `{"step":${step},"t":${wallNow().toFixed(3)},"pad":"`
@@ -32,7 +33,7 @@ export const stepData = (step: number, payloadBytes: number): string => {
 
 export const appendArgs = (task: Task, type: string, data: string): string[] => [
   `${PREFIX}:{${task.taskId}}:log`, `${PREFIX}:{${task.taskId}}:live`, `${PREFIX}:{${task.taskId}}:inflight`,
-  task.agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, "PUBLISH", INFLIGHT_TTL_S, "1", type, data, "", "0",
+  task.agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, "PUBLISH", INFLIGHT_TTL_S, TASK_IDLE_TTL_S, "1", type, data, "", "0",
 ]
 
 export class Publisher {

@@ -30,12 +30,36 @@ const utf8 = new TextEncoder()
 
 /** The size of a draft's `data` in bytes, as MAX_EVENT_BYTES counts it. */
 export const dataSize = (draft: EventDraft): number => utf8.encode(draft.dataJson).byteLength
-export const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/
+
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/
+
+/** An ISO-8601 time that names a real instant: `9999-99-99T99:99:99Z` has the shape but no date. */
+export const isRealTime = (text: string): boolean => {
+  const match = ISO_TIME.exec(text)
+  if (match === null) return false
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number)
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second))
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
+    date.getUTCHours() === hour && date.getUTCMinutes() === minute && date.getUTCSeconds() === second &&
+    (match[8] === "Z" || (Number(match[9]) <= 23 && Number(match[10]) <= 59))
+}
+
+/**
+ * A lone UTF-16 surrogate in `data` (`"\ud800"`): not a Unicode string, so
+ * the log's JSON decoder (Redis's cjson) refuses it. JSON.stringify escapes
+ * exactly these as `\udXXX` after an even run of backslashes.
+ */
+const LONE_SURROGATE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/
+
+/** An event's `time`: a real ISO-8601 instant, wherever a publisher can send one. */
+export const EventTime = Schema.String.check(
+  Schema.makeFilter((text) => isRealTime(text) ? true : "expected a real ISO-8601 time like 2026-11-24T10:00:00.000Z")
+)
 
 const DraftShape = Schema.Struct({
   type: Schema.String,
   data: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
-  time: Schema.optionalKey(Schema.String.check(Schema.isPattern(ISO_TIME))),
+  time: Schema.optionalKey(EventTime),
   idempotency_key: Schema.optionalKey(
     Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(IDEMPOTENCY_KEY_MAX))
   )
@@ -74,10 +98,14 @@ export const decodeDraft = (input: unknown, prefix = ""): Result.Result<EventDra
       return Result.fail(new InvalidEvent({ field: [at("data"), ...issue.path].join("."), message: issue.message }))
     }
   }
+  const dataJson = JSON.stringify(data)
+  if (LONE_SURROGATE.test(dataJson)) {
+    return Result.fail(new InvalidEvent({ field: at("data"), message: "a string holds a lone UTF-16 surrogate (not valid Unicode)" }))
+  }
   return Result.succeed({
     type,
     data,
-    dataJson: JSON.stringify(data),
+    dataJson,
     ...(time === undefined ? {} : { time }),
     ...(idempotency_key === undefined ? {} : { idempotencyKey: idempotency_key })
   })

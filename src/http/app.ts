@@ -16,9 +16,10 @@ import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { makeAuthenticator } from "./auth.ts"
+import type { RuntimeBindings } from "../gateway.ts"
 import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
-import { PublishRate } from "./publishRate.ts"
+import { RateLimit } from "./rateLimit.ts"
 import { agUiRoutes } from "./routes/agui.ts"
 import { cloudEventRoutes } from "./routes/cloudevents.ts"
 import { controlRoutes } from "./routes/control.ts"
@@ -32,8 +33,22 @@ import { streamRoutes } from "./routes/stream.ts"
 import { taskRoutes } from "./routes/tasks.ts"
 import { uiMessageStreamRoutes } from "./routes/uiMessageStream.ts"
 import { wsRoutes } from "./routes/ws.ts"
+import { TaskQuota } from "./taskQuota.ts"
 
 export const API_PREFIX = "/api/v1"
+
+/** Sent with every response: no URL (with its `access_token`) leaks as a referrer, no type is sniffed. */
+export const SECURITY_HEADERS = {
+  "referrer-policy": "no-referrer",
+  "x-content-type-options": "nosniff"
+} as const
+
+/** Sent with pages (the dashboard): only its own script and styles, talking only to this origin, never framed. */
+export const PAGE_SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "x-frame-options": "DENY"
+} as const
 
 export class StartupError extends Schema.TaggedError<StartupError>()("StartupError", {
   message: Schema.String
@@ -55,7 +70,9 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     streams: yield* TaskStream,
     states: yield* TaskStates,
     auth: auth.success,
-    publishRate: new PublishRate(config.publishRate),
+    publishRate: new RateLimit(config.publishRate),
+    commandRate: new RateLimit(config.commandRate),
+    taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
       Effect.sync(() => new Connections(config.heartbeatMs, config)),
@@ -70,6 +87,15 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   }
   const app = new Hono()
   app.use(requestId())
+  app.use(async (c, next) => {
+    await next()
+    if (c.res.status === 101) return
+    const type = c.res.headers.get("content-type") ?? ""
+    const headers = type.startsWith("text/html") ? { ...SECURITY_HEADERS, ...PAGE_SECURITY_HEADERS } : SECURITY_HEADERS
+    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value)
+    // A stream may stay quiet between heartbeats: exempt its connection from the HTTP idle timeout.
+    if (type.startsWith("text/event-stream")) (c.env as RuntimeBindings | undefined)?.keepOpen?.()
+  })
   if (config.corsOrigins !== "") {
     const origins = config.corsOrigins.split(",").map((origin) => origin.trim())
     app.use(

@@ -35,6 +35,8 @@ export interface Authenticator {
 const Claims = Schema.Struct({
   sub: Schema.optionalKey(Schema.String),
   exp: Schema.optionalKey(Schema.Finite),
+  nbf: Schema.optionalKey(Schema.Finite),
+  iat: Schema.optionalKey(Schema.Finite),
   taskstream: Schema.optionalKey(
     Schema.Struct({
       subscribe: Schema.optionalKey(Schema.Array(Schema.String)),
@@ -45,18 +47,41 @@ const Claims = Schema.Struct({
 })
 const decodeClaims = Schema.decodeUnknownResult(Claims)
 
-const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&")
-
-/** `agent-1/job-*` → a matcher of `agentId/taskId`; a pattern without exactly one `/` matches nothing. */
-export const compileScope = (pattern: string): RegExp | undefined => {
-  const parts = pattern.split("/")
-  if (parts.length !== 2 || parts.some((part) => part === "")) return undefined
-  return new RegExp(`^${parts.map((part) => part.split("*").map(escapeRegExp).join("[^/]*")).join("/")}$`)
+/**
+ * Whether `text` matches one segment pattern where `*` stands for any run of
+ * characters. The literal pieces between stars are found left to right, each
+ * at its first place (greedy is exact for `*`-only globs), so a match costs at
+ * most one scan of `text` per piece — never a backtracking search.
+ */
+const segmentMatches = (pieces: ReadonlyArray<string>, text: string): boolean => {
+  if (pieces.length === 1) return text === pieces[0]
+  const first = pieces[0]
+  const last = pieces[pieces.length - 1]
+  if (text.length < first.length + last.length || !text.startsWith(first) || !text.endsWith(last)) return false
+  let at = first.length
+  const end = text.length - last.length
+  for (let i = 1; i < pieces.length - 1; i++) {
+    if (pieces[i] === "") continue
+    const found = text.indexOf(pieces[i], at)
+    if (found === -1 || found + pieces[i].length > end) return false
+    at = found + pieces[i].length
+  }
+  return true
 }
 
-const scopeMatcher = (patterns: ReadonlyArray<string> = []) => {
-  const compiled = patterns.map(compileScope).filter((regex): regex is RegExp => regex !== undefined)
-  return (resource: string) => compiled.some((regex) => regex.test(resource))
+export type ScopeMatcher = (agentId: string, taskId: string) => boolean
+
+/** `agent-1/job-*` → a matcher of (agentId, taskId); a pattern without exactly one `/` matches nothing. */
+export const compileScope = (pattern: string): ScopeMatcher | undefined => {
+  const parts = pattern.split("/")
+  if (parts.length !== 2 || parts.some((part) => part === "")) return undefined
+  const [agent, task] = parts.map((part) => part.split("*"))
+  return (agentId, taskId) => segmentMatches(agent, agentId) && segmentMatches(task, taskId)
+}
+
+const scopeMatcher = (patterns: ReadonlyArray<string> = []): ScopeMatcher => {
+  const compiled = patterns.map(compileScope).filter((matcher): matcher is ScopeMatcher => matcher !== undefined)
+  return (agentId, taskId) => compiled.some((matches) => matches(agentId, taskId))
 }
 
 const openPrincipal = (subject: string): Principal => ({ subject, expiresAt: Infinity, may: () => true })
@@ -90,7 +115,11 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
     }
     return Result.succeed({ required: false, authenticate: (_token, anonymous) => Promise.resolve(Result.succeed(openPrincipal(anonymous))) })
   }
+  // Times are checked below, with AUTH_CLOCK_SKEW_S of leeway (hono's checks have none).
   const verification = {
+    exp: false,
+    nbf: false,
+    iat: false,
     ...(config.authJwtIssuer === undefined ? {} : { iss: config.authJwtIssuer }),
     ...(config.authJwtAudience === undefined ? {} : { aud: config.authJwtAudience })
   }
@@ -124,7 +153,19 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       }
       const claims = decodeClaims(payload)
       if (Result.isFailure(claims)) return Result.fail(apiError("unauthorized", "the token's claims are malformed", "token"))
-      const { sub, exp, taskstream = {} } = claims.success
+      const { sub, exp, nbf, iat, taskstream = {} } = claims.success
+      const now = Date.now() / 1000
+      const skew = config.authClockSkewSeconds
+      const reason = exp !== undefined && exp + skew <= now
+        ? "expired"
+        : (nbf !== undefined && nbf > now + skew) || (iat !== undefined && iat > now + skew)
+        ? "not yet valid"
+        : exp === undefined && config.authRequireExp
+        ? "no exp claim"
+        : sub === undefined && config.authRequireSub
+        ? "no sub claim"
+        : undefined
+      if (reason !== undefined) return Result.fail(apiError("unauthorized", `the token was refused: ${reason}`, "token"))
       const scopes = {
         subscribe: scopeMatcher(taskstream.subscribe),
         publish: scopeMatcher(taskstream.publish),
@@ -132,8 +173,9 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
       }
       return Result.succeed({
         subject: sub ?? "unknown",
-        expiresAt: exp === undefined ? Infinity : exp * 1000,
-        may: (action, agentId, taskId) => scopes[action](`${agentId}/${taskId}`)
+        // A stream closes at `exp`; one accepted only within the clock-skew leeway lives to the leeway's end.
+        expiresAt: exp === undefined ? Infinity : exp > now ? exp * 1000 : (exp + skew) * 1000,
+        may: (action, agentId, taskId) => scopes[action](agentId, taskId)
       })
     }
   })

@@ -9,7 +9,8 @@ import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
 import type { Authenticator } from "./auth.ts"
 import type { WireSocket } from "../transport/websocket.ts"
-import type { PublishRate } from "./publishRate.ts"
+import type { RateLimit } from "./rateLimit.ts"
+import type { TaskQuota } from "./taskQuota.ts"
 
 /** The runtime's WebSocket support, injected by the runtime entry (hono's Bun or Deno helper). */
 export interface WebSocketRuntime {
@@ -34,7 +35,9 @@ export interface RouteDeps {
   readonly states: TaskStates["Service"]
   readonly connections: Connections
   readonly auth: Authenticator
-  readonly publishRate: PublishRate
+  readonly publishRate: RateLimit
+  readonly commandRate: RateLimit
+  readonly taskQuota: TaskQuota
   readonly lifecycle: Lifecycle
   readonly webSockets: WebSocketRuntime
   /** Absent on a runtime without a bundler: the dashboard page then explains it cannot run. */

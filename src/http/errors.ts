@@ -30,11 +30,14 @@ export const ErrorCodes = {
   upgrade_required: 426,
   too_many_connections_per_subject: 429,
   rate_limited: 429,
+  too_many_tasks: 429,
   too_many_connections: 503,
   too_many_demos: 429,
   log_unavailable: 503,
   // AUTH_JWKS_URL does not answer and no key set was fetched yet: the token cannot be checked now.
   auth_unavailable: 503,
+  // REDIS_WAIT_REPLICAS not reached within REDIS_WAIT_TIMEOUT_MS: retry with the same idempotency key.
+  replication_timeout: 503,
   draining: 503,
   internal: 500
 } as const satisfies Record<string, ContentfulStatusCode>

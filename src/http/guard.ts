@@ -10,10 +10,14 @@ import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 import type { TaskPath } from "./params.ts"
 
-/** The client's address: from the runtime, or the first X-Forwarded-For hop behind a trusted proxy. */
+/**
+ * The client's address: from the runtime, or behind a trusted proxy the
+ * right-most X-Forwarded-For hop — the one the proxy itself appended. Hops to
+ * its left were written by the client and prove nothing.
+ */
 export const clientAddress = (c: Context, trustProxy: boolean): string => {
   if (trustProxy) {
-    const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim()
+    const forwarded = c.req.header("x-forwarded-for")?.split(",").at(-1)?.trim()
     if (forwarded) return forwarded
   }
   return (c.env as { clientAddress?: string } | undefined)?.clientAddress ?? "unknown"
@@ -21,8 +25,12 @@ export const clientAddress = (c: Context, trustProxy: boolean): string => {
 
 export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.Result<Principal, Response>> => {
   const credential = credentialOf(c, deps.config.authCookie)
-  if (credential.fromCookie && deps.auth.required && !cookieUsableFrom(c, deps.config.corsOrigins)) {
-    const error = apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
+  // A cookie, or an open gateway's mere reachability, is ambient authority: another site's page must not ride on it.
+  const ambient = deps.auth.required ? credential.fromCookie : true
+  if (ambient && !cookieUsableFrom(c, deps.config.corsOrigins)) {
+    const error = deps.auth.required
+      ? apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
+      : apiError("forbidden", "this gateway runs without authentication and refuses WebSockets and changes from another site's page; list the site in CORS_ORIGINS", "origin")
     noteRefusal(c, error)
     return Result.fail(errorResponse(c, error))
   }

@@ -1,6 +1,6 @@
 /**
  * What every publishing route shares (SPEC §4.2, §10.1): the body size limit,
- * JSON parsing, the per-event size check, the publish rate, and appending
+ * JSON parsing, the per-event size check, the publish rate and task quota, and appending
  * events that may name several tasks.
  */
 import { Effect, Result } from "effect"
@@ -8,10 +8,12 @@ import type { Context, MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { dataSize, type EventDraft } from "../events/draft.ts"
 import type { Published } from "../ingest/published.ts"
+import type { TaskRef } from "../log/EventLog.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 import type { Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
+import { parseJson } from "./json.ts"
 
 export const bodyLimitOf = (config: RouteDeps["config"]): MiddlewareHandler =>
   bodyLimit({
@@ -19,14 +21,10 @@ export const bodyLimitOf = (config: RouteDeps["config"]): MiddlewareHandler =>
     onError: (c) => errorResponse(c, apiError("payload_too_large", `the body is over MAX_BODY_BYTES (${config.maxBodyBytes})`, "body"))
   })
 
-/** The body as JSON, or the 400 answer naming it. */
-export const readJson = async (c: Context): Promise<Result.Result<unknown, Response>> => {
-  const text = await c.req.text()
-  try {
-    return Result.succeed(JSON.parse(text))
-  } catch (error) {
-    return Result.fail(errorResponse(c, apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "body")))
-  }
+/** The body as JSON (its nesting bounded first), or the 400 answer naming it. */
+export const readJson = async (c: Context, field = "body"): Promise<Result.Result<unknown, Response>> => {
+  const parsed = parseJson(await c.req.text(), field)
+  return Result.isFailure(parsed) ? Result.fail(errorResponse(c, parsed.failure)) : Result.succeed(parsed.success)
 }
 
 /** MAX_EVENT_BYTES applies to each event's `data`; `field` names it in the request. */
@@ -43,6 +41,20 @@ export const overRate = (c: Context, deps: RouteDeps, principal: Principal, coun
   if (wait <= 0) return undefined
   record(Metrics.limitRejections, 1, { limit: "publish_rate" })
   return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${deps.config.publishRate} events/s)`), retryAfter: wait })
+}
+
+/** The 429 answer when the subject is over TASKS_PER_HOUR with one of `tasks` new to it, else undefined. */
+export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal, tasks: Iterable<TaskRef>): Response | undefined => {
+  for (const task of tasks) {
+    const wait = deps.taskQuota.take(principal.subject, `${task.agentId}/${task.taskId}`)
+    if (wait <= 0) continue
+    record(Metrics.limitRejections, 1, { limit: "tasks_per_hour" })
+    return errorResponse(c, {
+      ...apiError("too_many_tasks", `this subject published to TASKS_PER_HOUR (${deps.config.tasksPerHour}) tasks this hour`, "taskId"),
+      retryAfter: wait
+    })
+  }
+  return undefined
 }
 
 /**

@@ -5,11 +5,11 @@
 import { Cause, Effect, Exit } from "effect"
 import type { Context } from "hono"
 import type { InvalidEvent } from "../events/draft.ts"
-import type { AgentMismatch, LogUnavailable, TaskEnded } from "../log/EventLog.ts"
+import type { AgentMismatch, LogUnavailable, ReplicationTimeout, TaskEnded } from "../log/EventLog.ts"
 import type { TaskNotFound } from "../stream/TaskStream.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 
-export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent
+export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent | ReplicationTimeout
 
 export const toApiError = (error: DomainError): ApiError => {
   switch (error._tag) {
@@ -21,6 +21,8 @@ export const toApiError = (error: DomainError): ApiError => {
       return apiError("task_ended", error.message, "taskId")
     case "TaskNotFound":
       return apiError("not_found", `task ${error.taskId} not found for agent ${error.agentId}`)
+    case "ReplicationTimeout":
+      return apiError("replication_timeout", `${error.message}`)
     case "InvalidEvent":
       return apiError("invalid_event", `${error.field}: ${error.message}`, error.field)
   }

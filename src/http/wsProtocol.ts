@@ -9,6 +9,7 @@ import { CommandKind, REASON_MAX } from "../events/control.ts"
 import { IDEMPOTENCY_KEY_MAX } from "../events/draft.ts"
 import { parseEventId } from "../events/envelope.ts"
 import type { ErrorCode } from "./errors.ts"
+import { parseJson } from "./json.ts"
 import { ID_PATTERN } from "./params.ts"
 
 const Label = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(128))
@@ -69,7 +70,6 @@ export interface ProtocolError {
   readonly sub?: string
 }
 
-const decodeJson = Schema.decodeUnknownResult(Schema.fromJsonString(Schema.Unknown))
 const decodeEnvelope = Schema.decodeUnknownResult(Envelope)
 const decoders = Object.fromEntries(
   Object.entries(Frames).map(([op, schema]) => [op, Schema.decodeUnknownResult(schema as Schema.Codec<ClientFrame>)])
@@ -85,8 +85,8 @@ const describe = (error: Schema.SchemaError): string => {
 
 /** Decode one text frame from a client. */
 export const decodeClientFrame = (text: string): Result.Result<ClientFrame, ProtocolError> => {
-  const json = decodeJson(text)
-  if (Result.isFailure(json)) return Result.fail({ code: "invalid_json", message: "the frame is not JSON" })
+  const json = parseJson(text, "frame")
+  if (Result.isFailure(json)) return Result.fail({ code: "invalid_json", message: json.failure.message })
   const envelope = decodeEnvelope(json.success)
   if (Result.isFailure(envelope)) return Result.fail({ code: "invalid_frame", message: `the frame must be a JSON object with an op; ${describe(envelope.failure)}` })
   const { op, ref, sub } = envelope.success

@@ -21,7 +21,7 @@ import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from ".
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
-import { queueCommand } from "./routes/control.ts"
+import { overCommandRate, queueCommand } from "./routes/control.ts"
 import { type DomainError, toApiError } from "./respond.ts"
 import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 
@@ -72,6 +72,7 @@ class SubscriptionSink implements Sink {
 }
 
 interface Entry {
+  readonly task: { readonly agentId: string; readonly taskId: string }
   readonly sink: SubscriptionSink
   fiber: Fiber.Fiber<void> | undefined
   /** The running subscription once started; undefined when it failed or ended first. */
@@ -178,6 +179,12 @@ export class WsSession {
     this.principal = principal
     this.connection.identify(principal.subject, principal.expiresAt)
     this.connection.send(controlFrame("authenticated", { ...echo, subject: principal.subject }))
+    // A refreshed token may allow less: subscriptions it no longer covers end here.
+    for (const [sub, entry] of [...this.subscriptions]) {
+      if (principal.may("subscribe", entry.task.agentId, entry.task.taskId)) continue
+      this.release(sub)
+      this.error({ sub, code: "forbidden", message: `the refreshed token does not allow subscribe on ${entry.task.agentId}/${entry.task.taskId}; the subscription is closed` })
+    }
   }
 
   private subscribe(frame: SubscribeFrame): void {
@@ -198,7 +205,7 @@ export class WsSession {
 
     let started: (subscription: Subscription | undefined) => void = () => {}
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
-    const entry: Entry = { sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
+    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
     const { connection, deps, subscriptions } = this
     const run = Effect.gen(function*() {
@@ -267,6 +274,8 @@ export class WsSession {
 
   private command(frame: CommandFrame): void {
     if (!this.allowed("control", frame, { ref: frame.ref })) return
+    const limited = overCommandRate(this.deps, this.principal!.subject)
+    if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
     Effect.runPromiseExit(queueCommand(this.deps.log, task, draft, this.principal!.subject)).then((exit) => {

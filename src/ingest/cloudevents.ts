@@ -11,7 +11,7 @@
  * Other extension attributes are accepted and ignored.
  */
 import { Result, Schema, SchemaIssue } from "effect"
-import { decodeDraft, InvalidEvent, ISO_TIME } from "../events/draft.ts"
+import { decodeDraft, EventTime, InvalidEvent } from "../events/draft.ts"
 import { ID_PATTERN } from "../http/params.ts"
 import { derivedKey, fieldAt, isJsonMediaType, type Published } from "./published.ts"
 
@@ -24,7 +24,7 @@ const Attributes = Schema.Struct({
   source: NonEmpty,
   type: NonEmpty,
   subject: Schema.optionalKey(Schema.String),
-  time: Schema.optionalKey(Schema.String.check(Schema.isPattern(ISO_TIME))),
+  time: Schema.optionalKey(EventTime),
   datacontenttype: Schema.optionalKey(Schema.String),
   agentid: Schema.optionalKey(Schema.String),
   taskid: Schema.optionalKey(Schema.String),

@@ -6,7 +6,7 @@
  */
 import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
-import type { EventDraft } from "../events/draft.ts"
+import type { EventDraft, InvalidEvent } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import type { TaskStatus } from "../events/state.ts"
 import type { InflightCall } from "../events/inflight.ts"
@@ -60,7 +60,12 @@ export class TaskEnded extends Schema.TaggedError<TaskEnded>()("TaskEnded", {
   message: Schema.String
 }) {}
 
-export type AppendError = LogUnavailable | AgentMismatch | TaskEnded
+/** The append is stored on the master, but fewer than REDIS_WAIT_REPLICAS replicas acknowledged it in time. */
+export class ReplicationTimeout extends Schema.TaggedError<ReplicationTimeout>()("ReplicationTimeout", {
+  message: Schema.String
+}) {}
+
+export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent | ReplicationTimeout
 
 export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */

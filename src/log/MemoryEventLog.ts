@@ -4,7 +4,7 @@
  * `REDIS_URL` is unset.
  *
  * Memory is bounded: an ended task is forgotten RETENTION_S after its terminal
- * event (as on Redis), and a task that has not ended IDLE_TASK_TTL_S after its
+ * event (as on Redis), and a task that has not ended TASK_IDLE_TTL_S after its
  * last event (a workflow that crashed never ends), so the process does not
  * grow with every task it ever saw.
  */
@@ -166,7 +166,9 @@ export const MemoryEventLogLayer = Layer.effect(
             stored.events.splice(0, stored.events.length - config.historyMax)
             stored.trimmed = true
           }
-          stored.expiresAt = now + (event.terminal ? config.retentionSeconds : config.idleTaskTtlSeconds) * 1000
+          stored.expiresAt = event.terminal
+            ? now + config.retentionSeconds * 1000
+            : config.taskIdleSeconds === 0 ? Infinity : now + config.taskIdleSeconds * 1000
           if (event.terminal) inflight.delete(task.taskId)
           if (idempotencyKey !== undefined) {
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })

@@ -8,7 +8,7 @@
 import { Effect, Layer, Schedule, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
-import type { EventDraft } from "../events/draft.ts"
+import { type EventDraft, InvalidEvent } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import {
@@ -17,6 +17,7 @@ import {
   type InflightCall,
   type LiveListener,
   LogUnavailable,
+  ReplicationTimeout,
   TaskEnded,
   type TaskHead,
   type TaskRef
@@ -73,7 +74,7 @@ export const RedisEventLogLayer = Layer.effect(
     const config = yield* AppConfig
     const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
     const prefix = config.redisPrefix
-    const appendSettings = { ...config, prefix }
+    const appendSettings = { ...config, prefix, waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeoutMs }
 
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
@@ -128,6 +129,8 @@ export const RedisEventLogLayer = Layer.effect(
           const failure = classifyAppendError(cause)
           if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
           if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
+          if (failure.kind === "invalid") return new InvalidEvent({ field: failure.field, message: failure.message })
+          if (failure.kind === "replication_timeout") return new ReplicationTimeout({ message: failure.message })
           return unavailable(cause)
         }
       }).pipe(

@@ -11,10 +11,12 @@
 -- ARGV[4]    IDEMPOTENCY_S   how long an idempotency key is remembered
 -- ARGV[5]    PUBLISH on a standalone Redis, SPUBLISH on a Redis Cluster
 -- ARGV[6]    INFLIGHT_TTL_S  how long the chunks of an LLM call in flight are kept at most
--- ARGV[7]    N, the number of events; then four arguments per event:
+-- ARGV[7]    TASK_IDLE_TTL_S the log of a task that has not ended expires this long after its
+--            last append, so tasks that never end do not stay forever (0: no idle expiry)
+-- ARGV[8]    N, the number of events; then four arguments per event:
 --            type, data (a JSON object), time (ISO-8601, or '' for now),
 --            index of its idempotency key in KEYS[4..] (1-based, 0 = none)
--- ARGV[8+4N..] optional pairs: custom type, its kind (d|t|e) — see "Event types" below
+-- ARGV[9+4N..] optional pairs: custom type, its kind (d|t|e) — see "Event types" below
 --
 -- Returns one id per event ('' for an ephemeral event, which is published but not stored).
 -- Each stored event is published with "prev", the id of the stored event before it, so a
@@ -89,12 +91,13 @@ if inflight_key ~= string.sub(log_key, 1, -4) .. 'inflight' then
 end
 local max_len, retention, idem_ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local publish = ARGV[5]
-local inflight_ttl = tonumber(ARGV[6])
-local count = tonumber(ARGV[7])
-if not (max_len and retention and idem_ttl and inflight_ttl and count and count >= 1) or (publish ~= 'PUBLISH' and publish ~= 'SPUBLISH') then
-  return fail('BAD_ARGS', 'expected agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, PUBLISH|SPUBLISH, INFLIGHT_TTL_S, N')
+local inflight_ttl, idle_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+local count = tonumber(ARGV[8])
+if not (max_len and retention and idem_ttl and inflight_ttl and idle_ttl and idle_ttl >= 0 and count and count >= 1) or
+    (publish ~= 'PUBLISH' and publish ~= 'SPUBLISH') then
+  return fail('BAD_ARGS', 'expected agentId, HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, PUBLISH|SPUBLISH, INFLIGHT_TTL_S, TASK_IDLE_TTL_S, N')
 end
-local declared_from = 8 + count * 4
+local declared_from = 9 + count * 4
 if #ARGV < declared_from - 1 or (#ARGV - declared_from + 1) % 2 ~= 0 then
   return fail('BAD_ARGS', 'expected 4 arguments per event, then (type, kind) pairs')
 end
@@ -132,7 +135,7 @@ end
 -- Validate every event before writing any (all-or-nothing).
 local events = {}
 for n = 1, count do
-  local base = 7 + (n - 1) * 4
+  local base = 8 + (n - 1) * 4
   local event_type, data, time, key_index = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4])
   local kind = kind_of(event_type)
   if not kind then return fail('UNKNOWN_TYPE', 'event ' .. n .. ': unknown event type ' .. event_type) end
@@ -266,4 +269,6 @@ for n, event in ipairs(events) do
     ids[n] = id
   end
 end
+-- Idle expiry of a task still running (a terminal event has set RETENTION_S instead).
+if idle_ttl > 0 and events[count].kind ~= 't' then redis.call('EXPIRE', log_key, idle_ttl) end
 return ids

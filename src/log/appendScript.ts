@@ -24,9 +24,26 @@ export interface AppendSettings {
   /** INFLIGHT_TTL_S: how long the chunks of an LLM call in flight are kept at most. */
   readonly inflightSeconds: number
   readonly taskIndexMax: number
+  /** TASK_IDLE_TTL_S: a running task's log expires this long after its last append (0 = never). */
+  readonly taskIdleSeconds: number
+  /** REDIS_WAIT_REPLICAS: replicas that must acknowledge an append before it counts (0 = none; not on a Cluster). */
+  readonly waitReplicas?: number
+  /** REDIS_WAIT_TIMEOUT_MS: how long to wait for them. */
+  readonly waitTimeoutMs?: number
 }
 
 type ScriptCommand<A> = (...args: Array<string | number>) => Promise<A>
+/** Fewer replicas than asked acknowledged an append in time: it is stored on the master but may not survive its loss. */
+export class ReplicationTimeoutError extends Error {
+  override readonly name = "ReplicationTimeoutError"
+  constructor(readonly wanted: number, readonly acknowledged: number) {
+    super(`TS_REPLICATION_TIMEOUT ${acknowledged} of ${wanted} replicas acknowledged the append in time; retry with the same idempotency key`)
+  }
+}
+
+/** TASK_IDLE_TTL_S unless set: a day without an event, as long as an ended task is kept (RETENTION_S). */
+export const TASK_IDLE_SECONDS_DEFAULT = 86400
+
 
 /** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 export const defineScripts = (redis: RedisClient): void => {
@@ -34,8 +51,12 @@ export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamIndex", { lua: TASK_INDEX_SCRIPT })
 }
 
-/** Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error. */
-export const runAppend = (
+/**
+ * Run the script: the ids it assigned, '' for ephemeral events. Rejects with the script's `TS_…` error.
+ * With `waitReplicas`, a WAIT follows in the same pipeline — so on the same connection, right after
+ * the write — and too few acknowledgements reject with ReplicationTimeoutError.
+ */
+export const runAppend = async (
   redis: RedisClient,
   settings: AppendSettings,
   task: { readonly agentId: string; readonly taskId: string },
@@ -53,9 +74,7 @@ export const runAppend = (
     eventArgs.push(draft.type, draft.dataJson, draft.time ?? "", keyIndex)
   }
   const allKeys = [keys.log, keys.live, keys.inflight, ...idempotencyKeys]
-  const append = (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend
-  return append.call(
-    redis,
+  const args = [
     allKeys.length,
     ...allKeys,
     task.agentId,
@@ -65,12 +84,23 @@ export const runAppend = (
     // Sharded pub/sub on a Cluster: the message stays in the task's shard.
     isCluster(redis) ? "SPUBLISH" : "PUBLISH",
     settings.inflightSeconds,
+    settings.taskIdleSeconds,
     drafts.length,
     ...eventArgs,
     // The script knows the built-in types; this process's custom ones are declared after the events
     // (all of them: the task's newest stored event may be of any, and may have ended it).
     ...customKinds()
-  )
+  ]
+  const wanted = settings.waitReplicas ?? 0
+  if (wanted === 0) return (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend(...args)
+  const pipeline = redis.pipeline() as unknown as { taskstreamAppend: (...args: Array<string | number>) => unknown } & ReturnType<RedisClient["pipeline"]>
+  pipeline.taskstreamAppend(...args)
+  pipeline.wait(wanted, settings.waitTimeoutMs ?? 1000)
+  const [[appendError, ids], [waitError, acknowledged]] = (await pipeline.exec()) as [[Error | null, Array<string>], [Error | null, number]]
+  if (appendError !== null) throw appendError
+  if (waitError !== null) throw waitError
+  if (acknowledged < wanted) throw new ReplicationTimeoutError(wanted, acknowledged)
+  return ids
 }
 
 const customKinds = (): Array<string> =>
@@ -111,11 +141,21 @@ export const touchTaskIndex = (
   )
 }
 
-export type AppendFailure = "agent_mismatch" | "task_ended" | "other"
+export type AppendFailure =
+  | { readonly kind: "agent_mismatch" | "task_ended" | "replication_timeout" | "other"; readonly message: string }
+  /** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */
+  | { readonly kind: "invalid"; readonly field: "type" | "data" | "time"; readonly message: string }
 
-export const classifyAppendError = (error: unknown): { readonly kind: AppendFailure; readonly message: string } => {
+const INVALID_FIELDS = { TS_UNKNOWN_TYPE: "type", TS_BAD_DATA: "data", TS_BAD_TIME: "time" } as const
+
+export const classifyAppendError = (error: unknown): AppendFailure => {
   const message = error instanceof Error ? error.message : String(error)
   if (message.startsWith("TS_AGENT_MISMATCH ")) return { kind: "agent_mismatch", message: message.slice(18) }
   if (message.startsWith("TS_TASK_ENDED ")) return { kind: "task_ended", message: message.slice(14) }
+  if (error instanceof ReplicationTimeoutError) return { kind: "replication_timeout", message: message.slice(23) }
+  const code = message.split(" ", 1)[0]
+  if (Object.hasOwn(INVALID_FIELDS, code)) {
+    return { kind: "invalid", field: INVALID_FIELDS[code as keyof typeof INVALID_FIELDS], message: message.slice(code.length + 1) }
+  }
   return { kind: "other", message }
 }

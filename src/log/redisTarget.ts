@@ -8,6 +8,9 @@
  *   redis://[user:password@]host:port[/db]         standalone (rediss:// for TLS)
  *   redis+cluster://[user:password@]host:port[,host:port…]   Cluster seed nodes (rediss+cluster:// for TLS)
  *   REDIS_CLUSTER_NODES=host:port[,host:port…]     Cluster seed nodes without credentials
+ *   redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[?sentinel_username=…&sentinel_password=…]
+ *       Redis Sentinel (SPEC §11; rediss+sentinel:// for TLS to Redis and the sentinels): the user and
+ *       password are Redis's, the query parameters the sentinels' own when they require auth
  */
 import { Effect } from "effect"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
@@ -20,6 +23,17 @@ export interface ClusterNodeAddress {
 
 export type RedisTarget =
   | { readonly kind: "standalone"; readonly url: string }
+  | {
+    readonly kind: "sentinel"
+    readonly sentinels: ReadonlyArray<ClusterNodeAddress>
+    /** The master group name the sentinels monitor. */
+    readonly name: string
+    readonly username?: string | undefined
+    readonly password?: string | undefined
+    readonly sentinelUsername?: string | undefined
+    readonly sentinelPassword?: string | undefined
+    readonly tls: boolean
+  }
   | {
     readonly kind: "cluster"
     readonly nodes: ReadonlyArray<ClusterNodeAddress>
@@ -35,6 +49,10 @@ export type RedisClient = Redis | Cluster
 const DATABASES = 16
 
 const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^@/]+?)\/?$/
+const SENTINEL_URL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^@/]+)\/([^/?#]+)(?:\?([^#]*))?$/
+const SENTINEL_PARAMS = new Set(["sentinel_username", "sentinel_password"])
+
+const decodePart = (part: string | undefined) => (part === undefined || part === "" ? undefined : decodeURIComponent(part))
 
 /** `host:port,host:port` → addresses; undefined when any part is malformed. */
 export const parseClusterNodes = (text: string): ReadonlyArray<ClusterNodeAddress> | undefined => {
@@ -49,14 +67,33 @@ export const parseClusterNodes = (text: string): ReadonlyArray<ClusterNodeAddres
 
 /** A `REDIS_URL` value as a target, or a message saying what is wrong with it. */
 export const parseRedisUrl = (text: string): RedisTarget | string => {
+  if (/^rediss?\+sentinel:/.test(text)) {
+    const sentinel = SENTINEL_URL.exec(text)
+    const sentinels = sentinel === null ? undefined : parseClusterNodes(sentinel[4])
+    if (sentinel === null || sentinels === undefined) {
+      return "a redis+sentinel:// URL is redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>"
+    }
+    const query = new URLSearchParams(sentinel[6] ?? "")
+    const unknown = [...query.keys()].find((key) => !SENTINEL_PARAMS.has(key))
+    if (unknown !== undefined) return `unknown redis+sentinel:// parameter '${unknown}' (expected sentinel_username, sentinel_password)`
+    return {
+      kind: "sentinel",
+      sentinels,
+      name: decodeURIComponent(sentinel[5]),
+      username: decodePart(sentinel[2]),
+      password: decodePart(sentinel[3]),
+      sentinelUsername: query.get("sentinel_username") ?? undefined,
+      sentinelPassword: query.get("sentinel_password") ?? undefined,
+      tls: sentinel[1] === "rediss"
+    }
+  }
   const cluster = CLUSTER_URL.exec(text)
   if (cluster !== null) {
     const nodes = parseClusterNodes(cluster[4])
     if (nodes === undefined) return "a redis+cluster:// URL lists seed nodes as host:port[,host:port…]"
-    const decode = (part: string | undefined) => (part === undefined || part === "" ? undefined : decodeURIComponent(part))
-    return { kind: "cluster", nodes, username: decode(cluster[2]), password: decode(cluster[3]), tls: cluster[1] === "rediss" }
+    return { kind: "cluster", nodes, username: decodePart(cluster[2]), password: decodePart(cluster[3]), tls: cluster[1] === "rediss" }
   }
-  if (!/^rediss?:\/\//.test(text)) return "expected redis://, rediss://, redis+cluster:// or rediss+cluster://"
+  if (!/^rediss?:\/\//.test(text)) return "expected redis://, rediss://, redis+cluster://, redis+sentinel:// (or their rediss forms)"
   let url: URL
   try {
     url = new URL(text)
@@ -87,13 +124,29 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
   const failFast: RedisOptions = options.failFast
     ? { maxRetriesPerRequest: 0, ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }) }
     : {}
-  if (target.kind === "standalone") {
-    return new Redis(target.url, {
-      retryStrategy: backoff,
-      lazyConnect: options.lazyConnect ?? false,
-      enableOfflineQueue: !options.failFast,
-      ...(options.commandTimeoutMs === undefined ? {} : { connectTimeout: options.commandTimeoutMs }),
-      ...failFast
+  const standalone: RedisOptions = {
+    retryStrategy: backoff,
+    lazyConnect: options.lazyConnect ?? false,
+    enableOfflineQueue: !options.failFast,
+    ...(options.commandTimeoutMs === undefined ? {} : { connectTimeout: options.commandTimeoutMs }),
+    ...failFast
+  }
+  if (target.kind === "standalone") return new Redis(target.url, standalone)
+  if (target.kind === "sentinel") {
+    return new Redis({
+      ...standalone,
+      sentinels: target.sentinels.map((node) => ({ host: node.host, port: node.port })),
+      name: target.name,
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.sentinelUsername === undefined ? {} : { sentinelUsername: target.sentinelUsername }),
+      ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+      ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      sentinelRetryStrategy: backoff,
+      // Reconnect as soon as a sentinel announces +switch-master, not when the old master's socket dies.
+      failoverDetector: true,
+      // A master demoted under a live connection answers writes READONLY: reconnect, which asks the sentinels anew.
+      reconnectOnError: (error) => error.message.startsWith("READONLY")
     })
   }
   const clusterOptions: ClusterOptions = {

@@ -10,9 +10,16 @@ import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import { type EventType, isEphemeral, type PayloadOf } from "../events/registry.ts"
-import { type AppendSettings, classifyAppendError, defineScripts, runAppend, touchTaskIndex } from "../log/appendScript.ts"
+import {
+  type AppendSettings,
+  classifyAppendError,
+  defineScripts,
+  runAppend,
+  TASK_IDLE_SECONDS_DEFAULT,
+  touchTaskIndex
+} from "../log/appendScript.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
-import { blockingDuplicate, createClient, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
+import { blockingDuplicate, createClient, isCluster, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
 
 export type { CommandKind, ControlCommand } from "../events/control.ts"
 export type { EventType, PayloadOf } from "../events/registry.ts"
@@ -40,6 +47,7 @@ export type PublishErrorCode =
   | "task_agent_mismatch"
   | "payload_too_large"
   | "unavailable"
+  | "replication_timeout"
   | "rejected"
 
 export class PublishError extends Error {
@@ -182,8 +190,9 @@ const unavailable = (error: unknown) =>
 
 export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">>, PublisherOptions {
   /**
-   * A Redis URL — `redis://host:port`, or `redis+cluster://host:port,host:port` for a
-   * Redis Cluster — or an ioredis `Redis` / `Cluster` the caller owns.
+   * A Redis URL — `redis://host:port`, `redis+cluster://host:port,host:port` for a
+   * Redis Cluster, `redis+sentinel://host:port,host:port/<master-name>` for Redis
+   * Sentinel — or an ioredis `Redis` / `Cluster` the caller owns.
    */
   readonly redis: string | Redis | Cluster
   readonly prefix?: string
@@ -209,7 +218,13 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
     retentionSeconds: options.retentionSeconds ?? 86400,
     idempotencySeconds: options.idempotencySeconds ?? 86400,
     inflightSeconds: options.inflightSeconds ?? 3600,
-    taskIndexMax: options.taskIndexMax ?? 10000
+    taskIndexMax: options.taskIndexMax ?? 10000,
+    taskIdleSeconds: options.taskIdleSeconds ?? TASK_IDLE_SECONDS_DEFAULT,
+    waitReplicas: options.waitReplicas ?? 0,
+    waitTimeoutMs: options.waitTimeoutMs ?? 1000
+  }
+  if (settings.waitReplicas! > 0 && isCluster(redis)) {
+    throw new PublishError("rejected", "waitReplicas works with a standalone or Sentinel-managed Redis, not a Redis Cluster", "waitReplicas")
   }
   /** The blocking connections of open command readers, cut when the publisher closes. */
   const readers = new Set<RedisClient>()
@@ -246,6 +261,8 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
         const failure = classifyAppendError(error)
         if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")
         if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
+        if (failure.kind === "invalid") throw new PublishError("invalid_event", failure.message, failure.field)
+        if (failure.kind === "replication_timeout") throw new PublishError("replication_timeout", failure.message)
         throw new PublishError("unavailable", failure.message)
       }
       await touchTaskIndex(redis, settings, task, drafts, ids).catch(() => undefined)

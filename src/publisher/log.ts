@@ -16,6 +16,10 @@ const publishError = (error: AppendError): PublishError => {
       return new PublishError("task_ended", error.message, "taskId")
     case "LogUnavailable":
       return new PublishError("unavailable", error.message)
+    case "ReplicationTimeout":
+      return new PublishError("replication_timeout", error.message)
+    case "InvalidEvent":
+      return new PublishError("invalid_event", error.message, error.field)
   }
 }
 

@@ -230,6 +230,7 @@ describe.skipIf(nginx === null)("deploy/nginx.conf in a running nginx", () => {
     fetch(req, server) {
       const path = new URL(req.url).pathname;
       if (path === "/healthz") return Response.json({ status: "ok" });
+      if (path === "/echo-forwarded") return Response.json({ forwarded: req.headers.get("x-forwarded-for") });
       if (path === "/api/v1/ws") {
         return server.upgrade(req) ? undefined : new Response("expected websocket", { status: 400 });
       }
@@ -257,9 +258,13 @@ describe.skipIf(nginx === null)("deploy/nginx.conf in a running nginx", () => {
   const startNginx = async (config: string) => {
     const port = freePort();
     const file = join(work, `nginx-${port}.conf`);
+    const accessLog = join(work, `access-${port}.log`);
     await Bun.write(
       file,
-      config.replace(/server gateway:8080/, `server 127.0.0.1:${upstream.port}`).replace(/listen 8080;/, `listen 127.0.0.1:${port};`),
+      config
+        .replace(/server gateway:8080/, `server 127.0.0.1:${upstream.port}`)
+        .replace(/listen 8080;/, `listen 127.0.0.1:${port};`)
+        .replace("/var/log/nginx/access.log", accessLog),
     );
     const args = ["-p", work, "-e", "stderr", "-c", file, "-g", `daemon off; pid ${work}/nginx-${port}.pid;`];
     const check = Bun.spawnSync([nginx!, "-t", ...args]);
@@ -270,7 +275,7 @@ describe.skipIf(nginx === null)("deploy/nginx.conf in a running nginx", () => {
       if (await fetch(`${base}/healthz`).then(() => true, () => false)) break;
       await Bun.sleep(50);
     }
-    return { base, [Symbol.asyncDispose]: async () => { proc.kill("SIGTERM"); await proc.exited; } };
+    return { base, accessLog: () => (existsSync(accessLog) ? readFileSync(accessLog, "utf8") : ""), [Symbol.asyncDispose]: async () => { proc.kill("SIGTERM"); await proc.exited; } };
   };
 
   /** The SSE text received through nginx within `ms`, while the stream is still open. */
@@ -299,6 +304,21 @@ describe.skipIf(nginx === null)("deploy/nginx.conf in a running nginx", () => {
       .replace("gzip off;", "gzip on; gzip_types text/event-stream;");
     await using lb = await startNginx(unsafe);
     expect(await receivedWithin(lb.base, 1000)).not.toContain("event: WorkflowStarted");
+  });
+
+  // The attack: a client writes its own X-Forwarded-For to escape per-address limits.
+  it("overwrites a client's X-Forwarded-For with the address nginx saw", async () => {
+    await using lb = await startNginx(nginxConf);
+    const response = await fetch(`${lb.base}/echo-forwarded`, { headers: { "x-forwarded-for": "203.0.113.7" } });
+    expect(await response.json()).toEqual({ forwarded: "127.0.0.1" });
+  });
+
+  it("keeps access_token out of the access log", async () => {
+    await using lb = await startNginx(nginxConf);
+    await fetch(`${lb.base}/healthz?access_token=secret-token-value`);
+    for (let i = 0; i < 100 && !lb.accessLog().includes("/healthz"); i++) await Bun.sleep(20);
+    expect(lb.accessLog()).toContain("GET /healthz");
+    expect(lb.accessLog()).not.toContain("secret-token-value");
   });
 
   it("proxies a WebSocket on /api/v1/ws", async () => {

@@ -279,7 +279,9 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
     const reused = await request(ws, { ...command, command: "resume", reason: "reused ref" }, "ack")
     expect(reused.command_id).not.toBe(ack.command_id)
     expect((await fetch(`${h().url}${taskPath("agent-2", task)}/cancel`, { method: "POST" })).status).toBe(404)
-    expect((await rest("cancel", { body: '{"reason":5}' })).status).toBe(400)
+    expect((await rest("cancel", { headers: { "content-type": "application/json" }, body: '{"reason":5}' })).status).toBe(400)
+    // A body that is not declared JSON (fetch sends a string as text/plain, as a cross-site form would) is refused.
+    expect((await rest("cancel", { body: '{"reason":"x"}' })).status).toBe(415)
     expect((await rest("explode")).status).toBe(404)
     expect(await request(ws, { ...command, ref: "other", agentId: "agent-2" }, "ack")).toMatchObject({ op: "error", ref: "other", code: "not_found" })
     const redis = h().redis

@@ -94,7 +94,7 @@ for (const runtime of RUNTIMES) describe(`custom event types [${runtime}, redis 
     expect(await redis().hgetall("ts:registry")).toMatchObject({ ApprovalRequested: "d", HandoffFinished: "t", WorkflowCompleted: "t", WorkflowLLMCallChunk: "e" })
     const taskId = uniqueTask()
     const evalAppend = (type: string) =>
-      redis().eval(APPEND_SCRIPT, 3, `ts:{${taskId}}:log`, `ts:{${taskId}}:live`, `ts:{${taskId}}:inflight`, AGENT, 100, 60, 60, "PUBLISH", 3600, 1, type, '{"approver":"bob","amount":2}', "", 0)
+      redis().eval(APPEND_SCRIPT, 3, `ts:{${taskId}}:log`, `ts:{${taskId}}:live`, `ts:{${taskId}}:inflight`, AGENT, 100, 60, 60, "PUBLISH", 3600, 0, 1, type, '{"approver":"bob","amount":2}', "", 0)
     const [id] = (await evalAppend("ApprovalRequested")) as Array<string>
     expect(id).toMatch(/^\d+-\d+$/)
     await expect(evalAppend("NeverDefined")).rejects.toThrow(/TS_UNKNOWN_TYPE/)

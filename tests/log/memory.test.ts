@@ -9,7 +9,7 @@ import { uniqueTask } from "../support/harness.ts"
 const step = (n: number) => ({ type: "WorkflowStepStarted" as const, data: { step: n }, dataJson: JSON.stringify({ step: n }) })
 
 describe("memory log", () => {
-  it("forgets a task that never ended IDLE_TASK_TTL_S after its last event, and keeps one still publishing", async () => {
+  it("forgets a task that never ended TASK_IDLE_TTL_S after its last event, and keeps one still publishing", async () => {
     const idle = { agentId: "agent-1", taskId: uniqueTask() }
     const active = { agentId: "agent-1", taskId: uniqueTask() }
     const heads = await Effect.runPromise(
@@ -22,7 +22,7 @@ describe("memory log", () => {
         yield* Effect.sleep("600 millis")
         return { idle: yield* log.head(idle.taskId), active: yield* log.head(active.taskId) }
       }).pipe(
-        Effect.provide(MemoryEventLogLayer.pipe(Layer.provide(AppConfig.layerWith({ redis: undefined, idleTaskTtlSeconds: 1 })))),
+        Effect.provide(MemoryEventLogLayer.pipe(Layer.provide(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 })))),
         Effect.scoped
       )
     )

@@ -23,8 +23,11 @@ const noWebSockets: WebSocketRuntime = {
 export interface TestApp {
   readonly app: Hono
   readonly deps: RouteDeps
-  /** `app.request` with the API prefix's origin; `path` is absolute (`/api/v1/…`). */
-  request(path: string, init?: RequestInit): Promise<Response>
+  /**
+   * `app.request` as the runtime would call it, from `clientAddress`; `path` is absolute
+   * (`/api/v1/…`, on this app's origin) or a whole URL (to choose the Host the request names).
+   */
+  request(path: string, init?: RequestInit, clientAddress?: string): Promise<Response>
   /** An SSE stream of the app, parsed into frames; `close()` cancels it as a leaving client would. */
   openSse(path: string, headers?: Record<string, string>): Promise<SseStream>
   close(): Promise<void>
@@ -34,7 +37,7 @@ export interface TestApp {
 export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestApp> => {
   setLogLevel("error")
   const scope = Effect.runSync(Scope.make())
-  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, demo: false, ...overrides }))
+  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, ...overrides }))
   // Built into our scope, so the log's connections and timers live until close().
   const { app, deps } = await Effect.runPromise(
     Effect.gen(function*() {
@@ -42,8 +45,8 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
       return yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
     }) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
   )
-  const request = (path: string, init?: RequestInit) =>
-    Promise.resolve(app.request(`http://gateway.test${path}`, init, { clientAddress: "127.0.0.1" }))
+  const request = (path: string, init?: RequestInit, clientAddress = "127.0.0.1") =>
+    Promise.resolve(app.request(/^https?:\/\//.test(path) ? path : `http://gateway.test${path}`, init, { clientAddress }))
   return {
     app,
     deps,
@@ -65,3 +68,5 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
+
+export type InProcessApp = TestApp

@@ -60,7 +60,12 @@ export const openSse = async (url: string, headers: Record<string, string> = {})
  * body, as Bun.serve sends a stream). Bun's `fetch` keeps at most 256 requests
  * in flight per process, so tests with more open streams than that use this.
  */
-export const openSseSocket = (url: string, headers: Record<string, string> = {}): Promise<SseStream> =>
+export const openSseSocket = (
+  url: string,
+  headers: Record<string, string> = {},
+  /** A slow reader: after each chunk, stop reading the socket for this long (TCP backpressure reaches the server). */
+  options: { readonly pauseMs?: number } = {}
+): Promise<SseStream> =>
   new Promise((resolve, reject) => {
     const target = new URL(url)
     const socket = connect(Number(target.port), target.hostname)
@@ -83,6 +88,10 @@ export const openSseSocket = (url: string, headers: Record<string, string> = {})
       }
     }
     socket.on("data", (data: Buffer) => {
+      if (options.pauseMs !== undefined) {
+        socket.pause()
+        setTimeout(() => socket.resume(), options.pauseMs)
+      }
       if (head === undefined) {
         chunked = Buffer.concat([chunked, data])
         return unchunk()
@@ -102,7 +111,11 @@ export const openSseSocket = (url: string, headers: Record<string, string> = {})
       unchunk()
     })
     socket.once("error", (error) => (head === undefined ? undefined : reject(error)))
-    socket.once("close", () => void writer.close().catch(() => {}))
+    socket.once("close", () => {
+      // Closed before a response (a gateway killed or draining as it accepted): fail, never hang.
+      if (head !== undefined) reject(new Error("the connection closed before a response"))
+      void writer.close().catch(() => {})
+    })
   })
 
 /** Parse a response already at hand (e.g. from `app.request()`); `close` cancels it. */

@@ -12,9 +12,10 @@ import { decodeCloudEvent, fromBinary } from "../../ingest/cloudevents.ts"
 import { isJsonMediaType, type Published } from "../../ingest/published.ts"
 import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
+import { parseJson } from "../json.ts"
 import { authenticate } from "../guard.ts"
 import { noteRefusal } from "../auth.ts"
-import { appendAll, bodyLimitOf, overRate, readJson, sizeError } from "../publishing.ts"
+import { appendAll, bodyLimitOf, overRate, overTaskQuota, readJson, sizeError } from "../publishing.ts"
 import { respond } from "../respond.ts"
 
 const STRUCTURED = /^application\/cloudevents\+json\s*(;|$)/i
@@ -28,13 +29,10 @@ const eventsOf = async (c: Context): Promise<Result.Result<Array<[unknown, strin
       return Result.fail(apiError("unsupported_media_type", `binary mode takes JSON data, not '${contentType.slice(0, 64)}'`, "datacontenttype"))
     }
     const text = await c.req.text()
-    let data: unknown
-    try {
-      data = text.trim() === "" ? undefined : JSON.parse(text)
-    } catch (error) {
-      return Result.fail(apiError("invalid_json", `the body is not JSON: ${(error as Error).message}`, "data"))
-    }
-    return Result.succeed([[fromBinary(c.req.raw.headers, data), ""]])
+    if (text.trim() === "") return Result.succeed([[fromBinary(c.req.raw.headers, undefined), ""]])
+    const data = parseJson(text, "data")
+    if (Result.isFailure(data)) return Result.fail(data.failure)
+    return Result.succeed([[fromBinary(c.req.raw.headers, data.success), ""]])
   }
   const batch = BATCH.test(contentType)
   if (!batch && !STRUCTURED.test(contentType)) {
@@ -79,7 +77,8 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
       }
       published.push(event.success)
     }
-    const limited = overRate(c, deps, principal.success, published.length)
+    const limited = overRate(c, deps, principal.success, published.length) ??
+      overTaskQuota(c, deps, principal.success, published.map(({ task }) => task))
     if (limited !== undefined) return limited
     return respond(c, Effect.map(appendAll(log, published), (ids) => c.json({ ids }, 201)))
   })

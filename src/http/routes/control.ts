@@ -11,8 +11,10 @@ import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
 import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
-import { apiError, errorResponse } from "../errors.ts"
+import { type ApiError, apiError, errorResponse } from "../errors.ts"
+import { Metrics, record } from "../../observability/metrics.ts"
 import { guard } from "../guard.ts"
+import { parseJson, unsupportedContentType } from "../json.ts"
 import { parseTaskPath, type TaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
 
@@ -34,8 +36,16 @@ export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: Co
     return yield* log.appendCommand(task, { ...draft, idempotencyKey })
   })
 
+/** COMMAND_RATE for `subject`: the refusal when over it (REST and WebSocket commands share one bucket per subject). */
+export const overCommandRate = (deps: RouteDeps, subject: string): ApiError | undefined => {
+  const wait = deps.commandRate.take(subject, 1)
+  if (wait === 0) return undefined
+  record(Metrics.limitRejections, 1, { limit: "command_rate" })
+  return { ...apiError("rate_limited", `over COMMAND_RATE (${deps.config.commandRate} commands/s)`), retryAfter: wait }
+}
+
 const Body = Schema.Struct({ reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(REASON_MAX))) })
-const decodeBody = Schema.decodeUnknownResult(Schema.fromJsonString(Body))
+const decodeBody = Schema.decodeUnknownResult(Body)
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 const IdempotencyKey = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(IDEMPOTENCY_KEY_MAX))
 const isIdempotencyKey = Schema.is(IdempotencyKey)
@@ -61,9 +71,13 @@ export const controlRoutes = (deps: RouteDeps) =>
         )
       }
       const text = await c.req.text()
+      const notJson = unsupportedContentType(c.req.header("content-type"), text.trim() === "")
+      if (notJson !== undefined) return errorResponse(c, notJson)
       let reason: string | undefined
       if (text.trim() !== "") {
-        const body = decodeBody(text, { onExcessProperty: "error" })
+        const json = parseJson(text)
+        if (Result.isFailure(json)) return errorResponse(c, json.failure)
+        const body = decodeBody(json.success, { onExcessProperty: "error" })
         if (Result.isFailure(body)) {
           const [first] = formatIssue(body.failure.issue).issues
           const field = ["body", ...(first?.path ?? []).map(String)].join(".")
@@ -71,6 +85,8 @@ export const controlRoutes = (deps: RouteDeps) =>
         }
         reason = body.success.reason
       }
+      const limited = overCommandRate(deps, principal.success.subject)
+      if (limited !== undefined) return errorResponse(c, limited)
       const draft: CommandDraft = {
         command: c.req.param("command") as CommandDraft["command"],
         reason,

@@ -13,10 +13,10 @@ import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
 import { ownedByOther } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
+import { unsupportedContentType } from "../json.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { respond } from "../respond.ts"
-import { isJsonMediaType } from "../../ingest/published.ts"
-import { appendAll, bodyLimitOf, overRate, readJson, sizeError } from "../publishing.ts"
+import { appendAll, bodyLimitOf, overRate, overTaskQuota, readJson, sizeError } from "../publishing.ts"
 
 const EVENTS_PATH = "/agents/:agentId/tasks/:taskId/events"
 const HISTORY_LIMIT_MAX = 1000
@@ -91,18 +91,14 @@ export const eventRoutes = (deps: RouteDeps) => {
         if (!path.ok) return errorResponse(c, path.error)
         const principal = await guard(c, deps, "publish", path.value)
         if (Result.isFailure(principal)) return principal.failure
-        const contentType = c.req.header("content-type") ?? ""
-        if (!isJsonMediaType(contentType)) {
-          return errorResponse(
-            c,
-            apiError("unsupported_media_type", `content-type must be application/json, not '${contentType.slice(0, 64)}'`, "content-type")
-          )
-        }
+        const notJson = unsupportedContentType(c.req.header("content-type"))
+        if (notJson !== undefined) return errorResponse(c, notJson)
         const body = await readJson(c)
         if (Result.isFailure(body)) return body.failure
         const drafts = decodeBody(body.success, config)
         if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
-        const limited = overRate(c, deps, principal.success, drafts.success.length)
+        const limited = overRate(c, deps, principal.success, drafts.success.length) ??
+          overTaskQuota(c, deps, principal.success, [path.value])
         if (limited !== undefined) return limited
         const task = path.value
         return respond(

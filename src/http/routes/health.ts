@@ -6,9 +6,20 @@ import { Effect } from "effect"
 import { Hono } from "hono"
 import { Metrics, record, renderMetrics } from "../../observability/metrics.ts"
 import type { RouteDeps } from "../deps.ts"
-import { RETRY_AFTER_SECONDS } from "../errors.ts"
+import { apiError, errorResponse, RETRY_AFTER_SECONDS } from "../errors.ts"
 
-export const healthRoutes = ({ log, lifecycle }: RouteDeps) =>
+const encoder = new TextEncoder()
+
+/** Compares in time independent of where the texts differ, so the token cannot be guessed byte by byte. */
+const sameText = (a: string, b: string): boolean => {
+  const left = encoder.encode(a)
+  const right = encoder.encode(b)
+  let difference = left.length ^ right.length
+  for (let i = 0; i < left.length; i++) difference |= left[i] ^ (right[i % right.length] ?? 0)
+  return difference === 0
+}
+
+export const healthRoutes = ({ config, log, lifecycle }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
@@ -20,6 +31,10 @@ export const healthRoutes = ({ log, lifecycle }: RouteDeps) =>
       return c.json({ status: "unavailable", reason: failure }, 503)
     })
     .get("/metrics", async (c) => {
+      // METRICS_TOKEN: the scraper sends it as a bearer token; the rest of the world gets 401.
+      if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${config.metricsToken}`)) {
+        return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
+      }
       record(Metrics.liveChannels, log.liveTaskCount())
       return c.text(await renderMetrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

@@ -1,13 +1,14 @@
 /**
- * `PUBLISH_RATE`: events per second a subject may ingest, as a token bucket
- * holding one second's worth. Buckets of subjects that went quiet are dropped.
+ * A per-subject rate — `PUBLISH_RATE` (events ingested per second) and
+ * `COMMAND_RATE` (control commands per second) — as a token bucket holding one
+ * second's worth. Buckets of subjects that went quiet are dropped.
  */
 interface Bucket {
   tokens: number
   at: number
 }
 
-export class PublishRate {
+export class RateLimit {
   private readonly buckets = new Map<string, Bucket>()
   private lastSweep = Date.now()
 

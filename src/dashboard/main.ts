@@ -5,7 +5,17 @@
  * dashboard tab — with the workflow's Pause / Resume / Cancel commands, and a
  * token that can be pasted (or replaced once it expired) without a reload.
  */
-import { type CommandKind, type Follow, followTask, type FollowState, type TaskRef, type TransportName } from "../client/index.ts"
+import {
+  BuiltinEventTypes,
+  type CommandKind,
+  type EventTypeTable,
+  fetchEventTypes,
+  type Follow,
+  followTask,
+  type FollowState,
+  type TaskRef,
+  type TransportName
+} from "../client/index.ts"
 import { TaskList, type TaskSummary, taskHash } from "./taskList.ts"
 import { Timeline, type WorkflowState } from "./timeline.ts"
 import { TokenBox } from "./token.ts"
@@ -15,10 +25,18 @@ const demoEnabled = document.body.dataset.demo === "on"
 const HIDDEN_CLOSE_MS = 5 * 60_000
 // A new token: the task list at once; a task the old token could not open, again (a follow that is
 // only retrying takes the new token at its next attempt and goes on from its last event).
-const token = new TokenBox(() => {
+const token = new TokenBox(async () => {
   void tasks.refresh()
-  if (current?.refused) open(parseHash())
+  if (current?.refused) {
+    await loadEventTypes()
+    open(parseHash())
+  }
 })
+
+/** The gateway's event types (custom ones included), for the timeline's categories and endings; the built-ins until it answers. */
+let eventTypes: EventTypeTable = BuiltinEventTypes
+const loadEventTypes = () =>
+  fetchEventTypes({ baseUrl: location.origin, token: token.current }).then((types) => void (eventTypes = types), () => undefined)
 
 const api = async (path: string, init: RequestInit = {}): Promise<any> => {
   const bearer = token.current()
@@ -166,7 +184,7 @@ const open = (link: TaskRef | undefined | "invalid") => {
       view.end.textContent = text
       view.liveNote.hidden = true
     }
-  })
+  }, eventTypes)
   // Callbacks may run while followTask is still returning (its first state), hence the `let`.
   let follow: Follow | undefined
   const connectionChanged = () => follow !== undefined && showConnection(follow.state, follow.transport, follow.tabs)
@@ -181,9 +199,6 @@ const open = (link: TaskRef | undefined | "invalid") => {
     onState: (state) => (follow === undefined ? showConnection(state) : connectionChanged()),
     onTransport: connectionChanged,
     onTabs: connectionChanged,
-    onEnd: (end) => {
-      if (end === "not_found") fatal.textContent = `Task ${task.taskId} belongs to another agent than ${task.agentId}.`
-    },
     onError: (error) => {
       fatal.textContent = `${error.code}: ${error.message}`
       if (current !== undefined && current.follow === follow) current.refused = true
@@ -224,4 +239,5 @@ view.livePause.addEventListener("change", () => {
 })
 
 window.addEventListener("hashchange", () => open(parseHash()))
+await loadEventTypes()
 open(parseHash())

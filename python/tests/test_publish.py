@@ -285,6 +285,24 @@ def test_declared_custom_types_set_the_task_status(redis_server, gateway, task_i
         assert failure.value.code == "task_ended"
 
 
+def test_custom_types_read_from_the_gateways_event_types_route(redis_server, task_id, tmp_path):
+    file = tmp_path / "event-types.json"
+    file.write_text(json.dumps(CUSTOM_TYPES))
+    typed = start_gateway(REDIS_URL=redis_server.url, EVENT_TYPES_FILE=str(file))
+    try:
+        status, catalogue = http_json("GET", f"{typed.url}/api/v1/event-types")
+        assert status == 200, catalogue
+        with taskstream.connect(redis_server.url, retry_for=0, custom_types=catalogue) as publisher:
+            ids = publisher.publish_batch(AGENT, task_id, [
+                {"type": "ReviewRequested", "data": {"by": "ana"}},
+                {"type": "ReviewRejected", "data": {}},
+            ])
+        assert [(e["id"], e["type"]) for e in history(typed, AGENT, task_id)] == list(zip(ids, ["ReviewRequested", "ReviewRejected"]))
+        assert _listed_status(typed, task_id) == "failed"
+    finally:
+        typed.stop()
+
+
 @pytest.mark.parametrize(
     "custom_types, message",
     [

@@ -1,7 +1,7 @@
 /**
  * Generates the Python SDK's view of the event registry (SPEC §10.3) from
  * `src/events/registry.ts`, so the two never drift:
- *   python/src/taskstream/registry.json   every type's category, terminal, ephemeral, payload JSON Schema
+ *   python/src/taskstream/registry.json   every type's category, terminal (how it ends a task, or false), ephemeral, payload JSON Schema
  *   python/src/taskstream/events.py       typed helpers, one method per type
  * Run `npm run python:registry` after changing the registry; `--check` exits 1
  * while the files differ from what it would write (the Python suite runs it).
@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { payloadJsonSchema } from "../src/events/payloads.ts"
-import { categoryOf, type EventType, EventTypes, isEphemeral, isTerminal } from "../src/events/registry.ts"
+import { categoryOf, endingOf, type EventType, EventTypes, isEphemeral, isTerminal } from "../src/events/registry.ts"
 
 export const PACKAGE_DIR = join(import.meta.dir, "..", "python", "src", "taskstream")
 
@@ -46,7 +46,7 @@ const registryJson = (): string =>
         types: Object.fromEntries(
           EventTypes.map((type) => [
             type,
-            { category: categoryOf(type), terminal: isTerminal(type), ephemeral: isEphemeral(type), payload: payloadSchema(type) }
+            { category: categoryOf(type), terminal: endingOf(type) ?? false, ephemeral: isEphemeral(type), payload: payloadSchema(type) }
           ])
         )
       },

@@ -67,9 +67,11 @@ def test_a_waiting_worker_gets_a_command_queued_later(redis_server, gateway, tas
         assert time.monotonic() - started >= 0.25
 
 
-def test_entries_for_another_agent_are_acknowledged_and_skipped(redis_server, gateway, task_id):
+def test_entries_for_another_agent_or_none_are_acknowledged_and_skipped(redis_server, gateway, task_id):
     key = f"ts:{{{task_id}}}:ctl"
     redis_server.client.xadd(key, {"command_id": "other-1", "command": "cancel", "reason": "", "time": "t", "source": "rest", "agent_id": "agent-other"})
+    # No agent_id: not known to be ours (the gateway's reader skips it too).
+    redis_server.client.xadd(key, {"command_id": "nobody-1", "command": "cancel", "reason": "", "time": "t", "source": "rest"})
     mine = command(gateway, AGENT, task_id, "pause")
     redis_server.client.xadd(key, {"command_id": "mine-2", "command": "resume", "reason": "", "time": "t", "source": "rest", "agent_id": AGENT})
     with taskstream.connect(redis_server.url) as worker:

@@ -13,8 +13,9 @@ from conftest import BUN, ROOT
 PACKAGE = ROOT / "python" / "src" / "taskstream"
 
 
-def test_the_shipped_append_script_is_the_gateways():
-    assert (PACKAGE / "append.lua").read_bytes() == (ROOT / "src" / "log" / "append.lua").read_bytes()
+def test_the_shipped_scripts_are_the_gateways():
+    for script in ("append.lua", "task_index.lua"):
+        assert (PACKAGE / script).read_bytes() == (ROOT / "src" / "log" / script).read_bytes(), script
 
 
 def test_the_registry_files_are_generated_from_the_gateways_registry():
@@ -39,5 +40,5 @@ def test_pip_installs_the_package_offline_into_a_venv(tmp_path: Path):
     result = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
     location, files = result.stdout.splitlines()
     assert location.startswith(str(tmp_path)), "imported from the venv, not the source tree"
-    assert files == "['append.lua', 'registry.json']"
+    assert files == "['append.lua', 'registry.json', 'task_index.lua']"
     assert sys.version_info >= (3, 10)

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 import taskstream
-from conftest import Gateway, RedisServer, history, start_gateway
+from conftest import Gateway, RedisServer, history, http_json, start_gateway
 
 AGENT = "agent-py"
 
@@ -224,3 +224,95 @@ def test_a_publish_retries_through_a_redis_outage_and_stores_the_event_once(task
         if gateway is not None:
             gateway.stop()
         server.stop()
+
+
+def _listed_status(gateway: Gateway, task_id: str) -> str:
+    status, body = http_json("GET", f"{gateway.url}/api/v1/tasks?agent={AGENT}&limit=1000")
+    assert status == 200, body
+    return next(task["status"] for task in body["tasks"] if task["taskId"] == task_id)
+
+
+def test_the_task_list_shows_the_status_the_events_set(publisher, gateway, task_id):
+    task = publisher.task(AGENT, task_id)
+    task.started(goal="status")
+    assert _listed_status(gateway, task_id) == "running"
+    task.paused(reason="lunch")
+    task.step_started(step=2)  # a paused task stays paused until WorkflowResumed
+    assert _listed_status(gateway, task_id) == "paused"
+    task.resumed()
+    assert _listed_status(gateway, task_id) == "running"
+    task.publish_batch([
+        {"type": "WorkflowPaused", "data": {}},
+        {"type": "WorkflowLLMCallChunk", "data": {"chunk": "x", "chunk_index": 0}},
+        {"type": "WorkflowCompleted", "data": {"final_response": "ok"}},
+    ])
+    assert _listed_status(gateway, task_id) == "completed"
+
+
+def test_an_llm_call_in_flight_keeps_its_chunks_until_it_completes(publisher, redis_server, gateway, task_id):
+    task = publisher.task(AGENT, task_id)
+    task.llm_call_started(model="m")
+    task.llm_call_chunk(chunk="Hel", chunk_index=0)
+    task.llm_call_chunk(chunk="lo", chunk_index=1)
+    inflight = f"ts:{{{task_id}}}:inflight"
+    assert redis_server.client.exists(inflight) == 1
+    assert 0 < redis_server.client.ttl(inflight) <= 3600  # INFLIGHT_TTL_S
+    task.llm_call_completed(model="m")
+    # A completion without content is stored with the text kept in flight.
+    assert history(gateway, AGENT, task_id)[-1]["data"]["content"] == "Hello"
+    assert redis_server.client.hget(inflight, "open") in (None, "[]")
+
+
+CUSTOM_TYPES = {
+    "types": {
+        "ReviewRequested": {"category": "review", "payload": {"type": "object"}},
+        "ReviewRejected": {"category": "review", "terminal": "failed", "payload": {"type": "object"}},
+    }
+}
+
+
+def test_declared_custom_types_set_the_task_status(redis_server, gateway, task_id, tmp_path):
+    file = tmp_path / "event-types.json"
+    file.write_text(json.dumps(CUSTOM_TYPES))
+    with taskstream.connect(redis_server.url, retry_for=0, custom_types=file) as publisher:
+        task = publisher.task(AGENT, task_id)
+        task.publish("ReviewRequested", {"by": "ana"})
+        assert _listed_status(gateway, task_id) == "running"
+        task.publish("ReviewRejected", {})
+        assert _listed_status(gateway, task_id) == "failed"
+        with pytest.raises(taskstream.PublishError) as failure:
+            task.started()
+        assert failure.value.code == "task_ended"
+
+
+def test_custom_types_read_from_the_gateways_event_types_route(redis_server, task_id, tmp_path):
+    file = tmp_path / "event-types.json"
+    file.write_text(json.dumps(CUSTOM_TYPES))
+    typed = start_gateway(REDIS_URL=redis_server.url, EVENT_TYPES_FILE=str(file))
+    try:
+        status, catalogue = http_json("GET", f"{typed.url}/api/v1/event-types")
+        assert status == 200, catalogue
+        with taskstream.connect(redis_server.url, retry_for=0, custom_types=catalogue) as publisher:
+            ids = publisher.publish_batch(AGENT, task_id, [
+                {"type": "ReviewRequested", "data": {"by": "ana"}},
+                {"type": "ReviewRejected", "data": {}},
+            ])
+        assert [(e["id"], e["type"]) for e in history(typed, AGENT, task_id)] == list(zip(ids, ["ReviewRequested", "ReviewRejected"]))
+        assert _listed_status(typed, task_id) == "failed"
+    finally:
+        typed.stop()
+
+
+@pytest.mark.parametrize(
+    "custom_types, message",
+    [
+        ({"types": {"review": {"category": "r", "payload": {}}}}, "custom_types.review: a type name"),
+        ({"Review": {"category": "r", "terminal": "done"}}, "custom_types.Review.terminal"),
+        ({"Review": {"category": "r", "terminal": "failed", "ephemeral": True}}, "terminal or ephemeral"),
+        ("/nonexistent/event-types.json", "cannot read"),
+    ],
+)
+def test_bad_custom_types_are_refused_at_connect(redis_server, custom_types, message):
+    with pytest.raises(taskstream.PublishError) as failure:
+        taskstream.connect(redis_server.url, custom_types=custom_types)
+    assert failure.value.code == "invalid_custom_types" and message in str(failure.value)

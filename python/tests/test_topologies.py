@@ -88,3 +88,24 @@ def test_publishes_through_redis_sentinel(sentinel, task_id):
 
     assert asyncio.run(publish_async()) > first
     assert time.time()
+
+
+def test_custom_types_are_declared_to_the_script_on_a_redis_cluster(cluster, task_id):
+    """On a Cluster the script cannot read the gateway's registry key (another slot): declared types pass."""
+    client = ClusterClient(host="127.0.0.1", port=cluster.ports[0], decode_responses=True)
+    custom_types = {"ReviewRequested": {"category": "review"}, "ReviewApproved": {"category": "review", "terminal": "completed"}}
+    try:
+        with taskstream.connect(cluster.url, retry_for=0) as undeclared:
+            with pytest.raises(taskstream.PublishError) as failure:
+                undeclared.publish(AGENT, task_id, "ReviewRequested", {})
+            assert (failure.value.code, failure.value.field) == ("invalid_event", "type")
+        with taskstream.connect(cluster.url, retry_for=0, custom_types=custom_types) as publisher:
+            requested = publisher.publish(AGENT, task_id, "ReviewRequested", {"by": "ana"})
+            approved = publisher.publish(AGENT, task_id, "ReviewApproved", {})
+            assert [entry_id for entry_id, _ in client.xrange(f"ts:{{{task_id}}}:log")] == [requested, approved]
+            assert client.hget("{ts:tasks}:status", f"{AGENT}/{task_id}") == f"{approved} completed"
+            with pytest.raises(taskstream.PublishError) as failure:
+                publisher.publish(AGENT, task_id, "WorkflowStepStarted", {"step": 1})
+            assert failure.value.code == "task_ended"
+    finally:
+        client.close()

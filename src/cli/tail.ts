@@ -9,7 +9,7 @@
  */
 import process from "node:process"
 import { parseArgs } from "node:util"
-import { Categories, connectTaskSocket, EventTypes, type TaskEvent, type TypeSelector } from "../client/index.ts"
+import { connectTaskSocket, fetchEventTypes, type TaskEvent, type TypeSelector } from "../client/index.ts"
 import { ID_PATTERN } from "../http/params.ts"
 import { formatLine } from "./format.ts"
 
@@ -57,8 +57,15 @@ const gatewayUrl = (() => {
   return exit(2, `--url must be the gateway's http:// or https:// URL, like http://localhost:8080; got '${values.url}'`)
 })()
 const names = values.types?.split(",").map((name) => name.trim()).filter((name) => name !== "")
-const unknown = names?.find((name) => !(EventTypes as ReadonlyArray<string>).includes(name) && !(Categories as ReadonlyArray<string>).includes(name))
-if (unknown !== undefined) exit(2, `unknown event type or category '${unknown}'`)
+if (names !== undefined) {
+  // The gateway's types and categories, custom ones included. A gateway not reachable yet checks the
+  // filter itself once connected, and its refusal is reported below.
+  const known = await fetchEventTypes({ baseUrl: gatewayUrl, token: values.token ?? "" }).catch(() => undefined)
+  const unknown = known === undefined ? undefined : names.find((name) => !known.types.has(name) && !known.categories.has(name))
+  if (unknown !== undefined) {
+    exit(2, `unknown event type or category '${unknown}'; the gateway knows the categories ${[...known!.categories].join(", ")} and their types`)
+  }
+}
 const types = names as TypeSelector | undefined
 // Token chunks would drown the other lines: shown only when asked for.
 const showChunks = values.chunks || types?.includes("WorkflowLLMCallChunk") === true
@@ -114,10 +121,9 @@ socket.subscribe({
   ...(types === undefined ? {} : { types }),
   onEvent: print,
   onResync: (resync) => process.stderr.write(`older events were trimmed from the log; continuing at ${resync.oldest}\n`),
-  onEnd: (end) => {
+  onEnd: () => {
     clearTimeout(connectTimer)
     socket.close()
-    if (end === "not_found") exit(1, `task ${taskId} belongs to another agent than ${agentId}`)
     process.exit(0)
   },
   onError: (error) => {

@@ -47,7 +47,7 @@ export interface ConnectionOptions extends Endpoint {
 /** Where a connection delivers what its subscriptions receive, by subscription key. */
 export interface Deliveries {
   event(key: string, event: TaskEvent): void
-  end(key: string, end: TaskEnd | "not_found", event?: TaskEvent): void
+  end(key: string, end: TaskEnd, event?: TaskEvent): void
   resync(key: string, resync: Resync): void
   error(key: string, refusal: Refusal): void
   status(status: ConnectionStatus): void

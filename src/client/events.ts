@@ -47,8 +47,8 @@ export type TaskEnd = "completed" | "failed" | "cancelled" | "ended"
 
 export const isTerminalType = (type: EventType): type is TerminalType => Object.hasOwn(EndOf, type)
 
-/** A `types` filter: event types and/or categories (terminal events always pass). */
-export type TypeSelector = ReadonlyArray<EventType | Category>
+/** A `types` filter: event types and/or categories, custom ones included (terminal events always pass). */
+export type TypeSelector = ReadonlyArray<EventType | Category | (string & {})>
 
 /** The log told the client that events between its position and `oldest` were trimmed away. */
 export interface Resync {

@@ -24,8 +24,8 @@ export interface FollowOptions extends TaskRef, ConnectionOptions {
   readonly since?: string
   /** Without `since`: replay the stored history first (default) or start with new events only. */
   readonly history?: boolean
-  /** The task ended (`not_found`: it belongs to another agent); nothing more comes. */
-  readonly onEnd?: (end: TaskEnd | "not_found", event?: TaskEvent) => void
+  /** The task ended; nothing more comes. A task of another agent is refused at open (`onError`, `not_found`). */
+  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
   /** Events between our position and `oldest` were trimmed from the log; what follows starts at `oldest`. */
   readonly onResync?: (resync: Resync) => void
   /** The gateway refused this task (4xx, or a token it refuses and that cannot be renewed): not retried. */

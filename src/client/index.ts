@@ -33,6 +33,7 @@ export {
   type TaskSocketOptions
 } from "./socket.ts"
 export type { ConnectionState } from "./connection.ts"
+export { BuiltinEventTypes, categoryOf, endingOf, type EventTypeTable, fetchEventTypes, type TypeInfo } from "./eventTypes.ts"
 export { type Follow, type FollowOptions, type FollowState, followTask } from "./followTask.ts"
 export type { Refusal, TransportName } from "./link.ts"
 export type { Endpoint, TaskRef, TokenSource } from "./url.ts"

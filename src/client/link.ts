@@ -41,7 +41,7 @@ export interface LinkEvents {
   /** The first bytes arrived: the transport gets through (not buffered by a proxy). */
   established(): void
   event(key: string, event: TaskEvent): void
-  end(key: string, end: TaskEnd | "not_found"): void
+  end(key: string, end: TaskEnd): void
   resync(key: string, resync: Resync): void
   refused(key: string, refusal: Refusal): void
   closed(end: LinkEnd): void

@@ -37,8 +37,8 @@ export interface SubscribeOptions extends TaskRef {
   readonly since?: string
   /** Without `since`: replay the stored history first (default) or start with new events only. */
   readonly history?: boolean
-  /** The task ended (or, with `not_found`, belongs to another agent); the subscription is gone. */
-  readonly onEnd?: (end: TaskEnd | "not_found", event?: TaskEvent) => void
+  /** The task ended; the subscription is gone. A task of another agent is refused at subscribe (`onError`, `not_found`). */
+  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
   readonly onResync?: (resync: Resync) => void
   /** The gateway refused this subscription (other than by ending it). */
   readonly onError?: (error: SocketError) => void
@@ -107,7 +107,7 @@ export const connectTaskSocket = (options: TaskSocketOptions = {}): TaskSocket =
     state.active = send(subscribeFrame({ ...state.options, key: state.sub, since: state.lastEventId }))
   }
 
-  const finish = (state: SubscriptionState, end: TaskEnd | "not_found", event?: TaskEvent) => {
+  const finish = (state: SubscriptionState, end: TaskEnd, event?: TaskEvent) => {
     state.ended = true
     state.active = false
     subscriptions.delete(state.sub)

@@ -25,7 +25,7 @@ export interface Member {
   /** Its subscription from where it stands now. */
   subscription(): LinkSubscription
   event(event: TaskEvent): void
-  end(end: TaskEnd | "not_found", event?: TaskEvent): void
+  end(end: TaskEnd, event?: TaskEvent): void
   resync(resync: Resync): void
   error(refusal: Refusal): void
   status(status: HubStatus): void
@@ -41,7 +41,7 @@ export interface Hub {
 
 type Delivery =
   | { readonly kind: "event"; readonly event: TaskEvent }
-  | { readonly kind: "end"; readonly end: TaskEnd | "not_found"; readonly event?: TaskEvent }
+  | { readonly kind: "end"; readonly end: TaskEnd; readonly event?: TaskEvent }
   | { readonly kind: "resync"; readonly resync: Resync }
   | { readonly kind: "error"; readonly refusal: Refusal }
 

@@ -5,9 +5,12 @@
  * stop after a terminal event, recognise the server's `204` (the task ended
  * at or before our position) without a reconnect loop, tell a refused request
  * (4xx, reported once) from an outage (retried with backoff), and drop an
- * event it already delivered.
+ * event it already delivered. EventSource delivers only the event names it
+ * listens for: the gateway's types, custom ones included, are read once from
+ * `GET /event-types` (the built-ins until it answers).
  */
-import { EndOf, type EventType, EventTypes, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
+import { isAfter, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
+import { BuiltinEventTypes, endingOf, type EventTypeTable, fetchEventTypes } from "./eventTypes.ts"
 import { backoff, currentToken, type Endpoint, streamUrl, type TaskRef } from "./url.ts"
 
 export interface WatchError {
@@ -18,8 +21,9 @@ export interface WatchError {
 }
 
 export interface WatchOptions extends TaskRef, Endpoint {
+  /** Every event; one of a custom type (the gateway's EVENT_TYPES_FILE) comes with its own `type` name. */
   readonly onEvent: (event: TaskEvent) => void
-  /** Only these types and/or categories (terminal events always come). */
+  /** Only these types and/or categories, custom ones included (terminal events always come). */
   readonly types?: TypeSelector
   /** Start after this event id (resume). */
   readonly since?: string
@@ -55,6 +59,8 @@ export const watchTask = (options: WatchOptions): Watch => {
   let source: EventSource | undefined
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let failures = 0
+  /** The gateway's event types, once it told them. */
+  let gatewayTypes: EventTypeTable | undefined
 
   /** The token of the current stream: a token function is asked again after the gateway ends a stream for expiry (SPEC §8.3). */
   let token: string | undefined
@@ -72,7 +78,7 @@ export const watchTask = (options: WatchOptions): Watch => {
     options.onEnd?.(how, event)
   }
 
-  const onEvent = (message: MessageEvent<string>) => {
+  const onEvent = (message: MessageEvent<string>, types: EventTypeTable) => {
     if (closed) return
     const event = JSON.parse(message.data) as TaskEvent
     if (event.id !== undefined) {
@@ -81,7 +87,8 @@ export const watchTask = (options: WatchOptions): Watch => {
     }
     failures = 0
     options.onEvent(event)
-    if (isTerminalType(event.type)) end(EndOf[event.type], event)
+    const ending = endingOf(types, event.type)
+    if (ending !== undefined) end(ending, event)
   }
 
   /**
@@ -121,11 +128,14 @@ export const watchTask = (options: WatchOptions): Watch => {
   async function open() {
     if (closed) return
     token = await currentToken(options.token).catch(() => undefined)
+    // Not reachable yet: the built-ins this time, asked again at the next connection.
+    gatewayTypes ??= await fetchEventTypes({ baseUrl: options.baseUrl, token }).catch(() => undefined)
     if (closed) return
+    const types = gatewayTypes ?? BuiltinEventTypes
     const current = new Source(url().toString())
     source = current
-    const listener = (message: Event) => onEvent(message as MessageEvent<string>)
-    for (const type of EventTypes as ReadonlyArray<EventType>) current.addEventListener(type, listener)
+    const listener = (message: Event) => onEvent(message as MessageEvent<string>, types)
+    for (const type of types.types.keys()) current.addEventListener(type, listener)
     current.addEventListener("resync", (message) => options.onResync?.(JSON.parse((message as MessageEvent<string>).data) as Resync))
     current.addEventListener("open", () => options.onOpen?.())
     // The gateway ends the stream because the token expired: reconnect at once with a fresh one and the last id.

@@ -14,12 +14,12 @@ import { apiUrl, typesQuery } from "./url.ts"
 
 const TOKEN_EXPIRED = 4001
 const AUTH_REF = "auth"
-const endReasons = ["completed", "failed", "cancelled", "not_found"] as const
+const endReasons = ["completed", "failed", "cancelled"] as const
 
 export type ServerFrame = { readonly op: string; readonly sub?: string; readonly ref?: string; readonly [field: string]: unknown }
 
 /** How an `end` frame says the task ended (`ended` for a reason this client does not know). */
-export const endOf = (frame: ServerFrame): TaskEnd | "not_found" => endReasons.find((reason) => reason === frame.reason) ?? "ended"
+export const endOf = (frame: ServerFrame): TaskEnd => endReasons.find((reason) => reason === frame.reason) ?? "ended"
 
 /** The `subscribe` frame (SPEC §4.3) of a subscription: from `since`, or with or without history. */
 export const subscribeFrame = ({ key, agentId, taskId, types, since, history }: LinkSubscription): Record<string, unknown> => ({

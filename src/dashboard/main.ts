@@ -5,7 +5,17 @@
  * dashboard tab — with the workflow's Pause / Resume / Cancel commands, and a
  * token that can be pasted (or replaced once it expired) without a reload.
  */
-import { type CommandKind, type Follow, followTask, type FollowState, type TaskRef, type TransportName } from "../client/index.ts"
+import {
+  BuiltinEventTypes,
+  type CommandKind,
+  type EventTypeTable,
+  fetchEventTypes,
+  type Follow,
+  followTask,
+  type FollowState,
+  type TaskRef,
+  type TransportName
+} from "../client/index.ts"
 import { TaskList, type TaskSummary, taskHash } from "./taskList.ts"
 import { Timeline, type WorkflowState } from "./timeline.ts"
 import { TokenBox } from "./token.ts"
@@ -17,8 +27,17 @@ const HIDDEN_CLOSE_MS = 5 * 60_000
 // only retrying takes the new token at its next attempt and goes on from its last event).
 const token = new TokenBox(() => {
   void tasks.refresh()
-  if (current?.refused) open(parseHash())
+  if (current?.refused) {
+    eventTypesLoaded = loadEventTypes()
+    open(parseHash())
+  }
 })
+
+/** The gateway's event types (custom ones included), for the timeline's categories and endings; the built-ins if it does not answer. */
+let eventTypes: EventTypeTable = BuiltinEventTypes
+const loadEventTypes = () =>
+  fetchEventTypes({ baseUrl: location.origin, token: token.current }).then((types) => void (eventTypes = types), () => undefined)
+let eventTypesLoaded = loadEventTypes()
 
 const api = async (path: string, init: RequestInit = {}): Promise<any> => {
   const bearer = token.current()
@@ -125,7 +144,11 @@ const parseHash = (): TaskRef | undefined | "invalid" => {
   }
 }
 
+/** Counts opens: a task whose follow starts after an await is still the one to show. */
+let opens = 0
+
 const open = (link: TaskRef | undefined | "invalid") => {
+  const opening = ++opens
   current?.follow.close()
   current = undefined
   fatal.textContent = ""
@@ -150,6 +173,11 @@ const open = (link: TaskRef | undefined | "invalid") => {
   view.liveNote.hidden = true
   view.commandNote.textContent = ""
   showState("running")
+  // The gateway's event types first (a custom terminal type ends the timeline), then the events.
+  void eventTypesLoaded.then(() => opening === opens && follow(task))
+}
+
+const follow = (task: TaskRef) => {
   const openedAt = Date.now()
   const timeline = new Timeline({
     list: view.timeline,
@@ -166,11 +194,11 @@ const open = (link: TaskRef | undefined | "invalid") => {
       view.end.textContent = text
       view.liveNote.hidden = true
     }
-  })
+  }, eventTypes)
   // Callbacks may run while followTask is still returning (its first state), hence the `let`.
-  let follow: Follow | undefined
-  const connectionChanged = () => follow !== undefined && showConnection(follow.state, follow.transport, follow.tabs)
-  follow = followTask({
+  let following: Follow | undefined
+  const connectionChanged = () => following !== undefined && showConnection(following.state, following.transport, following.tabs)
+  following = followTask({
     ...task,
     token: token.current,
     // A tab left in the background for minutes gives its share of the connection back.
@@ -178,19 +206,16 @@ const open = (link: TaskRef | undefined | "invalid") => {
     // History arrives at once; rows that come later are flashed as new.
     onEvent: (event) => timeline.add(event, Date.now() - openedAt > 1000),
     onResync: (resync) => (view.commandNote.textContent = `Older events were trimmed; showing from ${resync.oldest}`),
-    onState: (state) => (follow === undefined ? showConnection(state) : connectionChanged()),
+    onState: (state) => (following === undefined ? showConnection(state) : connectionChanged()),
     onTransport: connectionChanged,
     onTabs: connectionChanged,
-    onEnd: (end) => {
-      if (end === "not_found") fatal.textContent = `Task ${task.taskId} belongs to another agent than ${task.agentId}.`
-    },
     onError: (error) => {
       fatal.textContent = `${error.code}: ${error.message}`
-      if (current !== undefined && current.follow === follow) current.refused = true
+      if (current !== undefined && current.follow === following) current.refused = true
     }
   })
   connectionChanged()
-  current = { task, follow, state: "running", refused: false }
+  current = { task, follow: following, state: "running", refused: false }
 }
 
 for (const button of view.buttons) {

@@ -5,9 +5,11 @@
  * far after a reload or reconnect — SPEC §8.2; the stored `content` of the
  * completion when no chunk came), the running cost, the workflow's state and
  * the end banner. Fields a publisher left out are left out of the row; event
- * types the page does not know are shown by name.
+ * types the page does not know are shown by name. Categories and endings come
+ * from the gateway's registry (custom types included): any terminal type ends
+ * the timeline with the ending the registry gives it.
  */
-import { CategoryOf, EndOf, type EventType, isTerminalType, type TaskEvent } from "../client/index.ts"
+import { BuiltinEventTypes, categoryOf, endingOf, type EventType, type EventTypeTable, type TaskEvent } from "../client/index.ts"
 import { el, json, money, seconds, timeOfDay } from "./view.ts"
 
 export type WorkflowState = "running" | "paused" | "completed" | "failed" | "cancelled"
@@ -119,7 +121,7 @@ export class Timeline {
   private readonly openCalls = new Map<string, HTMLElement>()
   private cost = 0
 
-  constructor(private readonly view: TimelineView) {}
+  constructor(private readonly view: TimelineView, private readonly types: EventTypeTable = BuiltinEventTypes) {}
 
   get size(): number {
     return this.rows.size
@@ -128,7 +130,7 @@ export class Timeline {
   add(event: TaskEvent, live: boolean): void {
     if (event.type === "WorkflowLLMCallChunk") return this.chunk(event.data as CallFields)
     if (event.id === undefined || this.rows.has(event.id)) return
-    const category: string = CategoryOf[event.type] ?? "custom"
+    const category = categoryOf(this.types, event.type) ?? "custom"
     const data = (event.data ?? {}) as Fields
     const row = el(
       "li",
@@ -198,14 +200,14 @@ export class Timeline {
         this.view.onState("running")
         return
     }
-    if (!isTerminalType(event.type)) return
+    const state = endingOf(this.types, event.type)
+    if (state === undefined) return
     for (const box of this.openCalls.values()) box.classList.remove("open")
     this.openCalls.clear()
-    const state = EndOf[event.type]
-    if (event.type === "WorkflowCompleted" && isNumber(data.total_cost)) this.setCost(data.total_cost)
-    const text = event.type === "WorkflowCompleted"
+    if (state === "completed" && isNumber(data.total_cost)) this.setCost(data.total_cost)
+    const text = state === "completed"
       ? `Completed · total cost ${money(this.cost)}`
-      : event.type === "WorkflowFailed"
+      : state === "failed"
       ? `Failed${data.error ? `: ${textOf(data.error)}` : ""}`
       : `Cancelled${data.reason ? `: ${textOf(data.reason)}` : ""}`
     this.view.onState(state)

@@ -5,11 +5,13 @@
  * here first, with the same registry as the gateway, so a bad event fails in
  * the workflow with the field named.
  */
+import { readFileSync } from "node:fs"
 import { Result, Stream } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
+import { parseCustomTypes } from "../events/customTypes.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
-import { type EventType, isEphemeral, type PayloadOf } from "../events/registry.ts"
+import { type EventType, installCustomTypes, isEphemeral, type PayloadOf } from "../events/registry.ts"
 import {
   type AppendSettings,
   classifyAppendError,
@@ -41,6 +43,12 @@ export interface EventInput<T extends EventType = EventType> extends PublishOpti
   readonly data: PayloadOf<T>
 }
 
+/** An event of a custom type (loaded with `eventTypesFile`); its data is checked against the file's schema. */
+export interface CustomEventInput extends PublishOptions {
+  readonly type: string
+  readonly data: Readonly<Record<string, unknown>>
+}
+
 export type PublishErrorCode =
   | "invalid_event"
   | "task_ended"
@@ -49,6 +57,7 @@ export type PublishErrorCode =
   | "unavailable"
   | "replication_timeout"
   | "rejected"
+  | "invalid_custom_types"
 
 export class PublishError extends Error {
   override readonly name = "PublishError"
@@ -60,12 +69,19 @@ export class PublishError extends Error {
 export interface Publisher {
   /** Append one event; resolves to its id (null for an ephemeral event such as a token chunk). */
   publish<T extends EventType>(task: TaskRef, type: T, data: PayloadOf<T>, options?: PublishOptions): Promise<string | null>
+  /** Append one event of a custom type (see `eventTypesFile`); a built-in name takes the typed form above. */
+  publish<N extends string>(
+    task: TaskRef,
+    type: N extends EventType ? never : N,
+    data: Readonly<Record<string, unknown>>,
+    options?: PublishOptions
+  ): Promise<string | null>
   /** Append several events, all or nothing. */
-  publishBatch(task: TaskRef, events: ReadonlyArray<EventInput>): Promise<Array<string | null>>
+  publishBatch(task: TaskRef, events: ReadonlyArray<EventInput | CustomEventInput>): Promise<Array<string | null>>
   close(): Promise<void>
 }
 
-const toDrafts = (events: ReadonlyArray<EventInput>): Array<EventDraft> =>
+const toDrafts = (events: ReadonlyArray<EventInput | CustomEventInput>): Array<EventDraft> =>
   events.map((event, i) => {
     const draft = decodeDraft(
       {
@@ -99,6 +115,30 @@ export interface PublisherOptions {
    * window (plus a minute), not IDEMPOTENCY_S: one short-lived key per event.
    */
   readonly retry?: boolean | RetryOptions
+  /**
+   * The gateway's `EVENT_TYPES_FILE` (SPEC §10.2): its custom types are added to
+   * this process's registry, as the gateway does at start, so they are validated
+   * here, declared to the append script (needed on a Redis Cluster) and set the
+   * task's status when terminal. A file that cannot be read or a bad entry
+   * throws `PublishError("invalid_custom_types")` naming it.
+   */
+  readonly eventTypesFile?: string | URL
+}
+
+/** Load `eventTypesFile`, before the publisher opens anything. */
+const loadCustomTypes = ({ eventTypesFile: file }: PublisherOptions): void => {
+  if (file === undefined) return
+  let text: string
+  try {
+    text = readFileSync(file, "utf8")
+  } catch (error) {
+    throw new PublishError("invalid_custom_types", `eventTypesFile: cannot read ${String(file)}: ${(error as Error).message}`, "eventTypesFile")
+  }
+  const parsed = parseCustomTypes(text)
+  if (Result.isFailure(parsed)) {
+    throw new PublishError("invalid_custom_types", `eventTypesFile ${String(file)}: ${parsed.failure}`, "eventTypesFile")
+  }
+  installCustomTypes(parsed.success)
 }
 
 /** How a transport appends validated drafts. `keepKeysSeconds` shortens how long their idempotency keys are kept, where it can. */
@@ -144,7 +184,7 @@ export const makePublisher = (
     ? send
     : retrying(send, options.retry === true ? {} : options.retry)
   return {
-    publish: async (task, type, data, publishOptions = {}) =>
+    publish: async (task: TaskRef, type: string, data: Readonly<Record<string, unknown>>, publishOptions: PublishOptions = {}) =>
       (await deliver(task, toDrafts([{ ...publishOptions, type, data }])))[0],
     publishBatch: async (task, events) => (events.length === 0 ? [] : deliver(task, toDrafts(events))),
     close
@@ -209,6 +249,7 @@ const ownedClient = (url: string) => {
 
 /** Publish straight into Redis with the atomic append script; no gateway needed on the path. */
 export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher => {
+  loadCustomTypes(options)
   const owned = typeof options.redis === "string"
   const redis = typeof options.redis === "string" ? ownedClient(options.redis) : options.redis
   defineScripts(redis)
@@ -289,8 +330,9 @@ export interface HttpPublisherOptions extends PublisherOptions {
 }
 
 /** Publish through a gateway's ingest route. */
-export const httpPublisher = (options: HttpPublisherOptions): Publisher =>
-  makePublisher(
+export const httpPublisher = (options: HttpPublisherOptions): Publisher => {
+  loadCustomTypes(options)
+  return makePublisher(
     async (task, drafts) => {
       const body = drafts.map((draft) => ({
         type: draft.type,
@@ -325,3 +367,4 @@ export const httpPublisher = (options: HttpPublisherOptions): Publisher =>
     async () => {},
     options
   )
+}

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { postEvents, step } from "../support/api.ts"
+import { eventTypesFile } from "../support/eventTypes.ts"
 import { bunBin, type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { eventually, freePort } from "../support/ports.ts"
@@ -20,7 +21,7 @@ const tail = (args: Array<string>) => {
 describe("taskstream-tail", () => {
   let gateway: Gateway
   beforeAll(async () => {
-    gateway = await startGateway({ DEMO: "0" })
+    gateway = await startGateway({ DEMO: "0", EVENT_TYPES_FILE: eventTypesFile() })
   })
   afterAll(async () => {
     await gateway?.stop()
@@ -97,13 +98,31 @@ describe("taskstream-tail", () => {
     expect(completed).toContain('content="the answer"')
   }, 30_000)
 
+  it("takes the gateway's custom types and categories in --types, and ends on a custom terminal type", async () => {
+    const taskId = uniqueTask("tailCustom")
+    await postEvents(gateway.url, "agent-t", taskId, [step(1), { type: "ReviewRequested", data: { by: "ana" } }])
+    const run = tail(["agent-t", taskId, "--url", gateway.url, "--types", "review"])
+    await eventually(() => run.stdout().includes("ReviewRequested"), 10_000, "the custom event's line")
+    await postEvents(gateway.url, "agent-t", taskId, [step(2), { type: "ReviewRejected", data: {} }])
+    expect(await run.exited).toBe(0)
+    expect(run.stdout().trimEnd().split("\n").map((line) => line.split(/\s+/)[2])).toEqual(["ReviewRequested", "ReviewRejected"])
+  }, 30_000)
+
+  it("exits 1 naming the refusal when the task belongs to another agent", async () => {
+    const taskId = uniqueTask("tailOther")
+    await postEvents(gateway.url, "agent-owner", taskId, [step(1)])
+    const run = tail(["agent-t", taskId, "--url", gateway.url])
+    expect(await run.exited).toBe(1)
+    expect(run.stderr().trim()).toBe(`not_found: task ${taskId} not found for agent agent-t`)
+  }, 30_000)
+
   it("exits 2 with usage on bad arguments", async () => {
     const run = tail(["only-agent"])
     expect(await run.exited).toBe(2)
     expect(run.stderr()).toContain("usage: taskstream-tail")
-    const badType = tail(["a", "t", "--types", "nope"])
+    const badType = tail(["a", "t", "--url", gateway.url, "--types", "llm,nope"])
     expect(await badType.exited).toBe(2)
-    expect(badType.stderr()).toContain("unknown event type or category 'nope'")
+    expect(badType.stderr()).toContain("unknown event type or category 'nope'; the gateway knows the categories lifecycle,")
     const noScheme = tail(["a", "t", "--url", "127.0.0.1:8080"])
     expect(await noScheme.exited).toBe(2)
     expect(noScheme.stderr().trim()).toBe("--url must be the gateway's http:// or https:// URL, like http://localhost:8080; got '127.0.0.1:8080'")

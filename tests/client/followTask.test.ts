@@ -104,6 +104,30 @@ describe("followTask in a real browser", () => {
     return page
   }
 
+  it("reports a task of another agent as a refusal at open (404 not_found) over WebSocket and SSE, never as an end", async () => {
+    const taskId = uniqueTask("other-agent")
+    await postEvents(gateway.url, "agent-owner", taskId, [step(1)])
+    const proxy = await startProxy(gateway.url, { refuseUpgrades: true })
+    const pages = { websocket: await openPage(gateway.url), sse: await openPage(proxy.url) }
+    try {
+      for (const [transport, page] of Object.entries(pages)) {
+        await screenshotOnFailure(page, `followTask-other-agent-${transport}`, async () => {
+          await follow(page, "t", { taskId, shareAcrossTabs: false })
+          await page.waitForFunction(() => (window as any).followed.t.errors.length > 0, undefined, { timeout: 20_000 })
+          const record = await followed(page, "t")
+          expect(record.errors).toEqual([
+            expect.objectContaining({ status: transport === "sse" ? 404 : 0, code: "not_found" })
+          ])
+          expect(record.ends).toEqual([])
+          expect(record.events).toEqual([])
+        })
+      }
+    } finally {
+      for (const page of Object.values(pages)) await page.close()
+      await proxy.close()
+    }
+  }, 60_000)
+
   it("falls back to SSE when a proxy refuses the WebSocket upgrade, and delivers the sequence exactly once", async () => {
     const proxy = await startProxy(gateway.url, { refuseUpgrades: true })
     const page = await openPage(proxy.url)

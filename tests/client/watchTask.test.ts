@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import type { Page } from "playwright-core"
 import { postEvents, step } from "../support/api.ts"
+import { eventTypesFile } from "../support/eventTypes.ts"
 import { type Browser, launchBrowser, screenshotOnFailure } from "../support/browser.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -48,7 +49,7 @@ describe("watchTask (EventSource client) in a real browser", () => {
     const build = await Bun.build({ entrypoints: [`${import.meta.dir}/browserEntry.ts`], target: "browser" })
     if (!build.success) throw new AggregateError(build.logs)
     const script = await build.outputs[0].text()
-    ;[gateway, browser] = await Promise.all([startGateway({ HISTORY_MAX: String(HISTORY_MAX), DEMO: "0" }), launchBrowser()])
+    ;[gateway, browser] = await Promise.all([startGateway({ HISTORY_MAX: String(HISTORY_MAX), DEMO: "0", EVENT_TYPES_FILE: eventTypesFile() }), launchBrowser()])
     page = await browser.newPage()
     // Count EventSource constructions: a reconnect loop would show up here.
     await page.addInitScript(() => {
@@ -87,6 +88,21 @@ describe("watchTask (EventSource client) in a real browser", () => {
       expect(result.events[2].data.model).toBe("gpt-4o")
       expect(result.ends).toEqual(["completed"])
       expect(await sources(page)).toBe(1)
+      expect(await page.evaluate(() => (window as any).watch.closed)).toBe(true)
+    })
+  }, 30_000)
+
+  it("delivers the gateway's custom types, filtered by their category, and ends on a custom terminal type", async () => {
+    const taskId = uniqueTask("watchCustom")
+    await postEvents(gateway.url, agent, taskId, [step(1), { type: "ReviewRequested", data: { by: "ana" } }])
+    await screenshotOnFailure(page, "watchTask-custom", async () => {
+      await watch(page, { taskId, types: ["review"] })
+      await page.waitForFunction(() => (window as any).watched.events.length === 1)
+      await postEvents(gateway.url, agent, taskId, [{ type: "ReviewRejected", data: {} }])
+      await page.waitForFunction(() => (window as any).watched.ends.length === 1)
+      const result = await watched(page)
+      expect(result.events.map((event) => [event.type, event.data])).toEqual([["ReviewRequested", { by: "ana" }], ["ReviewRejected", {}]])
+      expect(result.ends).toEqual(["failed"])
       expect(await page.evaluate(() => (window as any).watch.closed)).toBe(true)
     })
   }, 30_000)

@@ -41,7 +41,7 @@ describe("config", () => {
     [{ CORS_ORIGINS: "https://ok.example.com,https://app.example.com/path" }, "got 'https://app.example.com/path'"],
     [{ REDIS_URL: "redis://127.0.0.1:6379/99" }, "invalid setting REDIS_URL: the database number (the URL's path) must be 0-15, as a Redis server has 16 databases by default; got '/99'"],
     [{ REDIS_URL: "redis://127.0.0.1:6379/x" }, "got '/x'"],
-    [{ REDIS_URL: "127.0.0.1:6379" }, "invalid setting REDIS_URL: expected redis://, rediss://, redis+cluster:// or rediss+cluster://"]
+    [{ REDIS_URL: "127.0.0.1:6379" }, "invalid setting REDIS_URL: expected redis://, rediss://, redis+cluster://, redis+sentinel:// (or their rediss forms)"]
   ] as const)("refuses %j with a line naming the variable", async (env, message) => {
     const said = await refusal(env)
     expect(said).toContain(message)

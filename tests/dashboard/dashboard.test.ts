@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import type { Page } from "playwright-core"
 import { type Browser, launchBrowser, screenshotOnFailure } from "../support/browser.ts"
 import { postEvents, step } from "../support/api.ts"
+import { eventTypesFile } from "../support/eventTypes.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
 import { sleep } from "../support/ports.ts"
@@ -149,7 +150,7 @@ describe("dashboard rough edges, in a real browser", () => {
   let gateway: Gateway
   let browser: Browser
   beforeAll(async () => {
-    ;[gateway, browser] = await Promise.all([startGateway({ DEMO: "0" }), launchBrowser()])
+    ;[gateway, browser] = await Promise.all([startGateway({ DEMO: "0", EVENT_TYPES_FILE: eventTypesFile() }), launchBrowser()])
   })
   afterAll(async () => {
     await browser?.close()
@@ -205,6 +206,25 @@ describe("dashboard rough edges, in a real browser", () => {
       expect(await page.textContent(box)).toBe("the stored answer")
       expect(await page.$eval(box, (element) => element.classList.contains("open"))).toBe(false)
       expect(await page.textContent("#end-banner")).toBe("Failed: boom")
+    })
+    await page.close()
+  }, 30_000)
+
+  it("shows the gateway's custom types under their category, and ends on a custom terminal type", async () => {
+    const page = await browser.newPage()
+    const taskId = uniqueTask("custom")
+    await postEvents(gateway.url, "agent-d", taskId, [
+      { type: "WorkflowStarted", data: { goal: "review" } },
+      { type: "ReviewRequested", data: { by: "ana" } },
+      { type: "ReviewRejected", data: { error: "not approved" } }
+    ])
+    await screenshotOnFailure(page, "dashboard-custom", async () => {
+      await page.goto(`${gateway.url}/#/agent-d/${taskId}`)
+      await page.waitForSelector("#timeline li[data-type='ReviewRejected']")
+      expect(await page.getAttribute("#timeline li[data-type='ReviewRequested']", "class")).toContain("cat-review")
+      await page.waitForFunction(() => !(document.querySelector("#end-banner") as HTMLElement).hidden)
+      expect(await page.textContent("#end-banner")).toBe("Failed: not approved")
+      expect(await page.textContent("#task-status")).toBe("failed")
     })
     await page.close()
   }, 30_000)

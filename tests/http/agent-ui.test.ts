@@ -2,7 +2,9 @@
  * The agent-UI protocols against a real gateway (SPEC §9), read by the real
  * libraries: @ag-ui/client's HttpAgent (its verifier runs on every event) and
  * the `ai` package's DefaultChatTransport + readUIMessageStream. Each runs a
- * history-only, a live-only and a mid-run join, on the memory and Redis logs.
+ * history-only, a live-only, a mid-run join (between LLM calls) and a mid-call
+ * join (an LLM call streaming: its text so far comes as one compacted chunk,
+ * SPEC §8.2), on the memory and Redis logs.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { HttpAgent } from "@ag-ui/client"
@@ -30,14 +32,19 @@ const FIRST = [
 ]
 const SECOND = [
   { type: "WorkflowLLMCallStarted", data: { model: "m", call_id: "c2" } },
-  { type: "WorkflowLLMCallChunk", data: { call_id: "c2", chunk: "Done", chunk_index: 0 } },
-  { type: "WorkflowLLMCallChunk", data: { call_id: "c2", chunk: ".", chunk_index: 1 } },
+  { type: "WorkflowLLMCallChunk", data: { call_id: "c2", chunk: "Do", chunk_index: 0 } },
+  { type: "WorkflowLLMCallChunk", data: { call_id: "c2", chunk: "ne", chunk_index: 1 } },
+  // A mid-call join comes in here: the call started and streamed "Done" so far.
+  { type: "WorkflowLLMCallChunk", data: { call_id: "c2", chunk: ".", chunk_index: 2 } },
   { type: "WorkflowLLMCallCompleted", data: { model: "m", call_id: "c2", content: "Done.", total_cost: 0.2 } },
   { type: "WorkflowCompleted", data: { final_response: "42", total_cost: 0.2 } }
 ]
 const STORED = [...FIRST, ...SECOND].filter((event) => event.type !== "WorkflowLLMCallChunk").length
 
-type Join = "history-only" | "live-only" | "mid-run"
+const JOINS = ["history-only", "live-only", "mid-run", "mid-call"] as const
+type Join = (typeof JOINS)[number]
+/** Where a mid-call join comes in SECOND: after the second call's start and first chunks. */
+const IN_CALL = 3
 
 const publish = async (url: string, taskId: string, events: ReadonlyArray<unknown>) => {
   const response = await postEvents(url, AGENT, taskId, events)
@@ -45,20 +52,24 @@ const publish = async (url: string, taskId: string, events: ReadonlyArray<unknow
   return response.body.ids as Array<string | null>
 }
 
-/** Publish the run around a join: everything before it, half before it, or everything after the client is following. */
+/**
+ * Publish the run around a join: everything before it, half before it, up to
+ * an LLM call in flight (its start and first chunks) before it, or everything
+ * after the client is following; the rest live.
+ */
 const playAround = async (url: string, taskId: string, join: Join, follow: () => { started: () => boolean }) => {
-  if (join === "history-only") await publish(url, taskId, [...FIRST, ...SECOND])
-  if (join === "mid-run") await publish(url, taskId, FIRST)
+  const before = { "history-only": [...FIRST, ...SECOND], "live-only": [], "mid-run": FIRST, "mid-call": [...FIRST, ...SECOND.slice(0, IN_CALL)] }[join]
+  if (before.length > 0) await publish(url, taskId, before)
   const client = follow()
   if (join === "live-only") await publish(url, taskId, FIRST.slice(0, 1))
   // Once the client has received the task's first event its live subscription is in place: no chunk can be missed.
   await eventually(client.started, 10_000, "the first event")
-  if (join === "live-only") await publish(url, taskId, FIRST.slice(1))
-  if (join !== "history-only") await publish(url, taskId, SECOND)
+  const rest = [...FIRST, ...SECOND].slice(join === "live-only" ? 1 : before.length)
+  if (rest.length > 0) await publish(url, taskId, rest)
 }
 
 const agUiSuite = (h: () => Harness) => {
-  for (const join of ["history-only", "live-only", "mid-run"] as const) {
+  for (const join of JOINS) {
     it(`HttpAgent.runAgent() sees the whole run, ${join}: the exact text, the tool call with its arguments and its result`, async () => {
       const taskId = uniqueTask("agui")
       const agent = new HttpAgent({ url: `${h().url}${taskPath(AGENT, taskId)}/ag-ui` })
@@ -141,7 +152,7 @@ const followUi = (url: string) => {
 const textOf = (message: UIMessage) => message.parts.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("")
 
 const uiSuite = (h: () => Harness) => {
-  for (const join of ["history-only", "live-only", "mid-run"] as const) {
+  for (const join of JOINS) {
     it(`reconnectToStream + readUIMessageStream build the whole task as one message, ${join}`, async () => {
       const taskId = uniqueTask("ui")
       const url = `${h().url}${taskPath(AGENT, taskId)}/ui-message-stream${join === "history-only" ? "?replay=true" : ""}`

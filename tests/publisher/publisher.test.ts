@@ -1,4 +1,7 @@
 import { describe, expect, it } from "bun:test"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { httpPublisher, PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { history, taskPath } from "../support/api.ts"
 import { uniqueTask, useHarness } from "../support/harness.ts"
@@ -101,5 +104,49 @@ describe("Publisher SDK", () => {
       .publish({ agentId: "intruder", taskId: task.taskId }, "WorkflowStepStarted", { step: 9 })
       .catch((error) => error)
     expect(other.code).toBe("task_agent_mismatch")
+  })
+
+  it("publishes custom types loaded from an EVENT_TYPES_FILE: checked here, declared to the script, ending the task", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "taskstream-sdk-types-"))
+    const file = join(dir, "event-types.json")
+    // Names only this test uses: the gateway's registry key does not know them, so only the declaration lets them pass.
+    writeFileSync(file, JSON.stringify({
+      types: {
+        SdkReviewRequested: { category: "review", payload: { type: "object", required: ["by"], properties: { by: { type: "string" } } } },
+        SdkReviewRejected: { category: "review", terminal: "failed", payload: { type: "object" } }
+      }
+    }))
+    const task = { agentId: "agent-sdk-custom", taskId: uniqueTask() }
+    const plain = redisPublisher({ redis: harness().redis!.url })
+    await expect(plain.publish(task, "SdkReviewRequested", { by: "ana" })).rejects.toMatchObject({ code: "invalid_event", field: "type" })
+    await plain.close()
+
+    const publisher = redisPublisher({ redis: harness().redis!.url, eventTypesFile: file })
+    // A built-in name keeps its typed payload: the string-typed form is for custom names only (checked by tsc).
+    // @ts-expect-error WorkflowStepStarted requires `step`
+    const typed = () => publisher.publish(task, "WorkflowStepStarted", { by: "ana" })
+    expect(typeof typed).toBe("function")
+    await expect(publisher.publish(task, "SdkReviewRequested", { by: 7 })).rejects.toMatchObject({ code: "invalid_event", field: "data.by" })
+    const [requested, rejected] = await publisher.publishBatch(task, [
+      { type: "SdkReviewRequested", data: { by: "ana" } },
+      { type: "SdkReviewRejected", data: {} }
+    ])
+    const stored = (await history(harness().url, task.agentId, task.taskId)).body.events
+    expect(stored.map((event: { id: string; type: string }) => [event.id, event.type])).toEqual([
+      [requested, "SdkReviewRequested"],
+      [rejected, "SdkReviewRejected"]
+    ])
+    const { tasks } = await (await fetch(`${harness().url}/api/v1/tasks?agent=${task.agentId}`)).json()
+    expect(tasks[0]).toMatchObject({ taskId: task.taskId, status: "failed" })
+    await expect(publisher.publish(task, "WorkflowStepStarted", { step: 1 })).rejects.toMatchObject({ code: "task_ended" })
+    await publisher.close()
+  })
+
+  it("refuses an EVENT_TYPES_FILE it cannot read or with a bad entry, naming it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "taskstream-sdk-types-"))
+    const file = join(dir, "bad.json")
+    writeFileSync(file, JSON.stringify({ types: { WorkflowStarted: { category: "x", payload: { type: "object" } } } }))
+    expect(() => httpPublisher({ url: harness().url, eventTypesFile: file })).toThrow(/types\.WorkflowStarted: .*built-in/)
+    expect(() => httpPublisher({ url: harness().url, eventTypesFile: join(dir, "missing.json") })).toThrow(/eventTypesFile: cannot read/)
   })
 })

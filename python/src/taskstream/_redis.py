@@ -9,7 +9,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -17,13 +17,24 @@ import redis.asyncio
 
 from ._retry import Backoff
 from .errors import PublishError
-from .registry import Draft
+from .registry import CustomType, Draft, ending_of
 
 log = logging.getLogger("taskstream")
 
-#: The append+notify script, byte-identical to the gateway's src/log/append.lua (a test checks).
-APPEND_SCRIPT = resources.files(__package__).joinpath("append.lua").read_bytes()
-APPEND_SHA = hashlib.sha1(APPEND_SCRIPT).hexdigest()
+@dataclass(frozen=True)
+class Script:
+    source: bytes
+    sha: str
+
+
+def _script(name: str) -> Script:
+    source = resources.files(__package__).joinpath(name).read_bytes()
+    return Script(source, hashlib.sha1(source).hexdigest())
+
+
+#: The gateway's scripts, byte-identical to src/log/append.lua and src/log/task_index.lua (a test checks).
+APPEND = _script("append.lua")
+TASK_INDEX = _script("task_index.lua")
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,11 @@ class Settings:
     retention_s: int = 86400
     idempotency_s: int = 86400
     task_index_max: int = 10000
+    inflight_ttl_s: int = 3600
+    #: TASK_IDLE_TTL_S: a task that has not ended expires this long after its last append (0: never).
+    task_idle_ttl_s: int = 86400
+    #: The custom types to declare to the append script (needed on a Cluster) and to fold into the task index.
+    custom_types: Mapping[str, CustomType] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,17 +135,23 @@ def is_cluster(client: Any) -> bool:
 
 def task_keys(prefix: str, task_id: str) -> dict[str, str]:
     base = f"{prefix}:{{{task_id}}}:"
-    return {"log": base + "log", "live": base + "live", "ctl": base + "ctl", "idem": base + "idem:"}
+    return {"log": base + "log", "live": base + "live", "inflight": base + "inflight", "ctl": base + "ctl", "idem": base + "idem:"}
 
 
-def index_commands(settings: Settings, agent_id: str, task_id: str) -> list[tuple[Any, ...]]:
-    """After an append: record the task in the recent-tasks index, keeping the newest
-    TASK_INDEX_MAX — separate commands, as the index lives in another cluster slot."""
-    key = f"{settings.prefix}:tasks"
-    return [
-        ("ZADD", key, int(time.time() * 1000), f"{agent_id}/{task_id}"),
-        ("ZREMRANGEBYRANK", key, 0, -settings.task_index_max - 1),
-    ]
+def index_call(settings: Settings, agent_id: str, task_id: str, drafts: Sequence[Draft], ids: Sequence[str]) -> list[Any]:
+    """numkeys, KEYS and ARGV of the task index script after an append (see its header): a
+    separate call, as the index lives in another cluster slot. The status follows
+    `indexUpdateOf` in src/events/state.ts."""
+    last_id, status = "", ""
+    for draft, id in zip(drafts, ids):
+        if not id:
+            continue
+        last_id = id
+        ends = ending_of(draft.type, settings.custom_types)
+        set_by = ends or {"WorkflowPaused": "paused", "WorkflowResumed": "running"}.get(draft.type)
+        status = set_by or status
+    return [2, f"{settings.prefix}:tasks", f"{{{settings.prefix}:tasks}}:status", f"{agent_id}/{task_id}",
+            int(time.time() * 1000), settings.task_index_max, last_id, status]
 
 
 def append_call(
@@ -146,7 +168,7 @@ def append_call(
             idempotency_keys.append(keys["idem"] + draft.idempotency_key)
             key_index = len(idempotency_keys)
         event_args += [draft.type, draft.data_json, draft.time or "", key_index]
-    all_keys = [keys["log"], keys["live"], *idempotency_keys]
+    all_keys = [keys["log"], keys["live"], keys["inflight"], *idempotency_keys]
     return [
         len(all_keys),
         *all_keys,
@@ -156,8 +178,13 @@ def append_call(
         settings.idempotency_s if keep_keys_s is None else min(keep_keys_s, settings.idempotency_s),
         # Sharded pub/sub on a Cluster: the message stays in the task's shard.
         "SPUBLISH" if cluster else "PUBLISH",
+        settings.inflight_ttl_s,
+        settings.task_idle_ttl_s,
         len(drafts),
         *event_args,
+        # The script knows the built-in types; the declared custom ones follow the events
+        # (all of them: the task's newest stored event may be of any, and may have ended it).
+        *(part for name, custom in settings.custom_types.items() for part in (name, custom.kind)),
     ]
 
 
@@ -183,9 +210,9 @@ def publish_error(error: Exception, batch: bool) -> PublishError:
     return PublishError("unavailable", f"redis: {message or type(error).__name__}")
 
 
-def script_args(call: list[Any], missing: bool) -> list[Any]:
+def script_args(script: Script, call: list[Any], missing: bool) -> list[Any]:
     """EVALSHA's arguments, or EVAL's once the server said NOSCRIPT."""
-    return ["EVAL", APPEND_SCRIPT, *call] if missing else ["EVALSHA", APPEND_SHA, *call]
+    return ["EVAL", script.source, *call] if missing else ["EVALSHA", script.sha, *call]
 
 
 @dataclass
@@ -216,8 +243,9 @@ def command_of_entry(agent_id: str, entry_id: str, fields: dict[str, str] | None
     """A control stream entry as Command fields, or None when it is not for this reader (ack and skip it)."""
     if not fields:  # trimmed away while it was pending
         return None
-    # Entries name their agent: a task id reused by another agent is not ours to obey.
-    if fields.get("agent_id", agent_id) != agent_id:
+    # Entries name their agent: a task id reused by another agent is not ours to obey, nor is
+    # an entry that names none (as the gateway's reader).
+    if fields.get("agent_id") != agent_id:
         return None
     if fields.get("command") not in COMMAND_KINDS or "command_id" not in fields:
         log.warning("skipping control stream entry %s: not a taskstream command (%r)", entry_id, fields)

@@ -13,10 +13,13 @@ from . import _http
 from ._redis import (
     Command,
     CommandCursor,
+    APPEND,
+    TASK_INDEX,
+    Script,
     Settings,
     append_call,
     client_for,
-    index_commands,
+    index_call,
     is_cluster,
     parse_url,
     publish_error,
@@ -26,7 +29,7 @@ from ._retry import Backoff, keyed
 from .errors import PublishError
 from .events import TaskEvents
 from .publisher import DEFAULT_WORKER
-from .registry import Draft, check_ids, draft, drafts_of_batch
+from .registry import CustomTypesSource, Draft, check_ids, custom_types_of, draft, drafts_of_batch
 
 
 class _AsyncRedisTransport:
@@ -36,20 +39,21 @@ class _AsyncRedisTransport:
         self.cluster = is_cluster(client)
 
     async def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
-        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s)
         try:
-            try:
-                ids = await self.client.execute_command(*script_args(call, missing=False))
-            except redis.exceptions.NoScriptError:
-                ids = await self.client.execute_command(*script_args(call, missing=True))
+            ids = await self._run(APPEND, append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s))
         except redis.RedisError as error:
             raise publish_error(error, batch) from None
         try:  # best effort, like the TypeScript publisher: the event is stored
-            for command in index_commands(self.settings, agent_id, task_id):
-                await self.client.execute_command(*command)
+            await self._run(TASK_INDEX, index_call(self.settings, agent_id, task_id, drafts, ids))
         except redis.RedisError:
             pass
         return [id or None for id in ids]
+
+    async def _run(self, script: Script, call: list[Any]) -> Any:
+        try:
+            return await self.client.execute_command(*script_args(script, call, missing=False))
+        except redis.exceptions.NoScriptError:
+            return await self.client.execute_command(*script_args(script, call, missing=True))
 
     async def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, retry_for: float, closed: Any) -> AsyncIterator[Command]:
         cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms, retry_for)
@@ -188,11 +192,14 @@ async def connect_async(
     retention_s: int = 86400,
     idempotency_s: int = 86400,
     task_index_max: int = 10000,
+    inflight_ttl_s: int = 3600,
+    task_idle_ttl_s: int = 86400,
+    custom_types: CustomTypesSource = None,
 ) -> AsyncPublisher:
     """:func:`taskstream.connect` for asyncio (``publisher = await connect_async(url)``)."""
     if url.startswith(("http://", "https://")):
         return AsyncPublisher(_AsyncHttpTransport(url, token), retry_for)
     if token is not None:
         raise PublishError("invalid_url", "token: a token is for a gateway URL (http(s)://); Redis URLs carry their own credentials", "token")
-    settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max)
+    settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max, inflight_ttl_s, task_idle_ttl_s, custom_types_of(custom_types))
     return AsyncPublisher(_AsyncRedisTransport(client_for(parse_url(url), use_asyncio=True), settings), retry_for)

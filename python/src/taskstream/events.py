@@ -112,6 +112,7 @@ class TaskEvents(Generic[R]):
         self,
         *,
         model: str,
+        call_id: str | None = None,
         estimated_cost: float | None = None,
         iteration: int | None = None,
         message_count: int | None = None,
@@ -122,7 +123,7 @@ class TaskEvents(Generic[R]):
         """Publish WorkflowLLMCallStarted (llm); returns its id."""
         return self._emit(
             "WorkflowLLMCallStarted",
-            _payload(extra, model=model, estimated_cost=estimated_cost, iteration=iteration, message_count=message_count),
+            _payload(extra, model=model, call_id=call_id, estimated_cost=estimated_cost, iteration=iteration, message_count=message_count),
             idempotency_key,
             time,
         )
@@ -132,8 +133,10 @@ class TaskEvents(Generic[R]):
         *,
         chunk: str,
         chunk_index: int,
+        call_id: str | None = None,
         model: str | None = None,
         is_final: bool | None = None,
+        compacted: bool | None = None,
         idempotency_key: str | None = None,
         time: str | datetime | None = None,
         **extra: Any,
@@ -141,7 +144,7 @@ class TaskEvents(Generic[R]):
         """Publish WorkflowLLMCallChunk (llm); returns None (live only, never stored)."""
         return self._emit(
             "WorkflowLLMCallChunk",
-            _payload(extra, chunk=chunk, chunk_index=chunk_index, model=model, is_final=is_final),
+            _payload(extra, chunk=chunk, chunk_index=chunk_index, call_id=call_id, model=model, is_final=is_final, compacted=compacted),
             idempotency_key,
             time,
         )
@@ -150,6 +153,7 @@ class TaskEvents(Generic[R]):
         self,
         *,
         model: str,
+        call_id: str | None = None,
         cost: float | None = None,
         total_cost: float | None = None,
         usage: Any = None,
@@ -161,7 +165,7 @@ class TaskEvents(Generic[R]):
         """Publish WorkflowLLMCallCompleted (llm); returns its id."""
         return self._emit(
             "WorkflowLLMCallCompleted",
-            _payload(extra, model=model, cost=cost, total_cost=total_cost, usage=usage, content=content),
+            _payload(extra, model=model, call_id=call_id, cost=cost, total_cost=total_cost, usage=usage, content=content),
             idempotency_key,
             time,
         )

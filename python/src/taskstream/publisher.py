@@ -12,10 +12,13 @@ from . import _http
 from ._redis import (
     Command,
     CommandCursor,
+    APPEND,
+    TASK_INDEX,
+    Script,
     Settings,
     append_call,
     client_for,
-    index_commands,
+    index_call,
     is_cluster,
     parse_url,
     publish_error,
@@ -24,7 +27,7 @@ from ._redis import (
 from ._retry import Backoff, keyed
 from .errors import PublishError
 from .events import TaskEvents
-from .registry import Draft, check_ids, draft, drafts_of_batch
+from .registry import CustomTypesSource, Draft, check_ids, custom_types_of, draft, drafts_of_batch
 
 DEFAULT_WORKER = "workflow"
 
@@ -36,20 +39,21 @@ class _RedisTransport:
         self.cluster = is_cluster(client)
 
     def send(self, agent_id: str, task_id: str, drafts: Sequence[Draft], batch: bool, keep_keys_s: int | None) -> list[str | None]:
-        call = append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s)
         try:
-            try:
-                ids = self.client.execute_command(*script_args(call, missing=False))
-            except redis.exceptions.NoScriptError:
-                ids = self.client.execute_command(*script_args(call, missing=True))
+            ids = self._run(APPEND, append_call(self.settings, self.cluster, agent_id, task_id, drafts, keep_keys_s))
         except redis.RedisError as error:
             raise publish_error(error, batch) from None
         try:  # best effort, like the TypeScript publisher: the event is stored
-            for command in index_commands(self.settings, agent_id, task_id):
-                self.client.execute_command(*command)
+            self._run(TASK_INDEX, index_call(self.settings, agent_id, task_id, drafts, ids))
         except redis.RedisError:
             pass
         return [id or None for id in ids]
+
+    def _run(self, script: Script, call: list[Any]) -> Any:
+        try:
+            return self.client.execute_command(*script_args(script, call, missing=False))
+        except redis.exceptions.NoScriptError:
+            return self.client.execute_command(*script_args(script, call, missing=True))
 
     def commands(self, agent_id: str, task_id: str, worker: str, block_ms: int | None, retry_for: float, closed: Any) -> Iterator[Command]:
         cursor = CommandCursor(self.settings, agent_id, task_id, worker, block_ms, retry_for)
@@ -201,17 +205,26 @@ def connect(
     retention_s: int = 86400,
     idempotency_s: int = 86400,
     task_index_max: int = 10000,
+    inflight_ttl_s: int = 3600,
+    task_idle_ttl_s: int = 86400,
+    custom_types: CustomTypesSource = None,
 ) -> Publisher:
     """A publisher for a Redis URL (``redis://``, ``rediss://``, ``redis+cluster://h:p,…``,
     ``redis+sentinel://h:p,…/<master>``) or a gateway (``http(s)://…``, with a JWT ``token``).
 
     Publishes that cannot reach Redis or the gateway are retried for ``retry_for``
     seconds (0: not at all). The other settings are the gateway's (REDIS_PREFIX,
-    HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, TASK_INDEX_MAX) and apply over Redis.
+    HISTORY_MAX, RETENTION_S, IDEMPOTENCY_S, TASK_INDEX_MAX, INFLIGHT_TTL_S, TASK_IDLE_TTL_S) and apply over Redis.
+
+    ``custom_types`` declares the gateway's custom event types (EVENT_TYPES_FILE: its path, its
+    parsed JSON, or the body of the gateway's ``GET /api/v1/event-types``). Over Redis they are
+    passed to the append script — required on a Redis Cluster, where the script cannot read the
+    gateway's registry key — and a custom terminal type sets the task's status in the task list.
+    Their payloads are not checked here (the gateway checks them over HTTP).
     """
     if url.startswith(("http://", "https://")):
         return Publisher(_HttpTransport(url, token), retry_for)
     if token is not None:
         raise PublishError("invalid_url", "token: a token is for a gateway URL (http(s)://); Redis URLs carry their own credentials", "token")
-    settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max)
+    settings = Settings(prefix, history_max, retention_s, idempotency_s, task_index_max, inflight_ttl_s, task_idle_ttl_s, custom_types_of(custom_types))
     return Publisher(_RedisTransport(client_for(parse_url(url), use_asyncio=False), settings), retry_for)

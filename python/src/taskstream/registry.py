@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from .errors import PublishError
 
-#: Every built-in type: {"category", "terminal", "ephemeral", "payload": <JSON Schema of data>}.
+#: Every built-in type: {"category", "terminal" (how it ends a task: "completed" | "failed" |
+#: "cancelled", or false), "ephemeral", "payload": <JSON Schema of data>}.
 EVENT_TYPES: dict[str, dict[str, Any]] = json.loads(
     resources.files(__package__).joinpath("registry.json").read_text(encoding="utf-8")
 )["types"]
@@ -26,9 +28,74 @@ IDEMPOTENCY_KEY_MAX = 200
 EVENT_FIELDS = frozenset({"type", "data", "time", "idempotency_key"})
 
 
+ENDINGS = ("completed", "failed", "cancelled")
+CUSTOM_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,63}$")
+CUSTOM_ENTRY_FIELDS = frozenset({"category", "terminal", "ephemeral", "payload"})
+
+
 def is_ephemeral(type: str) -> bool:
     spec = EVENT_TYPES.get(type)
     return spec is not None and spec["ephemeral"]
+
+
+@dataclass(frozen=True)
+class CustomType:
+    """A custom event type of the gateway's EVENT_TYPES_FILE (SPEC §10.2), as a publisher needs it."""
+
+    ends: str | None = None  # how a terminal type ends its task
+    ephemeral: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The append script's kind letter: t = terminal, e = ephemeral, d = durable."""
+        return "t" if self.ends is not None else "e" if self.ephemeral else "d"
+
+
+CustomTypesSource = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+def custom_types_of(source: CustomTypesSource) -> dict[str, CustomType]:
+    """The custom types of an EVENT_TYPES_FILE — its path, its parsed JSON ({"types": {…}}) or
+    just its "types" mapping — or the body of a gateway's GET /api/v1/event-types (same format).
+    Raises PublishError("invalid_custom_types") naming the bad entry."""
+    if source is None:
+        return {}
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, encoding="utf-8") as file:
+                source = json.load(file)
+        except (OSError, ValueError) as error:
+            raise PublishError("invalid_custom_types", f"custom_types: cannot read {str(source)!r}: {error}", "custom_types") from None
+    if not isinstance(source, Mapping):
+        raise PublishError("invalid_custom_types", "custom_types: expected a path or a mapping of type names", "custom_types")
+    entries = source["types"] if isinstance(source.get("types"), Mapping) else source
+    types: dict[str, CustomType] = {}
+    for name, entry in entries.items():
+        at = f"custom_types.{name}"
+        if name in EVENT_TYPES:
+            continue  # the built-ins, as GET /event-types lists them too
+        if not isinstance(name, str) or not CUSTOM_TYPE_NAME.match(name):
+            raise PublishError("invalid_custom_types", f"{at}: a type name matches [A-Z][A-Za-z0-9]{{2,63}}", "custom_types")
+        if not isinstance(entry, Mapping):
+            raise PublishError("invalid_custom_types", f"{at}: expected an object", "custom_types")
+        terminal, ephemeral = entry.get("terminal"), entry.get("ephemeral", False)
+        if terminal is not None and terminal is not False and terminal not in ENDINGS:
+            raise PublishError("invalid_custom_types", f"{at}.terminal: expected one of {', '.join(ENDINGS)}", "custom_types")
+        if not isinstance(ephemeral, bool):
+            raise PublishError("invalid_custom_types", f"{at}.ephemeral: expected true or false", "custom_types")
+        if terminal and ephemeral:
+            raise PublishError("invalid_custom_types", f"{at}: a type is terminal or ephemeral, not both", "custom_types")
+        types[name] = CustomType(terminal or None, ephemeral)
+    return types
+
+
+def ending_of(type: str, custom: Mapping[str, CustomType]) -> str | None:
+    """How an event of this type ends its task, or None when it does not."""
+    spec = EVENT_TYPES.get(type)
+    if spec is not None:
+        return spec["terminal"] or None
+    found = custom.get(type)
+    return found.ends if found is not None else None
 
 
 @dataclass(frozen=True)

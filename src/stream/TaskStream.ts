@@ -204,6 +204,26 @@ export class Subscription implements LiveListener {
   }
 
   /**
+   * The history read reached `stored`: the live events held since, up to its own
+   * live copy, go out first. The live feed's order is the log's, so a token chunk
+   * published between two stored events stays between them, and is not lost
+   * behind a terminal event the read reached first.
+   */
+  private releaseHeld(stored: LogEvent): void {
+    let cut = -1
+    for (let k = 0; k < this.buffer.length; k++) {
+      const held = this.buffer[k]
+      if (held.ephemeral) continue
+      if (compareIds(held, stored) > 0) break
+      cut = k
+    }
+    if (cut < 0) return
+    const released = this.buffer.splice(0, cut + 1)
+    for (const held of released) this.bufferedBytes -= held.dataJson.length + EVENT_OVERHEAD_BYTES
+    for (let k = 0; k < released.length && this.state === "syncing"; k++) this.deliver(released[k])
+  }
+
+  /**
    * Pass on the events that arrived while reading the log. Stops at a gap the
    * log read did not cover, keeping the rest for after the next read.
    */
@@ -343,7 +363,9 @@ export class Subscription implements LiveListener {
         const page = yield* this.reads.read(this.taskId, this.lastId, limit, this.since)
         for (let i = 0; i < page.length && this.state === "syncing"; i++) {
           if (this.sink.backlog() >= this.lowWater) yield* this.room()
-          if (this.state === "syncing") this.deliver(page[i])
+          if (this.state !== "syncing") break
+          if (this.buffer.length > 0) this.releaseHeld(page[i])
+          this.deliver(page[i])
         }
         if (page.length > 0) this.pageSize = nextPageSize(page, this.sink.capacity)
         if (page.length === limit || this.state !== "syncing") continue

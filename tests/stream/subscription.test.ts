@@ -129,4 +129,34 @@ describe("Subscription", () => {
     expect(chunks.map((chunk) => [chunk.call_id, chunk.chunk, chunk.compacted])).toEqual([["kept", "ab", true], ["trimmed", "xyz", true]])
     inflight = []
   })
+  it("keeps a token chunk held while catching up between the stored events around it, even when the read reaches the end first", () => {
+    stored.length = 0
+    const order: Array<string> = []
+    const ends: Array<EndReason> = []
+    const subscription = new Subscription(
+      reads,
+      "t",
+      { agentId: "a", filter: acceptAll, compact: true },
+      {
+        event: (event) => void order.push(event.type === "WorkflowLLMCallChunk" ? `chunk ${event.data.chunk}` : event.id!),
+        resync: () => {},
+        end: (reason) => void ends.push(reason),
+        backlog: () => 0,
+        capacity: 1 << 20,
+        whenUnder: (_mark, ready) => (ready(), () => {})
+      },
+      ZeroId
+    )
+    // All of it arrives live while the first log read is still on its way, and that read returns it all.
+    subscription.onEvent(append(1))
+    subscription.onEvent(LogEvent.fromDraft(undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "Hi", chunk_index: 0, call_id: "c" }))
+    subscription.onEvent(append(2))
+    const done = LogEvent.fromDraft("100-3", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
+    done.prev = { ms: 100, seq: 2 }
+    stored.push(done)
+    subscription.onEvent(done)
+    Effect.runSync(subscription.catchUp())
+    expect(order).toEqual(["100-1", "chunk Hi", "100-2", "100-3"])
+    expect(ends).toEqual(["completed"])
+  })
 })

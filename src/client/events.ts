@@ -56,6 +56,22 @@ export interface Resync {
   readonly oldest: string
 }
 
+/** What every way of following a task takes: where to start, what to deliver, and the callbacks of its events. */
+export interface FollowCallbacks {
+  /** Every event; one of a custom type (the gateway's EVENT_TYPES_FILE) comes with its own `type` name. */
+  readonly onEvent: (event: TaskEvent) => void
+  /** Only these types and/or categories, custom ones included (terminal events always come). */
+  readonly types?: TypeSelector
+  /** Start after this event id (resume). */
+  readonly since?: string
+  /** Without `since`: replay the stored history first (default) or start with new events only. */
+  readonly history?: boolean
+  /** The task ended; nothing more comes. A task of another agent is refused at open (`onError`, `not_found`). */
+  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
+  /** Events between our position and `oldest` were trimmed from the log; what follows starts at `oldest`. */
+  readonly onResync?: (resync: Resync) => void
+}
+
 /** A position in a task's log, `<ms>-<seq>`: newer when greater. */
 export const isAfter = (id: string, than: string | undefined): boolean => {
   if (than === undefined) return true

@@ -7,7 +7,7 @@
  * and offline periods are states (`onState`), not errors.
  */
 import type { ConnectionOptions, ConnectionState } from "./connection.ts"
-import type { Resync, TaskEnd, TaskEvent, TypeSelector } from "./events.ts"
+import type { FollowCallbacks } from "./events.ts"
 import type { Refusal, TransportName } from "./link.ts"
 import { Position } from "./position.ts"
 import { newRef } from "./ref.ts"
@@ -16,18 +16,7 @@ import type { TaskRef } from "./url.ts"
 
 export type FollowState = "connecting" | "open" | "fallback" | "hidden" | "offline" | "closed"
 
-export interface FollowOptions extends TaskRef, ConnectionOptions {
-  readonly onEvent: (event: TaskEvent) => void
-  /** Only these types and/or categories (terminal events always come). */
-  readonly types?: TypeSelector
-  /** Start after this event id (resume). */
-  readonly since?: string
-  /** Without `since`: replay the stored history first (default) or start with new events only. */
-  readonly history?: boolean
-  /** The task ended; nothing more comes. A task of another agent is refused at open (`onError`, `not_found`). */
-  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
-  /** Events between our position and `oldest` were trimmed from the log; what follows starts at `oldest`. */
-  readonly onResync?: (resync: Resync) => void
+export interface FollowOptions extends TaskRef, FollowCallbacks, ConnectionOptions {
   /** The gateway refused this task (4xx, or a token it refuses and that cannot be renewed): not retried. */
   readonly onError?: (error: Refusal) => void
   readonly onState?: (state: FollowState) => void

@@ -13,6 +13,7 @@ export {
   EndOf,
   type EphemeralType,
   type EventType,
+  type FollowCallbacks,
   EventTypes,
   isTerminalType,
   type PayloadOf,

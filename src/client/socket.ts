@@ -7,7 +7,7 @@
  * a command sent while disconnected goes out on reconnect under the same
  * `ref`, which the gateway treats as an idempotency key.
  */
-import { EndOf, isAfter, isTerminalType, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
+import { EndOf, type FollowCallbacks, isAfter, isTerminalType, type TaskEnd, type TaskEvent } from "./events.ts"
 import { newRef } from "./ref.ts"
 import { apiUrl, backoff, currentToken, type Endpoint, type TaskRef } from "./url.ts"
 import { endOf, type ServerFrame, subscribeFrame } from "./wsLink.ts"
@@ -30,16 +30,7 @@ export interface TaskSocketOptions extends Endpoint {
   readonly maxRetryMs?: number
 }
 
-export interface SubscribeOptions extends TaskRef {
-  readonly onEvent: (event: TaskEvent) => void
-  readonly types?: TypeSelector
-  /** Start after this event id. */
-  readonly since?: string
-  /** Without `since`: replay the stored history first (default) or start with new events only. */
-  readonly history?: boolean
-  /** The task ended; the subscription is gone. A task of another agent is refused at subscribe (`onError`, `not_found`). */
-  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
-  readonly onResync?: (resync: Resync) => void
+export interface SubscribeOptions extends TaskRef, FollowCallbacks {
   /** The gateway refused this subscription (other than by ending it). */
   readonly onError?: (error: SocketError) => void
   /** Delivery paused (`true`) or resumed (`false`), as confirmed by the gateway. */

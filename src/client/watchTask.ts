@@ -9,7 +9,7 @@
  * listens for: the gateway's types, custom ones included, are read once from
  * `GET /event-types` (the built-ins until it answers).
  */
-import { isAfter, type Resync, type TaskEnd, type TaskEvent, type TypeSelector } from "./events.ts"
+import { type FollowCallbacks, isAfter, type Resync, type TaskEnd, type TaskEvent } from "./events.ts"
 import { BuiltinEventTypes, endingOf, type EventTypeTable, fetchEventTypes } from "./eventTypes.ts"
 import { backoff, currentToken, type Endpoint, streamUrl, type TaskRef } from "./url.ts"
 
@@ -20,19 +20,7 @@ export interface WatchError {
   readonly message: string
 }
 
-export interface WatchOptions extends TaskRef, Endpoint {
-  /** Every event; one of a custom type (the gateway's EVENT_TYPES_FILE) comes with its own `type` name. */
-  readonly onEvent: (event: TaskEvent) => void
-  /** Only these types and/or categories, custom ones included (terminal events always come). */
-  readonly types?: TypeSelector
-  /** Start after this event id (resume). */
-  readonly since?: string
-  /** Without `since`: replay the stored history first (default) or start with new events only. */
-  readonly history?: boolean
-  /** The task ended; no more events will come and the connection is closed. */
-  readonly onEnd?: (end: TaskEnd, event?: TaskEvent) => void
-  /** Events between our position and `oldest` were trimmed from the log; what follows starts at `oldest`. */
-  readonly onResync?: (resync: Resync) => void
+export interface WatchOptions extends TaskRef, FollowCallbacks, Endpoint {
   /** The gateway refused the request (4xx): not retried. Outages are retried and not reported here. */
   readonly onError?: (error: WatchError) => void
   /** The stream is (re)connected. */

@@ -34,12 +34,18 @@ const collect = () => {
   const chunks: Array<Record<string, unknown>> = []
   const ends: Array<EndReason> = []
   const resyncs: Array<string> = []
+  /** Everything delivered, in order: an event's id, or `chunk <text>`. */
+  const order: Array<string> = []
   const subscription = new Subscription(
     reads,
     "t",
     { agentId: "a", filter: acceptAll, compact: true },
     {
-      event: (event) => void (event.type === "WorkflowLLMCallChunk" ? chunks.push(event.data) : steps.push(event.data.step as number)),
+      event: (event) => {
+        order.push(event.type === "WorkflowLLMCallChunk" ? `chunk ${event.data.chunk}` : event.id!)
+        if (event.type === "WorkflowLLMCallChunk") chunks.push(event.data)
+        else steps.push(event.data.step as number)
+      },
       resync: (oldest) => void resyncs.push(oldest),
       end: (reason) => void ends.push(reason),
       backlog: () => 0,
@@ -48,7 +54,7 @@ const collect = () => {
     },
     ZeroId
   )
-  return { steps, chunks, ends, resyncs, subscription }
+  return { steps, chunks, ends, resyncs, order, subscription }
 }
 
 /** Catch-ups after a gap or a resume start on the next turn. */
@@ -131,22 +137,7 @@ describe("Subscription", () => {
   })
   it("keeps a token chunk held while catching up between the stored events around it, even when the read reaches the end first", () => {
     stored.length = 0
-    const order: Array<string> = []
-    const ends: Array<EndReason> = []
-    const subscription = new Subscription(
-      reads,
-      "t",
-      { agentId: "a", filter: acceptAll, compact: true },
-      {
-        event: (event) => void order.push(event.type === "WorkflowLLMCallChunk" ? `chunk ${event.data.chunk}` : event.id!),
-        resync: () => {},
-        end: (reason) => void ends.push(reason),
-        backlog: () => 0,
-        capacity: 1 << 20,
-        whenUnder: (_mark, ready) => (ready(), () => {})
-      },
-      ZeroId
-    )
+    const { order, ends, subscription } = collect()
     // All of it arrives live while the first log read is still on its way, and that read returns it all.
     subscription.onEvent(append(1))
     subscription.onEvent(LogEvent.fromDraft(undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "Hi", chunk_index: 0, call_id: "c" }))

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 #: Codes that mean "try again later": the event may or may not be stored, so a retry
-#: must carry the same idempotency key (the SDK's own retries do).
-RETRYABLE_CODES = frozenset({"unavailable", "log_unavailable", "draining", "rate_limited", "too_many_connections", "internal"})
+#: must carry the same idempotency key (the SDK's own retries do). The gateway answers
+#: each of these with 429 or 503 and a Retry-After.
+RETRYABLE_CODES = frozenset({
+    "unavailable", "log_unavailable", "draining", "rate_limited", "too_many_connections", "internal",
+    "replication_timeout", "auth_unavailable",
+})
 
 
 class PublishError(Exception):

@@ -10,16 +10,16 @@
  * log's connections are released — within DRAIN_MS.
  */
 import process from "node:process"
-import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { installCustomTypes } from "./events/registry.ts"
 import { makeApp } from "./http/app.ts"
 import { runBridge } from "./ingest/bridge.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
-import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
+import { MemoryLogLayer } from "./log/MemoryEventLog.ts"
 import { EventLog } from "./log/EventLog.ts"
-import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
+import { RedisLogLayer } from "./log/RedisEventLog.ts"
 import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
 import { TaskStates } from "./stream/TaskStates.ts"
@@ -30,14 +30,14 @@ export const EventLogLayer = Layer.unwrap(
     const config = yield* AppConfig
     // The registry is complete before the log reads or writes its first event.
     installCustomTypes(config.eventTypes)
-    if (config.redis === undefined) return MemoryEventLogLayer
+    if (config.redis === undefined) return MemoryLogLayer
     // Reads from Redis are shared between clients opening the same task together.
-    return Layer.effect(
-      EventLog,
+    return Layer.effectContext(
       Effect.gen(function*() {
-        return shareReads(yield* EventLog, SHARED_READS)
+        const services = yield* Layer.build(RedisLogLayer)
+        return Context.add(services, EventLog, shareReads(Context.get(services, EventLog), SHARED_READS))
       })
-    ).pipe(Layer.provide(RedisEventLogLayer))
+    )
   })
 )
 

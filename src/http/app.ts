@@ -9,7 +9,10 @@ import { cors } from "hono/cors"
 import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
+import { ControlQueue } from "../log/ControlQueue.ts"
 import { EventLog } from "../log/EventLog.ts"
+import { LiveFeed } from "../log/LiveFeed.ts"
+import { TaskIndex } from "../log/TaskIndex.ts"
 import { logLine } from "../observability/log.ts"
 import { initMetrics } from "../observability/metrics.ts"
 import { TaskStates } from "../stream/TaskStates.ts"
@@ -64,9 +67,13 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   initMetrics()
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
+  const control = yield* ControlQueue
   const deps: RouteDeps = {
     config,
     log,
+    feed: yield* LiveFeed,
+    index: yield* TaskIndex,
+    control,
     streams: yield* TaskStream,
     states: yield* TaskStates,
     auth: auth.success,
@@ -81,7 +88,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     webSockets,
     bundle,
     demos: yield* Effect.acquireRelease(
-      Effect.sync(() => new DemoRuns(log, config.demoSpeed)),
+      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed)),
       (demos) => Effect.sync(() => demos.stopAll())
     )
   }

@@ -3,7 +3,10 @@ import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
 import type { DemoRuns } from "../demo/runs.ts"
+import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
+import type { LiveFeed } from "../log/LiveFeed.ts"
+import type { TaskIndex } from "../log/TaskIndex.ts"
 import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -31,6 +34,9 @@ export interface Lifecycle {
 export interface RouteDeps {
   readonly config: Settings
   readonly log: EventLog["Service"]
+  readonly feed: LiveFeed["Service"]
+  readonly index: TaskIndex["Service"]
+  readonly control: ControlQueue["Service"]
   readonly streams: TaskStream["Service"]
   readonly states: TaskStates["Service"]
   readonly connections: Connections

@@ -278,7 +278,7 @@ export class WsSession {
     if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
-    Effect.runPromiseExit(queueCommand(this.deps.log, task, draft, this.principal!.subject)).then((exit) => {
+    Effect.runPromiseExit(queueCommand(this.deps.log, this.deps.control, task, draft, this.principal!.subject)).then((exit) => {
       if (Exit.isSuccess(exit)) return this.connection.send(controlFrame("ack", { ref: frame.ref, command_id: exit.value }))
       const failure = exit.cause.reasons.find(Cause.isFailReason)
       const error = failure === undefined ? { code: "internal" as const, message: "internal error" } : toApiError(failure.error)

@@ -10,7 +10,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import { logLine } from "../observability/log.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
-import type { LiveListener } from "./EventLog.ts"
+import type { LiveListener } from "./LiveFeed.ts"
 
 /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
 const lag = labelled(Metrics.deliveryLag, {})

@@ -16,14 +16,10 @@ import { InflightCalls } from "../events/inflight.ts"
 import { isEphemeral, isTerminal } from "../events/registry.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
-import {
-  AgentMismatch,
-  EventLog,
-  type TaskHead,
-  TaskEnded,
-  type TaskRef,
-  type TaskSummary
-} from "./EventLog.ts"
+import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
+import type { LiveListener } from "./LiveFeed.ts"
+import { logServices } from "./LogServices.ts"
+import type { TaskSummary } from "./TaskIndex.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { MemoryControl } from "./MemoryControl.ts"
 
@@ -54,8 +50,8 @@ const firstAfter = (events: ReadonlyArray<LogEvent>, after: EventId): number => 
   return low
 }
 
-export const MemoryEventLogLayer = Layer.effect(
-  EventLog,
+/** EventLog, LiveFeed, TaskIndex and ControlQueue on one in-process store. */
+export const MemoryLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const tasks = new Map<string, StoredTask>()
@@ -202,7 +198,7 @@ export const MemoryEventLogLayer = Layer.effect(
 
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
-    const listen = (taskId: string, listener: Parameters<EventLog["Service"]["listen"]>[1]) =>
+    const listen = (taskId: string, listener: LiveListener) =>
       Effect.acquireRelease(
         Effect.sync(() => live.add(taskId, listener)),
         () => Effect.sync(() => live.remove(taskId, listener))
@@ -245,18 +241,15 @@ export const MemoryEventLogLayer = Layer.effect(
         })
       )
 
-    return EventLog.of({
-      append,
-      read,
-      head,
-      inflight: inflightOf,
-      listen,
-      tasks: listTasks,
-      ping: Effect.void,
-      liveTaskCount: () => live.size,
-      appendCommand: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
-      commands,
-      ackCommand: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
+    return logServices({
+      log: { append, read, head, inflight: inflightOf, ping: Effect.void },
+      feed: { listen, ready: Effect.void, liveTaskCount: () => live.size },
+      index: { tasks: listTasks },
+      control: {
+        append: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
+        commands,
+        ack: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
+      }
     })
   })
 )

@@ -13,15 +13,15 @@ import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/e
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import {
   AgentMismatch,
-  EventLog,
   type InflightCall,
-  type LiveListener,
   LogUnavailable,
   ReplicationTimeout,
   TaskEnded,
   type TaskHead,
   type TaskRef
 } from "./EventLog.ts"
+import type { LiveListener } from "./LiveFeed.ts"
+import { logServices } from "./LogServices.ts"
 import { classifyAppendError, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
@@ -68,8 +68,8 @@ const infoFields = (reply: Array<unknown>): Map<string, unknown> => {
   return fields
 }
 
-export const RedisEventLogLayer = Layer.effect(
-  EventLog,
+/** EventLog, LiveFeed, TaskIndex and ControlQueue on one Redis (its command connection and subscriber). */
+export const RedisLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
@@ -261,27 +261,26 @@ export const RedisEventLogLayer = Layer.effect(
         })
       )
 
-    return EventLog.of({
-      append,
-      read,
-      head,
-      inflight,
-      listen,
-      tasks,
-      // Ready means Redis answers and takes every live subscription this instance needs.
-      ping: run(() => commands.ping()).pipe(
-        Effect.andThen(Effect.suspend(() => {
+    return logServices({
+      log: { append, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
+      feed: {
+        listen,
+        // Ready means Redis takes every live subscription this instance needs.
+        ready: Effect.suspend(() => {
           const failing = feed.failing()
           if (failing.size === 0) return Effect.void
           const [[channel, error]] = failing
           return Effect.fail(new LogUnavailable({ message: `redis refuses ${failing.size} live subscription(s), e.g. ${channel}: ${error}` }))
-        }))
-      ),
-      liveTaskCount: () => live.size,
-      appendCommand: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
-      commands: controlCommands,
-      ackCommand: (taskId: string, reader: string, id: string) =>
-        run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)
+        }),
+        liveTaskCount: () => live.size
+      },
+      index: { tasks },
+      control: {
+        append: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
+        commands: controlCommands,
+        ack: (taskId: string, reader: string, id: string) =>
+          run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)
+      }
     })
   })
 )

@@ -1,10 +1,12 @@
 /**
- * A publisher inside the gateway process, straight on the `EventLog` service:
+ * A publisher inside the gateway process, straight on the `EventLog` and
+ * `ControlQueue` services:
  * the same validation (`decodeDraft`) and the same log as every other
  * publisher, without a network hop. With the embedded memory log this is the
  * only way to publish and to read control commands in-process (the demo agent).
  */
 import { Effect, Result, Stream } from "effect"
+import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { AppendError, EventLog } from "../log/EventLog.ts"
 import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
 
@@ -23,7 +25,7 @@ const publishError = (error: AppendError): PublishError => {
   }
 }
 
-export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
+export const logPublisher = (log: EventLog["Service"], control: ControlQueue["Service"]): WorkflowPublisher => {
   const publisher = makePublisher(
     async (task, drafts) => {
       const ids = await Effect.runPromise(Effect.result(log.append(task, drafts)))
@@ -37,10 +39,10 @@ export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
   const commands = (task: TaskRef, options: CommandOptions = {}): AsyncIterableIterator<ReceivedCommand> => {
     const reader = options.reader ?? DEFAULT_READER
     const ack = (id: string) =>
-      Effect.runPromise(Effect.result(log.ackCommand(task.taskId, reader, id))).then((acked) => {
+      Effect.runPromise(Effect.result(control.ack(task.taskId, reader, id))).then((acked) => {
         if (Result.isFailure(acked)) throw new PublishError("unavailable", acked.failure.message)
       })
-    const source = Stream.toAsyncIterable(log.commands(task, reader))[Symbol.asyncIterator]()
+    const source = Stream.toAsyncIterable(control.commands(task, reader))[Symbol.asyncIterator]()
     let previous: ReceivedCommand | undefined
     const iterator: AsyncIterableIterator<ReceivedCommand> = {
       next: async () => {

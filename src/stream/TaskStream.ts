@@ -24,7 +24,8 @@ import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
 import { CALL_COMPLETED, callIdOf, CHUNK, compactedChunk, type InflightCall } from "../events/inflight.ts"
-import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
+import { EventLog, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
+import { LiveFeed, type LiveListener } from "../log/LiveFeed.ts"
 import { labelled, Metrics } from "../observability/metrics.ts"
 import { type CatchUpReads, makeCatchUpReads } from "./catchUpReads.ts"
 
@@ -397,6 +398,7 @@ export class TaskStream extends Context.Service<TaskStream, {
     TaskStream,
     Effect.gen(function*() {
       const log = yield* EventLog
+      const feed = yield* LiveFeed
       const reads = makeCatchUpReads(log)
       let following = 0
       const openGauge = labelled(Metrics.subscriptions, {})
@@ -436,7 +438,7 @@ export class TaskStream extends Context.Service<TaskStream, {
             openGauge(--following)
             return subscription.stop()
           }).pipe(
-            Effect.andThen(log.listen(request.taskId, subscription)),
+            Effect.andThen(feed.listen(request.taskId, subscription)),
             Effect.andThen(Effect.sync(() => subscription.listening())),
             Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
             Effect.andThen(subscription.catchUp()),

@@ -8,6 +8,7 @@ import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { type CommandDraft, commandIdempotencyKey, CommandKinds, REASON_MAX } from "../../events/control.ts"
 import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
+import type { ControlQueue } from "../../log/ControlQueue.ts"
 import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
@@ -26,14 +27,14 @@ import { respond } from "../respond.ts"
  * per subject, agent and command, so two clients (or one client's `pause` and
  * `cancel`) never collide on it.
  */
-export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
+export const queueCommand = (log: EventLog["Service"], control: ControlQueue["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
   Effect.gen(function*() {
     const head = yield* log.head(task.taskId)
     if (ownedByOther(head, task.agentId)) return yield* new TaskNotFound(task)
     const idempotencyKey = draft.idempotencyKey === undefined
       ? undefined
       : commandIdempotencyKey(subject, task.agentId, draft.command, draft.idempotencyKey)
-    return yield* log.appendCommand(task, { ...draft, idempotencyKey })
+    return yield* control.append(task, { ...draft, idempotencyKey })
   })
 
 /** COMMAND_RATE for `subject`: the refusal when over it (REST and WebSocket commands share one bucket per subject). */
@@ -95,7 +96,7 @@ export const controlRoutes = (deps: RouteDeps) =>
       }
       return respond(
         c,
-        Effect.map(queueCommand(deps.log, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
+        Effect.map(queueCommand(deps.log, deps.control, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
       )
     }
   )

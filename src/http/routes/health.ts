@@ -19,13 +19,13 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, lifecycle }: RouteDeps) =>
+export const healthRoutes = ({ config, log, feed, lifecycle }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
       const failure = lifecycle.draining
         ? "shutting down"
-        : await Effect.runPromise(Effect.match(log.ping, { onSuccess: () => undefined, onFailure: (error) => `the event log is not ready: ${error.message}` }))
+        : await Effect.runPromise(Effect.match(Effect.andThen(log.ping, feed.ready), { onSuccess: () => undefined, onFailure: (error) => `the event log is not ready: ${error.message}` }))
       if (failure === undefined) return c.json({ status: "ready" })
       c.header("retry-after", String(RETRY_AFTER_SECONDS))
       return c.json({ status: "unavailable", reason: failure }, 503)
@@ -35,6 +35,6 @@ export const healthRoutes = ({ config, log, lifecycle }: RouteDeps) =>
       if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${config.metricsToken}`)) {
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
-      record(Metrics.liveChannels, log.liveTaskCount())
+      record(Metrics.liveChannels, feed.liveTaskCount())
       return c.text(await renderMetrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs"
 import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema, SchemaIssue } from "effect"
 import { parseCustomTypes } from "./events/customTypes.ts"
 import type { CustomType } from "./events/registry.ts"
-import { TASK_IDLE_SECONDS_DEFAULT } from "./log/appendScript.ts"
-import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
+import { PRODUCTION_LIMITS, STORAGE_DEFAULTS } from "./limits.ts"
+import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./redisUrl.ts"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0)), name).pipe(
@@ -50,15 +50,6 @@ const corsOrigins = Config.schema(
   })),
   "CORS_ORIGINS"
 )
-
-/** The defaults of the abuse limits when NODE_ENV=production and the variable is unset (documented in the README). */
-export const PRODUCTION_LIMITS = {
-  maxConnections: 10_000,
-  maxConnectionsPerSubject: 100,
-  publishRate: 1000,
-  commandRate: 10,
-  tasksPerHour: 1000
-} as const
 
 const limit = (name: string) => Config.option(Config.schema(NonNegativeInt, name))
 
@@ -135,14 +126,14 @@ const settings = Config.all({
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
   // SPEC §11: ingest answers only after this many replicas acknowledged the append (WAIT), within the timeout.
   redisWaitReplicas: nonNegativeInt("REDIS_WAIT_REPLICAS", 0),
-  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", 1000),
-  historyMax: positiveInt("HISTORY_MAX", 10000),
-  retentionSeconds: positiveInt("RETENTION_S", 86400),
+  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", STORAGE_DEFAULTS.waitTimeoutMs),
+  historyMax: positiveInt("HISTORY_MAX", STORAGE_DEFAULTS.historyMax),
+  retentionSeconds: positiveInt("RETENTION_S", STORAGE_DEFAULTS.retentionSeconds),
   // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
-  idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
+  idempotencySeconds: positiveInt("IDEMPOTENCY_S", STORAGE_DEFAULTS.idempotencySeconds),
   // How long the chunks of an LLM call in flight are kept at most (SPEC §8.2), from the latest call start.
-  inflightSeconds: positiveInt("INFLIGHT_TTL_S", 3600),
-  taskIndexMax: positiveInt("TASK_INDEX_MAX", 10000),
+  inflightSeconds: positiveInt("INFLIGHT_TTL_S", STORAGE_DEFAULTS.inflightSeconds),
+  taskIndexMax: positiveInt("TASK_INDEX_MAX", STORAGE_DEFAULTS.taskIndexMax),
   heartbeatMs: positiveInt("HEARTBEAT_MS", 15000),
   retryMs: positiveInt("SSE_RETRY_MS", 2000),
   maxEventBytes: positiveInt("MAX_EVENT_BYTES", 65536),
@@ -168,7 +159,7 @@ const settings = Config.all({
     Config.withDefault(30)
   ),
   // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
-  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", TASK_IDLE_SECONDS_DEFAULT),
+  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", STORAGE_DEFAULTS.taskIdleSeconds),
   // Bearer token for GET /metrics; unset = open.
   metricsToken: optionalText("METRICS_TOKEN"),
   corsOrigins: corsOrigins.pipe(Config.withDefault("")),

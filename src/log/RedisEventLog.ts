@@ -27,7 +27,8 @@ import { appendCommand, defineAppendCommand, RedisCommandReader } from "./contro
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, connectWithin, createClient, type RedisTarget, reportReachability } from "./redisTarget.ts"
+import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 

@@ -17,7 +17,8 @@ import { Effect, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
-import { connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
+import { connectWithin, createClient } from "./redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 
 export interface LiveFeedHandlers {
   onMessage(channel: string, message: string): void

@@ -41,10 +41,6 @@ export class ReplicationTimeoutError extends Error {
   }
 }
 
-/** TASK_IDLE_TTL_S unless set: a day without an event, as long as an ended task is kept (RETENTION_S). */
-export const TASK_IDLE_SECONDS_DEFAULT = 86400
-
-
 /** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })

@@ -17,11 +17,12 @@ import {
   classifyAppendError,
   defineScripts,
   runAppend,
-  TASK_IDLE_SECONDS_DEFAULT,
   touchTaskIndex
 } from "../log/appendScript.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
-import { blockingDuplicate, createClient, isCluster, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
+import { STORAGE_DEFAULTS } from "../limits.ts"
+import { blockingDuplicate, createClient, isCluster, type RedisClient } from "../log/redisTarget.ts"
+import { parseRedisUrl } from "../redisUrl.ts"
 
 export type { CommandKind, ControlCommand } from "../events/control.ts"
 export type { EventType, PayloadOf } from "../events/registry.ts"
@@ -255,14 +256,14 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   defineScripts(redis)
   const settings: AppendSettings = {
     prefix: options.prefix ?? "ts",
-    historyMax: options.historyMax ?? 10000,
-    retentionSeconds: options.retentionSeconds ?? 86400,
-    idempotencySeconds: options.idempotencySeconds ?? 86400,
-    inflightSeconds: options.inflightSeconds ?? 3600,
-    taskIndexMax: options.taskIndexMax ?? 10000,
-    taskIdleSeconds: options.taskIdleSeconds ?? TASK_IDLE_SECONDS_DEFAULT,
+    historyMax: options.historyMax ?? STORAGE_DEFAULTS.historyMax,
+    retentionSeconds: options.retentionSeconds ?? STORAGE_DEFAULTS.retentionSeconds,
+    idempotencySeconds: options.idempotencySeconds ?? STORAGE_DEFAULTS.idempotencySeconds,
+    inflightSeconds: options.inflightSeconds ?? STORAGE_DEFAULTS.inflightSeconds,
+    taskIndexMax: options.taskIndexMax ?? STORAGE_DEFAULTS.taskIndexMax,
+    taskIdleSeconds: options.taskIdleSeconds ?? STORAGE_DEFAULTS.taskIdleSeconds,
     waitReplicas: options.waitReplicas ?? 0,
-    waitTimeoutMs: options.waitTimeoutMs ?? 1000
+    waitTimeoutMs: options.waitTimeoutMs ?? STORAGE_DEFAULTS.waitTimeoutMs
   }
   if (settings.waitReplicas! > 0 && isCluster(redis)) {
     throw new PublishError("rejected", "waitReplicas works with a standalone or Sentinel-managed Redis, not a Redis Cluster", "waitReplicas")

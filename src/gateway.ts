@@ -50,16 +50,6 @@ export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
 
 export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
 
-/** What the runtime passes to `app.fetch` as its environment. */
-export interface RuntimeBindings {
-  /** The client's IP address, for per-subject limits when the gateway runs open. */
-  readonly clientAddress?: string | undefined
-  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
-  readonly server?: unknown
-  /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
-  readonly keepOpen?: () => void
-}
-
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */
 export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never, Scope.Scope>
 

@@ -50,3 +50,13 @@ export interface RouteDeps {
   readonly bundle: Bundler | undefined
   readonly demos: DemoRuns
 }
+
+/** What the runtime passes to `app.fetch` as its environment. */
+export interface RuntimeBindings {
+  /** The client's IP address, for per-subject limits when the gateway runs open. */
+  readonly clientAddress?: string | undefined
+  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
+  readonly server?: unknown
+  /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
+  readonly keepOpen?: () => void
+}

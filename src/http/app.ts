@@ -18,6 +18,7 @@ import { initMetrics } from "../observability/metrics.ts"
 import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
+import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
 import type { Bundler, Lifecycle, RouteDeps, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
@@ -63,7 +64,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   if (!auth.success.required) {
     logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
-  initMetrics()
+  initMetrics(TRANSPORTS)
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const control = yield* ControlQueue

@@ -49,21 +49,11 @@ export const labelled = <I>(metric: Metric.Metric<I, unknown>, attributes: Attri
   return (value: I) => bound.updateUnsafe(value, none)
 }
 
-const collectors: Array<() => void> = []
-
-/** Run `collect` before each scrape: hot paths count in plain numbers and fold them in here. */
-export const onScrape = (collect: () => void): void => {
-  collectors.push(collect)
-}
-
-export const renderMetrics = (): Promise<string> => {
-  for (const collect of collectors) collect()
-  return Effect.runPromise(PrometheusMetrics.format())
-}
+export const renderMetrics = (): Promise<string> => Effect.runPromise(PrometheusMetrics.format())
 
 /** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
-export const initMetrics = (): void => {
-  for (const transport of ["sse", "ws"]) {
+export const initMetrics = (transports: ReadonlyArray<string>): void => {
+  for (const transport of transports) {
     record(Metrics.connections, 0, { transport })
     record(Metrics.eventsDelivered, 0, { transport })
   }

@@ -6,9 +6,9 @@
  */
 import { labelled, Metrics, record } from "../observability/metrics.ts"
 import { logLine } from "../observability/log.ts"
-import { roundTime } from "./outbox.ts"
+import { Writes } from "./outbox.ts"
+import { TRANSPORTS, type Transport } from "./transports.ts"
 
-export type Transport = "sse" | "ws"
 
 /** Why the server closed a connection (also the `reason` label of the disconnect metric). */
 export type CloseReason =
@@ -56,14 +56,16 @@ export type Admission = { readonly ok: true; readonly release: () => void } | {
   readonly limit: "max_connections" | "max_connections_per_subject"
 }
 
-const gauges = {
-  sse: labelled(Metrics.connections, { transport: "sse" }),
-  ws: labelled(Metrics.connections, { transport: "ws" })
-}
+const gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, labelled(Metrics.connections, { transport })])) as Record<
+  Transport,
+  (value: number) => void
+>
 
 export class Connections {
+  /** This gateway's coalesced writes, shared by its connections. */
+  readonly writes = new Writes()
   private readonly open = new Set<StreamConnection>()
-  private readonly perTransport = { sse: 0, ws: 0 }
+  private readonly perTransport = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly reserved = new Map<string, number>()
   private reservedTotal = 0
   private readonly timer: ReturnType<typeof setInterval>
@@ -121,6 +123,7 @@ export class Connections {
 
   stop(): void {
     clearInterval(this.timer)
+    this.writes.stop()
   }
 
   private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {
@@ -129,7 +132,7 @@ export class Connections {
   }
 
   private tick(): void {
-    const now = Math.max(Date.now(), roundTime)
+    const now = Math.max(Date.now(), this.writes.roundTime)
     for (const connection of this.open) {
       if (now >= connection.expiresAt) connection.close(connection.expiryReason ?? "token_expired")
       else if (now - connection.lastWrite >= this.heartbeatMs) connection.heartbeat()

@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import { Hono } from "hono"
 import { Metrics, record, renderMetrics } from "../../observability/metrics.ts"
+import { TRANSPORTS } from "../../transport/transports.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse, RETRY_AFTER_SECONDS } from "../errors.ts"
 
@@ -19,7 +20,7 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, feed, lifecycle }: RouteDeps) =>
+export const healthRoutes = ({ config, log, feed, connections, lifecycle }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
@@ -35,6 +36,9 @@ export const healthRoutes = ({ config, log, feed, lifecycle }: RouteDeps) =>
       if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${config.metricsToken}`)) {
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
+      // Hot paths count in plain numbers; the metrics take them now.
       record(Metrics.liveChannels, feed.liveTaskCount())
+      const delivered = connections.writes.takeDelivered()
+      for (const transport of TRANSPORTS) record(Metrics.eventsDelivered, delivered[transport], { transport })
       return c.text(await renderMetrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

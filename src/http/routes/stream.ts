@@ -38,6 +38,7 @@ const openStream = (
     expiresAt: principal.expiresAt,
     retryMs: config.retryMs,
     bufferBytes: config.clientBufferBytes,
+    writes: connections.writes,
     onClose: (reason) => {
       connections.remove(connection, reason)
       release()

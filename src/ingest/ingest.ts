@@ -4,7 +4,7 @@
  */
 import { Cause, Effect, Exit, Result } from "effect"
 import { dataSize } from "../events/draft.ts"
-import type { EventLog } from "../log/EventLog.ts"
+import { describeAppendError, type EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import { Metrics, record } from "../observability/metrics.ts"
 import { decodeMessage } from "./message.ts"
@@ -52,14 +52,11 @@ export const makeIngest = (log: EventLog["Service"], maxEventBytes: number): Ing
     }
     const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
     const taskWhere = { ...where, agentId: task.agentId, taskId: task.taskId }
-    switch (failure?._tag) {
-      case "AgentMismatch":
-        return note(source, { _tag: "rejected", reason: `task ${task.taskId} belongs to another agent` }, taskWhere)
-      case "TaskEnded":
-        return note(source, { _tag: "rejected", reason: failure.message }, taskWhere)
-      default:
-        return note(source, { _tag: "failed", reason: failure?.message ?? Cause.pretty(exit.cause) }, taskWhere)
-    }
+    if (failure === undefined) return note(source, { _tag: "failed", reason: Cause.pretty(exit.cause) }, taskWhere)
+    const { code, message } = describeAppendError(failure)
+    // The log being away (or short of replicas) is worth a retry; anything else is the message's fault.
+    const retry = code === "log_unavailable" || code === "replication_timeout"
+    return note(source, { _tag: retry ? "failed" : "rejected", reason: message }, taskWhere)
   }
 })
 

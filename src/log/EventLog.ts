@@ -53,6 +53,30 @@ export class ReplicationTimeout extends Schema.TaggedError<ReplicationTimeout>()
 
 export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent | ReplicationTimeout
 
+export type AppendErrorCode = "task_agent_mismatch" | "task_ended" | "invalid_event" | "replication_timeout" | "log_unavailable"
+
+/**
+ * How a refused append reads to whoever sent it — the one mapping the HTTP
+ * routes, the SDKs (in-process and on Redis) and the broker bridges use: a
+ * stable code, a message, and the field at fault.
+ */
+export const describeAppendError = (
+  error: AppendError
+): { readonly code: AppendErrorCode; readonly message: string; readonly field?: string } => {
+  switch (error._tag) {
+    case "AgentMismatch":
+      return { code: "task_agent_mismatch", message: `task ${error.taskId} belongs to another agent`, field: "taskId" }
+    case "TaskEnded":
+      return { code: "task_ended", message: error.message, field: "taskId" }
+    case "InvalidEvent":
+      return { code: "invalid_event", message: `${error.field}: ${error.message}`, field: error.field }
+    case "ReplicationTimeout":
+      return { code: "replication_timeout", message: error.message }
+    case "LogUnavailable":
+      return { code: "log_unavailable", message: error.message }
+  }
+}
+
 /**
  * The per-task log itself: append, read, head and the calls in flight. Live
  * delivery is `LiveFeed`, the task list `TaskIndex`, control commands

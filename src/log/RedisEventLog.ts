@@ -8,21 +8,13 @@
 import { Effect, Layer, Schedule, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
-import { type EventDraft, InvalidEvent } from "../events/draft.ts"
+import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
-import {
-  AgentMismatch,
-  type InflightCall,
-  LogUnavailable,
-  ReplicationTimeout,
-  TaskEnded,
-  type TaskHead,
-  type TaskRef
-} from "./EventLog.ts"
+import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
 import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
-import { classifyAppendError, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
@@ -126,14 +118,7 @@ export const RedisLogLayer = Layer.effectContext(
     const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
       Effect.tryPromise({
         try: () => runAppend(commands, appendSettings, task, drafts),
-        catch: (cause) => {
-          const failure = classifyAppendError(cause)
-          if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
-          if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
-          if (failure.kind === "invalid") return new InvalidEvent({ field: failure.field, message: failure.message })
-          if (failure.kind === "replication_timeout") return new ReplicationTimeout({ message: failure.message })
-          return unavailable(cause)
-        }
+        catch: (cause) => appendErrorOf(cause, task)
       }).pipe(
         Effect.tap((ids) => run(() => touchTaskIndex(commands, appendSettings, task, drafts, ids)).pipe(Effect.ignore)),
         Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))

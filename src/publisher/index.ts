@@ -14,11 +14,12 @@ import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import { type EventType, installCustomTypes, isEphemeral, type PayloadOf } from "../events/registry.ts"
 import {
   type AppendSettings,
-  classifyAppendError,
+  appendErrorOf,
   defineScripts,
   runAppend,
   touchTaskIndex
 } from "../log/appendScript.ts"
+import { type AppendError, describeAppendError } from "../log/EventLog.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
 import { STORAGE_DEFAULTS } from "../limits.ts"
 import { blockingDuplicate, createClient, isCluster, type RedisClient } from "../log/redisTarget.ts"
@@ -226,6 +227,12 @@ export interface RedisPublisher extends WorkflowPublisher {
 
 export const DEFAULT_READER = "workflow"
 
+/** A refused append as the SDK's error: the gateway's one mapping (describeAppendError), `unavailable` for a log that is away. */
+export const publishErrorOf = (error: AppendError): PublishError => {
+  const { code, message, field } = describeAppendError(error)
+  return new PublishError(code === "log_unavailable" ? "unavailable" : code, message, field)
+}
+
 const unavailable = (error: unknown) =>
   error instanceof PublishError ? error : new PublishError("unavailable", error instanceof Error ? error.message : String(error))
 
@@ -300,12 +307,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
         const keepFor = Math.min(keepKeysSeconds ?? settings.idempotencySeconds, settings.idempotencySeconds)
         ids = await runAppend(redis, { ...settings, idempotencySeconds: keepFor }, task, drafts)
       } catch (error) {
-        const failure = classifyAppendError(error)
-        if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")
-        if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
-        if (failure.kind === "invalid") throw new PublishError("invalid_event", failure.message, failure.field)
-        if (failure.kind === "replication_timeout") throw new PublishError("replication_timeout", failure.message)
-        throw new PublishError("unavailable", failure.message)
+        throw publishErrorOf(appendErrorOf(error, task))
       }
       await touchTaskIndex(redis, settings, task, drafts, ids).catch(() => undefined)
       return ids.map((id) => (id === "" ? null : id))

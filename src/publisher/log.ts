@@ -7,29 +7,14 @@
  */
 import { Effect, Result, Stream } from "effect"
 import type { ControlQueue } from "../log/ControlQueue.ts"
-import type { AppendError, EventLog } from "../log/EventLog.ts"
-import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
-
-const publishError = (error: AppendError): PublishError => {
-  switch (error._tag) {
-    case "AgentMismatch":
-      return new PublishError("task_agent_mismatch", `task ${error.taskId} belongs to another agent`, "taskId")
-    case "TaskEnded":
-      return new PublishError("task_ended", error.message, "taskId")
-    case "LogUnavailable":
-      return new PublishError("unavailable", error.message)
-    case "ReplicationTimeout":
-      return new PublishError("replication_timeout", error.message)
-    case "InvalidEvent":
-      return new PublishError("invalid_event", error.message, error.field)
-  }
-}
+import type { EventLog } from "../log/EventLog.ts"
+import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, publishErrorOf, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
 
 export const logPublisher = (log: EventLog["Service"], control: ControlQueue["Service"]): WorkflowPublisher => {
   const publisher = makePublisher(
     async (task, drafts) => {
       const ids = await Effect.runPromise(Effect.result(log.append(task, drafts)))
-      if (Result.isFailure(ids)) throw publishError(ids.failure)
+      if (Result.isFailure(ids)) throw publishErrorOf(ids.failure)
       return [...ids.success]
     },
     async () => {}

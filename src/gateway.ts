@@ -22,6 +22,7 @@ import { EventLog } from "./log/EventLog.ts"
 import { RedisLogLayer } from "./log/RedisEventLog.ts"
 import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
+import { GatewayMetrics } from "./observability/metrics.ts"
 import { TaskStates } from "./stream/TaskStates.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
@@ -46,7 +47,11 @@ const SHARED_READS = { ttlMs: 2000, maxBytes: 16 * 1024 * 1024 }
 
 /** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
 export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
-  Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(config))
+  Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
+    Layer.provideMerge(EventLogLayer),
+    // Each gateway counts in its own metrics registry.
+    Layer.provideMerge(Layer.merge(config, GatewayMetrics.layer))
+  )
 
 export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
 

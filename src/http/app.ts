@@ -14,7 +14,7 @@ import { EventLog } from "../log/EventLog.ts"
 import { LiveFeed } from "../log/LiveFeed.ts"
 import { TaskIndex } from "../log/TaskIndex.ts"
 import { logLine } from "../observability/log.ts"
-import { initMetrics } from "../observability/metrics.ts"
+import { GatewayMetrics } from "../observability/metrics.ts"
 import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
@@ -64,7 +64,8 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   if (!auth.success.required) {
     logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
-  initMetrics(TRANSPORTS)
+  const metrics = yield* GatewayMetrics
+  metrics.init(TRANSPORTS)
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const control = yield* ControlQueue
@@ -74,6 +75,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     feed: yield* LiveFeed,
     index: yield* TaskIndex,
     control,
+    metrics,
     streams: yield* TaskStream,
     states: yield* TaskStates,
     auth: auth.success,
@@ -82,7 +84,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,

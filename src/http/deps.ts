@@ -7,6 +7,7 @@ import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { LiveFeed } from "../log/LiveFeed.ts"
 import type { TaskIndex } from "../log/TaskIndex.ts"
+import type { MetricsRecorder } from "../observability/metrics.ts"
 import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -37,6 +38,8 @@ export interface RouteDeps {
   readonly feed: LiveFeed["Service"]
   readonly index: TaskIndex["Service"]
   readonly control: ControlQueue["Service"]
+  /** This gateway's metrics. */
+  readonly metrics: MetricsRecorder
   readonly streams: TaskStream["Service"]
   readonly states: TaskStates["Service"]
   readonly connections: Connections

@@ -20,6 +20,7 @@ import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLo
 import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
 import type { TaskSummary } from "./TaskIndex.ts"
+import { GatewayMetrics } from "../observability/metrics.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { MemoryControl } from "./MemoryControl.ts"
 
@@ -58,7 +59,7 @@ export const MemoryLogLayer = Layer.effectContext(
     const idempotency = new Map<string, IdempotencyEntry>()
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
-    const live = new LiveChannels()
+    const live = new LiveChannels(yield* GatewayMetrics)
     const control = new MemoryControl(config)
     /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
     const inflight = new Map<string, InflightCalls>()

@@ -22,7 +22,7 @@ import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { logLine } from "../observability/log.ts"
-import { Metrics, record } from "../observability/metrics.ts"
+import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
 
@@ -78,7 +78,8 @@ export const RedisLogLayer = Layer.effectContext(
     defineScripts(commands)
     defineAppendCommand(commands)
 
-    const live = new LiveChannels()
+    const metrics = yield* GatewayMetrics
+    const live = new LiveChannels(metrics)
     /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
     const subscribed = new Map<string, Promise<void>>()
 
@@ -89,7 +90,7 @@ export const RedisLogLayer = Layer.effectContext(
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.forkScoped
     )
-    const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, {
+    const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, metrics, {
       onMessage: (channel, message) => {
         const taskId = taskOfChannel(prefix, channel)
         if (taskId === undefined) return
@@ -98,12 +99,12 @@ export const RedisLogLayer = Layer.effectContext(
         // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
         // task's listeners read the log in case it stood for a real event.
         logLine("warn", "dropped a malformed live message", { channel, length: message.length })
-        record(Metrics.eventsDropped, 1, { reason: "malformed" })
+        metrics.record(Metrics.eventsDropped, 1, { reason: "malformed" })
         live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
       onResubscribed: () => {
-        record(Metrics.redisReconnects, 1)
+        metrics.record(Metrics.redisReconnects, 1)
         logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
         live.gapAll()
       },

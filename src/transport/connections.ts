@@ -4,7 +4,7 @@
  * closing those whose token expired, the connection limits (SPEC §6), and
  * closing them all on shutdown.
  */
-import { labelled, Metrics, record } from "../observability/metrics.ts"
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { logLine } from "../observability/log.ts"
 import { Writes } from "./outbox.ts"
 import { TRANSPORTS, type Transport } from "./transports.ts"
@@ -56,11 +56,6 @@ export type Admission = { readonly ok: true; readonly release: () => void } | {
   readonly limit: "max_connections" | "max_connections_per_subject"
 }
 
-const gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, labelled(Metrics.connections, { transport })])) as Record<
-  Transport,
-  (value: number) => void
->
-
 export class Connections {
   /** This gateway's coalesced writes, shared by its connections. */
   readonly writes = new Writes()
@@ -70,7 +65,13 @@ export class Connections {
   private reservedTotal = 0
   private readonly timer: ReturnType<typeof setInterval>
 
-  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits) {
+  private readonly gauges: Record<Transport, (value: number) => void>
+
+  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits, private readonly metrics: MetricsRecorder) {
+    this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<
+      Transport,
+      (value: number) => void
+    >
     // Ticking at a quarter of the interval keeps each silence within 125% of it.
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(1000, Math.floor(heartbeatMs / 4))))
   }
@@ -99,15 +100,15 @@ export class Connections {
 
   add(connection: StreamConnection): void {
     this.open.add(connection)
-    gauges[connection.transport](++this.perTransport[connection.transport])
+    this.gauges[connection.transport](++this.perTransport[connection.transport])
   }
 
   /** Forget a connection; `reason` is recorded when the server closed it. */
   remove(connection: StreamConnection, reason: CloseReason): void {
     if (!this.open.delete(connection)) return
-    gauges[connection.transport](--this.perTransport[connection.transport])
+    this.gauges[connection.transport](--this.perTransport[connection.transport])
     if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
-      record(Metrics.disconnects, 1, { reason, transport: connection.transport })
+      this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }
   }
@@ -127,7 +128,7 @@ export class Connections {
   }
 
   private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {
-    record(Metrics.limitRejections, 1, { limit })
+    this.metrics.record(Metrics.limitRejections, 1, { limit })
     return { ok: false, limit }
   }
 

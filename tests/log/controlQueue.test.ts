@@ -4,6 +4,7 @@ import { AppConfig } from "../../src/config.ts"
 import { ControlQueue } from "../../src/log/ControlQueue.ts"
 import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { LOG_KINDS, uniqueTask } from "../support/harness.ts"
 import { startRedis, type RedisServer } from "../support/redis.ts"
 
@@ -17,9 +18,9 @@ for (const kind of LOG_KINDS) {
 
     const run = <A>(program: Effect.Effect<A, unknown, ControlQueue>) => {
       const layer = (kind === "memory" ? MemoryLogLayer : RedisLogLayer).pipe(
-        Layer.provide(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }))
+        Layer.provide(Layer.merge(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }), GatewayMetrics.layer))
       )
-      return Effect.runPromise(program.pipe(Effect.provide(layer)) as Effect.Effect<A>)
+      return Effect.runPromise(program.pipe(Effect.provide(layer)))
     }
 
     it("hands a reader its unacknowledged commands first, then new ones, and remembers acknowledgements", async () => {

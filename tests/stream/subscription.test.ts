@@ -37,7 +37,7 @@ const collect = () => {
   const subscription = new Subscription(
     reads,
     "t",
-    { agentId: "a", filter: acceptAll, compact: true },
+    { agentId: "a", filter: acceptAll, compact: true, droppedOtherAgent: () => {} },
     {
       event: (event) => void (event.type === "WorkflowLLMCallChunk" ? chunks.push(event.data) : steps.push(event.data.step as number)),
       resync: (oldest) => void resyncs.push(oldest),
@@ -136,7 +136,7 @@ describe("Subscription", () => {
     const subscription = new Subscription(
       reads,
       "t",
-      { agentId: "a", filter: acceptAll, compact: true },
+      { agentId: "a", filter: acceptAll, compact: true, droppedOtherAgent: () => {} },
       {
         event: (event) => void order.push(event.type === "WorkflowLLMCallChunk" ? `chunk ${event.data.chunk}` : event.id!),
         resync: () => {},

@@ -16,6 +16,7 @@ import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
 import { parseRedisUrl, type RedisTarget } from "../../src/redisUrl.ts"
 import { TaskIndex } from "../../src/log/TaskIndex.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { startRedis } from "./redis.ts"
 import { CLUSTER_START_MS, startRedisCluster } from "./redisCluster.ts"
 
@@ -91,7 +92,7 @@ export const describeEachLog = (
           ...options.config
         })
         const layer = started.target === undefined ? MemoryLogLayer : RedisLogLayer
-        services = await Effect.runPromise(Layer.buildWithScope(Layer.provide(layer, config), scope))
+        services = await Effect.runPromise(Layer.buildWithScope(Layer.provide(layer, Layer.merge(config, GatewayMetrics.layer)), scope))
       }, CLUSTER_START_MS)
       afterAll(async () => {
         await Effect.runPromise(Scope.close(scope, Exit.void))

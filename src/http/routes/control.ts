@@ -13,7 +13,7 @@ import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
 import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
-import { Metrics, record } from "../../observability/metrics.ts"
+import { Metrics } from "../../observability/metrics.ts"
 import { guard } from "../guard.ts"
 import { parseJson, unsupportedContentType } from "../json.ts"
 import { parseTaskPath, type TaskPath } from "../params.ts"
@@ -41,7 +41,7 @@ export const queueCommand = (log: EventLog["Service"], control: ControlQueue["Se
 export const overCommandRate = (deps: RouteDeps, subject: string): ApiError | undefined => {
   const wait = deps.commandRate.take(subject, 1)
   if (wait === 0) return undefined
-  record(Metrics.limitRejections, 1, { limit: "command_rate" })
+  deps.metrics.record(Metrics.limitRejections, 1, { limit: "command_rate" })
   return { ...apiError("rate_limited", `over COMMAND_RATE (${deps.config.commandRate} commands/s)`), retryAfter: wait }
 }
 

@@ -103,7 +103,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         const task = path.value
         return respond(
           c,
-          Effect.map(appendAll(log, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
+          Effect.map(appendAll(deps, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
         )
       }
     )

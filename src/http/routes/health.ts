@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { Hono } from "hono"
-import { Metrics, record, renderMetrics } from "../../observability/metrics.ts"
+import { Metrics } from "../../observability/metrics.ts"
 import { TRANSPORTS } from "../../transport/transports.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse, RETRY_AFTER_SECONDS } from "../errors.ts"
@@ -20,7 +20,7 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, feed, connections, lifecycle }: RouteDeps) =>
+export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycle }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
@@ -37,8 +37,8 @@ export const healthRoutes = ({ config, log, feed, connections, lifecycle }: Rout
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
       // Hot paths count in plain numbers; the metrics take them now.
-      record(Metrics.liveChannels, feed.liveTaskCount())
+      metrics.record(Metrics.liveChannels, feed.liveTaskCount())
       const delivered = connections.writes.takeDelivered()
-      for (const transport of TRANSPORTS) record(Metrics.eventsDelivered, delivered[transport], { transport })
-      return c.text(await renderMetrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
+      for (const transport of TRANSPORTS) metrics.record(Metrics.eventsDelivered, delivered[transport], { transport })
+      return c.text(await metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

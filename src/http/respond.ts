@@ -5,8 +5,14 @@
 import { Cause, Effect, Exit } from "effect"
 import type { Context } from "hono"
 import type { InvalidEvent } from "../events/draft.ts"
-import { type AgentMismatch, describeAppendError, type LogUnavailable, type ReplicationTimeout, type TaskEnded } from "../log/EventLog.ts"
-import type { TaskNotFound } from "../stream/TaskStream.ts"
+import {
+  type AgentMismatch,
+  describeAppendError,
+  type LogUnavailable,
+  type ReplicationTimeout,
+  type TaskEnded,
+  type TaskNotFound
+} from "../log/EventLog.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 
 export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent | ReplicationTimeout

@@ -21,7 +21,7 @@ import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from ".
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
-import { overCommandRate, queueCommand } from "./routes/control.ts"
+import { overCommandRate, queueCommand } from "./commands.ts"
 import { type DomainError, toApiError } from "./respond.ts"
 import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 

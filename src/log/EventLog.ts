@@ -33,6 +33,12 @@ export const ownedByOther = (head: TaskHead, agentId: string): boolean => head.a
 
 export type { InflightCall } from "../events/inflight.ts"
 
+/** The task does not exist for this agent (nothing stored, or its events belong to another agent). */
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  agentId: Schema.String,
+  taskId: Schema.String
+}) {}
+
 export class LogUnavailable extends Schema.TaggedError<LogUnavailable>()("LogUnavailable", {
   message: Schema.String
 }) {}

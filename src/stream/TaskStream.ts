@@ -18,13 +18,13 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, Effect, Fiber, Layer, Schema, type Scope } from "effect"
+import { Context, Effect, Fiber, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
 import { CALL_COMPLETED, callIdOf, CHUNK, compactedChunk, type InflightCall } from "../events/inflight.ts"
-import { EventLog, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
+import { EventLog, type LogUnavailable, ownedByOther, type TaskHead, TaskNotFound } from "../log/EventLog.ts"
 import { LiveFeed, type LiveListener } from "../log/LiveFeed.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 import { type CatchUpReads, makeCatchUpReads } from "./catchUpReads.ts"
@@ -54,11 +54,6 @@ export interface FollowRequest {
   readonly history?: boolean
   readonly filter?: TypeFilter
 }
-
-export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
-  agentId: Schema.String,
-  taskId: Schema.String
-}) {}
 
 /** The outcome of opening a task: follow it, or it already ended before the resume point. */
 export type Opening =

@@ -3,7 +3,7 @@
  * CORS middleware. Built as an Effect so the services it uses are resolved at
  * start-up and its timers are released with the program.
  */
-import { Effect, Result, Schema } from "effect"
+import { Effect, FiberSet, Result, Schema } from "effect"
 import { Hono } from "hono"
 import { cors } from "hono/cors"
 import { requestId } from "hono/request-id"
@@ -20,7 +20,7 @@ import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { Bundler, Lifecycle, RouteDeps, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
+import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { RateLimit } from "./rateLimit.ts"
 import { agUiRoutes } from "./routes/agui.ts"
@@ -69,7 +69,14 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const control = yield* ControlQueue
+  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app.
+  const fork = yield* FiberSet.makeRuntime()
+  const runtime: RouteRuntime = {
+    fork: (effect) => fork(effect),
+    exit: (effect) => new Promise((resolve) => fork(effect).addObserver(resolve))
+  }
   const deps: RouteDeps = {
+    runtime,
     config,
     log,
     feed: yield* LiveFeed,

@@ -1,4 +1,5 @@
 /** What the route modules are built from: the services, resolved once at start-up. */
+import type { Effect, Exit, Fiber } from "effect"
 import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
@@ -32,7 +33,19 @@ export interface Lifecycle {
   draining: boolean
 }
 
+/**
+ * Runs the effects routes start (streams, catch-ups, commands) as fibers of
+ * the app's FiberSet: the gateway's shutdown interrupts whatever is still
+ * running, and nothing runs detached from it.
+ */
+export interface RouteRuntime {
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /** Run `effect` to its exit. */
+  readonly exit: <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, E>>
+}
+
 export interface RouteDeps {
+  readonly runtime: RouteRuntime
   readonly config: Settings
   readonly log: EventLog["Service"]
   readonly feed: LiveFeed["Service"]

@@ -13,6 +13,7 @@ import {
   type TaskEnded,
   type TaskNotFound
 } from "../log/EventLog.ts"
+import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 
 export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent | ReplicationTimeout
@@ -30,8 +31,8 @@ export const toApiError = (error: DomainError): ApiError => {
   }
 }
 
-export const respond = async (c: Context, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
-  const exit = await Effect.runPromiseExit(effect)
+export const respond = async (c: Context, deps: RouteDeps, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
+  const exit = await deps.runtime.exit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = exit.cause.reasons.find(Cause.isFailReason)
   if (failure !== undefined) return errorResponse(c, toApiError(failure.error))

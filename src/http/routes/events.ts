@@ -60,6 +60,7 @@ export const eventRoutes = (deps: RouteDeps) => {
       if (Result.isFailure(principal)) return principal.failure
       return respond(
         c,
+        deps,
         Effect.gen(function*() {
           const head = yield* log.head(path.taskId)
           if (ownedByOther(head, path.agentId)) return yield* new TaskNotFound(path)
@@ -102,6 +103,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         const task = path.value
         return respond(
           c,
+          deps,
           Effect.map(appendAll(deps, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
         )
       }

@@ -2,7 +2,7 @@
  * `GET /healthz` (the process answers), `GET /readyz` (the log answers and the
  * instance is not draining) and `GET /metrics` (Prometheus text) — SPEC §4.2.
  */
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import { Hono } from "hono"
 import { Metrics } from "../../observability/metrics.ts"
 import { TRANSPORTS } from "../../transport/transports.ts"
@@ -20,13 +20,16 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycle }: RouteDeps) =>
+export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycle, runtime }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
       const failure = lifecycle.draining
         ? "shutting down"
-        : await Effect.runPromise(Effect.match(Effect.andThen(log.ping, feed.ready), { onSuccess: () => undefined, onFailure: (error) => `the event log is not ready: ${error.message}` }))
+        : await runtime.exit(Effect.match(Effect.andThen(log.ping, feed.ready), {
+          onSuccess: () => undefined,
+          onFailure: (error) => `the event log is not ready: ${error.message}`
+        })).then((exit) => (Exit.isSuccess(exit) ? exit.value : "the readiness check did not finish"))
       if (failure === undefined) return c.json({ status: "ready" })
       c.header("retry-after", String(RETRY_AFTER_SECONDS))
       return c.json({ status: "unavailable", reason: failure }, 503)

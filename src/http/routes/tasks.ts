@@ -22,6 +22,7 @@ export const taskRoutes = (deps: RouteDeps) =>
     const visible = principal.success
     return respond(
       c,
+      deps,
       Effect.map(deps.index.tasks(agent, limit.value), (tasks) =>
         c.json({ tasks: tasks.filter((task) => visible.may("subscribe", task.agentId, task.taskId)) })
       )

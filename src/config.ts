@@ -4,7 +4,7 @@
  * The README's settings table mirrors this file.
  */
 import { readFileSync } from "node:fs"
-import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema, SchemaIssue } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, type Redacted, Result, Schema, SchemaIssue } from "effect"
 import { parseCustomTypes } from "./events/customTypes.ts"
 import type { CustomType } from "./events/registry.ts"
 import { PRODUCTION_LIMITS, STORAGE_DEFAULTS } from "./limits.ts"
@@ -22,6 +22,8 @@ const nonNegativeInt = (name: string, fallback: number) => Config.schema(NonNega
 const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
+/** A secret: kept Redacted, so printing the settings (or an error holding them) never shows it. */
+const optionalSecret = (name: string) => Config.option(Config.schema(Schema.Redacted(Schema.NonEmptyString), name))
 
 /** `true`/`false` (or `1`/`0`) only: a `yes` or `on` is more likely a typo than a decision. */
 const flag = (name: string) =>
@@ -161,11 +163,11 @@ const settings = Config.all({
   // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
   taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", STORAGE_DEFAULTS.taskIdleSeconds),
   // Bearer token for GET /metrics; unset = open.
-  metricsToken: optionalText("METRICS_TOKEN"),
+  metricsToken: optionalSecret("METRICS_TOKEN"),
   corsOrigins: corsOrigins.pipe(Config.withDefault("")),
   trustProxy: flag("TRUST_PROXY").pipe(Config.withDefault(false)),
   // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
-  authJwtSecret: optionalText("AUTH_JWT_SECRET"),
+  authJwtSecret: optionalSecret("AUTH_JWT_SECRET"),
   authJwtPublicKey: optionalText("AUTH_JWT_PUBLIC_KEY"),
   authJwtAlgorithm: Config.Literals(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"], "AUTH_JWT_ALGORITHM").pipe(
     Config.withDefault("RS256" as const)
@@ -194,12 +196,14 @@ const settings = Config.all({
 })
 
 type Read = Config.Success<typeof settings>
-type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience" | "metricsToken"
+type Optional = "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+type Secret = "authJwtSecret" | "metricsToken"
 type Limit = keyof typeof PRODUCTION_LIMITS
 
 export type Settings =
-  & Omit<Read, Optional | Limit | "demo">
+  & Omit<Read, Optional | Secret | Limit | "demo">
   & { readonly [K in Optional]: string | undefined }
+  & { readonly [K in Secret]: Redacted.Redacted<string> | undefined }
   & { readonly [K in Limit]: number }
   & { readonly demo: boolean }
 

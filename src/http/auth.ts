@@ -6,7 +6,7 @@
  * `agentId/taskId` patterns per action; `*` matches within one segment.
  * Verification is hono's; nothing here does crypto.
  */
-import { Result, Schema } from "effect"
+import { Redacted, Result, Schema } from "effect"
 import type { Context } from "hono"
 import { getCookie } from "hono/cookie"
 import { verify, verifyWithJwks } from "hono/jwt"
@@ -125,7 +125,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
   }
   const keysFor = config.authJwksUrl === undefined ? undefined : jwksCache(config.authJwksUrl, config.authJwksTimeoutMs)
   const check = async (token: string) => {
-    if (config.authJwtSecret !== undefined) return verify(token, config.authJwtSecret, { alg: "HS256", ...verification })
+    if (config.authJwtSecret !== undefined) return verify(token, Redacted.value(config.authJwtSecret), { alg: "HS256", ...verification })
     if (config.authJwtPublicKey !== undefined) {
       return verify(token, config.authJwtPublicKey, { alg: config.authJwtAlgorithm, ...verification })
     }

@@ -5,6 +5,7 @@
  * agents or commands.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Redacted } from "effect"
 import { logPublisher } from "../../src/publisher/log.ts"
 import { step, taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
@@ -14,7 +15,7 @@ import { hsToken, SECRET } from "../support/tokens.ts"
 describe("control commands per agent", () => {
   let gateway: TestApp
   beforeAll(async () => {
-    gateway = await startApp({ authJwtSecret: SECRET })
+    gateway = await startApp({ authJwtSecret: Redacted.make(SECRET) })
   })
   afterAll(() => gateway.close())
 

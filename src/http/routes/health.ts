@@ -2,7 +2,7 @@
  * `GET /healthz` (the process answers), `GET /readyz` (the log answers and the
  * instance is not draining) and `GET /metrics` (Prometheus text) — SPEC §4.2.
  */
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Redacted } from "effect"
 import { Hono } from "hono"
 import { Metrics } from "../../observability/metrics.ts"
 import { TRANSPORTS } from "../../transport/transports.ts"
@@ -36,7 +36,7 @@ export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycl
     })
     .get("/metrics", async (c) => {
       // METRICS_TOKEN: the scraper sends it as a bearer token; the rest of the world gets 401.
-      if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${config.metricsToken}`)) {
+      if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${Redacted.value(config.metricsToken)}`)) {
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
       // Hot paths count in plain numbers; the metrics take them now.

@@ -4,11 +4,11 @@
  * The README's settings table mirrors this file.
  */
 import { readFileSync } from "node:fs"
-import { Config, ConfigProvider, Context, Effect, Layer, Option, Result, Schema, SchemaIssue } from "effect"
+import { Config, ConfigProvider, Context, Effect, Layer, Option, type Redacted, Result, Schema, SchemaIssue } from "effect"
 import { parseCustomTypes } from "./events/customTypes.ts"
 import type { CustomType } from "./events/registry.ts"
-import { TASK_IDLE_SECONDS_DEFAULT } from "./log/appendScript.ts"
-import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./log/redisTarget.ts"
+import { PRODUCTION_LIMITS, STORAGE_DEFAULTS } from "./limits.ts"
+import { parseClusterNodes, parseRedisUrl, type RedisTarget } from "./redisUrl.ts"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0)), name).pipe(
@@ -22,6 +22,8 @@ const nonNegativeInt = (name: string, fallback: number) => Config.schema(NonNega
 const configError = (message: string) => new Config.ConfigError(new ConfigProvider.SourceError({ message }))
 
 const optionalText = (name: string) => Config.option(Config.NonEmptyString(name))
+/** A secret: kept Redacted, so printing the settings (or an error holding them) never shows it. */
+const optionalSecret = (name: string) => Config.option(Config.schema(Schema.Redacted(Schema.NonEmptyString), name))
 
 /** `true`/`false` (or `1`/`0`) only: a `yes` or `on` is more likely a typo than a decision. */
 const flag = (name: string) =>
@@ -50,15 +52,6 @@ const corsOrigins = Config.schema(
   })),
   "CORS_ORIGINS"
 )
-
-/** The defaults of the abuse limits when NODE_ENV=production and the variable is unset (documented in the README). */
-export const PRODUCTION_LIMITS = {
-  maxConnections: 10_000,
-  maxConnectionsPerSubject: 100,
-  publishRate: 1000,
-  commandRate: 10,
-  tasksPerHour: 1000
-} as const
 
 const limit = (name: string) => Config.option(Config.schema(NonNegativeInt, name))
 
@@ -135,14 +128,14 @@ const settings = Config.all({
   redisCommandTimeoutMs: positiveInt("REDIS_COMMAND_TIMEOUT_MS", 5000),
   // SPEC §11: ingest answers only after this many replicas acknowledged the append (WAIT), within the timeout.
   redisWaitReplicas: nonNegativeInt("REDIS_WAIT_REPLICAS", 0),
-  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", 1000),
-  historyMax: positiveInt("HISTORY_MAX", 10000),
-  retentionSeconds: positiveInt("RETENTION_S", 86400),
+  redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", STORAGE_DEFAULTS.waitTimeoutMs),
+  historyMax: positiveInt("HISTORY_MAX", STORAGE_DEFAULTS.historyMax),
+  retentionSeconds: positiveInt("RETENTION_S", STORAGE_DEFAULTS.retentionSeconds),
   // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
-  idempotencySeconds: positiveInt("IDEMPOTENCY_S", 86400),
+  idempotencySeconds: positiveInt("IDEMPOTENCY_S", STORAGE_DEFAULTS.idempotencySeconds),
   // How long the chunks of an LLM call in flight are kept at most (SPEC §8.2), from the latest call start.
-  inflightSeconds: positiveInt("INFLIGHT_TTL_S", 3600),
-  taskIndexMax: positiveInt("TASK_INDEX_MAX", 10000),
+  inflightSeconds: positiveInt("INFLIGHT_TTL_S", STORAGE_DEFAULTS.inflightSeconds),
+  taskIndexMax: positiveInt("TASK_INDEX_MAX", STORAGE_DEFAULTS.taskIndexMax),
   heartbeatMs: positiveInt("HEARTBEAT_MS", 15000),
   retryMs: positiveInt("SSE_RETRY_MS", 2000),
   maxEventBytes: positiveInt("MAX_EVENT_BYTES", 65536),
@@ -168,13 +161,13 @@ const settings = Config.all({
     Config.withDefault(30)
   ),
   // A Redis task log that receives nothing for this long expires (0 = never); a terminal event sets RETENTION_S instead.
-  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", TASK_IDLE_SECONDS_DEFAULT),
+  taskIdleSeconds: nonNegativeInt("TASK_IDLE_TTL_S", STORAGE_DEFAULTS.taskIdleSeconds),
   // Bearer token for GET /metrics; unset = open.
-  metricsToken: optionalText("METRICS_TOKEN"),
+  metricsToken: optionalSecret("METRICS_TOKEN"),
   corsOrigins: corsOrigins.pipe(Config.withDefault("")),
   trustProxy: flag("TRUST_PROXY").pipe(Config.withDefault(false)),
   // Auth (SPEC §6): an HS256 secret, a public key, or a JWKS URL.
-  authJwtSecret: optionalText("AUTH_JWT_SECRET"),
+  authJwtSecret: optionalSecret("AUTH_JWT_SECRET"),
   authJwtPublicKey: optionalText("AUTH_JWT_PUBLIC_KEY"),
   authJwtAlgorithm: Config.Literals(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"], "AUTH_JWT_ALGORITHM").pipe(
     Config.withDefault("RS256" as const)
@@ -203,12 +196,14 @@ const settings = Config.all({
 })
 
 type Read = Config.Success<typeof settings>
-type Optional = "authJwtSecret" | "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience" | "metricsToken"
+type Optional = "authJwtPublicKey" | "authJwksUrl" | "authJwtIssuer" | "authJwtAudience"
+type Secret = "authJwtSecret" | "metricsToken"
 type Limit = keyof typeof PRODUCTION_LIMITS
 
 export type Settings =
-  & Omit<Read, Optional | Limit | "demo">
+  & Omit<Read, Optional | Secret | Limit | "demo">
   & { readonly [K in Optional]: string | undefined }
+  & { readonly [K in Secret]: Redacted.Redacted<string> | undefined }
   & { readonly [K in Limit]: number }
   & { readonly demo: boolean }
 

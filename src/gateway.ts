@@ -10,18 +10,19 @@
  * log's connections are released — within DRAIN_MS.
  */
 import process from "node:process"
-import { Cause, Effect, Exit, Fiber, Layer, type Scope } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
 import { installCustomTypes } from "./events/registry.ts"
 import { makeApp } from "./http/app.ts"
 import { runBridge } from "./ingest/bridge.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
-import { MemoryEventLogLayer } from "./log/MemoryEventLog.ts"
+import { MemoryLogLayer } from "./log/MemoryEventLog.ts"
 import { EventLog } from "./log/EventLog.ts"
-import { RedisEventLogLayer } from "./log/RedisEventLog.ts"
+import { RedisLogLayer } from "./log/RedisEventLog.ts"
 import { shareReads } from "./log/sharedReads.ts"
 import { logLine, setLogLevel } from "./observability/log.ts"
+import { GatewayMetrics } from "./observability/metrics.ts"
 import { TaskStates } from "./stream/TaskStates.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
 
@@ -30,14 +31,14 @@ export const EventLogLayer = Layer.unwrap(
     const config = yield* AppConfig
     // The registry is complete before the log reads or writes its first event.
     installCustomTypes(config.eventTypes)
-    if (config.redis === undefined) return MemoryEventLogLayer
+    if (config.redis === undefined) return MemoryLogLayer
     // Reads from Redis are shared between clients opening the same task together.
-    return Layer.effect(
-      EventLog,
+    return Layer.effectContext(
       Effect.gen(function*() {
-        return shareReads(yield* EventLog, SHARED_READS)
+        const services = yield* Layer.build(RedisLogLayer)
+        return Context.add(services, EventLog, shareReads(Context.get(services, EventLog), SHARED_READS))
       })
-    ).pipe(Layer.provide(RedisEventLogLayer))
+    )
   })
 )
 
@@ -46,19 +47,13 @@ const SHARED_READS = { ttlMs: 2000, maxBytes: 16 * 1024 * 1024 }
 
 /** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
 export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
-  Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(Layer.provideMerge(EventLogLayer), Layer.provideMerge(config))
+  Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
+    Layer.provideMerge(EventLogLayer),
+    // Each gateway counts in its own metrics registry.
+    Layer.provideMerge(Layer.merge(config, GatewayMetrics.layer))
+  )
 
 export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
-
-/** What the runtime passes to `app.fetch` as its environment. */
-export interface RuntimeBindings {
-  /** The client's IP address, for per-subject limits when the gateway runs open. */
-  readonly clientAddress?: string | undefined
-  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
-  readonly server?: unknown
-  /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
-  readonly keepOpen?: () => void
-}
 
 /** Opens the listening socket for `app`; returns the port it listens on. Released on shutdown. */
 export type Serve = (app: Hono, config: Settings) => Effect.Effect<number, never, Scope.Scope>

@@ -2,7 +2,8 @@
 import type { ServerWebSocket } from "bun"
 import { Effect } from "effect"
 import { upgradeWebSocket, websocket } from "hono/bun"
-import { type RuntimeBindings, runGateway } from "./gateway.ts"
+import { runGateway } from "./gateway.ts"
+import type { RuntimeBindings } from "./http/deps.ts"
 
 runGateway({
   serve: (app, config) =>

@@ -12,7 +12,8 @@
  */
 import { Effect } from "effect"
 import { upgradeWebSocket } from "hono/deno"
-import { type RuntimeBindings, runGateway } from "./gateway.ts"
+import { runGateway } from "./gateway.ts"
+import type { RuntimeBindings } from "./http/deps.ts"
 
 /** How long shutdown waits for clients to answer the drain's close frames. */
 const CLOSE_HANDSHAKE_MS = 1000

@@ -3,6 +3,7 @@
  * gateway's own log through `logPublisher`. Shutdown stops them all; a cap
  * keeps an open gateway from being made to run thousands of them.
  */
+import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
 import type { TaskRef } from "../publisher/index.ts"
@@ -21,7 +22,11 @@ export const newDemoTask = (): TaskRef => ({
 export class DemoRuns {
   private readonly running = new Set<AbortController>()
 
-  constructor(private readonly log: EventLog["Service"], private readonly speed: number) {}
+  constructor(
+    private readonly log: EventLog["Service"],
+    private readonly control: ControlQueue["Service"],
+    private readonly speed: number
+  ) {}
 
   get full(): boolean {
     return this.running.size >= MAX_DEMO_RUNS
@@ -31,7 +36,7 @@ export class DemoRuns {
   start(task: TaskRef): void {
     const stop = new AbortController()
     this.running.add(stop)
-    runDemoAgent({ publisher: logPublisher(this.log), task, speed: this.speed, signal: stop.signal })
+    runDemoAgent({ publisher: logPublisher(this.log, this.control), task, speed: this.speed, signal: stop.signal })
       .then(
         (outcome) => logLine("info", "demo agent finished", { ...task, outcome }),
         (error) => logLine("warn", "demo agent failed", { ...task, error: String(error) })

@@ -3,21 +3,24 @@
  * CORS middleware. Built as an Effect so the services it uses are resolved at
  * start-up and its timers are released with the program.
  */
-import { Effect, Result, Schema } from "effect"
+import { Effect, FiberSet, Result, Schema } from "effect"
 import { Hono } from "hono"
 import { cors } from "hono/cors"
 import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
+import { ControlQueue } from "../log/ControlQueue.ts"
 import { EventLog } from "../log/EventLog.ts"
+import { LiveFeed } from "../log/LiveFeed.ts"
+import { TaskIndex } from "../log/TaskIndex.ts"
 import { logLine } from "../observability/log.ts"
-import { initMetrics } from "../observability/metrics.ts"
+import { GatewayMetrics } from "../observability/metrics.ts"
 import { TaskStates } from "../stream/TaskStates.ts"
 import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
+import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { RuntimeBindings } from "../gateway.ts"
-import type { Bundler, Lifecycle, RouteDeps, WebSocketRuntime } from "./deps.ts"
+import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { RateLimit } from "./rateLimit.ts"
 import { agUiRoutes } from "./routes/agui.ts"
@@ -61,12 +64,25 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   if (!auth.success.required) {
     logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
-  initMetrics()
+  const metrics = yield* GatewayMetrics
+  metrics.init(TRANSPORTS)
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
+  const control = yield* ControlQueue
+  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app.
+  const fork = yield* FiberSet.makeRuntime()
+  const runtime: RouteRuntime = {
+    fork: (effect) => fork(effect),
+    exit: (effect) => new Promise((resolve) => fork(effect).addObserver(resolve))
+  }
   const deps: RouteDeps = {
+    runtime,
     config,
     log,
+    feed: yield* LiveFeed,
+    index: yield* TaskIndex,
+    control,
+    metrics,
     streams: yield* TaskStream,
     states: yield* TaskStates,
     auth: auth.success,
@@ -75,13 +91,13 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,
     bundle,
     demos: yield* Effect.acquireRelease(
-      Effect.sync(() => new DemoRuns(log, config.demoSpeed)),
+      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed)),
       (demos) => Effect.sync(() => demos.stopAll())
     )
   }

@@ -6,13 +6,13 @@
  * `agentId/taskId` patterns per action; `*` matches within one segment.
  * Verification is hono's; nothing here does crypto.
  */
-import { Result, Schema } from "effect"
+import { Redacted, Result, Schema } from "effect"
 import type { Context } from "hono"
 import { getCookie } from "hono/cookie"
 import { verify, verifyWithJwks } from "hono/jwt"
 import type { Settings } from "../config.ts"
 import { logLine } from "../observability/log.ts"
-import { Metrics, record } from "../observability/metrics.ts"
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { type ApiError, apiError } from "./errors.ts"
 import { jwksCache, JwksUnavailable } from "./jwks.ts"
 
@@ -125,7 +125,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
   }
   const keysFor = config.authJwksUrl === undefined ? undefined : jwksCache(config.authJwksUrl, config.authJwksTimeoutMs)
   const check = async (token: string) => {
-    if (config.authJwtSecret !== undefined) return verify(token, config.authJwtSecret, { alg: "HS256", ...verification })
+    if (config.authJwtSecret !== undefined) return verify(token, Redacted.value(config.authJwtSecret), { alg: "HS256", ...verification })
     if (config.authJwtPublicKey !== undefined) {
       return verify(token, config.authJwtPublicKey, { alg: config.authJwtAlgorithm, ...verification })
     }
@@ -222,12 +222,12 @@ export const cookieUsableFrom = (c: Context, corsOrigins: string): boolean => {
 }
 
 /** Count and log a refused request (the token itself is never logged). */
-export const noteRefusal = (c: Context, error: ApiError, subject?: string): void => {
+export const noteRefusal = (c: Context, metrics: MetricsRecorder, error: ApiError, subject?: string): void => {
   const reason = error.code === "forbidden"
     ? "out_of_scope"
     : error.code === "auth_unavailable"
     ? "jwks unavailable"
     : error.message.replace(/^the token was refused: /, "")
-  record(Metrics.authFailures, 1, { reason: reason.replace(/ /g, "_") })
+  metrics.record(Metrics.authFailures, 1, { reason: reason.replace(/ /g, "_") })
   logLine("warn", "request refused", { status: error.code, reason, path: c.req.path, subject, requestId: c.get("requestId") })
 }

@@ -1,9 +1,14 @@
 /** What the route modules are built from: the services, resolved once at start-up. */
+import type { Effect, Exit, Fiber } from "effect"
 import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
 import type { Settings } from "../config.ts"
 import type { DemoRuns } from "../demo/runs.ts"
+import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
+import type { LiveFeed } from "../log/LiveFeed.ts"
+import type { TaskIndex } from "../log/TaskIndex.ts"
+import type { MetricsRecorder } from "../observability/metrics.ts"
 import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -28,9 +33,26 @@ export interface Lifecycle {
   draining: boolean
 }
 
+/**
+ * Runs the effects routes start (streams, catch-ups, commands) as fibers of
+ * the app's FiberSet: the gateway's shutdown interrupts whatever is still
+ * running, and nothing runs detached from it.
+ */
+export interface RouteRuntime {
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /** Run `effect` to its exit. */
+  readonly exit: <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, E>>
+}
+
 export interface RouteDeps {
+  readonly runtime: RouteRuntime
   readonly config: Settings
   readonly log: EventLog["Service"]
+  readonly feed: LiveFeed["Service"]
+  readonly index: TaskIndex["Service"]
+  readonly control: ControlQueue["Service"]
+  /** This gateway's metrics. */
+  readonly metrics: MetricsRecorder
   readonly streams: TaskStream["Service"]
   readonly states: TaskStates["Service"]
   readonly connections: Connections
@@ -43,4 +65,14 @@ export interface RouteDeps {
   /** Absent on a runtime without a bundler: the dashboard page then explains it cannot run. */
   readonly bundle: Bundler | undefined
   readonly demos: DemoRuns
+}
+
+/** What the runtime passes to `app.fetch` as its environment. */
+export interface RuntimeBindings {
+  /** The client's IP address, for per-subject limits when the gateway runs open. */
+  readonly clientAddress?: string | undefined
+  /** The runtime's server object, which its WebSocket upgrade helper needs (hono/bun reads `server`). */
+  readonly server?: unknown
+  /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
+  readonly keepOpen?: () => void
 }

@@ -9,7 +9,7 @@ import { bodyLimit } from "hono/body-limit"
 import { dataSize, type EventDraft } from "../events/draft.ts"
 import type { Published } from "../ingest/published.ts"
 import type { TaskRef } from "../log/EventLog.ts"
-import { Metrics, record } from "../observability/metrics.ts"
+import { Metrics } from "../observability/metrics.ts"
 import type { Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
@@ -39,7 +39,7 @@ export const sizeError = (draft: EventDraft, field: string, config: RouteDeps["c
 export const overRate = (c: Context, deps: RouteDeps, principal: Principal, count: number): Response | undefined => {
   const wait = deps.publishRate.take(principal.subject, count)
   if (wait <= 0) return undefined
-  record(Metrics.limitRejections, 1, { limit: "publish_rate" })
+  deps.metrics.record(Metrics.limitRejections, 1, { limit: "publish_rate" })
   return errorResponse(c, { ...apiError("rate_limited", `over PUBLISH_RATE (${deps.config.publishRate} events/s)`), retryAfter: wait })
 }
 
@@ -48,7 +48,7 @@ export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal,
   for (const task of tasks) {
     const wait = deps.taskQuota.take(principal.subject, `${task.agentId}/${task.taskId}`)
     if (wait <= 0) continue
-    record(Metrics.limitRejections, 1, { limit: "tasks_per_hour" })
+    deps.metrics.record(Metrics.limitRejections, 1, { limit: "tasks_per_hour" })
     return errorResponse(c, {
       ...apiError("too_many_tasks", `this subject published to TASKS_PER_HOUR (${deps.config.tasksPerHour}) tasks this hour`, "taskId"),
       retryAfter: wait
@@ -61,7 +61,7 @@ export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal,
  * Append events that may name several tasks: one atomic append per task, in
  * the order each task first appears; ids come back in the events' order.
  */
-export const appendAll = (log: RouteDeps["log"], events: ReadonlyArray<Published>) =>
+export const appendAll = ({ log, metrics }: RouteDeps, events: ReadonlyArray<Published>) =>
   Effect.gen(function*() {
     const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
     events.forEach(({ draft, task }, i) => {
@@ -78,6 +78,6 @@ export const appendAll = (log: RouteDeps["log"], events: ReadonlyArray<Published
         ids[group.at[j]] = id
       })
     }
-    record(Metrics.eventsAppended, ids.length)
+    metrics.record(Metrics.eventsAppended, ids.length)
     return ids
   })

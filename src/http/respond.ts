@@ -5,8 +5,15 @@
 import { Cause, Effect, Exit } from "effect"
 import type { Context } from "hono"
 import type { InvalidEvent } from "../events/draft.ts"
-import type { AgentMismatch, LogUnavailable, ReplicationTimeout, TaskEnded } from "../log/EventLog.ts"
-import type { TaskNotFound } from "../stream/TaskStream.ts"
+import {
+  type AgentMismatch,
+  describeAppendError,
+  type LogUnavailable,
+  type ReplicationTimeout,
+  type TaskEnded,
+  type TaskNotFound
+} from "../log/EventLog.ts"
+import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 
 export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent | ReplicationTimeout
@@ -15,21 +22,17 @@ export const toApiError = (error: DomainError): ApiError => {
   switch (error._tag) {
     case "LogUnavailable":
       return apiError("log_unavailable", "the event log is unavailable; retry shortly")
-    case "AgentMismatch":
-      return apiError("task_agent_mismatch", `task ${error.taskId} belongs to another agent`, "taskId")
-    case "TaskEnded":
-      return apiError("task_ended", error.message, "taskId")
     case "TaskNotFound":
       return apiError("not_found", `task ${error.taskId} not found for agent ${error.agentId}`)
-    case "ReplicationTimeout":
-      return apiError("replication_timeout", `${error.message}`)
-    case "InvalidEvent":
-      return apiError("invalid_event", `${error.field}: ${error.message}`, error.field)
+    default: {
+      const { code, message, field } = describeAppendError(error)
+      return apiError(code, message, field)
+    }
   }
 }
 
-export const respond = async (c: Context, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
-  const exit = await Effect.runPromiseExit(effect)
+export const respond = async (c: Context, deps: RouteDeps, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
+  const exit = await deps.runtime.exit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = exit.cause.reasons.find(Cause.isFailReason)
   if (failure !== undefined) return errorResponse(c, toApiError(failure.error))

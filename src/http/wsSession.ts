@@ -21,7 +21,7 @@ import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from ".
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
-import { overCommandRate, queueCommand } from "./routes/control.ts"
+import { overCommandRate, queueCommand } from "./commands.ts"
 import { type DomainError, toApiError } from "./respond.ts"
 import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 
@@ -234,7 +234,7 @@ export class WsSession {
       ),
       Effect.ensuring(Effect.sync(() => started(undefined)))
     )
-    entry.fiber = Effect.runFork(run)
+    entry.fiber = this.deps.runtime.fork(run)
   }
 
   /** Handle a frame about `sub` after the ones before it (at once when none is pending). */
@@ -278,7 +278,7 @@ export class WsSession {
     if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
-    Effect.runPromiseExit(queueCommand(this.deps.log, task, draft, this.principal!.subject)).then((exit) => {
+    this.deps.runtime.exit(queueCommand(this.deps.log, this.deps.control, task, draft, this.principal!.subject)).then((exit) => {
       if (Exit.isSuccess(exit)) return this.connection.send(controlFrame("ack", { ref: frame.ref, command_id: exit.value }))
       const failure = exit.cause.reasons.find(Cause.isFailReason)
       const error = failure === undefined ? { code: "internal" as const, message: "internal error" } : toApiError(failure.error)
@@ -291,7 +291,7 @@ export class WsSession {
     if (entry === undefined) return
     this.subscriptions.delete(sub)
     entry.sink.detach()
-    if (entry.fiber !== undefined) Effect.runFork(Fiber.interrupt(entry.fiber))
+    if (entry.fiber !== undefined) this.deps.runtime.fork(Fiber.interrupt(entry.fiber))
   }
 
   /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */

@@ -4,9 +4,9 @@
  */
 import { Cause, Effect, Exit, Result } from "effect"
 import { dataSize } from "../events/draft.ts"
-import type { EventLog } from "../log/EventLog.ts"
+import { describeAppendError, type EventLog } from "../log/EventLog.ts"
 import { logLine } from "../observability/log.ts"
-import { Metrics, record } from "../observability/metrics.ts"
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { decodeMessage } from "./message.ts"
 import type { Published } from "./published.ts"
 
@@ -27,41 +27,41 @@ export interface Ingest {
   append(source: BridgeSource, message: Published, where: Record<string, string>): Promise<Outcome>
 }
 
-const note = (source: BridgeSource, outcome: Outcome, where: Record<string, string>): Outcome => {
-  record(Metrics.ingestMessages, 1, { source, outcome: outcome._tag })
+const noteOn = (metrics: MetricsRecorder) => (source: BridgeSource, outcome: Outcome, where: Record<string, string>): Outcome => {
+  metrics.record(Metrics.ingestMessages, 1, { source, outcome: outcome._tag })
   if (outcome._tag !== "accepted") logLine("warn", `bridge message ${outcome._tag}`, { source, reason: outcome.reason, ...where })
   return outcome
 }
 
-export const makeIngest = (log: EventLog["Service"], maxEventBytes: number): Ingest => ({
-  parse: (source, text, fallbackKey, where) => {
-    const parsed = decodeMessage(text, fallbackKey)
-    if (Result.isFailure(parsed)) {
-      return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
-    }
-    const size = dataSize(parsed.success.draft)
-    if (size > maxEventBytes) return note(source, { _tag: "rejected", reason: `data is ${size} bytes; MAX_EVENT_BYTES is ${maxEventBytes}` }, where)
-    return parsed.success
-  },
-  reject: (source, reason, where) => note(source, { _tag: "rejected", reason }, where),
-  append: async (source, { draft, task }, where) => {
-    const exit = await Effect.runPromiseExit(log.append(task, [draft]))
-    if (Exit.isSuccess(exit)) {
-      record(Metrics.eventsAppended, 1)
-      return note(source, { _tag: "accepted" }, { ...where, taskId: task.taskId })
-    }
-    const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
-    const taskWhere = { ...where, agentId: task.agentId, taskId: task.taskId }
-    switch (failure?._tag) {
-      case "AgentMismatch":
-        return note(source, { _tag: "rejected", reason: `task ${task.taskId} belongs to another agent` }, taskWhere)
-      case "TaskEnded":
-        return note(source, { _tag: "rejected", reason: failure.message }, taskWhere)
-      default:
-        return note(source, { _tag: "failed", reason: failure?.message ?? Cause.pretty(exit.cause) }, taskWhere)
+export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metrics: MetricsRecorder): Ingest => {
+  const note = noteOn(metrics)
+  return {
+    parse: (source, text, fallbackKey, where) => {
+      const parsed = decodeMessage(text, fallbackKey)
+      if (Result.isFailure(parsed)) {
+        return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
+      }
+      const size = dataSize(parsed.success.draft)
+      if (size > maxEventBytes) return note(source, { _tag: "rejected", reason: `data is ${size} bytes; MAX_EVENT_BYTES is ${maxEventBytes}` }, where)
+      return parsed.success
+    },
+    reject: (source, reason, where) => note(source, { _tag: "rejected", reason }, where),
+    append: async (source, { draft, task }, where) => {
+      const exit = await Effect.runPromiseExit(log.append(task, [draft]))
+      if (Exit.isSuccess(exit)) {
+        metrics.record(Metrics.eventsAppended, 1)
+        return note(source, { _tag: "accepted" }, { ...where, taskId: task.taskId })
+      }
+      const failure = exit.cause.reasons.find(Cause.isFailReason)?.error
+      const taskWhere = { ...where, agentId: task.agentId, taskId: task.taskId }
+      if (failure === undefined) return note(source, { _tag: "failed", reason: Cause.pretty(exit.cause) }, taskWhere)
+      const { code, message } = describeAppendError(failure)
+      // The log being away (or short of replicas) is worth a retry; anything else is the message's fault.
+      const retry = code === "log_unavailable" || code === "replication_timeout"
+      return note(source, { _tag: retry ? "failed" : "rejected", reason: message }, taskWhere)
     }
   }
-})
+}
 
 export const isOutcome = (value: Published | Outcome): value is Outcome => "_tag" in value
 

@@ -7,7 +7,8 @@
  * appends them in order and the first to append a message stores it.
  */
 import { Effect, type Scope } from "effect"
-import { createClient, type RedisTarget } from "../log/redisTarget.ts"
+import { createClient } from "../log/redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
 import { derivedKey } from "./published.ts"
 

@@ -14,7 +14,8 @@
  * entries written before any gateway ran are read too.
  */
 import { Effect, type Scope } from "effect"
-import { blockingDuplicate, createClient, type RedisClient, type RedisTarget } from "../log/redisTarget.ts"
+import { blockingDuplicate, createClient, type RedisClient } from "../log/redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 import { logLine } from "../observability/log.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
 import { derivedKey } from "./published.ts"

@@ -1,14 +1,14 @@
 /**
- * The per-task event log (SPEC §2, §5): one service, two layers — Redis for
- * production and many instances, Memory for the embedded single process.
- * Both assign ids `<ms>-<seq>`, keep `HISTORY_MAX` events, remember
- * idempotency keys and notify local listeners of every appended event.
+ * The per-task event log (SPEC §2, §5), and the types and errors every log
+ * service shares. Two layers provide it with its siblings (`LiveFeed`,
+ * `TaskIndex`, `ControlQueue`, see LogServices.ts) — Redis for production and
+ * many instances, Memory for the embedded single process. Both assign ids
+ * `<ms>-<seq>`, keep `HISTORY_MAX` events, remember idempotency keys and
+ * notify local listeners of every appended event.
  */
-import { Context, type Effect, Schema, type Scope, type Stream } from "effect"
-import type { CommandDraft, ControlCommand } from "../events/control.ts"
+import { Context, type Effect, Schema } from "effect"
 import type { EventDraft, InvalidEvent } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
-import type { TaskStatus } from "../events/state.ts"
 import type { InflightCall } from "../events/inflight.ts"
 
 export interface TaskRef {
@@ -31,21 +31,13 @@ export interface TaskHead {
 /** Whether the task's stored events belong to another agent (it then "does not exist" for this one). */
 export const ownedByOther = (head: TaskHead, agentId: string): boolean => head.agentId !== undefined && head.agentId !== agentId
 
-export interface TaskSummary {
-  readonly agentId: string
-  readonly taskId: string
-  readonly lastEventAt: string
-  readonly status: TaskStatus
-}
-
 export type { InflightCall } from "../events/inflight.ts"
 
-/** Receives a task's live events, in id order, on the instance that listens. */
-export interface LiveListener {
-  onEvent(event: LogEvent): void
-  /** The live feed may have missed events (its connection was lost): catch up from the log. */
-  onGap(): void
-}
+/** The task does not exist for this agent (nothing stored, or its events belong to another agent). */
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  agentId: Schema.String,
+  taskId: Schema.String
+}) {}
 
 export class LogUnavailable extends Schema.TaggedError<LogUnavailable>()("LogUnavailable", {
   message: Schema.String
@@ -67,6 +59,35 @@ export class ReplicationTimeout extends Schema.TaggedError<ReplicationTimeout>()
 
 export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent | ReplicationTimeout
 
+export type AppendErrorCode = "task_agent_mismatch" | "task_ended" | "invalid_event" | "replication_timeout" | "log_unavailable"
+
+/**
+ * How a refused append reads to whoever sent it — the one mapping the HTTP
+ * routes, the SDKs (in-process and on Redis) and the broker bridges use: a
+ * stable code, a message, and the field at fault.
+ */
+export const describeAppendError = (
+  error: AppendError
+): { readonly code: AppendErrorCode; readonly message: string; readonly field?: string } => {
+  switch (error._tag) {
+    case "AgentMismatch":
+      return { code: "task_agent_mismatch", message: `task ${error.taskId} belongs to another agent`, field: "taskId" }
+    case "TaskEnded":
+      return { code: "task_ended", message: error.message, field: "taskId" }
+    case "InvalidEvent":
+      return { code: "invalid_event", message: `${error.field}: ${error.message}`, field: error.field }
+    case "ReplicationTimeout":
+      return { code: "replication_timeout", message: error.message }
+    case "LogUnavailable":
+      return { code: "log_unavailable", message: error.message }
+  }
+}
+
+/**
+ * The per-task log itself: append, read, head and the calls in flight. Live
+ * delivery is `LiveFeed`, the task list `TaskIndex`, control commands
+ * `ControlQueue` — one layer (memory or Redis) provides all four.
+ */
 export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */
   append(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Effect.Effect<ReadonlyArray<string | null>, AppendError>
@@ -75,26 +96,6 @@ export class EventLog extends Context.Service<EventLog, {
   head(taskId: string): Effect.Effect<TaskHead, LogUnavailable>
   /** The task's LLM calls in flight, oldest first. */
   inflight(taskId: string): Effect.Effect<ReadonlyArray<InflightCall>, LogUnavailable>
-  /**
-   * Receive the task's live events until the scope closes. Completes once the
-   * live feed is established, so a read started afterwards misses nothing.
-   */
-  listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope>
-  /** Recently active tasks, newest first. */
-  tasks(agentId: string | undefined, limit: number): Effect.Effect<ReadonlyArray<TaskSummary>, LogUnavailable>
   /** Succeeds when the log answers. */
   readonly ping: Effect.Effect<void, LogUnavailable>
-  /** How many tasks have a live subscription on this instance. */
-  readonly liveTaskCount: () => number
-  /** Queue a control command for the workflow of `task` (its agent's, SPEC §5); returns its command_id. */
-  appendCommand(task: TaskRef, draft: CommandDraft): Effect.Effect<string, LogUnavailable>
-  /**
-   * The task's control commands for its agent that `reader` has not
-   * acknowledged, oldest first, then new ones as they come; endless. Commands
-   * sent to the same task id under another agent are acknowledged and skipped.
-   * A later stream for the same reader starts again at its oldest
-   * unacknowledged command.
-   */
-  commands(task: TaskRef, reader: string): Stream.Stream<ControlCommand, LogUnavailable>
-  ackCommand(taskId: string, reader: string, id: string): Effect.Effect<void, LogUnavailable>
 }>()("taskstream/EventLog") {}

@@ -9,11 +9,8 @@
  */
 import type { LogEvent } from "../events/envelope.ts"
 import { logLine } from "../observability/log.ts"
-import { labelled, Metrics } from "../observability/metrics.ts"
-import type { LiveListener } from "./EventLog.ts"
-
-/** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
-const lag = labelled(Metrics.deliveryLag, {})
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
+import type { LiveListener } from "./LiveFeed.ts"
 
 const failed = (taskId: string, error: unknown): void => {
   logLine("error", "a live listener failed; the others still get the event", {
@@ -24,6 +21,12 @@ const failed = (taskId: string, error: unknown): void => {
 
 export class LiveChannels {
   private readonly byTask = new Map<string, Set<LiveListener>>()
+  /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
+  private readonly lag: (seconds: number) => void
+
+  constructor(metrics: MetricsRecorder) {
+    this.lag = metrics.labelled(Metrics.deliveryLag, {})
+  }
 
   /** Returns true when this is the task's first listener (its channel must be opened). */
   add(taskId: string, listener: LiveListener): boolean {
@@ -48,7 +51,7 @@ export class LiveChannels {
   dispatch(taskId: string, event: LogEvent): void {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
-    if (event.ms > 0) lag(Math.max(0, Date.now() - event.ms) / 1000)
+    if (event.ms > 0) this.lag(Math.max(0, Date.now() - event.ms) / 1000)
     for (const listener of listeners) {
       try {
         listener.onEvent(event)

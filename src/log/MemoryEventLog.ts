@@ -16,14 +16,11 @@ import { InflightCalls } from "../events/inflight.ts"
 import { isEphemeral, isTerminal } from "../events/registry.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
-import {
-  AgentMismatch,
-  EventLog,
-  type TaskHead,
-  TaskEnded,
-  type TaskRef,
-  type TaskSummary
-} from "./EventLog.ts"
+import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
+import type { LiveListener } from "./LiveFeed.ts"
+import { logServices } from "./LogServices.ts"
+import type { TaskSummary } from "./TaskIndex.ts"
+import { GatewayMetrics } from "../observability/metrics.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { MemoryControl } from "./MemoryControl.ts"
 
@@ -54,15 +51,15 @@ const firstAfter = (events: ReadonlyArray<LogEvent>, after: EventId): number => 
   return low
 }
 
-export const MemoryEventLogLayer = Layer.effect(
-  EventLog,
+/** EventLog, LiveFeed, TaskIndex and ControlQueue on one in-process store. */
+export const MemoryLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const tasks = new Map<string, StoredTask>()
     const idempotency = new Map<string, IdempotencyEntry>()
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
-    const live = new LiveChannels()
+    const live = new LiveChannels(yield* GatewayMetrics)
     const control = new MemoryControl(config)
     /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
     const inflight = new Map<string, InflightCalls>()
@@ -202,7 +199,7 @@ export const MemoryEventLogLayer = Layer.effect(
 
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
-    const listen = (taskId: string, listener: Parameters<EventLog["Service"]["listen"]>[1]) =>
+    const listen = (taskId: string, listener: LiveListener) =>
       Effect.acquireRelease(
         Effect.sync(() => live.add(taskId, listener)),
         () => Effect.sync(() => live.remove(taskId, listener))
@@ -245,18 +242,15 @@ export const MemoryEventLogLayer = Layer.effect(
         })
       )
 
-    return EventLog.of({
-      append,
-      read,
-      head,
-      inflight: inflightOf,
-      listen,
-      tasks: listTasks,
-      ping: Effect.void,
-      liveTaskCount: () => live.size,
-      appendCommand: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
-      commands,
-      ackCommand: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
+    return logServices({
+      log: { append, read, head, inflight: inflightOf, ping: Effect.void },
+      feed: { listen, ready: Effect.void, liveTaskCount: () => live.size },
+      index: { tasks: listTasks },
+      control: {
+        append: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),
+        commands,
+        ack: (taskId: string, reader: string, id: string) => Effect.sync(() => control.ack(taskId, reader, id))
+      }
     })
   })
 )

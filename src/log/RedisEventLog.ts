@@ -8,28 +8,21 @@
 import { Effect, Layer, Schedule, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
-import { type EventDraft, InvalidEvent } from "../events/draft.ts"
+import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
-import {
-  AgentMismatch,
-  EventLog,
-  type InflightCall,
-  type LiveListener,
-  LogUnavailable,
-  ReplicationTimeout,
-  TaskEnded,
-  type TaskHead,
-  type TaskRef
-} from "./EventLog.ts"
-import { classifyAppendError, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
+import type { LiveListener } from "./LiveFeed.ts"
+import { logServices } from "./LogServices.ts"
+import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, connectWithin, createClient, type RedisTarget, reportReachability } from "./redisTarget.ts"
+import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 import { logLine } from "../observability/log.ts"
-import { Metrics, record } from "../observability/metrics.ts"
+import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
 
@@ -68,8 +61,8 @@ const infoFields = (reply: Array<unknown>): Map<string, unknown> => {
   return fields
 }
 
-export const RedisEventLogLayer = Layer.effect(
-  EventLog,
+/** EventLog, LiveFeed, TaskIndex and ControlQueue on one Redis (its command connection and subscriber). */
+export const RedisLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
@@ -85,7 +78,8 @@ export const RedisEventLogLayer = Layer.effect(
     defineScripts(commands)
     defineAppendCommand(commands)
 
-    const live = new LiveChannels()
+    const metrics = yield* GatewayMetrics
+    const live = new LiveChannels(metrics)
     /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
     const subscribed = new Map<string, Promise<void>>()
 
@@ -96,7 +90,7 @@ export const RedisEventLogLayer = Layer.effect(
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.forkScoped
     )
-    const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, {
+    const feed = yield* makeLiveFeed(target, config.redisCommandTimeoutMs, metrics, {
       onMessage: (channel, message) => {
         const taskId = taskOfChannel(prefix, channel)
         if (taskId === undefined) return
@@ -105,12 +99,12 @@ export const RedisEventLogLayer = Layer.effect(
         // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
         // task's listeners read the log in case it stood for a real event.
         logLine("warn", "dropped a malformed live message", { channel, length: message.length })
-        record(Metrics.eventsDropped, 1, { reason: "malformed" })
+        metrics.record(Metrics.eventsDropped, 1, { reason: "malformed" })
         live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
       onResubscribed: () => {
-        record(Metrics.redisReconnects, 1)
+        metrics.record(Metrics.redisReconnects, 1)
         logLine("warn", "redis subscriber reconnected; open streams catch up from the log")
         live.gapAll()
       },
@@ -125,14 +119,7 @@ export const RedisEventLogLayer = Layer.effect(
     const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
       Effect.tryPromise({
         try: () => runAppend(commands, appendSettings, task, drafts),
-        catch: (cause) => {
-          const failure = classifyAppendError(cause)
-          if (failure.kind === "agent_mismatch") return new AgentMismatch({ taskId: task.taskId })
-          if (failure.kind === "task_ended") return new TaskEnded({ taskId: task.taskId, message: failure.message })
-          if (failure.kind === "invalid") return new InvalidEvent({ field: failure.field, message: failure.message })
-          if (failure.kind === "replication_timeout") return new ReplicationTimeout({ message: failure.message })
-          return unavailable(cause)
-        }
+        catch: (cause) => appendErrorOf(cause, task)
       }).pipe(
         Effect.tap((ids) => run(() => touchTaskIndex(commands, appendSettings, task, drafts, ids)).pipe(Effect.ignore)),
         Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))
@@ -261,27 +248,26 @@ export const RedisEventLogLayer = Layer.effect(
         })
       )
 
-    return EventLog.of({
-      append,
-      read,
-      head,
-      inflight,
-      listen,
-      tasks,
-      // Ready means Redis answers and takes every live subscription this instance needs.
-      ping: run(() => commands.ping()).pipe(
-        Effect.andThen(Effect.suspend(() => {
+    return logServices({
+      log: { append, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
+      feed: {
+        listen,
+        // Ready means Redis takes every live subscription this instance needs.
+        ready: Effect.suspend(() => {
           const failing = feed.failing()
           if (failing.size === 0) return Effect.void
           const [[channel, error]] = failing
           return Effect.fail(new LogUnavailable({ message: `redis refuses ${failing.size} live subscription(s), e.g. ${channel}: ${error}` }))
-        }))
-      ),
-      liveTaskCount: () => live.size,
-      appendCommand: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
-      commands: controlCommands,
-      ackCommand: (taskId: string, reader: string, id: string) =>
-        run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)
+        }),
+        liveTaskCount: () => live.size
+      },
+      index: { tasks },
+      control: {
+        append: (task: TaskRef, draft: CommandDraft) => run(() => appendCommand(commands, appendSettings, task, draft)),
+        commands: controlCommands,
+        ack: (taskId: string, reader: string, id: string) =>
+          run(() => commands.xack(taskKeys(prefix, taskId).control, reader, id)).pipe(Effect.asVoid)
+      }
     })
   })
 )

@@ -16,8 +16,9 @@
 import { Effect, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import { logLine } from "../observability/log.ts"
-import { Metrics, record } from "../observability/metrics.ts"
-import { connectWithin, createClient, type RedisTarget } from "./redisTarget.ts"
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
+import { connectWithin, createClient } from "./redisTarget.ts"
+import { type RedisTarget } from "../redisUrl.ts"
 
 export interface LiveFeedHandlers {
   onMessage(channel: string, message: string): void
@@ -88,6 +89,7 @@ const cluster = (client: Cluster, handlers: LiveFeedHandlers, resubscribe: () =>
 export const makeLiveFeed = (
   target: RedisTarget,
   timeoutMs: number,
+  metrics: MetricsRecorder,
   handlers: LiveFeedHandlers
 ): Effect.Effect<LiveFeed, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -110,7 +112,7 @@ export const makeLiveFeed = (
       if (!isWanted(channel)) return
       const known = failing.get(channel)
       const delayMs = known === undefined ? RETRY_MIN_MS : Math.min(known.delayMs * 2, RETRY_MAX_MS)
-      record(Metrics.redisSubscribeFailures, 1)
+      metrics.record(Metrics.redisSubscribeFailures, 1)
       if (known === undefined) {
         logLine("error", "redis refused a live subscription; its clients get history but no live events until a retry succeeds", {
           channel,

@@ -5,7 +5,8 @@
  * publisher SDK.
  */
 import { readFileSync } from "node:fs"
-import type { EventDraft } from "../events/draft.ts"
+import { type EventDraft, InvalidEvent } from "../events/draft.ts"
+import { AgentMismatch, type AppendError, LogUnavailable, ReplicationTimeout, TaskEnded, type TaskRef } from "./EventLog.ts"
 import { indexUpdateOf } from "../events/state.ts"
 import { isBuiltinType, kindOf, knownTypes, storageKindOf } from "../events/registry.ts"
 import { registryKey, taskIndexKey, taskKeys, taskStatusKey } from "./keys.ts"
@@ -40,10 +41,6 @@ export class ReplicationTimeoutError extends Error {
     super(`TS_REPLICATION_TIMEOUT ${acknowledged} of ${wanted} replicas acknowledged the append in time; retry with the same idempotency key`)
   }
 }
-
-/** TASK_IDLE_TTL_S unless set: a day without an event, as long as an ended task is kept (RETENTION_S). */
-export const TASK_IDLE_SECONDS_DEFAULT = 86400
-
 
 /** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 export const defineScripts = (redis: RedisClient): void => {
@@ -141,21 +138,18 @@ export const touchTaskIndex = (
   )
 }
 
-export type AppendFailure =
-  | { readonly kind: "agent_mismatch" | "task_ended" | "replication_timeout" | "other"; readonly message: string }
-  /** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */
-  | { readonly kind: "invalid"; readonly field: "type" | "data" | "time"; readonly message: string }
-
+/** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */
 const INVALID_FIELDS = { TS_UNKNOWN_TYPE: "type", TS_BAD_DATA: "data", TS_BAD_TIME: "time" } as const
 
-export const classifyAppendError = (error: unknown): AppendFailure => {
+/** A failed append of `task` (a script error, a connection error) as the log's typed error. */
+export const appendErrorOf = (error: unknown, task: TaskRef): AppendError => {
   const message = error instanceof Error ? error.message : String(error)
-  if (message.startsWith("TS_AGENT_MISMATCH ")) return { kind: "agent_mismatch", message: message.slice(18) }
-  if (message.startsWith("TS_TASK_ENDED ")) return { kind: "task_ended", message: message.slice(14) }
-  if (error instanceof ReplicationTimeoutError) return { kind: "replication_timeout", message: message.slice(23) }
+  if (message.startsWith("TS_AGENT_MISMATCH ")) return new AgentMismatch({ taskId: task.taskId })
+  if (message.startsWith("TS_TASK_ENDED ")) return new TaskEnded({ taskId: task.taskId, message: message.slice(14) })
+  if (error instanceof ReplicationTimeoutError) return new ReplicationTimeout({ message: message.slice(23) })
   const code = message.split(" ", 1)[0]
   if (Object.hasOwn(INVALID_FIELDS, code)) {
-    return { kind: "invalid", field: INVALID_FIELDS[code as keyof typeof INVALID_FIELDS], message: message.slice(code.length + 1) }
+    return new InvalidEvent({ field: INVALID_FIELDS[code as keyof typeof INVALID_FIELDS], message: message.slice(code.length + 1) })
   }
-  return { kind: "other", message }
+  return new LogUnavailable({ message: `redis: ${message}` })
 }

@@ -30,7 +30,8 @@ export const pageBytes = (page: Page): number => {
   return bytes
 }
 
-export const shareReads = (log: EventLog["Service"], { maxBytes, ttlMs }: SharedReadsOptions): EventLog["Service"] => {
+/** `log` with shared reads; its other methods are passed through unchanged. */
+export const shareReads = <Log extends Pick<EventLog["Service"], "read">>(log: Log, { maxBytes, ttlMs }: SharedReadsOptions): Log => {
   const inFlight = new Map<string, Promise<Exit.Exit<Page, LogUnavailable>>>()
   const fullPages = new Map<string, { readonly page: Page; readonly bytes: number; readonly until: number }>()
   let keptBytes = 0

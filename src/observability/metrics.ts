@@ -2,11 +2,12 @@
  * Every metric the gateway exports at `GET /metrics` (Prometheus text), in
  * one table; docs/metrics.md lists the same names. Hot paths update them
  * with `updateUnsafe` — a plain function call, no Effect per event.
+ *
+ * Each gateway counts in its own registry (the `GatewayMetrics` service): two
+ * gateways in one process share no series.
  */
-import { Context, Effect, Metric } from "effect"
+import { Context, Effect, Layer, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
-
-const none = Context.empty() as Context.Context<never>
 
 export const Metrics = {
   connections: Metric.gauge("taskstream_connections", { description: "Open streaming connections, by transport" }),
@@ -38,40 +39,48 @@ export const Metrics = {
 
 type Attributes = Record<string, string>
 
-/** Add `value` to a counter (or set a gauge), labelled with `attributes`. */
-export const record = <I>(metric: Metric.Metric<I, unknown>, value: I, attributes?: Attributes): void => {
-  ;(attributes === undefined ? metric : Metric.withAttributes(metric, attributes)).updateUnsafe(value, none)
+export interface MetricsRecorder {
+  /** Add `value` to a counter (or set a gauge), labelled with `attributes`. */
+  record<I>(metric: Metric.Metric<I, unknown>, value: I, attributes?: Attributes): void
+  /** A labelled metric handle for hot paths, created once. */
+  labelled<I>(metric: Metric.Metric<I, unknown>, attributes: Attributes): (value: I) => void
+  /** The registry as Prometheus text. */
+  render(): Promise<string>
+  /** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
+  init(transports: ReadonlyArray<string>): void
 }
 
-/** Labelled metric handles for hot paths, created once. */
-export const labelled = <I>(metric: Metric.Metric<I, unknown>, attributes: Attributes) => {
-  const bound = Metric.withAttributes(metric, attributes)
-  return (value: I) => bound.updateUnsafe(value, none)
-}
-
-const collectors: Array<() => void> = []
-
-/** Run `collect` before each scrape: hot paths count in plain numbers and fold them in here. */
-export const onScrape = (collect: () => void): void => {
-  collectors.push(collect)
-}
-
-export const renderMetrics = (): Promise<string> => {
-  for (const collect of collectors) collect()
-  return Effect.runPromise(PrometheusMetrics.format())
-}
-
-/** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
-export const initMetrics = (): void => {
-  for (const transport of ["sse", "ws"]) {
-    record(Metrics.connections, 0, { transport })
-    record(Metrics.eventsDelivered, 0, { transport })
+/** A recorder on a registry of its own. */
+export const makeMetrics = (): MetricsRecorder => {
+  const registry: Metric.MetricRegistry = new Map()
+  const context = Context.make(Metric.MetricRegistry, registry) as Context.Context<never>
+  const record = <I>(metric: Metric.Metric<I, unknown>, value: I, attributes?: Attributes): void => {
+    ;(attributes === undefined ? metric : Metric.withAttributes(metric, attributes)).updateUnsafe(value, context)
   }
-  for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
-    record(metric, 0)
+  return {
+    record,
+    labelled: <I>(metric: Metric.Metric<I, unknown>, attributes: Attributes) => {
+      const bound = Metric.withAttributes(metric, attributes)
+      return (value: I) => bound.updateUnsafe(value, context)
+    },
+    render: () => Effect.runPromise(PrometheusMetrics.format().pipe(Effect.provideService(Metric.MetricRegistry, registry))),
+    init: (transports) => {
+      for (const transport of transports) {
+        record(Metrics.connections, 0, { transport })
+        record(Metrics.eventsDelivered, 0, { transport })
+      }
+      for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
+        record(metric, 0)
+      }
+      for (const source of ["pubsub", "stream"]) {
+        for (const outcome of ["accepted", "rejected", "failed"]) record(Metrics.ingestMessages, 0, { source, outcome })
+      }
+      for (const reason of ["other_agent", "malformed"]) record(Metrics.eventsDropped, 0, { reason })
+    }
   }
-  for (const source of ["pubsub", "stream"]) {
-    for (const outcome of ["accepted", "rejected", "failed"]) record(Metrics.ingestMessages, 0, { source, outcome })
-  }
-  for (const reason of ["other_agent", "malformed"]) record(Metrics.eventsDropped, 0, { reason })
+}
+
+/** This gateway's metrics. */
+export class GatewayMetrics extends Context.Service<GatewayMetrics, MetricsRecorder>()("taskstream/GatewayMetrics") {
+  static readonly layer = Layer.sync(GatewayMetrics, makeMetrics)
 }

@@ -14,14 +14,16 @@ import { decodeDraft, type EventDraft } from "../events/draft.ts"
 import { type EventType, installCustomTypes, isEphemeral, type PayloadOf } from "../events/registry.ts"
 import {
   type AppendSettings,
-  classifyAppendError,
+  appendErrorOf,
   defineScripts,
   runAppend,
-  TASK_IDLE_SECONDS_DEFAULT,
   touchTaskIndex
 } from "../log/appendScript.ts"
+import { type AppendError, describeAppendError } from "../log/EventLog.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
-import { blockingDuplicate, createClient, isCluster, parseRedisUrl, type RedisClient } from "../log/redisTarget.ts"
+import { STORAGE_DEFAULTS } from "../limits.ts"
+import { blockingDuplicate, createClient, isCluster, type RedisClient } from "../log/redisTarget.ts"
+import { parseRedisUrl } from "../redisUrl.ts"
 
 export type { CommandKind, ControlCommand } from "../events/control.ts"
 export type { EventType, PayloadOf } from "../events/registry.ts"
@@ -225,6 +227,12 @@ export interface RedisPublisher extends WorkflowPublisher {
 
 export const DEFAULT_READER = "workflow"
 
+/** A refused append as the SDK's error: the gateway's one mapping (describeAppendError), `unavailable` for a log that is away. */
+export const publishErrorOf = (error: AppendError): PublishError => {
+  const { code, message, field } = describeAppendError(error)
+  return new PublishError(code === "log_unavailable" ? "unavailable" : code, message, field)
+}
+
 const unavailable = (error: unknown) =>
   error instanceof PublishError ? error : new PublishError("unavailable", error instanceof Error ? error.message : String(error))
 
@@ -255,14 +263,14 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   defineScripts(redis)
   const settings: AppendSettings = {
     prefix: options.prefix ?? "ts",
-    historyMax: options.historyMax ?? 10000,
-    retentionSeconds: options.retentionSeconds ?? 86400,
-    idempotencySeconds: options.idempotencySeconds ?? 86400,
-    inflightSeconds: options.inflightSeconds ?? 3600,
-    taskIndexMax: options.taskIndexMax ?? 10000,
-    taskIdleSeconds: options.taskIdleSeconds ?? TASK_IDLE_SECONDS_DEFAULT,
+    historyMax: options.historyMax ?? STORAGE_DEFAULTS.historyMax,
+    retentionSeconds: options.retentionSeconds ?? STORAGE_DEFAULTS.retentionSeconds,
+    idempotencySeconds: options.idempotencySeconds ?? STORAGE_DEFAULTS.idempotencySeconds,
+    inflightSeconds: options.inflightSeconds ?? STORAGE_DEFAULTS.inflightSeconds,
+    taskIndexMax: options.taskIndexMax ?? STORAGE_DEFAULTS.taskIndexMax,
+    taskIdleSeconds: options.taskIdleSeconds ?? STORAGE_DEFAULTS.taskIdleSeconds,
     waitReplicas: options.waitReplicas ?? 0,
-    waitTimeoutMs: options.waitTimeoutMs ?? 1000
+    waitTimeoutMs: options.waitTimeoutMs ?? STORAGE_DEFAULTS.waitTimeoutMs
   }
   if (settings.waitReplicas! > 0 && isCluster(redis)) {
     throw new PublishError("rejected", "waitReplicas works with a standalone or Sentinel-managed Redis, not a Redis Cluster", "waitReplicas")
@@ -299,12 +307,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
         const keepFor = Math.min(keepKeysSeconds ?? settings.idempotencySeconds, settings.idempotencySeconds)
         ids = await runAppend(redis, { ...settings, idempotencySeconds: keepFor }, task, drafts)
       } catch (error) {
-        const failure = classifyAppendError(error)
-        if (failure.kind === "agent_mismatch") throw new PublishError("task_agent_mismatch", failure.message, "taskId")
-        if (failure.kind === "task_ended") throw new PublishError("task_ended", failure.message, "taskId")
-        if (failure.kind === "invalid") throw new PublishError("invalid_event", failure.message, failure.field)
-        if (failure.kind === "replication_timeout") throw new PublishError("replication_timeout", failure.message)
-        throw new PublishError("unavailable", failure.message)
+        throw publishErrorOf(appendErrorOf(error, task))
       }
       await touchTaskIndex(redis, settings, task, drafts, ids).catch(() => undefined)
       return ids.map((id) => (id === "" ? null : id))

@@ -1,33 +1,20 @@
 /**
- * A publisher inside the gateway process, straight on the `EventLog` service:
+ * A publisher inside the gateway process, straight on the `EventLog` and
+ * `ControlQueue` services:
  * the same validation (`decodeDraft`) and the same log as every other
  * publisher, without a network hop. With the embedded memory log this is the
  * only way to publish and to read control commands in-process (the demo agent).
  */
 import { Effect, Result, Stream } from "effect"
-import type { AppendError, EventLog } from "../log/EventLog.ts"
-import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
+import type { ControlQueue } from "../log/ControlQueue.ts"
+import type { EventLog } from "../log/EventLog.ts"
+import { type CommandOptions, DEFAULT_READER, makePublisher, PublishError, publishErrorOf, type ReceivedCommand, type TaskRef, type WorkflowPublisher } from "./index.ts"
 
-const publishError = (error: AppendError): PublishError => {
-  switch (error._tag) {
-    case "AgentMismatch":
-      return new PublishError("task_agent_mismatch", `task ${error.taskId} belongs to another agent`, "taskId")
-    case "TaskEnded":
-      return new PublishError("task_ended", error.message, "taskId")
-    case "LogUnavailable":
-      return new PublishError("unavailable", error.message)
-    case "ReplicationTimeout":
-      return new PublishError("replication_timeout", error.message)
-    case "InvalidEvent":
-      return new PublishError("invalid_event", error.message, error.field)
-  }
-}
-
-export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
+export const logPublisher = (log: EventLog["Service"], control: ControlQueue["Service"]): WorkflowPublisher => {
   const publisher = makePublisher(
     async (task, drafts) => {
       const ids = await Effect.runPromise(Effect.result(log.append(task, drafts)))
-      if (Result.isFailure(ids)) throw publishError(ids.failure)
+      if (Result.isFailure(ids)) throw publishErrorOf(ids.failure)
       return [...ids.success]
     },
     async () => {}
@@ -37,10 +24,10 @@ export const logPublisher = (log: EventLog["Service"]): WorkflowPublisher => {
   const commands = (task: TaskRef, options: CommandOptions = {}): AsyncIterableIterator<ReceivedCommand> => {
     const reader = options.reader ?? DEFAULT_READER
     const ack = (id: string) =>
-      Effect.runPromise(Effect.result(log.ackCommand(task.taskId, reader, id))).then((acked) => {
+      Effect.runPromise(Effect.result(control.ack(task.taskId, reader, id))).then((acked) => {
         if (Result.isFailure(acked)) throw new PublishError("unavailable", acked.failure.message)
       })
-    const source = Stream.toAsyncIterable(log.commands(task, reader))[Symbol.asyncIterator]()
+    const source = Stream.toAsyncIterable(control.commands(task, reader))[Symbol.asyncIterator]()
     let previous: ReceivedCommand | undefined
     const iterator: AsyncIterableIterator<ReceivedCommand> = {
       next: async () => {

@@ -8,8 +8,8 @@ import { Context, Effect, Layer } from "effect"
 import { AppConfig } from "../config.ts"
 import { compareIds, type EventId, ZeroId } from "../events/envelope.ts"
 import { foldEvent, InitialState, type TaskState } from "../events/state.ts"
-import { EventLog, type LogUnavailable, ownedByOther, type TaskHead, type TaskRef } from "../log/EventLog.ts"
-import { HISTORY_PAGE, TaskNotFound } from "./TaskStream.ts"
+import { EventLog, type LogUnavailable, ownedByOther, type TaskHead, TaskNotFound, type TaskRef } from "../log/EventLog.ts"
+import { HISTORY_PAGE } from "./TaskStream.ts"
 
 interface Folded {
   readonly agentId: string

@@ -18,14 +18,15 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, Effect, Fiber, Layer, Schema, type Scope } from "effect"
+import { Context, Effect, Fiber, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
 import { CALL_COMPLETED, callIdOf, CHUNK, compactedChunk, type InflightCall } from "../events/inflight.ts"
-import { EventLog, type LiveListener, type LogUnavailable, ownedByOther, type TaskHead } from "../log/EventLog.ts"
-import { labelled, Metrics } from "../observability/metrics.ts"
+import { EventLog, type LogUnavailable, ownedByOther, type TaskHead, TaskNotFound } from "../log/EventLog.ts"
+import { LiveFeed, type LiveListener } from "../log/LiveFeed.ts"
+import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 import { type CatchUpReads, makeCatchUpReads } from "./catchUpReads.ts"
 
 /** Where a transport puts what the pipeline delivers. */
@@ -54,11 +55,6 @@ export interface FollowRequest {
   readonly filter?: TypeFilter
 }
 
-export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
-  agentId: Schema.String,
-  taskId: Schema.String
-}) {}
-
 /** The outcome of opening a task: follow it, or it already ended before the resume point. */
 export type Opening =
   | { readonly _tag: "Ended"; readonly reason: EndReason }
@@ -82,8 +78,6 @@ const nextPageSize = (page: ReadonlyArray<LogEvent>, capacity: number): number =
 /** A live event held while catching up costs its payload plus about this much (envelope, frame). */
 const EVENT_OVERHEAD_BYTES = 200
 
-const droppedOtherAgent = labelled(Metrics.eventsDropped, { reason: "other_agent" })
-
 type State = "syncing" | "live" | "paused" | "closed"
 
 export interface SubscriptionOptions {
@@ -91,6 +85,8 @@ export interface SubscriptionOptions {
   readonly filter: TypeFilter
   /** Whether catch-ups start with the calls in flight as compacted chunks (not for a live-only stream). */
   readonly compact: boolean
+  /** Counts events dropped because they came from another agent (the gateway's metric). */
+  readonly droppedOtherAgent: (count: number) => void
 }
 
 export class Subscription implements LiveListener {
@@ -272,7 +268,7 @@ export class Subscription implements LiveListener {
       // nothing is stored, or the first stored ones of an agent that took the id) is
       // not this subscriber's: drop it, and pass over a stored one so no read returns
       // it again. It never ends the stream; a new request for the task answers 404.
-      droppedOtherAgent(1)
+      this.request.droppedOtherAgent(1)
       if (!event.ephemeral && compareIds(event, this.lastId) > 0) this.lastId = event
       return
     }
@@ -397,9 +393,12 @@ export class TaskStream extends Context.Service<TaskStream, {
     TaskStream,
     Effect.gen(function*() {
       const log = yield* EventLog
+      const feed = yield* LiveFeed
+      const metrics = yield* GatewayMetrics
+      const droppedOtherAgent = metrics.labelled(Metrics.eventsDropped, { reason: "other_agent" })
       const reads = makeCatchUpReads(log)
       let following = 0
-      const openGauge = labelled(Metrics.subscriptions, {})
+      const openGauge = metrics.labelled(Metrics.subscriptions, {})
 
       const startFrom = (request: FollowRequest, head: TaskHead): EventId =>
         request.after ?? (request.history === false ? head.last ?? ZeroId : ZeroId)
@@ -429,14 +428,15 @@ export class TaskStream extends Context.Service<TaskStream, {
             agentId: request.agentId,
             filter: request.filter ?? acceptAll,
             // A live-only stream gets live chunks only (SPEC §8.2).
-            compact: request.after !== undefined || request.history !== false
+            compact: request.after !== undefined || request.history !== false,
+            droppedOtherAgent
           }, sink, after)
           openGauge(++following)
           return Effect.addFinalizer(() => {
             openGauge(--following)
             return subscription.stop()
           }).pipe(
-            Effect.andThen(log.listen(request.taskId, subscription)),
+            Effect.andThen(feed.listen(request.taskId, subscription)),
             Effect.andThen(Effect.sync(() => subscription.listening())),
             Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
             Effect.andThen(subscription.catchUp()),

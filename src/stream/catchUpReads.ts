@@ -49,7 +49,7 @@ export interface CatchUpReads {
   read(taskId: string, after: EventId, limit: number, since: number): Effect.Effect<ReadonlyArray<LogEvent>>
 }
 
-export const makeCatchUpReads = (log: EventLog["Service"], backoff: Backoff = CATCH_UP_BACKOFF): CatchUpReads => {
+export const makeCatchUpReads = (log: Pick<EventLog["Service"], "read" | "head" | "inflight">, backoff: Backoff = CATCH_UP_BACKOFF): CatchUpReads => {
   const running = new Map<string, Shared>()
   let clock = 0
 

@@ -4,11 +4,11 @@
  * closing those whose token expired, the connection limits (SPEC §6), and
  * closing them all on shutdown.
  */
-import { labelled, Metrics, record } from "../observability/metrics.ts"
+import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { logLine } from "../observability/log.ts"
-import { roundTime } from "./outbox.ts"
+import { Writes } from "./outbox.ts"
+import { TRANSPORTS, type Transport } from "./transports.ts"
 
-export type Transport = "sse" | "ws"
 
 /** Why the server closed a connection (also the `reason` label of the disconnect metric). */
 export type CloseReason =
@@ -56,19 +56,22 @@ export type Admission = { readonly ok: true; readonly release: () => void } | {
   readonly limit: "max_connections" | "max_connections_per_subject"
 }
 
-const gauges = {
-  sse: labelled(Metrics.connections, { transport: "sse" }),
-  ws: labelled(Metrics.connections, { transport: "ws" })
-}
-
 export class Connections {
+  /** This gateway's coalesced writes, shared by its connections. */
+  readonly writes = new Writes()
   private readonly open = new Set<StreamConnection>()
-  private readonly perTransport = { sse: 0, ws: 0 }
+  private readonly perTransport = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly reserved = new Map<string, number>()
   private reservedTotal = 0
   private readonly timer: ReturnType<typeof setInterval>
 
-  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits) {
+  private readonly gauges: Record<Transport, (value: number) => void>
+
+  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits, private readonly metrics: MetricsRecorder) {
+    this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<
+      Transport,
+      (value: number) => void
+    >
     // Ticking at a quarter of the interval keeps each silence within 125% of it.
     this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(1000, Math.floor(heartbeatMs / 4))))
   }
@@ -97,15 +100,15 @@ export class Connections {
 
   add(connection: StreamConnection): void {
     this.open.add(connection)
-    gauges[connection.transport](++this.perTransport[connection.transport])
+    this.gauges[connection.transport](++this.perTransport[connection.transport])
   }
 
   /** Forget a connection; `reason` is recorded when the server closed it. */
   remove(connection: StreamConnection, reason: CloseReason): void {
     if (!this.open.delete(connection)) return
-    gauges[connection.transport](--this.perTransport[connection.transport])
+    this.gauges[connection.transport](--this.perTransport[connection.transport])
     if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
-      record(Metrics.disconnects, 1, { reason, transport: connection.transport })
+      this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }
   }
@@ -121,15 +124,16 @@ export class Connections {
 
   stop(): void {
     clearInterval(this.timer)
+    this.writes.stop()
   }
 
   private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {
-    record(Metrics.limitRejections, 1, { limit })
+    this.metrics.record(Metrics.limitRejections, 1, { limit })
     return { ok: false, limit }
   }
 
   private tick(): void {
-    const now = Math.max(Date.now(), roundTime)
+    const now = Math.max(Date.now(), this.writes.roundTime)
     for (const connection of this.open) {
       if (now >= connection.expiresAt) connection.close(connection.expiryReason ?? "token_expired")
       else if (now - connection.lastWrite >= this.heartbeatMs) connection.heartbeat()

@@ -3,41 +3,103 @@
  * frame is queued, and every dirty connection is flushed once after the
  * current event-loop turn — so frames that become ready together (a burst of
  * live events, a page of history) reach a client in one write.
+ *
+ * One `Writes` per gateway (its `Connections` owns it): two gateways in one
+ * process share no flush queue, clock, pacing timer or delivery count.
  */
+import { TRANSPORTS, type Transport } from "./transports.ts"
 export interface Outbox {
   /** Set while the connection waits in the flush queue. */
   queued: boolean
   flush(): void
 }
 
-let dirty: Array<Outbox> = []
-let spare: Array<Outbox> = []
-let scheduled = false
-
-/** A clock read once per flush round, for connections that track their last write. */
-export let roundTime = Date.now()
-
-const flushAll = () => {
-  scheduled = false
-  roundTime = Date.now()
-  const round = dirty
-  dirty = spare
-  for (let i = 0; i < round.length; i++) {
-    const outbox = round[i]
-    outbox.queued = false
-    outbox.flush()
-  }
-  round.length = 0
-  spare = round
+interface DrainWaiter {
+  readonly queued: () => number
+  readonly mark: number
+  readonly ready: () => void
 }
 
-export const scheduleFlush = (outbox: Outbox): void => {
-  if (outbox.queued) return
-  outbox.queued = true
-  dirty.push(outbox)
-  if (!scheduled) {
-    scheduled = true
-    queueMicrotask(flushAll)
+export class Writes {
+  /** A clock read once per flush round, for connections that track their last write. */
+  roundTime = Date.now()
+  private dirty: Array<Outbox> = []
+  private spare: Array<Outbox> = []
+  private scheduled = false
+  /** Events written per transport since the last scrape: the per-write path only adds to plain numbers. */
+  private readonly delivered = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
+  private readonly drainWaiters = new Set<DrainWaiter>()
+  private drainTimer: ReturnType<typeof setTimeout> | undefined
+
+  private readonly flushAll = () => {
+    this.scheduled = false
+    this.roundTime = Date.now()
+    const round = this.dirty
+    this.dirty = this.spare
+    for (let i = 0; i < round.length; i++) {
+      const outbox = round[i]
+      outbox.queued = false
+      outbox.flush()
+    }
+    round.length = 0
+    this.spare = round
+  }
+
+  schedule(outbox: Outbox): void {
+    if (outbox.queued) return
+    outbox.queued = true
+    this.dirty.push(outbox)
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flushAll)
+    }
+  }
+
+  /** Count `frames` events written by `transport` in one flush. */
+  countDelivered(transport: Transport, frames: number): void {
+    this.delivered[transport] += frames
+  }
+
+  /** The events written per transport since the last call (for the metrics, at scrape). */
+  takeDelivered(): Readonly<Record<Transport, number>> {
+    const taken = { ...this.delivered }
+    for (const transport of TRANSPORTS) this.delivered[transport] = 0
+    return taken
+  }
+
+  /**
+   * Pacing (SPEC §8.1): call `ready` once `queued()` is under `mark` (at the
+   * next check); returns a cancel. Runtimes tell no one when a socket drains,
+   * so waiting connections are checked on one timer that runs only while
+   * someone waits — every 5 ms, less often when thousands wait (each check
+   * costs a little).
+   */
+  whenDrained(queued: () => number, mark: number, ready: () => void): () => void {
+    const waiter: DrainWaiter = { queued, mark, ready }
+    this.drainWaiters.add(waiter)
+    this.drainTimer ??= setTimeout(this.checkDrains, this.drainCheckMs())
+    return () => void this.drainWaiters.delete(waiter)
+  }
+
+  /** Stop the pacing timer (shutdown). */
+  stop(): void {
+    clearTimeout(this.drainTimer)
+    this.drainTimer = undefined
+    this.drainWaiters.clear()
+  }
+
+  private drainCheckMs(): number {
+    return Math.min(100, Math.max(5, this.drainWaiters.size / 100))
+  }
+
+  private readonly checkDrains = () => {
+    this.drainTimer = undefined
+    for (const waiter of this.drainWaiters) {
+      if (waiter.queued() >= waiter.mark) continue
+      this.drainWaiters.delete(waiter)
+      waiter.ready()
+    }
+    if (this.drainWaiters.size > 0) this.drainTimer = setTimeout(this.checkDrains, this.drainCheckMs())
   }
 }
 
@@ -53,39 +115,4 @@ export const joinChunks = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
     offset += chunk.byteLength
   }
   return joined
-}
-
-/**
- * Pacing (SPEC §8.1): waiters for a connection's queue to fall under a mark.
- * Runtimes tell no one when a socket drains, so waiting connections are
- * checked on one timer that runs only while someone waits — every 5 ms, less
- * often when thousands wait (each check costs a little).
- */
-interface DrainWaiter {
-  readonly queued: () => number
-  readonly mark: number
-  readonly ready: () => void
-}
-
-const drainWaiters = new Set<DrainWaiter>()
-let drainTimer: ReturnType<typeof setTimeout> | undefined
-
-const drainCheckMs = () => Math.min(100, Math.max(5, drainWaiters.size / 100))
-
-const checkDrains = () => {
-  drainTimer = undefined
-  for (const waiter of drainWaiters) {
-    if (waiter.queued() >= waiter.mark) continue
-    drainWaiters.delete(waiter)
-    waiter.ready()
-  }
-  if (drainWaiters.size > 0) drainTimer = setTimeout(checkDrains, drainCheckMs())
-}
-
-/** Call `ready` once `queued()` is under `mark` (at the next check); returns a cancel. */
-export const whenDrained = (queued: () => number, mark: number, ready: () => void): () => void => {
-  const waiter: DrainWaiter = { queued, mark, ready }
-  drainWaiters.add(waiter)
-  drainTimer ??= setTimeout(checkDrains, drainCheckMs())
-  return () => void drainWaiters.delete(waiter)
 }

@@ -10,8 +10,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
-import { countDelivered } from "./delivery.ts"
-import { joinChunks, type Outbox, roundTime, scheduleFlush, whenDrained } from "./outbox.ts"
+import { joinChunks, type Outbox, type Writes } from "./outbox.ts"
 
 /**
  * One wire encoding of what the pipeline delivers to one SSE response: a pure
@@ -57,6 +56,8 @@ export interface SseOptions {
   readonly retryMs: number
   /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
   readonly bufferBytes: number
+  /** The gateway's coalesced writes. */
+  readonly writes: Writes
   readonly onClose: (reason: CloseReason) => void
 }
 
@@ -115,7 +116,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
   }
 
   whenUnder(mark: number, ready: () => void): () => void {
-    return whenDrained(() => this.backlog(), mark, ready)
+    return this.options.writes.whenDrained(() => this.backlog(), mark, ready)
   }
 
   heartbeat(): void {
@@ -147,10 +148,10 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     this.pending = []
     this.pendingBytes = 0
     if (this.pendingEvents > 0) {
-      countDelivered("sse", this.pendingEvents)
+      this.options.writes.countDelivered("sse", this.pendingEvents)
       this.pendingEvents = 0
     }
-    this.lastWrite = roundTime
+    this.lastWrite = this.options.writes.roundTime
     this.controller.enqueue(chunk)
     if (1 - (this.controller.desiredSize ?? 0) > this.options.bufferBytes) {
       this.finish("slow_consumer")
@@ -163,7 +164,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     const bytes = typeof frames === "string" ? encoder.encode(frames) : frames
     this.pending.push(bytes)
     this.pendingBytes += bytes.byteLength
-    scheduleFlush(this)
+    this.options.writes.schedule(this)
   }
 
   private finish(reason: CloseReason): void {

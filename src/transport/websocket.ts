@@ -10,8 +10,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import { CloseCodes } from "./closeCodes.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
-import { countDelivered } from "./delivery.ts"
-import { type Outbox, roundTime, scheduleFlush, whenDrained } from "./outbox.ts"
+import type { Outbox, Writes } from "./outbox.ts"
 
 /** The runtime's socket, as the transport needs it. */
 export interface WireSocket {
@@ -30,6 +29,8 @@ export interface WsOptions {
   expiresAt: number
   /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
   readonly bufferBytes: number
+  /** The gateway's coalesced writes. */
+  readonly writes: Writes
   readonly onClose: (reason: CloseReason) => void
 }
 
@@ -80,7 +81,7 @@ export class WsConnection implements Outbox, StreamConnection {
     if (this.closed) return
     this.pending.push(frame)
     this.pendingSize += frame.length
-    scheduleFlush(this)
+    this.options.writes.schedule(this)
   }
 
   get capacity(): number {
@@ -93,7 +94,7 @@ export class WsConnection implements Outbox, StreamConnection {
   }
 
   whenUnder(mark: number, ready: () => void): () => void {
-    return whenDrained(() => this.backlog(), mark, ready)
+    return this.options.writes.whenDrained(() => this.backlog(), mark, ready)
   }
 
   /** Queue an event frame (counted in the delivery metrics). */
@@ -105,7 +106,7 @@ export class WsConnection implements Outbox, StreamConnection {
 
   /** Liveness of a WebSocket is the runtime's protocol pings (WS_IDLE_TIMEOUT_S): nothing to write. */
   heartbeat(): void {
-    this.lastWrite = roundTime
+    this.lastWrite = this.options.writes.roundTime
   }
 
   flush(): void {
@@ -114,10 +115,10 @@ export class WsConnection implements Outbox, StreamConnection {
     this.pending = []
     this.pendingSize = 0
     if (this.pendingEvents > 0) {
-      countDelivered("ws", this.pendingEvents)
+      this.options.writes.countDelivered("ws", this.pendingEvents)
       this.pendingEvents = 0
     }
-    this.lastWrite = roundTime
+    this.lastWrite = this.options.writes.roundTime
     const accepted = this.socket.send(frames)
     if (!accepted || this.socket.bufferedAmount() > this.options.bufferBytes) this.close("slow_consumer")
   }

@@ -13,8 +13,9 @@ import { readFileSync } from "node:fs"
 import { Result } from "effect"
 import { decodeDraft } from "../../src/events/draft.ts"
 import { compareIds, parseEventId } from "../../src/events/envelope.ts"
-import { classifyAppendError, defineScripts, runAppend, touchTaskIndex } from "../../src/log/appendScript.ts"
-import { createClient, parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
+import { appendErrorOf, defineScripts, runAppend, touchTaskIndex } from "../../src/log/appendScript.ts"
+import { createClient } from "../../src/log/redisTarget.ts"
+import { parseRedisUrl, type RedisTarget } from "../../src/redisUrl.ts"
 import { PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
@@ -146,7 +147,7 @@ const publishOne = async (task: TaskState, type: string, data: Record<string, un
       const retryable = error instanceof PublishError
         ? error.code === "unavailable" || error.code === "replication_timeout"
         : task.publisher === "script"
-        ? ["other", "replication_timeout"].includes(classifyAppendError(error).kind)
+        ? ["LogUnavailable", "ReplicationTimeout"].includes(appendErrorOf(error, { agentId: "chaos", taskId: task.taskId })._tag)
         : !(error instanceof Error && error.message.startsWith("http publish"))
       if (!retryable) throw error
     }

@@ -3,7 +3,7 @@
  * one human line naming the variable and what it expects.
  */
 import { describe, expect, it } from "bun:test"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../../src/config.ts"
 
 const load = (env: Record<string, string>) =>
@@ -29,6 +29,15 @@ describe("config", () => {
     expect(result.success).toMatchObject({ trustProxy: true, demo: true, redis: { kind: "standalone" } })
     expect((await load({ CORS_ORIGINS: "*" }))._tag).toBe("Success")
     expect((await load({ CORS_ORIGINS: "" }))._tag).toBe("Success")
+  })
+
+  it("keeps the secrets redacted: the settings print without them, the code reads them", async () => {
+    const result = await load({ AUTH_JWT_SECRET: "s3cr3t-value", METRICS_TOKEN: "scrape-token" })
+    if (result._tag !== "Success") throw new Error("refused")
+    const printed = `${JSON.stringify(result.success)} ${String(result.success.authJwtSecret)} ${Bun.inspect(result.success)}`
+    expect(printed.includes("s3cr3t-value") || printed.includes("scrape-token")).toBe(false)
+    expect(Redacted.value(result.success.authJwtSecret!)).toBe("s3cr3t-value")
+    expect(Redacted.value(result.success.metricsToken!)).toBe("scrape-token")
   })
 
   it.each([

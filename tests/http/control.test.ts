@@ -5,6 +5,7 @@
  * agents or commands.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Redacted } from "effect"
 import { logPublisher } from "../../src/publisher/log.ts"
 import { step, taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
@@ -14,7 +15,7 @@ import { hsToken, SECRET } from "../support/tokens.ts"
 describe("control commands per agent", () => {
   let gateway: TestApp
   beforeAll(async () => {
-    gateway = await startApp({ authJwtSecret: SECRET })
+    gateway = await startApp({ authJwtSecret: Redacted.make(SECRET) })
   })
   afterAll(() => gateway.close())
 
@@ -45,7 +46,7 @@ describe("control commands per agent", () => {
     const bobs = await command(bob, "bob", taskId, "cancel")
     expect(bobs.status).toBe(202)
     // Agent ab starts the task and reads its commands; its own pause is the sentinel.
-    const workflow = logPublisher(gateway.deps.log)
+    const workflow = logPublisher(gateway.deps.log, gateway.deps.control)
     await workflow.publish({ agentId: "ab", taskId }, "WorkflowStarted", {})
     const ab = await hsToken({ control: ["ab/*"] })
     const own = await command(ab, "ab", taskId, "pause")

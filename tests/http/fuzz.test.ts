@@ -12,6 +12,7 @@
  * per property for longer runs: `FUZZ_RUNS=5000 bun test tests/http/fuzz.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Redacted } from "effect"
 import fc from "fast-check"
 import { ErrorCodes } from "../../src/http/errors.ts"
 import { decodeClientFrame } from "../../src/http/wsProtocol.ts"
@@ -191,7 +192,7 @@ describe("Fuzzed input [memory log, app.request]", () => {
 describe("Fuzzed tokens [memory log, app.request]", () => {
   let app: InProcessApp
   beforeAll(async () => {
-    app = await startApp({ authJwtSecret: SECRET })
+    app = await startApp({ authJwtSecret: Redacted.make(SECRET) })
   })
   afterAll(() => app.close())
 

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { connect, type Socket } from "node:net"
-import { classifyAppendError, defineScripts, runAppend } from "../../src/log/appendScript.ts"
+import { appendErrorOf, defineScripts, runAppend } from "../../src/log/appendScript.ts"
 import { postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { useHarness, uniqueTask } from "../support/harness.ts"
@@ -81,7 +81,7 @@ describe("Redis log: what its script refuses", () => {
     const refused = await runAppend(client, settings, { agentId: "a", taskId: uniqueTask("lua") }, [
       { type: "WorkflowStarted", data: {}, dataJson: '{"goal":"\\ud800"}' }
     ]).then(() => undefined, (error: unknown) => error)
-    expect(classifyAppendError(refused)).toMatchObject({ kind: "invalid", field: "data" })
+    expect(appendErrorOf(refused, { agentId: "a", taskId: "t" })).toMatchObject({ _tag: "InvalidEvent", field: "data" })
   })
 
   it("expires a task that never ends after TASK_IDLE_TTL_S, and an ended one after RETENTION_S", async () => {

@@ -5,7 +5,7 @@
  * real Redis are in security-gateway.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../../src/config.ts"
 import { compileScope } from "../../src/http/auth.ts"
 import { decodeClientFrame } from "../../src/http/wsProtocol.ts"
@@ -59,7 +59,7 @@ describe("Scope wildcards", () => {
   })
 
   describe("against a token built to backtrack", () => {
-    const app = withApp({ authJwtSecret: SECRET })
+    const app = withApp({ authJwtSecret: Redacted.make(SECRET) })
     const evil = "*-".repeat(12) + "*/x"
     const dashes = "-".repeat(80)
 
@@ -219,7 +219,7 @@ describe("TRUST_PROXY", () => {
 })
 
 describe("Tokens", () => {
-  const app = withApp({ authJwtSecret: SECRET, authRequireExp: true, authRequireSub: true, authClockSkewSeconds: 5 })
+  const app = withApp({ authJwtSecret: Redacted.make(SECRET), authRequireExp: true, authRequireSub: true, authClockSkewSeconds: 5 })
   const now = () => Math.floor(Date.now() / 1000)
   const status = async (token: string) =>
     (await app().request(`${taskPath("a", "t")}/events`, { headers: { authorization: `Bearer ${token}` } })).status
@@ -285,7 +285,7 @@ describe("Open mode from another site's page", () => {
 })
 
 describe("METRICS_TOKEN", () => {
-  const app = withApp({ metricsToken: "scrape-me" })
+  const app = withApp({ metricsToken: Redacted.make("scrape-me") })
 
   it("keeps /metrics from anyone without it", async () => {
     expect((await app().request("/metrics")).status).toBe(401)

@@ -5,7 +5,7 @@
  * what it missed and live events again. The app runs in-process on the Redis log.
  */
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test"
-import { parseRedisUrl, type RedisTarget } from "../../src/log/redisTarget.ts"
+import { parseRedisUrl, type RedisTarget } from "../../src/redisUrl.ts"
 import { redisPublisher } from "../../src/publisher/index.ts"
 import { taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"

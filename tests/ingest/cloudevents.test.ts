@@ -5,6 +5,7 @@
  * it, with nothing stored.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+import { Redacted } from "effect"
 import { CloudEvent, HTTP } from "cloudevents"
 import { history, taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
@@ -180,7 +181,7 @@ describe("POST /cloudevents refuses bad attributes, naming them, and stores noth
 describe("POST /cloudevents applies the publish scope [app.request]", () => {
   let gateway: TestApp
   beforeAll(async () => {
-    gateway = await startApp({ authJwtSecret: SECRET })
+    gateway = await startApp({ authJwtSecret: Redacted.make(SECRET) })
   })
   afterAll(() => gateway.close())
 

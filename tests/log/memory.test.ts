@@ -3,7 +3,8 @@ import { describe, expect, it } from "bun:test"
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../../src/config.ts"
 import { EventLog } from "../../src/log/EventLog.ts"
-import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { uniqueTask } from "../support/harness.ts"
 
 const step = (n: number) => ({ type: "WorkflowStepStarted" as const, data: { step: n }, dataJson: JSON.stringify({ step: n }) })
@@ -22,7 +23,7 @@ describe("memory log", () => {
         yield* Effect.sleep("600 millis")
         return { idle: yield* log.head(idle.taskId), active: yield* log.head(active.taskId) }
       }).pipe(
-        Effect.provide(MemoryEventLogLayer.pipe(Layer.provide(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 })))),
+        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.merge(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 }), GatewayMetrics.layer)))),
         Effect.scoped
       )
     )

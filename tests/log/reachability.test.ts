@@ -2,7 +2,8 @@
 import { afterAll, describe, expect, it, spyOn } from "bun:test"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { AppConfig } from "../../src/config.ts"
-import { RedisEventLogLayer } from "../../src/log/RedisEventLog.ts"
+import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { setLogLevel } from "../../src/observability/log.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
@@ -22,7 +23,9 @@ describe("Redis reachability in the log [redis log]", () => {
     try {
       await Effect.runPromise(
         Layer.buildWithScope(
-          RedisEventLogLayer.pipe(Layer.provide(AppConfig.layerWith({ redis: { kind: "standalone", url: redis.url }, redisCommandTimeoutMs: 300 }))),
+          RedisLogLayer.pipe(
+            Layer.provide(Layer.merge(AppConfig.layerWith({ redis: { kind: "standalone", url: redis.url }, redisCommandTimeoutMs: 300 }), GatewayMetrics.layer))
+          ),
           scope
         )
       )

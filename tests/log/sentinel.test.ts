@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { AppConfig } from "../../src/config.ts"
-import { parseRedisUrl } from "../../src/log/redisTarget.ts"
+import { parseRedisUrl } from "../../src/redisUrl.ts"
 import { PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, ZeroId } from "../../src/events/envelope.ts"
-import { type EventLog, LogUnavailable } from "../../src/log/EventLog.ts"
+import { LogUnavailable } from "../../src/log/EventLog.ts"
 import { pageBytes, shareReads } from "../../src/log/sharedReads.ts"
 
 /** Ten events; the last five carry 100 KB of data each. */
@@ -25,7 +25,7 @@ const counting = (fail = false) => {
             : Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit))
         })
       )
-  } as unknown as EventLog["Service"]
+  }
   return { log, reads: () => reads }
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { acceptAll } from "../../src/events/filter.ts"
-import type { EventLog, InflightCall } from "../../src/log/EventLog.ts"
+import type { InflightCall } from "../../src/log/EventLog.ts"
 import { makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
 
@@ -26,7 +26,7 @@ const log = {
     Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
   inflight: () => Effect.succeed(inflight)
-} as unknown as EventLog["Service"]
+}
 const reads = makeCatchUpReads(log)
 
 const collect = () => {
@@ -39,7 +39,7 @@ const collect = () => {
   const subscription = new Subscription(
     reads,
     "t",
-    { agentId: "a", filter: acceptAll, compact: true },
+    { agentId: "a", filter: acceptAll, compact: true, droppedOtherAgent: () => {} },
     {
       event: (event) => {
         order.push(event.type === "WorkflowLLMCallChunk" ? `chunk ${event.data.chunk}` : event.id!)

@@ -8,7 +8,8 @@ import { AppConfig } from "../../src/config.ts"
 import type { EventDraft } from "../../src/events/draft.ts"
 import { type EventId, parseEventId } from "../../src/events/envelope.ts"
 import { EventLog } from "../../src/log/EventLog.ts"
-import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { TaskStates } from "../../src/stream/TaskStates.ts"
 
 const task = { agentId: "agent-1", taskId: "task-9" }
@@ -29,11 +30,11 @@ const setup = () => {
         }
       })
     })
-  ).pipe(Layer.provide(MemoryEventLogLayer))
+  ).pipe(Layer.provide(MemoryLogLayer))
   const layer = Layer.merge(TaskStates.layer.pipe(Layer.provide(counted)), counted).pipe(
-    Layer.provideMerge(AppConfig.layerWith({ taskIndexMax: 100 }))
+    Layer.provideMerge(Layer.merge(AppConfig.layerWith({ taskIndexMax: 100 }), GatewayMetrics.layer))
   )
-  const run = <A, E>(effect: Effect.Effect<A, E, TaskStates | EventLog>) => Effect.runPromise(Effect.provide(effect, layer) as Effect.Effect<A, E>)
+  const run = <A, E>(effect: Effect.Effect<A, E, TaskStates | EventLog>) => Effect.runPromise(Effect.provide(effect, layer))
   return { reads, run }
 }
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "bun:test"
 import { LogEvent } from "../../src/events/envelope.ts"
 import type { CloseReason } from "../../src/transport/connections.ts"
 import { type SseFormat, TaskstreamCodecs } from "../../src/transport/codecs/taskstream.ts"
+import { Writes } from "../../src/transport/outbox.ts"
 import { SseConnection } from "../../src/transport/sse.ts"
 
 const task = { agentId: "a", taskId: "t" }
@@ -19,6 +20,7 @@ const open = (options: { format?: SseFormat; bufferBytes?: number } = {}) => {
     expiresAt: Infinity,
     retryMs: 2000,
     bufferBytes: options.bufferBytes ?? 1 << 20,
+    writes: new Writes(),
     onClose: (reason) => void closes.push(reason)
   })
   const reader = connection.body.getReader()

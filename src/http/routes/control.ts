@@ -1,48 +1,20 @@
 /**
  * `POST /agents/{a}/tasks/{t}/pause|resume|cancel` (SPEC §4.2, §5): queue a
- * control command for the task's workflow; `202 {command_id}`. The same
- * `queueCommand` serves the WebSocket `command` op.
+ * control command for the task's workflow; `202 {command_id}`, through
+ * `queueCommand` (http/commands.ts), which also serves the WebSocket `command` op.
  */
 import { Effect, Result, Schema, SchemaIssue } from "effect"
 import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
-import { type CommandDraft, commandIdempotencyKey, CommandKinds, REASON_MAX } from "../../events/control.ts"
+import { type CommandDraft, CommandKinds, REASON_MAX } from "../../events/control.ts"
 import { IDEMPOTENCY_KEY_MAX } from "../../events/draft.ts"
-import { type EventLog, ownedByOther } from "../../log/EventLog.ts"
-import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
-import { type ApiError, apiError, errorResponse } from "../errors.ts"
-import { Metrics, record } from "../../observability/metrics.ts"
+import { overCommandRate, queueCommand } from "../commands.ts"
+import { apiError, errorResponse } from "../errors.ts"
 import { guard } from "../guard.ts"
 import { parseJson, unsupportedContentType } from "../json.ts"
-import { parseTaskPath, type TaskPath } from "../params.ts"
+import { parseTaskPath } from "../params.ts"
 import { respond } from "../respond.ts"
-
-/**
- * Queue `draft` for the workflow of the agent's task; fails with TaskNotFound
- * when the task's events belong to another agent. A task with no events yet
- * takes the command for this agent only: the workflow of another agent that
- * later starts the same task id never receives it. An idempotency key counts
- * per subject, agent and command, so two clients (or one client's `pause` and
- * `cancel`) never collide on it.
- */
-export const queueCommand = (log: EventLog["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
-  Effect.gen(function*() {
-    const head = yield* log.head(task.taskId)
-    if (ownedByOther(head, task.agentId)) return yield* new TaskNotFound(task)
-    const idempotencyKey = draft.idempotencyKey === undefined
-      ? undefined
-      : commandIdempotencyKey(subject, task.agentId, draft.command, draft.idempotencyKey)
-    return yield* log.appendCommand(task, { ...draft, idempotencyKey })
-  })
-
-/** COMMAND_RATE for `subject`: the refusal when over it (REST and WebSocket commands share one bucket per subject). */
-export const overCommandRate = (deps: RouteDeps, subject: string): ApiError | undefined => {
-  const wait = deps.commandRate.take(subject, 1)
-  if (wait === 0) return undefined
-  record(Metrics.limitRejections, 1, { limit: "command_rate" })
-  return { ...apiError("rate_limited", `over COMMAND_RATE (${deps.config.commandRate} commands/s)`), retryAfter: wait }
-}
 
 const Body = Schema.Struct({ reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(REASON_MAX))) })
 const decodeBody = Schema.decodeUnknownResult(Body)
@@ -95,7 +67,8 @@ export const controlRoutes = (deps: RouteDeps) =>
       }
       return respond(
         c,
-        Effect.map(queueCommand(deps.log, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
+        deps,
+        Effect.map(queueCommand(deps.log, deps.control, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
       )
     }
   )

@@ -8,10 +8,9 @@ import { Hono } from "hono"
 import { decodeDraft, type EventDraft } from "../../events/draft.ts"
 import { compareIds, ZeroId } from "../../events/envelope.ts"
 import type { LogEvent } from "../../events/envelope.ts"
-import { TaskNotFound } from "../../stream/TaskStream.ts"
 import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
-import { ownedByOther } from "../../log/EventLog.ts"
+import { ownedByOther, TaskNotFound } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
 import { unsupportedContentType } from "../json.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
@@ -61,6 +60,7 @@ export const eventRoutes = (deps: RouteDeps) => {
       if (Result.isFailure(principal)) return principal.failure
       return respond(
         c,
+        deps,
         Effect.gen(function*() {
           const head = yield* log.head(path.taskId)
           if (ownedByOther(head, path.agentId)) return yield* new TaskNotFound(path)
@@ -103,7 +103,8 @@ export const eventRoutes = (deps: RouteDeps) => {
         const task = path.value
         return respond(
           c,
-          Effect.map(appendAll(log, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
+          deps,
+          Effect.map(appendAll(deps, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
         )
       }
     )

@@ -2,9 +2,10 @@
  * `GET /healthz` (the process answers), `GET /readyz` (the log answers and the
  * instance is not draining) and `GET /metrics` (Prometheus text) — SPEC §4.2.
  */
-import { Effect } from "effect"
+import { Effect, Exit, Redacted } from "effect"
 import { Hono } from "hono"
-import { Metrics, record, renderMetrics } from "../../observability/metrics.ts"
+import { Metrics } from "../../observability/metrics.ts"
+import { TRANSPORTS } from "../../transport/transports.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse, RETRY_AFTER_SECONDS } from "../errors.ts"
 
@@ -19,22 +20,28 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, lifecycle }: RouteDeps) =>
+export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycle, runtime }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
       const failure = lifecycle.draining
         ? "shutting down"
-        : await Effect.runPromise(Effect.match(log.ping, { onSuccess: () => undefined, onFailure: (error) => `the event log is not ready: ${error.message}` }))
+        : await runtime.exit(Effect.match(Effect.andThen(log.ping, feed.ready), {
+          onSuccess: () => undefined,
+          onFailure: (error) => `the event log is not ready: ${error.message}`
+        })).then((exit) => (Exit.isSuccess(exit) ? exit.value : "the readiness check did not finish"))
       if (failure === undefined) return c.json({ status: "ready" })
       c.header("retry-after", String(RETRY_AFTER_SECONDS))
       return c.json({ status: "unavailable", reason: failure }, 503)
     })
     .get("/metrics", async (c) => {
       // METRICS_TOKEN: the scraper sends it as a bearer token; the rest of the world gets 401.
-      if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${config.metricsToken}`)) {
+      if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${Redacted.value(config.metricsToken)}`)) {
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
-      record(Metrics.liveChannels, log.liveTaskCount())
-      return c.text(await renderMetrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
+      // Hot paths count in plain numbers; the metrics take them now.
+      metrics.record(Metrics.liveChannels, feed.liveTaskCount())
+      const delivered = connections.writes.takeDelivered()
+      for (const transport of TRANSPORTS) metrics.record(Metrics.eventsDelivered, delivered[transport], { transport })
+      return c.text(await metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

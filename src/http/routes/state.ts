@@ -13,5 +13,5 @@ export const stateRoutes = (deps: RouteDeps) =>
     if (!path.ok) return errorResponse(c, path.error)
     const principal = await guard(c, deps, "subscribe", path.value)
     if (Result.isFailure(principal)) return principal.failure
-    return respond(c, Effect.map(deps.states.current(path.value), (state) => c.json(state)))
+    return respond(c, deps, Effect.map(deps.states.current(path.value), (state) => c.json(state)))
   })

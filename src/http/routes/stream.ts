@@ -24,7 +24,7 @@ import { type DomainError, respond } from "../respond.ts"
  * its stream — kilobytes per idle connection).
  */
 const openStream = (
-  { config, connections }: RouteDeps,
+  { config, connections, runtime }: RouteDeps,
   start: (sink: SseConnection) => Effect.Effect<unknown, never, Scope.Scope>,
   principal: Principal,
   codec: SseCodec,
@@ -38,15 +38,16 @@ const openStream = (
     expiresAt: principal.expiresAt,
     retryMs: config.retryMs,
     bufferBytes: config.clientBufferBytes,
+    writes: connections.writes,
     onClose: (reason) => {
       connections.remove(connection, reason)
       release()
-      Effect.runFork(Scope.close(scope, Exit.void))
+      runtime.fork(Scope.close(scope, Exit.void))
     }
   })
   connections.add(connection)
   // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
-  Effect.runFork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
+  runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
   return new Response(connection.body, { status: 200, headers })
 }
 
@@ -69,6 +70,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
   const headers = { ...SSE_HEADERS, ...route.headers }
   const response = await respond(
     c,
+    deps,
     Effect.gen(function*() {
       const opening = yield* streams.open(route.request)
       // 204 tells EventSource to stop reconnecting: the task ended at or before the resume point.

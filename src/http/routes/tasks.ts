@@ -22,7 +22,8 @@ export const taskRoutes = (deps: RouteDeps) =>
     const visible = principal.success
     return respond(
       c,
-      Effect.map(deps.log.tasks(agent, limit.value), (tasks) =>
+      deps,
+      Effect.map(deps.index.tasks(agent, limit.value), (tasks) =>
         c.json({ tasks: tasks.filter((task) => visible.may("subscribe", task.agentId, task.taskId)) })
       )
     )

@@ -37,6 +37,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
         subject: principal?.subject ?? anonymous,
         expiresAt: principal?.expiresAt ?? Date.now() + deps.config.authFrameTimeoutMs,
         bufferBytes: deps.config.clientBufferBytes,
+        writes: deps.connections.writes,
         onClose: (reason) => {
           deps.connections.remove(opened, reason)
           release?.()

@@ -1,44 +1,45 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { Effect, Fiber, Layer, Stream } from "effect"
 import { AppConfig } from "../../src/config.ts"
-import { EventLog } from "../../src/log/EventLog.ts"
-import { MemoryEventLogLayer } from "../../src/log/MemoryEventLog.ts"
-import { RedisEventLogLayer } from "../../src/log/RedisEventLog.ts"
+import { ControlQueue } from "../../src/log/ControlQueue.ts"
+import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
+import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
+import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { LOG_KINDS, uniqueTask } from "../support/harness.ts"
 import { startRedis, type RedisServer } from "../support/redis.ts"
 
 for (const kind of LOG_KINDS) {
-  describe(`EventLog control commands [${kind} log]`, () => {
+  describe(`ControlQueue contract [${kind} log]`, () => {
     let redis: RedisServer | undefined
     beforeAll(async () => {
       if (kind === "redis") redis = await startRedis()
     })
     afterAll(() => redis?.stop())
 
-    const run = <A>(program: Effect.Effect<A, unknown, EventLog>) => {
-      const layer = (kind === "memory" ? MemoryEventLogLayer : RedisEventLogLayer).pipe(
-        Layer.provide(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }))
+    const run = <A>(program: Effect.Effect<A, unknown, ControlQueue>) => {
+      const layer = (kind === "memory" ? MemoryLogLayer : RedisLogLayer).pipe(
+        Layer.provide(Layer.merge(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }), GatewayMetrics.layer))
       )
-      return Effect.runPromise(program.pipe(Effect.provide(layer)) as Effect.Effect<A>)
+      return Effect.runPromise(program.pipe(Effect.provide(layer)))
     }
 
     it("hands a reader its unacknowledged commands first, then new ones, and remembers acknowledgements", async () => {
       const task = { agentId: "agent-1", taskId: uniqueTask() }
       const result = await run(
         Effect.gen(function*() {
-          const log = yield* EventLog
+          const queue = yield* ControlQueue
           const ids: Array<string> = []
-          for (const command of ["pause", "resume", "cancel"] as const) ids.push(yield* log.appendCommand(task, { command, source: "test" }))
-          const again = yield* log.appendCommand(task, { command: "pause", source: "test", idempotencyKey: "k" })
-          expect(yield* log.appendCommand(task, { command: "cancel", source: "test", idempotencyKey: "k" })).toBe(again)
-          const firstRun = yield* log.commands(task, "worker").pipe(Stream.take(2), Stream.runCollect)
-          yield* log.ackCommand(task.taskId, "worker", firstRun[0].id)
-          const secondRun = yield* log.commands(task, "worker").pipe(Stream.take(3), Stream.runCollect)
-          const otherReader = yield* log.commands(task, "auditor").pipe(Stream.take(4), Stream.runCollect)
+          for (const command of ["pause", "resume", "cancel"] as const) ids.push(yield* queue.append(task, { command, source: "test" }))
+          const again = yield* queue.append(task, { command: "pause", source: "test", idempotencyKey: "k" })
+          expect(yield* queue.append(task, { command: "cancel", source: "test", idempotencyKey: "k" })).toBe(again)
+          const firstRun = yield* queue.commands(task, "worker").pipe(Stream.take(2), Stream.runCollect)
+          yield* queue.ack(task.taskId, "worker", firstRun[0].id)
+          const secondRun = yield* queue.commands(task, "worker").pipe(Stream.take(3), Stream.runCollect)
+          const otherReader = yield* queue.commands(task, "auditor").pipe(Stream.take(4), Stream.runCollect)
           // A command queued while the reader waits arrives live.
-          const waiting = yield* log.commands(task, "auditor").pipe(Stream.drop(4), Stream.take(1), Stream.runCollect, Effect.forkChild)
+          const waiting = yield* queue.commands(task, "auditor").pipe(Stream.drop(4), Stream.take(1), Stream.runCollect, Effect.forkChild)
           yield* Effect.sleep("50 millis")
-          const late = yield* log.appendCommand(task, { command: "resume", source: "test", reason: "later" })
+          const late = yield* queue.append(task, { command: "resume", source: "test", reason: "later" })
           const live = yield* Fiber.join(waiting)
           return { ids: [...ids, again], firstRun, secondRun, otherReader, late, live }
         }).pipe(Effect.scoped)
@@ -59,18 +60,18 @@ for (const kind of LOG_KINDS) {
       const ab = { agentId: "ab", taskId }
       const result = await run(
         Effect.gen(function*() {
-          const log = yield* EventLog
-          yield* log.appendCommand(bob, { command: "cancel", source: "test" })
-          const own = yield* log.appendCommand(ab, { command: "pause", source: "test" })
-          yield* log.appendCommand(bob, { command: "cancel", source: "test" })
+          const queue = yield* ControlQueue
+          yield* queue.append(bob, { command: "cancel", source: "test" })
+          const own = yield* queue.append(ab, { command: "pause", source: "test" })
+          yield* queue.append(bob, { command: "cancel", source: "test" })
           // Waiting for a second command of its own, the reader passes over bob's live one.
-          const reading = yield* log.commands(ab, "workflow").pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+          const reading = yield* queue.commands(ab, "workflow").pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
           yield* Effect.sleep("50 millis")
-          yield* log.appendCommand(bob, { command: "cancel", source: "test", reason: "bob's" })
-          const ownLater = yield* log.appendCommand(ab, { command: "resume", source: "test" })
+          yield* queue.append(bob, { command: "cancel", source: "test", reason: "bob's" })
+          const ownLater = yield* queue.append(ab, { command: "resume", source: "test" })
           const received = yield* Fiber.join(reading)
           // A reader of bob's commands under another name (its own position) gets all of them.
-          const bobs = yield* log.commands(bob, "auditor").pipe(Stream.take(3), Stream.runCollect)
+          const bobs = yield* queue.commands(bob, "auditor").pipe(Stream.take(3), Stream.runCollect)
           return { own, ownLater, received, bobs }
         }).pipe(Effect.scoped)
       )

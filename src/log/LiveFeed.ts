@@ -1,0 +1,26 @@
+/**
+ * Live delivery of a task's events to this instance's listeners (SPEC §2):
+ * in-process for the memory log, a Redis channel per followed task otherwise.
+ */
+import { Context, type Effect, type Scope } from "effect"
+import type { LogEvent } from "../events/envelope.ts"
+import type { LogUnavailable } from "./EventLog.ts"
+
+/** Receives a task's live events, in id order, on the instance that listens. */
+export interface LiveListener {
+  onEvent(event: LogEvent): void
+  /** The live feed may have missed events (its connection was lost): catch up from the log. */
+  onGap(): void
+}
+
+export class LiveFeed extends Context.Service<LiveFeed, {
+  /**
+   * Receive the task's live events until the scope closes. Completes once the
+   * live feed is established, so a read started afterwards misses nothing.
+   */
+  listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope>
+  /** Succeeds when every live subscription this instance needs is in place. */
+  readonly ready: Effect.Effect<void, LogUnavailable>
+  /** How many tasks have a live subscription on this instance. */
+  readonly liveTaskCount: () => number
+}>()("taskstream/LiveFeed") {}

@@ -1,0 +1,40 @@
+/**
+ * The four log services one layer (memory or Redis) provides together, from
+ * one store. Their request-level methods run in a span named after the method
+ * (`EventLog.append`, `TaskIndex.tasks`, …) with the task id; the per-event
+ * path (live dispatch) stays plain TypeScript, untraced.
+ */
+import { Context, Effect } from "effect"
+import { ControlQueue } from "./ControlQueue.ts"
+import { EventLog } from "./EventLog.ts"
+import { LiveFeed } from "./LiveFeed.ts"
+import { TaskIndex } from "./TaskIndex.ts"
+
+export type LogServices = EventLog | LiveFeed | TaskIndex | ControlQueue
+
+const span = (name: string, taskId: string | undefined) =>
+  Effect.withSpan(name, taskId === undefined ? undefined : { attributes: { taskId } })
+
+export const logServices = (services: {
+  readonly log: EventLog["Service"]
+  readonly feed: LiveFeed["Service"]
+  readonly index: TaskIndex["Service"]
+  readonly control: ControlQueue["Service"]
+}): Context.Context<LogServices> => {
+  const { log, feed, index, control } = services
+  return Context.make(EventLog, {
+    append: (task, drafts) => log.append(task, drafts).pipe(span("EventLog.append", task.taskId)),
+    read: (taskId, after, limit) => log.read(taskId, after, limit).pipe(span("EventLog.read", taskId)),
+    head: (taskId) => log.head(taskId).pipe(span("EventLog.head", taskId)),
+    inflight: (taskId) => log.inflight(taskId).pipe(span("EventLog.inflight", taskId)),
+    ping: log.ping.pipe(span("EventLog.ping", undefined))
+  }).pipe(
+    Context.add(LiveFeed, feed),
+    Context.add(TaskIndex, { tasks: (agentId, limit) => index.tasks(agentId, limit).pipe(span("TaskIndex.tasks", undefined)) }),
+    Context.add(ControlQueue, {
+      append: (task, draft) => control.append(task, draft).pipe(span("ControlQueue.append", task.taskId)),
+      commands: control.commands,
+      ack: (taskId, reader, id) => control.ack(taskId, reader, id).pipe(span("ControlQueue.ack", taskId))
+    })
+  )
+}

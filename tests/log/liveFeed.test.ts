@@ -1,0 +1,60 @@
+/**
+ * The LiveFeed contract: live delivery in id order, ref-counted channels,
+ * isolated listeners — run in-process against the memory layer and the Redis
+ * layer on a real redis-server and a real Redis Cluster.
+ */
+import { expect, it } from "bun:test"
+import { Effect, Exit, Scope } from "effect"
+import { ZeroId } from "../../src/events/envelope.ts"
+import type { LiveListener } from "../../src/log/LiveFeed.ts"
+import { describeEachLog, recorder, run, step } from "../support/logContract.ts"
+import { uniqueTask } from "../support/harness.ts"
+import { eventually } from "../support/ports.ts"
+
+describeEachLog("LiveFeed contract", ({ log, feed }) => {
+  const task = (taskId = uniqueTask()) => ({ agentId: "agent-c", taskId })
+
+  it("delivers live events to listeners in id order, ref-counts the task's channel, and stops after release", async () => {
+    const t = task()
+    const a = recorder()
+    const b = recorder()
+    const scopeA = Effect.runSync(Scope.make())
+    const scopeB = Effect.runSync(Scope.make())
+    const before = feed().liveTaskCount()
+    await run(Scope.provide(feed().listen(t.taskId, a.listener), scopeA))
+    await run(Scope.provide(feed().listen(t.taskId, b.listener), scopeB))
+    expect(feed().liveTaskCount()).toBe(before + 1)
+    const ids = await run(log().append(t, [step(1), step(2), step(3)]))
+    await eventually(() => a.events.length === 3 && b.events.length === 3)
+    expect(a.events.map((event) => event.id ?? null)).toEqual([...ids])
+    await run(Scope.close(scopeA, Exit.void))
+    expect(feed().liveTaskCount()).toBe(before + 1)
+    await run(log().append(t, [step(4)]))
+    await eventually(() => b.events.length === 4)
+    expect(a.events).toHaveLength(3)
+    await run(Scope.close(scopeB, Exit.void))
+    expect(feed().liveTaskCount()).toBe(before)
+  })
+
+  it("isolates listeners: one that throws neither stops the others nor leaves a batch half stored", async () => {
+    const t = task()
+    const throwing: LiveListener = {
+      onEvent: () => {
+        throw new Error("a broken listener")
+      },
+      onGap: () => {
+        throw new Error("a broken listener")
+      }
+    }
+    const after = recorder()
+    const scope = Effect.runSync(Scope.make())
+    await run(Scope.provide(feed().listen(t.taskId, throwing), scope))
+    await run(Scope.provide(feed().listen(t.taskId, after.listener), scope))
+    const ids = await run(log().append(t, [step(1), step(2), step(3)]))
+    expect(ids).toHaveLength(3)
+    expect((await run(log().read(t.taskId, ZeroId, 10))).map((event) => event.id ?? null)).toEqual([...ids])
+    await eventually(() => after.events.length === 3)
+    expect(after.events.map((event) => event.id ?? null)).toEqual([...ids])
+    await run(Scope.close(scope, Exit.void))
+  })
+})

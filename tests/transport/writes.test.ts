@@ -1,0 +1,57 @@
+/** Coalesced writes are per gateway: two `Writes` (two gateways in one process) share no queue, count or pacing. */
+import { describe, expect, it } from "bun:test"
+import { type Outbox, Writes } from "../../src/transport/outbox.ts"
+
+const outbox = () => {
+  const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++ }
+  return box
+}
+
+describe("Writes", () => {
+  it("flushes a connection queued many times in one turn once, on its own gateway's queue", async () => {
+    const first = new Writes()
+    const second = new Writes()
+    const a = outbox()
+    const b = outbox()
+    for (let i = 0; i < 3; i++) first.schedule(a)
+    second.schedule(b)
+    expect(a.queued && b.queued).toBe(true)
+    await new Promise<void>((resolve) => queueMicrotask(resolve))
+    await new Promise<void>((resolve) => setTimeout(resolve, 0))
+    expect([a.flushes, b.flushes]).toEqual([1, 1])
+    expect(a.queued || b.queued).toBe(false)
+  })
+
+  it("counts delivered events per gateway and per transport, handing them over once", () => {
+    const first = new Writes()
+    const second = new Writes()
+    first.countDelivered("sse", 3)
+    first.countDelivered("ws", 2)
+    second.countDelivered("sse", 7)
+    expect(first.takeDelivered()).toEqual({ sse: 3, ws: 2 })
+    expect(first.takeDelivered()).toEqual({ sse: 0, ws: 0 })
+    expect(second.takeDelivered()).toEqual({ sse: 7, ws: 0 })
+  })
+
+  it("calls a pacing waiter once its queue is under the mark, and stop() drops the waiters", async () => {
+    const writes = new Writes()
+    let queued = 10
+    let ready = 0
+    writes.whenDrained(() => queued, 5, () => void ready++)
+    await new Promise<void>((resolve) => setTimeout(resolve, 20))
+    expect(ready).toBe(0)
+    queued = 1
+    while (ready === 0) await new Promise<void>((resolve) => setTimeout(resolve, 5))
+    expect(ready).toBe(1)
+    const other = new Writes()
+    let never = 0
+    other.whenDrained(() => 0, 5, () => void never++)
+    other.stop()
+    // A sentinel waiter on a live queue: once it fired, the stopped queue had its chance too.
+    let sentinel = false
+    writes.whenDrained(() => 0, 5, () => void (sentinel = true))
+    while (!sentinel) await new Promise<void>((resolve) => setTimeout(resolve, 5))
+    await new Promise<void>((resolve) => setTimeout(resolve, 10))
+    expect(never).toBe(0)
+  })
+})

@@ -131,7 +131,7 @@ const settings = Config.all({
   redisWaitTimeoutMs: positiveInt("REDIS_WAIT_TIMEOUT_MS", STORAGE_DEFAULTS.waitTimeoutMs),
   historyMax: positiveInt("HISTORY_MAX", STORAGE_DEFAULTS.historyMax),
   retentionSeconds: positiveInt("RETENTION_S", STORAGE_DEFAULTS.retentionSeconds),
-  // Embedded memory log only: a task with no event for this long is forgotten, ended or not.
+  // How long an idempotency key is remembered.
   idempotencySeconds: positiveInt("IDEMPOTENCY_S", STORAGE_DEFAULTS.idempotencySeconds),
   // How long the chunks of an LLM call in flight are kept at most (SPEC §8.2), from the latest call start.
   inflightSeconds: positiveInt("INFLIGHT_TTL_S", STORAGE_DEFAULTS.inflightSeconds),
@@ -178,8 +178,8 @@ const settings = Config.all({
   authJwtIssuer: optionalText("AUTH_JWT_ISSUER"),
   authJwtAudience: optionalText("AUTH_JWT_AUDIENCE"),
   // Refuse tokens without `exp` / without `sub`; leeway for `exp`/`nbf` against clock drift.
-  authRequireExp: Config.Boolean("AUTH_REQUIRE_EXP").pipe(Config.withDefault(false)),
-  authRequireSub: Config.Boolean("AUTH_REQUIRE_SUB").pipe(Config.withDefault(false)),
+  authRequireExp: flag("AUTH_REQUIRE_EXP").pipe(Config.withDefault(false)),
+  authRequireSub: flag("AUTH_REQUIRE_SUB").pipe(Config.withDefault(false)),
   authClockSkewSeconds: Config.schema(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 300 })), "AUTH_CLOCK_SKEW_S").pipe(
     Config.withDefault(5)
   ),

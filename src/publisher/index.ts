@@ -61,6 +61,9 @@ export type PublishErrorCode =
   | "rejected"
   | "invalid_custom_types"
 
+/** The codes `retry` tries again: the event may or may not be stored, so retries carry the same keys. */
+const RETRYABLE: ReadonlySet<PublishErrorCode> = new Set(["unavailable", "replication_timeout"])
+
 export class PublishError extends Error {
   override readonly name = "PublishError"
   constructor(readonly code: PublishErrorCode, message: string, readonly field?: string) {
@@ -154,7 +157,10 @@ const generatedKey = (): string => {
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
 }
 
-/** Send, retrying `unavailable` failures with exponential backoff until the time budget is spent. */
+/**
+ * Send, retrying the failures that say "try again" (`unavailable`, `replication_timeout`) with
+ * exponential backoff until the time budget is spent; the same idempotency keys go every time.
+ */
 const retrying = (send: Send, options: RetryOptions): Send => async (task, drafts) => {
   const maxElapsedMs = options.maxElapsedMs ?? 30_000
   const chosen = drafts.some((draft) => draft.idempotencyKey !== undefined)
@@ -169,7 +175,7 @@ const retrying = (send: Send, options: RetryOptions): Send => async (task, draft
     try {
       return await send(task, keyed, keepKeysSeconds)
     } catch (error) {
-      if (!(error instanceof PublishError) || error.code !== "unavailable" || Date.now() + delay > deadline) throw error
+      if (!(error instanceof PublishError) || !RETRYABLE.has(error.code) || Date.now() + delay > deadline) throw error
     }
     await sleep(delay)
     delay = Math.min(delay * 2, options.maxDelayMs ?? 2000)
@@ -359,7 +365,10 @@ export const httpPublisher = (options: HttpPublisherOptions): Publisher => {
       }
       const reply = (await response.json().catch(() => ({}))) as { ids?: Array<string | null>; code?: string; message?: string; field?: string }
       if (response.status === 201 && reply.ids !== undefined) return reply.ids
-      const code: PublishErrorCode = response.status >= 500
+      // 429 and 503 come with Retry-After: the SDK's retries try again, with the same keys.
+      const code: PublishErrorCode = reply.code === "replication_timeout"
+        ? "replication_timeout"
+        : response.status >= 500 || response.status === 429
         ? "unavailable"
         : reply.code === "invalid_event" || reply.code === "task_ended" || reply.code === "task_agent_mismatch" ||
             reply.code === "payload_too_large"

@@ -150,3 +150,20 @@ describe("Publisher SDK", () => {
     expect(() => httpPublisher({ url: harness().url, eventTypesFile: join(dir, "missing.json") })).toThrow(/eventTypesFile: cannot read/)
   })
 })
+
+describe("Publisher SDK over HTTP, against a rate-limited gateway", () => {
+  const harness = useHarness("memory", { PUBLISH_RATE: "2" })
+
+  it("reports a 429 as unavailable and, with retry, publishes every event once after the limit's wait", async () => {
+    const task = { agentId: "agent-rate", taskId: uniqueTask() }
+    const plain = httpPublisher({ url: harness().url })
+    const once = await Promise.all([1, 2, 3, 4].map((step) => plain.publish(task, "WorkflowStepStarted", { step }).catch((error) => error)))
+    expect(once.some((result) => result instanceof PublishError && result.code === "unavailable")).toBe(true)
+    const retried = httpPublisher({ url: harness().url, retry: { maxElapsedMs: 10_000, minDelayMs: 200, maxDelayMs: 1000 } })
+    const other = { agentId: "agent-rate", taskId: uniqueTask() }
+    const ids = await Promise.all([1, 2, 3, 4, 5].map((step) => retried.publish(other, "WorkflowStepStarted", { step })))
+    expect(new Set(ids).size).toBe(5)
+    const stored = await history(harness().url, other.agentId, other.taskId)
+    expect(stored.body.events.map((event: { data: { step: number } }) => event.data.step).sort()).toEqual([1, 2, 3, 4, 5])
+  })
+})

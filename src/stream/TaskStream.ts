@@ -18,7 +18,7 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, Effect, Fiber, Layer, type Scope } from "effect"
+import { Context, type Duration, Effect, Fiber, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
@@ -78,6 +78,15 @@ const nextPageSize = (page: ReadonlyArray<LogEvent>, capacity: number): number =
 /** A live event held while catching up costs its payload plus about this much (envelope, frame). */
 const EVENT_OVERHEAD_BYTES = 200
 
+/**
+ * A gap the log does not fill at once is read again, after 50, 100, … 1600 ms
+ * (about 3 s in all): during a failover a read can reach a node that is still
+ * catching up, and an acknowledged event is there a moment later. Still missing
+ * after that, the log lost it (a failover without REDIS_WAIT_REPLICAS): go on.
+ */
+const GAP_READS = 6
+const gapDelay = (reads: number): Duration.Input => Math.min(50 * 2 ** (reads - 1), 1600)
+
 type State = "syncing" | "live" | "paused" | "closed"
 
 export interface SubscriptionOptions {
@@ -101,8 +110,9 @@ export class Subscription implements LiveListener {
   /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
   private rescan = false
   private catchingUp = false
-  /** A buffered event whose gap one log read did not fill. */
+  /** A buffered event whose gap the log reads have not filled yet, and how many reads tried. */
   private unexplained: LogEvent | undefined
+  private unexplainedReads = 0
   /** Set for catch-ups after a gap or a resume: check first whether the position was trimmed away. */
   private checkTrimmed = false
   /** The next catch-up pass reads the calls in flight first. */
@@ -227,12 +237,17 @@ export class Subscription implements LiveListener {
     const buffered = this.buffer
     for (let i = 0; i < buffered.length; i++) {
       if (this.state !== "syncing") break
-      // Read the log once more for a gap; if the same event is still unexplained
-      // after that read, the log lost what preceded it (a failover): go on.
-      if (this.missedBefore(buffered[i]) && buffered[i] !== this.unexplained) {
-        this.unexplained = buffered[i]
-        this.buffer = buffered.slice(i)
-        return false
+      // A gap the log read did not cover: read again (GAP_READS), then go on.
+      if (this.missedBefore(buffered[i])) {
+        if (buffered[i] !== this.unexplained) {
+          this.unexplained = buffered[i]
+          this.unexplainedReads = 0
+        }
+        if (this.unexplainedReads < GAP_READS) {
+          this.unexplainedReads++
+          this.buffer = buffered.slice(i)
+          return false
+        }
       }
       this.deliver(buffered[i])
     }
@@ -372,7 +387,8 @@ export class Subscription implements LiveListener {
         // Calls whose start was trimmed away from the log: their text goes out before the live chunks.
         for (const compacted of this.staged.values()) this.deliver(compacted)
         this.staged.clear()
-        if (this.drainBuffer() && this.state === "syncing") {
+        if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
+        else if (this.state === "syncing") {
           this.state = "live"
           this.forgetCompleted()
         }

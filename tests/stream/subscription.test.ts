@@ -21,9 +21,13 @@ const append = (n: number) => {
 }
 let trimmed = false
 let inflight: Array<InflightCall> = []
+/** While `reads` > 0, a read sees the log only up to `upTo`: a node still catching up after a failover. */
+const behind: { reads: number; upTo: EventId } = { reads: 0, upTo: ZeroId }
 const log = {
-  read: (_taskId: string, after: EventId, limit: number) =>
-    Effect.succeed(stored.filter((event) => compareIds(event, after) > 0).slice(0, limit)),
+  read: (_taskId: string, after: EventId, limit: number) => {
+    const visible = behind.reads > 0 ? (behind.reads--, stored.filter((event) => compareIds(event, behind.upTo) <= 0)) : stored
+    return Effect.succeed(visible.filter((event) => compareIds(event, after) > 0).slice(0, limit))
+  },
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
   inflight: () => Effect.succeed(inflight)
 }
@@ -149,5 +153,18 @@ describe("Subscription", () => {
     Effect.runSync(subscription.catchUp())
     expect(order).toEqual(["100-1", "chunk Hi", "100-2", "100-3"])
     expect(ends).toEqual(["completed"])
+  })
+  it("reads a gap again for a while when the log is behind (a failover), instead of passing over what it has not seen yet", async () => {
+    stored.length = 0
+    const { steps, subscription } = collect()
+    append(1)
+    Effect.runSync(subscription.catchUp())
+    append(2) // its live message is lost
+    behind.reads = 3
+    behind.upTo = { ms: 100, seq: 1 }
+    subscription.onEvent(append(3))
+    for (let waited = 0; steps.length < 3 && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(steps).toEqual([1, 2, 3])
+    expect(behind.reads).toBe(0)
   })
 })

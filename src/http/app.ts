@@ -11,16 +11,12 @@ import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
 import { ControlQueue } from "../log/ControlQueue.ts"
 import { EventLog } from "../log/EventLog.ts"
-import { LiveFeed } from "../log/LiveFeed.ts"
-import { TaskIndex } from "../log/TaskIndex.ts"
 import { logLine } from "../observability/log.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
-import { TaskStates } from "../stream/TaskStates.ts"
-import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
+import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RouteServices, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { RateLimit } from "./rateLimit.ts"
 import { agUiRoutes } from "./routes/agui.ts"
@@ -69,8 +65,9 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const control = yield* ControlQueue
-  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app.
-  const fork = yield* FiberSet.makeRuntime()
+  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app,
+  // and runs with the gateway's services: routes ask for them with `yield*`.
+  const fork = yield* FiberSet.makeRuntime<RouteServices>()
   const runtime: RouteRuntime = {
     fork: (effect) => fork(effect),
     exit: (effect) => new Promise((resolve) => fork(effect).addObserver(resolve))
@@ -78,13 +75,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   const deps: RouteDeps = {
     runtime,
     config,
-    log,
-    feed: yield* LiveFeed,
-    index: yield* TaskIndex,
-    control,
     metrics,
-    streams: yield* TaskStream,
-    states: yield* TaskStates,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),
     commandRate: new RateLimit(config.commandRate),

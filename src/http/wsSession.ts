@@ -15,7 +15,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
-import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
+import { type EndReason, type Sink, type Subscription, TaskStream } from "../stream/TaskStream.ts"
 import type { Admission } from "../transport/connections.ts"
 import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
 import type { Action, Principal } from "./auth.ts"
@@ -207,9 +207,9 @@ export class WsSession {
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
     const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
-    const { connection, deps, subscriptions } = this
+    const { connection, subscriptions } = this
     const run = Effect.gen(function*() {
-      const opening = yield* deps.streams.open({
+      const opening = yield* (yield* TaskStream).open({
         agentId: frame.agentId,
         taskId: frame.taskId,
         after: frame.since === undefined ? undefined : parseEventId(frame.since),
@@ -278,7 +278,7 @@ export class WsSession {
     if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
-    this.deps.runtime.exit(queueCommand(this.deps.log, this.deps.control, task, draft, this.principal!.subject)).then((exit) => {
+    this.deps.runtime.exit(queueCommand(task, draft, this.principal!.subject)).then((exit) => {
       if (Exit.isSuccess(exit)) return this.connection.send(controlFrame("ack", { ref: frame.ref, command_id: exit.value }))
       const failure = exit.cause.reasons.find(Cause.isFailReason)
       const error = failure === undefined ? { code: "internal" as const, message: "internal error" } : toApiError(failure.error)

@@ -80,6 +80,6 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
     const limited = overRate(c, deps, principal.success, published.length) ??
       overTaskQuota(c, deps, principal.success, published.map(({ task }) => task))
     if (limited !== undefined) return limited
-    return respond(c, deps, Effect.map(appendAll(deps, published), (ids) => c.json({ ids }, 201)))
+    return respond(c, deps, Effect.map(appendAll(published), (ids) => c.json({ ids }, 201)))
   })
 }

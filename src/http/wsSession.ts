@@ -3,14 +3,16 @@
  * TaskStream subscription with its own `sub` id, and the commands it sends.
  *
  * A subscription runs in one fiber that opens the task, starts the pipeline
- * and then holds its scope until unsubscribe, end or socket close; events
+ * and then holds its scope until unsubscribe, end or socket close; the
+ * session's FiberMap holds these fibers by `sub` and interrupts those left
+ * when the socket's scope closes. Events
  * reach the socket through plain callbacks (no Effect per event). The frames
  * about one `sub` (subscribe, pause, resume, unsubscribe) are handled one
  * after another, in the order sent: one that arrives while the subscription is
  * still opening waits for it, and so does every later frame about that `sub`,
  * so its replies come in the order of the frames.
  */
-import { Cause, Effect, Exit, Fiber, Result } from "effect"
+import { Cause, Effect, Exit, FiberMap, Result } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
 import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
@@ -74,7 +76,6 @@ class SubscriptionSink implements Sink {
 interface Entry {
   readonly task: { readonly agentId: string; readonly taskId: string }
   readonly sink: SubscriptionSink
-  fiber: Fiber.Fiber<void> | undefined
   /** The running subscription once started; undefined when it failed or ended first. */
   readonly ready: Promise<Subscription | undefined>
 }
@@ -101,6 +102,8 @@ export class WsSession {
 
   constructor(
     private readonly deps: RouteDeps,
+    /** The subscriptions' fibers by `sub`, in the socket's scope. */
+    private readonly fibers: FiberMap.FiberMap<string, void>,
     private readonly connection: WsConnection,
     principal: Principal | PendingAuth
   ) {
@@ -205,7 +208,7 @@ export class WsSession {
 
     let started: (subscription: Subscription | undefined) => void = () => {}
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
-    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
+    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
     const { connection, subscriptions } = this
     const run = Effect.gen(function*() {
@@ -234,7 +237,7 @@ export class WsSession {
       ),
       Effect.ensuring(Effect.sync(() => started(undefined)))
     )
-    entry.fiber = this.deps.runtime.fork(run)
+    FiberMap.setUnsafe(this.fibers, sub, this.deps.runtime.fork(run))
   }
 
   /** Handle a frame about `sub` after the ones before it (at once when none is pending). */
@@ -291,7 +294,7 @@ export class WsSession {
     if (entry === undefined) return
     this.subscriptions.delete(sub)
     entry.sink.detach()
-    if (entry.fiber !== undefined) this.deps.runtime.fork(Fiber.interrupt(entry.fiber))
+    this.deps.runtime.fork(FiberMap.remove(this.fibers, sub))
   }
 
   /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */

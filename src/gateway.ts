@@ -36,7 +36,7 @@ export const EventLogLayer = Layer.unwrap(
     return Layer.effectContext(
       Effect.gen(function*() {
         const services = yield* Layer.build(RedisLogLayer)
-        return Context.add(services, EventLog, shareReads(Context.get(services, EventLog), SHARED_READS))
+        return Context.add(services, EventLog, yield* shareReads(Context.get(services, EventLog), SHARED_READS))
       })
     )
   })

@@ -17,7 +17,7 @@ import { logServices } from "./LogServices.ts"
 import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
-import { LiveChannels } from "./LiveChannels.ts"
+import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
@@ -79,9 +79,14 @@ export const RedisLogLayer = Layer.effectContext(
     defineAppendCommand(commands)
 
     const metrics = yield* GatewayMetrics
-    const live = new LiveChannels(metrics)
-    /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
-    const subscribed = new Map<string, Promise<void>>()
+    // A channel is a Redis subscription, started at once and dropped when its last listener leaves;
+    // a failed subscription is retried by the feed on reconnect, which then reports a gap.
+    const openChannel: OpenChannel = (taskId) =>
+      Effect.acquireRelease(
+        Effect.sync(() => feed.subscribe(taskKeys(prefix, taskId).live)),
+        () => Effect.sync(() => feed.unsubscribe(taskKeys(prefix, taskId).live))
+      ).pipe(Effect.map((pending) => Effect.promise(() => pending)))
+    const live: LiveChannels = yield* LiveChannels.make(metrics, openChannel)
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
     // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).
@@ -177,23 +182,7 @@ export const RedisLogLayer = Layer.effectContext(
         })
       )
 
-    const openChannel = (taskId: string): Promise<void> => {
-      // A failed subscription is retried by the feed on reconnect, which then reports a gap.
-      const pending = feed.subscribe(taskKeys(prefix, taskId).live)
-      subscribed.set(taskId, pending)
-      return pending
-    }
-
-    const listen = (taskId: string, listener: LiveListener) =>
-      Effect.acquireRelease(
-        Effect.sync(() => (live.add(taskId, listener) ? openChannel(taskId) : subscribed.get(taskId)!)),
-        () =>
-          Effect.sync(() => {
-            if (!live.remove(taskId, listener)) return
-            subscribed.delete(taskId)
-            feed.unsubscribe(taskKeys(prefix, taskId).live)
-          })
-      ).pipe(Effect.flatMap((pending) => Effect.promise(() => pending)), Effect.asVoid)
+    const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
 
     const tasks = (agentId: string | undefined, limit: number) =>
       Effect.gen(function*() {

@@ -11,7 +11,7 @@ import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
 import { ControlQueue } from "../log/ControlQueue.ts"
 import { EventLog } from "../log/EventLog.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
 import { Connections } from "../transport/connections.ts"
 import { TRANSPORTS } from "../transport/transports.ts"
@@ -55,10 +55,11 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
 
 export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime, bundle?: Bundler) {
   const config = yield* AppConfig
-  const auth = makeAuthenticator(config)
+  const logLine = yield* GatewayLog
+  const auth = makeAuthenticator(config, logLine)
   if (Result.isFailure(auth)) return yield* new StartupError({ message: auth.failure })
   if (!auth.success.required) {
-    logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
+    yield* logEffect("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
   const metrics = yield* GatewayMetrics
   metrics.init(TRANSPORTS)
@@ -76,19 +77,20 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     runtime,
     config,
     metrics,
+    logLine,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),
     commandRate: new RateLimit(config.commandRate),
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,
     bundle,
     demos: yield* Effect.acquireRelease(
-      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed)),
+      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed, logLine)),
       (demos) => Effect.sync(() => demos.stopAll())
     )
   }

@@ -13,6 +13,7 @@ import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { LiveFeed } from "../log/LiveFeed.ts"
 import type { TaskIndex } from "../log/TaskIndex.ts"
+import type { LogLine } from "../observability/log.ts"
 import type { GatewayMetrics, MetricsRecorder } from "../observability/metrics.ts"
 import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
@@ -57,6 +58,8 @@ export interface RouteDeps {
   /** AppConfig and GatewayMetrics, resolved once: guards and limits read them before any effect runs. */
   readonly config: Settings
   readonly metrics: MetricsRecorder
+  /** This gateway's log lines, for plain code (effects use Effect's logger). */
+  readonly logLine: LogLine
   readonly connections: Connections
   readonly auth: Authenticator
   readonly publishRate: RateLimit

@@ -14,7 +14,6 @@
  */
 import { Cause, Effect, Exit, FiberMap, Result } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
-import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import { type EndReason, type Sink, type Subscription, TaskStream } from "../stream/TaskStream.ts"
@@ -257,7 +256,7 @@ export class WsSession {
     }
     // A handler that failed must not stop the frames after it.
     const done: Promise<void> = pending.then(settled, (error: unknown) => {
-      logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
+      this.deps.logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
       settled()
     })
     this.inOrder.set(sub, done)

@@ -10,11 +10,11 @@
  */
 import { Effect, RcMap, type Scope } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LiveListener } from "./LiveFeed.ts"
 
-const failed = (taskId: string, error: unknown): void => {
+const failed = (logLine: LogLine, taskId: string, error: unknown): void => {
   logLine("error", "a live listener failed; the others still get the event", {
     taskId,
     error: error instanceof Error ? error.message : String(error)
@@ -38,15 +38,15 @@ export class LiveChannels {
   private readonly lag: (seconds: number) => void
   private channels!: RcMap.RcMap<string, Channel>
 
-  private constructor(metrics: MetricsRecorder) {
+  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine) {
     this.lag = metrics.labelled(Metrics.deliveryLag, {})
   }
 
   /** The channels of a log, opened by `open`; all are closed with the scope. */
   static make(metrics: MetricsRecorder, open: OpenChannel): Effect.Effect<LiveChannels, never, Scope.Scope> {
-    const live = new LiveChannels(metrics)
-    return Effect.map(
-      RcMap.make({
+    return Effect.gen(function*() {
+      const live = new LiveChannels(metrics, yield* GatewayLog)
+      live.channels = yield* RcMap.make({
         lookup: (taskId: string) =>
           Effect.acquireRelease(
             Effect.sync(() => {
@@ -56,12 +56,9 @@ export class LiveChannels {
             }),
             () => Effect.sync(() => live.byTask.delete(taskId))
           ).pipe(Effect.flatMap((listeners) => Effect.map(open(taskId), (established): Channel => ({ listeners, established }))))
-      }),
-      (channels) => {
-        live.channels = channels
-        return live
-      }
-    )
+      })
+      return live
+    })
   }
 
   /**
@@ -86,7 +83,7 @@ export class LiveChannels {
       try {
         listener.onEvent(event)
       } catch (error) {
-        failed(taskId, error)
+        failed(this.logLine, taskId, error)
       }
     }
   }
@@ -99,7 +96,7 @@ export class LiveChannels {
       try {
         listener.onGap()
       } catch (error) {
-        failed(taskId, error)
+        failed(this.logLine, taskId, error)
       }
     }
   }

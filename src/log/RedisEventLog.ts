@@ -21,7 +21,7 @@ import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
@@ -74,7 +74,8 @@ export const RedisLogLayer = Layer.effectContext(
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
-    reportReachability(commands, "commands")
+    const logLine = yield* GatewayLog
+    reportReachability(commands, "commands", logLine)
     defineScripts(commands)
     defineAppendCommand(commands)
 
@@ -91,7 +92,7 @@ export const RedisLogLayer = Layer.effectContext(
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
     // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).
     yield* Effect.tryPromise(() => publishRegistry(commands, prefix)).pipe(
-      Effect.tapError(() => Effect.sync(() => logLine("warn", "could not write the event registry to redis; retrying"))),
+      Effect.tapError(() => logEffect("warn", "could not write the event registry to redis; retrying")),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.forkScoped
     )

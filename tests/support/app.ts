@@ -12,7 +12,6 @@ import { makeApp } from "../../src/http/app.ts"
 import type { RouteDeps, WebSocketRuntime } from "../../src/http/deps.ts"
 import { ControlQueue } from "../../src/log/ControlQueue.ts"
 import { EventLog } from "../../src/log/EventLog.ts"
-import { setLogLevel } from "../../src/observability/log.ts"
 import { type SseStream, sseStream } from "./sse.ts"
 
 const noWebSockets: WebSocketRuntime = {
@@ -40,9 +39,8 @@ export interface TestApp {
 
 /** Build the app on the memory log with the default settings overridden by `overrides`. */
 export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestApp> => {
-  setLogLevel("error")
   const scope = Effect.runSync(Scope.make())
-  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, ...overrides }))
+  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, logLevel: "error", ...overrides }))
   // Built into our scope, so the log's connections and timers live until close().
   const { app, deps, log, control } = await Effect.runPromise(
     Effect.gen(function*() {

@@ -35,7 +35,7 @@ const takeCounts = (connections: RouteDeps["connections"]) =>
     metrics.record(Metrics.liveChannels, (yield* LiveFeed).liveTaskCount())
     const delivered = connections.writes.takeDelivered()
     for (const transport of TRANSPORTS) metrics.record(Metrics.eventsDelivered, delivered[transport], { transport })
-    return yield* Effect.promise(() => metrics.render())
+    return yield* metrics.render
   })
 
 export const healthRoutes = ({ config, connections, lifecycle, runtime }: RouteDeps) =>

@@ -115,6 +115,7 @@ export class Subscription implements LiveListener {
   private pageSize = HISTORY_PAGE
   /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
   private since = 0
+
   constructor(
     private readonly reads: CatchUpReads,
     /** Runs a catch-up started by a gap or a resume in the subscription's FiberHandle, interrupted when its scope closes. */

@@ -21,7 +21,7 @@ import { MemoryLogLayer } from "./log/MemoryEventLog.ts"
 import { EventLog } from "./log/EventLog.ts"
 import { RedisLogLayer } from "./log/RedisEventLog.ts"
 import { shareReads } from "./log/sharedReads.ts"
-import { logLine, setLogLevel } from "./observability/log.ts"
+import { gatewayLogger, logAt, logEffect } from "./observability/log.ts"
 import { GatewayMetrics } from "./observability/metrics.ts"
 import { TaskStates } from "./stream/TaskStates.ts"
 import { TaskStream } from "./stream/TaskStream.ts"
@@ -36,7 +36,7 @@ export const EventLogLayer = Layer.unwrap(
     return Layer.effectContext(
       Effect.gen(function*() {
         const services = yield* Layer.build(RedisLogLayer)
-        return Context.add(services, EventLog, shareReads(Context.get(services, EventLog), SHARED_READS))
+        return Context.add(services, EventLog, yield* shareReads(Context.get(services, EventLog), SHARED_READS))
       })
     )
   })
@@ -45,12 +45,16 @@ export const EventLogLayer = Layer.unwrap(
 /** Pages kept 2 s, at most 16 MiB of them (by their events' data size). */
 const SHARED_READS = { ttlMs: 2000, maxBytes: 16 * 1024 * 1024 }
 
+/** The gateway's logging at its LOG_LEVEL. */
+const LoggerLayer = Layer.unwrap(Effect.map(Effect.service(AppConfig), (config) => gatewayLogger(config.logLevel)))
+
 /** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
 export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
   Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
     Layer.provideMerge(EventLogLayer),
-    // Each gateway counts in its own metrics registry.
-    Layer.provideMerge(Layer.merge(config, GatewayMetrics.layer))
+    // Each gateway counts in its own metrics registry and logs at its own level.
+    Layer.provideMerge(Layer.merge(LoggerLayer, GatewayMetrics.layer)),
+    Layer.provideMerge(config)
   )
 
 export const GatewayLayer = gatewayLayerWith(AppConfig.layer)
@@ -72,17 +76,18 @@ const drain = (deps: RouteDeps, budgetMs: number) =>
   Effect.gen(function*() {
     deps.lifecycle.draining = true
     const open = deps.connections.size
-    logLine("info", "draining", { connections: open })
+    yield* logEffect("info", "draining", { connections: open })
     deps.connections.closeAll("shutdown")
     const deadline = Date.now() + budgetMs
     while (deps.connections.size > 0 && Date.now() < deadline) yield* Effect.sleep("20 millis")
-    logLine("info", "drained", { closed: open - deps.connections.size })
+    yield* logEffect("info", "drained", { closed: open - deps.connections.size })
   })
 
 export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
-    setLogLevel(config.logLevel)
+    // Finalizers run in reverse: this one last, and the one added after `listening` first.
+    yield* Effect.addFinalizer(() => logEffect("info", "stopped"))
     const { app, deps } = yield* makeApp(webSockets(config), bundle)
     // Started after the log and released before it: the bridge's last appends still land.
     yield* runBridge
@@ -91,16 +96,19 @@ export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
     yield* Effect.addFinalizer(() => drain(deps, Math.floor(config.drainMs / 2)))
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host
     const url = `http://${host}:${port}`
-    logLine("info", "listening", { url, log: config.redis?.kind ?? "memory", auth: deps.auth.required, demo: config.demo })
+    yield* logEffect("info", "listening", { url, log: config.redis?.kind ?? "memory", auth: deps.auth.required, demo: config.demo })
+    yield* Effect.addFinalizer(() => logEffect("info", "shutting down"))
     console.log(`taskstream is running: dashboard at ${url}/  ·  SSE at ${url}/api/v1/agents/{agentId}/tasks/{taskId}/events/stream`)
     return yield* Effect.never
   }).pipe(Effect.scoped, Effect.provide(GatewayLayer))
+
+/** What fails before the gateway (and its logger) exists: start-up errors, always written. */
+const startupLog = logAt("error")
 
 /** Run the gateway until SIGINT/SIGTERM, then release everything and exit. */
 export const runGateway = (runtime: Runtime): void => {
   const fiber = Effect.runFork(gateway(runtime))
   const stop = () => {
-    logLine("info", "shutting down")
     Effect.runFork(Fiber.interrupt(fiber))
   }
   process.once("SIGINT", stop)
@@ -109,10 +117,9 @@ export const runGateway = (runtime: Runtime): void => {
     if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
       const failure = exit.cause.reasons.find(Cause.isFailReason)
       const error = failure === undefined ? Cause.pretty(exit.cause) : (failure.error as { message?: string }).message ?? String(failure.error)
-      logLine("error", "start-up failed", { error })
+      startupLog("error", "start-up failed", { error })
       process.exit(1)
     }
-    logLine("info", "stopped")
     process.exit(0)
   })
 }

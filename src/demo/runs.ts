@@ -5,7 +5,7 @@
  */
 import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 import type { TaskRef } from "../publisher/index.ts"
 import { logPublisher } from "../publisher/log.ts"
 import { runDemoAgent } from "./agent.ts"
@@ -25,7 +25,8 @@ export class DemoRuns {
   constructor(
     private readonly log: EventLog["Service"],
     private readonly control: ControlQueue["Service"],
-    private readonly speed: number
+    private readonly speed: number,
+    private readonly logLine: LogLine
   ) {}
 
   get full(): boolean {
@@ -38,8 +39,8 @@ export class DemoRuns {
     this.running.add(stop)
     runDemoAgent({ publisher: logPublisher(this.log, this.control), task, speed: this.speed, signal: stop.signal })
       .then(
-        (outcome) => logLine("info", "demo agent finished", { ...task, outcome }),
-        (error) => logLine("warn", "demo agent failed", { ...task, error: String(error) })
+        (outcome) => this.logLine("info", "demo agent finished", { ...task, outcome }),
+        (error) => this.logLine("warn", "demo agent failed", { ...task, error: String(error) })
       )
       .finally(() => this.running.delete(stop))
   }

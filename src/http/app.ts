@@ -11,16 +11,12 @@ import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
 import { ControlQueue } from "../log/ControlQueue.ts"
 import { EventLog } from "../log/EventLog.ts"
-import { LiveFeed } from "../log/LiveFeed.ts"
-import { TaskIndex } from "../log/TaskIndex.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
-import { TaskStates } from "../stream/TaskStates.ts"
-import { TaskStream } from "../stream/TaskStream.ts"
 import { Connections } from "../transport/connections.ts"
 import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
-import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
+import type { Bundler, Lifecycle, RouteDeps, RouteRuntime, RouteServices, RuntimeBindings, WebSocketRuntime } from "./deps.ts"
 import { apiError, errorResponse } from "./errors.ts"
 import { RateLimit } from "./rateLimit.ts"
 import { agUiRoutes } from "./routes/agui.ts"
@@ -59,18 +55,20 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
 
 export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime, bundle?: Bundler) {
   const config = yield* AppConfig
-  const auth = makeAuthenticator(config)
+  const logLine = yield* GatewayLog
+  const auth = makeAuthenticator(config, logLine)
   if (Result.isFailure(auth)) return yield* new StartupError({ message: auth.failure })
   if (!auth.success.required) {
-    logLine("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
+    yield* logEffect("warn", "AUTHENTICATION IS OFF: anyone who can reach this gateway can read and publish every task. Set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL.")
   }
   const metrics = yield* GatewayMetrics
   metrics.init(TRANSPORTS)
   const lifecycle: Lifecycle = { draining: false }
   const log = yield* EventLog
   const control = yield* ControlQueue
-  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app.
-  const fork = yield* FiberSet.makeRuntime()
+  // Every fiber a route starts lives in this set, which closes (interrupting them) with the app,
+  // and runs with the gateway's services: routes ask for them with `yield*`.
+  const fork = yield* FiberSet.makeRuntime<RouteServices>()
   const runtime: RouteRuntime = {
     fork: (effect) => fork(effect),
     exit: (effect) => new Promise((resolve) => fork(effect).addObserver(resolve))
@@ -78,26 +76,21 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   const deps: RouteDeps = {
     runtime,
     config,
-    log,
-    feed: yield* LiveFeed,
-    index: yield* TaskIndex,
-    control,
     metrics,
-    streams: yield* TaskStream,
-    states: yield* TaskStates,
+    logLine,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),
     commandRate: new RateLimit(config.commandRate),
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,
     bundle,
     demos: yield* Effect.acquireRelease(
-      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed)),
+      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed, logLine)),
       (demos) => Effect.sync(() => demos.stopAll())
     )
   }

@@ -11,7 +11,7 @@ import type { Context } from "hono"
 import { getCookie } from "hono/cookie"
 import { verify, verifyWithJwks } from "hono/jwt"
 import type { Settings } from "../config.ts"
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { type ApiError, apiError } from "./errors.ts"
 import { jwksCache, JwksUnavailable } from "./jwks.ts"
@@ -105,7 +105,7 @@ export const authConfigured = (config: Settings): boolean =>
   config.authJwtSecret !== undefined || config.authJwtPublicKey !== undefined || config.authJwksUrl !== undefined
 
 /** The start-up decision: a verifier, or running open (refused in production unless AUTH=none). */
-export const makeAuthenticator = (config: Settings): Result.Result<Authenticator, string> => {
+export const makeAuthenticator = (config: Settings, logLine: LogLine): Result.Result<Authenticator, string> => {
   if (!authConfigured(config)) {
     if (config.auth === "jwt") return Result.fail("AUTH=jwt needs AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL")
     if (config.nodeEnv === "production" && config.auth !== "none") {
@@ -123,7 +123,7 @@ export const makeAuthenticator = (config: Settings): Result.Result<Authenticator
     ...(config.authJwtIssuer === undefined ? {} : { iss: config.authJwtIssuer }),
     ...(config.authJwtAudience === undefined ? {} : { aud: config.authJwtAudience })
   }
-  const keysFor = config.authJwksUrl === undefined ? undefined : jwksCache(config.authJwksUrl, config.authJwksTimeoutMs)
+  const keysFor = config.authJwksUrl === undefined ? undefined : jwksCache(config.authJwksUrl, config.authJwksTimeoutMs, logLine)
   const check = async (token: string) => {
     if (config.authJwtSecret !== undefined) return verify(token, Redacted.value(config.authJwtSecret), { alg: "HS256", ...verification })
     if (config.authJwtPublicKey !== undefined) {
@@ -222,7 +222,12 @@ export const cookieUsableFrom = (c: Context, corsOrigins: string): boolean => {
 }
 
 /** Count and log a refused request (the token itself is never logged). */
-export const noteRefusal = (c: Context, metrics: MetricsRecorder, error: ApiError, subject?: string): void => {
+export const noteRefusal = (
+  c: Context,
+  { logLine, metrics }: { readonly logLine: LogLine; readonly metrics: MetricsRecorder },
+  error: ApiError,
+  subject?: string
+): void => {
   const reason = error.code === "forbidden"
     ? "out_of_scope"
     : error.code === "auth_unavailable"

@@ -4,8 +4,8 @@
  */
 import { Effect } from "effect"
 import { type CommandDraft, commandIdempotencyKey } from "../events/control.ts"
-import type { ControlQueue } from "../log/ControlQueue.ts"
-import { type EventLog, ownedByOther, TaskNotFound } from "../log/EventLog.ts"
+import { ControlQueue } from "../log/ControlQueue.ts"
+import { EventLog, ownedByOther, TaskNotFound } from "../log/EventLog.ts"
 import { Metrics } from "../observability/metrics.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError } from "./errors.ts"
@@ -19,14 +19,14 @@ import type { TaskPath } from "./params.ts"
  * per subject, agent and command, so two clients (or one client's `pause` and
  * `cancel`) never collide on it.
  */
-export const queueCommand = (log: EventLog["Service"], control: ControlQueue["Service"], task: TaskPath, draft: CommandDraft, subject: string) =>
+export const queueCommand = (task: TaskPath, draft: CommandDraft, subject: string) =>
   Effect.gen(function*() {
-    const head = yield* log.head(task.taskId)
+    const head = yield* (yield* EventLog).head(task.taskId)
     if (ownedByOther(head, task.agentId)) return yield* new TaskNotFound(task)
     const idempotencyKey = draft.idempotencyKey === undefined
       ? undefined
       : commandIdempotencyKey(subject, task.agentId, draft.command, draft.idempotencyKey)
-    return yield* control.append(task, { ...draft, idempotencyKey })
+    return yield* (yield* ControlQueue).append(task, { ...draft, idempotencyKey })
   })
 
 /** COMMAND_RATE for `subject`: the refusal when over it (REST and WebSocket commands share one bucket per subject). */

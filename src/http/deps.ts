@@ -1,14 +1,20 @@
-/** What the route modules are built from: the services, resolved once at start-up. */
+/**
+ * What the route modules are built from besides the gateway's services: the
+ * runtime their effects run on (which provides those services — a route asks
+ * for `EventLog`, `TaskStream`… with `yield*`), and the per-app parts that are
+ * not services (auth, limits, connections, the runtime's WebSocket support).
+ */
 import type { Effect, Exit, Fiber } from "effect"
 import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
-import type { Settings } from "../config.ts"
+import type { AppConfig, Settings } from "../config.ts"
 import type { DemoRuns } from "../demo/runs.ts"
 import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { LiveFeed } from "../log/LiveFeed.ts"
 import type { TaskIndex } from "../log/TaskIndex.ts"
-import type { MetricsRecorder } from "../observability/metrics.ts"
+import type { LogLine } from "../observability/log.ts"
+import type { GatewayMetrics, MetricsRecorder } from "../observability/metrics.ts"
 import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
@@ -33,28 +39,27 @@ export interface Lifecycle {
   draining: boolean
 }
 
+/** The services a route's effect may ask for: the runtime provides them. */
+export type RouteServices = AppConfig | GatewayMetrics | EventLog | LiveFeed | TaskIndex | ControlQueue | TaskStream | TaskStates
+
 /**
  * Runs the effects routes start (streams, catch-ups, commands) as fibers of
- * the app's FiberSet: the gateway's shutdown interrupts whatever is still
- * running, and nothing runs detached from it.
+ * the app's FiberSet, with the gateway's services: the gateway's shutdown
+ * interrupts whatever is still running, and nothing runs detached from it.
  */
 export interface RouteRuntime {
-  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  readonly fork: <A, E>(effect: Effect.Effect<A, E, RouteServices>) => Fiber.Fiber<A, E>
   /** Run `effect` to its exit. */
-  readonly exit: <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, E>>
+  readonly exit: <A, E>(effect: Effect.Effect<A, E, RouteServices>) => Promise<Exit.Exit<A, E>>
 }
 
 export interface RouteDeps {
   readonly runtime: RouteRuntime
+  /** AppConfig and GatewayMetrics, resolved once: guards and limits read them before any effect runs. */
   readonly config: Settings
-  readonly log: EventLog["Service"]
-  readonly feed: LiveFeed["Service"]
-  readonly index: TaskIndex["Service"]
-  readonly control: ControlQueue["Service"]
-  /** This gateway's metrics. */
   readonly metrics: MetricsRecorder
-  readonly streams: TaskStream["Service"]
-  readonly states: TaskStates["Service"]
+  /** This gateway's log lines, for plain code (effects use Effect's logger). */
+  readonly logLine: LogLine
   readonly connections: Connections
   readonly auth: Authenticator
   readonly publishRate: RateLimit

@@ -31,12 +31,12 @@ export const authenticate = async (c: Context, deps: RouteDeps): Promise<Result.
     const error = deps.auth.required
       ? apiError("forbidden", "cookie credentials are not accepted from another site; send the token as Authorization: Bearer or access_token", "origin")
       : apiError("forbidden", "this gateway runs without authentication and refuses WebSockets and changes from another site's page; list the site in CORS_ORIGINS", "origin")
-    noteRefusal(c, deps.metrics, error)
+    noteRefusal(c, deps, error)
     return Result.fail(errorResponse(c, error))
   }
   const principal = await deps.auth.authenticate(credential.token, clientAddress(c, deps.config.trustProxy))
   if (Result.isSuccess(principal)) return Result.succeed(principal.success)
-  noteRefusal(c, deps.metrics, principal.failure)
+  noteRefusal(c, deps, principal.failure)
   return Result.fail(errorResponse(c, principal.failure))
 }
 
@@ -58,6 +58,6 @@ export const guard = async (
   const principal = await authenticate(c, deps)
   if (Result.isFailure(principal) || principal.success.may(action, task.agentId, task.taskId)) return principal
   const error = apiError("forbidden", `the token does not allow ${action} on ${task.agentId}/${task.taskId}`)
-  noteRefusal(c, deps.metrics, error, principal.success.subject)
+  noteRefusal(c, deps, error, principal.success.subject)
   return Result.fail(errorResponse(c, error))
 }

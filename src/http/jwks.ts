@@ -8,7 +8,7 @@
  * While a refresh fails the last good set keeps serving; with none yet,
  * verification fails with `JwksUnavailable`.
  */
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 
 export type Jwk = Record<string, unknown>
 
@@ -21,7 +21,7 @@ const UNKNOWN_KID_REFETCH_MS = 10_000
 const BACKOFF_MIN_MS = 1000
 const BACKOFF_MAX_MS = 60_000
 
-export const jwksCache = (url: string, timeoutMs: number) => {
+export const jwksCache = (url: string, timeoutMs: number, logLine: LogLine) => {
   let keys: Array<Jwk> | undefined
   let fetchedAt = 0
   let inFlight: Promise<Array<Jwk>> | undefined

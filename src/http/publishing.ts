@@ -8,8 +8,8 @@ import type { Context, MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { dataSize, type EventDraft } from "../events/draft.ts"
 import type { Published } from "../ingest/published.ts"
-import type { TaskRef } from "../log/EventLog.ts"
-import { Metrics } from "../observability/metrics.ts"
+import { EventLog, type TaskRef } from "../log/EventLog.ts"
+import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 import type { Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
@@ -61,8 +61,9 @@ export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal,
  * Append events that may name several tasks: one atomic append per task, in
  * the order each task first appears; ids come back in the events' order.
  */
-export const appendAll = ({ log, metrics }: RouteDeps, events: ReadonlyArray<Published>) =>
+export const appendAll = (events: ReadonlyArray<Published>) =>
   Effect.gen(function*() {
+    const log = yield* EventLog
     const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
     events.forEach(({ draft, task }, i) => {
       const key = `${task.agentId}/${task.taskId}`
@@ -78,6 +79,6 @@ export const appendAll = ({ log, metrics }: RouteDeps, events: ReadonlyArray<Pub
         ids[group.at[j]] = id
       })
     }
-    metrics.record(Metrics.eventsAppended, ids.length)
+    ;(yield* GatewayMetrics).record(Metrics.eventsAppended, ids.length)
     return ids
   })

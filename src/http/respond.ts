@@ -13,7 +13,7 @@ import {
   type TaskEnded,
   type TaskNotFound
 } from "../log/EventLog.ts"
-import type { RouteDeps } from "./deps.ts"
+import type { RouteDeps, RouteServices } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 
 export type DomainError = LogUnavailable | AgentMismatch | TaskEnded | TaskNotFound | InvalidEvent | ReplicationTimeout
@@ -31,7 +31,7 @@ export const toApiError = (error: DomainError): ApiError => {
   }
 }
 
-export const respond = async (c: Context, deps: RouteDeps, effect: Effect.Effect<Response, DomainError>): Promise<Response> => {
+export const respond = async (c: Context, deps: RouteDeps, effect: Effect.Effect<Response, DomainError, RouteServices>): Promise<Response> => {
   const exit = await deps.runtime.exit(effect)
   if (Exit.isSuccess(exit)) return exit.value
   const failure = exit.cause.reasons.find(Cause.isFailReason)

@@ -3,19 +3,20 @@
  * TaskStream subscription with its own `sub` id, and the commands it sends.
  *
  * A subscription runs in one fiber that opens the task, starts the pipeline
- * and then holds its scope until unsubscribe, end or socket close; events
+ * and then holds its scope until unsubscribe, end or socket close; the
+ * session's FiberMap holds these fibers by `sub` and interrupts those left
+ * when the socket's scope closes. Events
  * reach the socket through plain callbacks (no Effect per event). The frames
  * about one `sub` (subscribe, pause, resume, unsubscribe) are handled one
  * after another, in the order sent: one that arrives while the subscription is
  * still opening waits for it, and so does every later frame about that `sub`,
  * so its replies come in the order of the frames.
  */
-import { Cause, Effect, Exit, Fiber, Result } from "effect"
+import { Cause, Effect, Exit, FiberMap, Result } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
-import { logLine } from "../observability/log.ts"
 import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
-import type { EndReason, Sink, Subscription } from "../stream/TaskStream.ts"
+import { type EndReason, type Sink, type Subscription, TaskStream } from "../stream/TaskStream.ts"
 import type { Admission } from "../transport/connections.ts"
 import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
 import type { Action, Principal } from "./auth.ts"
@@ -74,7 +75,6 @@ class SubscriptionSink implements Sink {
 interface Entry {
   readonly task: { readonly agentId: string; readonly taskId: string }
   readonly sink: SubscriptionSink
-  fiber: Fiber.Fiber<void> | undefined
   /** The running subscription once started; undefined when it failed or ended first. */
   readonly ready: Promise<Subscription | undefined>
 }
@@ -101,6 +101,8 @@ export class WsSession {
 
   constructor(
     private readonly deps: RouteDeps,
+    /** The subscriptions' fibers by `sub`, in the socket's scope. */
+    private readonly fibers: FiberMap.FiberMap<string, void>,
     private readonly connection: WsConnection,
     principal: Principal | PendingAuth
   ) {
@@ -205,11 +207,11 @@ export class WsSession {
 
     let started: (subscription: Subscription | undefined) => void = () => {}
     const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
-    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, fiber: undefined, ready: new Promise((resolve) => (started = resolve)) }
+    const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
-    const { connection, deps, subscriptions } = this
+    const { connection, subscriptions } = this
     const run = Effect.gen(function*() {
-      const opening = yield* deps.streams.open({
+      const opening = yield* (yield* TaskStream).open({
         agentId: frame.agentId,
         taskId: frame.taskId,
         after: frame.since === undefined ? undefined : parseEventId(frame.since),
@@ -234,7 +236,7 @@ export class WsSession {
       ),
       Effect.ensuring(Effect.sync(() => started(undefined)))
     )
-    entry.fiber = this.deps.runtime.fork(run)
+    FiberMap.setUnsafe(this.fibers, sub, this.deps.runtime.fork(run))
   }
 
   /** Handle a frame about `sub` after the ones before it (at once when none is pending). */
@@ -254,7 +256,7 @@ export class WsSession {
     }
     // A handler that failed must not stop the frames after it.
     const done: Promise<void> = pending.then(settled, (error: unknown) => {
-      logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
+      this.deps.logLine("error", "a WebSocket frame handler failed", { sub, error: error instanceof Error ? error.message : String(error) })
       settled()
     })
     this.inOrder.set(sub, done)
@@ -278,7 +280,7 @@ export class WsSession {
     if (limited !== undefined) return this.error({ ref: frame.ref, code: limited.code, message: limited.message })
     const task = { agentId: frame.agentId, taskId: frame.taskId }
     const draft = { command: frame.command, reason: frame.reason, source: "ws", idempotencyKey: frame.ref }
-    this.deps.runtime.exit(queueCommand(this.deps.log, this.deps.control, task, draft, this.principal!.subject)).then((exit) => {
+    this.deps.runtime.exit(queueCommand(task, draft, this.principal!.subject)).then((exit) => {
       if (Exit.isSuccess(exit)) return this.connection.send(controlFrame("ack", { ref: frame.ref, command_id: exit.value }))
       const failure = exit.cause.reasons.find(Cause.isFailReason)
       const error = failure === undefined ? { code: "internal" as const, message: "internal error" } : toApiError(failure.error)
@@ -291,7 +293,7 @@ export class WsSession {
     if (entry === undefined) return
     this.subscriptions.delete(sub)
     entry.sink.detach()
-    if (entry.fiber !== undefined) this.deps.runtime.fork(Fiber.interrupt(entry.fiber))
+    this.deps.runtime.fork(FiberMap.remove(this.fibers, sub))
   }
 
   /** Whether the token allows `action` on the frame's task; answers `forbidden` when not. */

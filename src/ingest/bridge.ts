@@ -14,7 +14,7 @@ import { Effect } from "effect"
 import { AppConfig } from "../config.ts"
 import { EventLog } from "../log/EventLog.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, logEffect } from "../observability/log.ts"
 import { makeIngest } from "./ingest.ts"
 import { followPubSub } from "./pubsubBridge.ts"
 import { followStream } from "./streamBridge.ts"
@@ -24,8 +24,8 @@ export const runBridge = Effect.gen(function*() {
   const config = yield* AppConfig
   const { pubsub, stream } = config.ingest
   if (config.redis === undefined || (pubsub === undefined && stream === undefined)) return
-  const ingest = makeIngest(yield* EventLog, config.maxEventBytes, yield* GatewayMetrics)
+  const ingest = makeIngest(yield* EventLog, config.maxEventBytes, yield* GatewayMetrics, yield* GatewayLog)
   if (pubsub !== undefined) yield* followPubSub(config.redis, pubsub, ingest)
   if (stream !== undefined) yield* followStream(config.redis, { ...config.ingest, stream }, ingest)
-  logLine("info", "bridge running", { pubsub, stream, group: stream === undefined ? undefined : config.ingest.group })
+  yield* logEffect("info", "bridge running", { pubsub, stream, group: stream === undefined ? undefined : config.ingest.group })
 })

@@ -5,7 +5,7 @@
 import { Cause, Effect, Exit, Result } from "effect"
 import { dataSize } from "../events/draft.ts"
 import { describeAppendError, type EventLog } from "../log/EventLog.ts"
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { decodeMessage } from "./message.ts"
 import type { Published } from "./published.ts"
@@ -27,14 +27,14 @@ export interface Ingest {
   append(source: BridgeSource, message: Published, where: Record<string, string>): Promise<Outcome>
 }
 
-const noteOn = (metrics: MetricsRecorder) => (source: BridgeSource, outcome: Outcome, where: Record<string, string>): Outcome => {
+const noteOn = (metrics: MetricsRecorder, logLine: LogLine) => (source: BridgeSource, outcome: Outcome, where: Record<string, string>): Outcome => {
   metrics.record(Metrics.ingestMessages, 1, { source, outcome: outcome._tag })
   if (outcome._tag !== "accepted") logLine("warn", `bridge message ${outcome._tag}`, { source, reason: outcome.reason, ...where })
   return outcome
 }
 
-export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metrics: MetricsRecorder): Ingest => {
-  const note = noteOn(metrics)
+export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metrics: MetricsRecorder, logLine: LogLine): Ingest => {
+  const note = noteOn(metrics, logLine)
   return {
     parse: (source, text, fallbackKey, where) => {
       const parsed = decodeMessage(text, fallbackKey)

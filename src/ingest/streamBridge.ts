@@ -16,7 +16,7 @@
 import { Effect, type Scope } from "effect"
 import { blockingDuplicate, createClient, type RedisClient } from "../log/redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
 import { derivedKey } from "./published.ts"
 
@@ -54,7 +54,8 @@ class StreamReader {
     private readonly commands: RedisClient,
     private readonly blocking: RedisClient,
     private readonly settings: StreamSettings,
-    private readonly ingest: Ingest
+    private readonly ingest: Ingest,
+    private readonly logLine: LogLine
   ) {
     this.lease = `${settings.stream}:reader`
     this.dead = `${settings.stream}:dead`
@@ -100,7 +101,7 @@ class StreamReader {
       } catch (error) {
         if (this.stopped) return
         leader = false
-        logLine("warn", "bridge stream read failed; retrying", { stream, error: (error as Error).message })
+        this.logLine("warn", "bridge stream read failed; retrying", { stream, error: (error as Error).message })
         await sleep(1000)
       }
     }
@@ -150,14 +151,14 @@ class StreamReader {
 }
 
 export const followStream = (target: RedisTarget, settings: StreamSettings, ingest: Ingest): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.acquireRelease(
+  Effect.flatMap(Effect.service(GatewayLog), (logLine) => Effect.acquireRelease(
     Effect.sync(() => {
       // Queue through outages rather than fail: the loop waits for Redis to return.
       const commands = createClient(target, { failFast: false })
       commands.on("error", () => {})
       const blocking = blockingDuplicate(commands)
       blocking.on("error", () => {})
-      const reader = new StreamReader(commands, blocking, settings, ingest)
+      const reader = new StreamReader(commands, blocking, settings, ingest, logLine)
       logLine("info", "bridge stream consumer", { stream: settings.stream, group: settings.group, consumer: reader.consumer })
       return { commands, blocking, reader, done: reader.run() }
     }),
@@ -169,4 +170,4 @@ export const followStream = (target: RedisTarget, settings: StreamSettings, inge
         await reader.leave().catch(() => undefined)
         await commands.quit().catch(() => commands.disconnect())
       })
-  ).pipe(Effect.asVoid)
+  ).pipe(Effect.asVoid))

@@ -1,51 +1,78 @@
 /**
- * The local listeners of each task's live channel, ref-counted: the first
- * listener of a task opens the channel, the last one closes it. Dispatch is
- * plain TypeScript — it runs once per event for every local client.
+ * The local listeners of each task's live channel, ref-counted by an Effect
+ * `RcMap`: the first listener of a task opens the channel, the last one's
+ * scope closes it. Dispatch is plain TypeScript on a plain map of the open
+ * channels — it runs once per event for every local client.
  *
  * Listeners are isolated: one that throws is logged and skipped, and the
  * others still get the event (and the appender or the Redis client that
  * dispatched it never sees the exception).
  */
+import { Effect, RcMap, type Scope } from "effect"
 import type { LogEvent } from "../events/envelope.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LiveListener } from "./LiveFeed.ts"
 
-const failed = (taskId: string, error: unknown): void => {
+const failed = (logLine: LogLine, taskId: string, error: unknown): void => {
   logLine("error", "a live listener failed; the others still get the event", {
     taskId,
     error: error instanceof Error ? error.message : String(error)
   })
 }
 
+/**
+ * Opens a task's channel for as long as the scope lasts; the effect it returns
+ * completes once the channel is established (listeners wait for it).
+ */
+export type OpenChannel = (taskId: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+
+interface Channel {
+  readonly listeners: Set<LiveListener>
+  readonly established: Effect.Effect<void>
+}
+
 export class LiveChannels {
   private readonly byTask = new Map<string, Set<LiveListener>>()
   /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
   private readonly lag: (seconds: number) => void
+  private channels!: RcMap.RcMap<string, Channel>
 
-  constructor(metrics: MetricsRecorder) {
+  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine) {
     this.lag = metrics.labelled(Metrics.deliveryLag, {})
   }
 
-  /** Returns true when this is the task's first listener (its channel must be opened). */
-  add(taskId: string, listener: LiveListener): boolean {
-    const listeners = this.byTask.get(taskId)
-    if (listeners !== undefined) {
-      listeners.add(listener)
-      return false
-    }
-    this.byTask.set(taskId, new Set([listener]))
-    return true
+  /** The channels of a log, opened by `open`; all are closed with the scope. */
+  static make(metrics: MetricsRecorder, open: OpenChannel): Effect.Effect<LiveChannels, never, Scope.Scope> {
+    return Effect.gen(function*() {
+      const live = new LiveChannels(metrics, yield* GatewayLog)
+      live.channels = yield* RcMap.make({
+        lookup: (taskId: string) =>
+          Effect.acquireRelease(
+            Effect.sync(() => {
+              const listeners = new Set<LiveListener>()
+              live.byTask.set(taskId, listeners)
+              return listeners
+            }),
+            () => Effect.sync(() => live.byTask.delete(taskId))
+          ).pipe(Effect.flatMap((listeners) => Effect.map(open(taskId), (established): Channel => ({ listeners, established }))))
+      })
+      return live
+    })
   }
 
-  /** Returns true when the task has no listener left (its channel can be closed). */
-  remove(taskId: string, listener: LiveListener): boolean {
-    const listeners = this.byTask.get(taskId)
-    if (listeners === undefined || !listeners.delete(listener)) return false
-    if (listeners.size > 0) return false
-    this.byTask.delete(taskId)
-    return true
+  /**
+   * Deliver the task's live events to `listener` until the scope closes;
+   * completes once its channel is established. The listener is in place
+   * before that, so nothing published after the channel answers is missed.
+   */
+  listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope> {
+    return RcMap.get(this.channels, taskId).pipe(
+      Effect.tap(({ listeners }) =>
+        Effect.acquireRelease(Effect.sync(() => listeners.add(listener)), () => Effect.sync(() => listeners.delete(listener)))
+      ),
+      Effect.flatMap(({ established }) => established)
+    )
   }
 
   dispatch(taskId: string, event: LogEvent): void {
@@ -56,7 +83,7 @@ export class LiveChannels {
       try {
         listener.onEvent(event)
       } catch (error) {
-        failed(taskId, error)
+        failed(this.logLine, taskId, error)
       }
     }
   }
@@ -69,7 +96,7 @@ export class LiveChannels {
       try {
         listener.onGap()
       } catch (error) {
-        failed(taskId, error)
+        failed(this.logLine, taskId, error)
       }
     }
   }

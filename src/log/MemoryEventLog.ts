@@ -59,7 +59,8 @@ export const MemoryLogLayer = Layer.effectContext(
     const idempotency = new Map<string, IdempotencyEntry>()
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
-    const live = new LiveChannels(yield* GatewayMetrics)
+    // In-process: a channel is established as soon as it is opened.
+    const live = yield* LiveChannels.make(yield* GatewayMetrics, () => Effect.succeed(Effect.void))
     const control = new MemoryControl(config)
     /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
     const inflight = new Map<string, InflightCalls>()
@@ -199,11 +200,7 @@ export const MemoryLogLayer = Layer.effectContext(
 
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
-    const listen = (taskId: string, listener: LiveListener) =>
-      Effect.acquireRelease(
-        Effect.sync(() => live.add(taskId, listener)),
-        () => Effect.sync(() => live.remove(taskId, listener))
-      ).pipe(Effect.asVoid)
+    const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
 
     const listTasks = (agentId: string | undefined, limit: number) =>
       Effect.sync(() => {

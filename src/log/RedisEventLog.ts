@@ -17,11 +17,11 @@ import { logServices } from "./LogServices.ts"
 import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
-import { LiveChannels } from "./LiveChannels.ts"
+import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
@@ -74,19 +74,25 @@ export const RedisLogLayer = Layer.effectContext(
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
-    reportReachability(commands, "commands")
+    const logLine = yield* GatewayLog
+    reportReachability(commands, "commands", logLine)
     defineScripts(commands)
     defineAppendCommand(commands)
 
     const metrics = yield* GatewayMetrics
-    const live = new LiveChannels(metrics)
-    /** Channel subscriptions in flight or done, so later listeners wait for the same one. */
-    const subscribed = new Map<string, Promise<void>>()
+    // A channel is a Redis subscription, started at once and dropped when its last listener leaves;
+    // a failed subscription is retried by the feed on reconnect, which then reports a gap.
+    const openChannel: OpenChannel = (taskId) =>
+      Effect.acquireRelease(
+        Effect.sync(() => feed.subscribe(taskKeys(prefix, taskId).live)),
+        () => Effect.sync(() => feed.unsubscribe(taskKeys(prefix, taskId).live))
+      ).pipe(Effect.map((pending) => Effect.promise(() => pending)))
+    const live: LiveChannels = yield* LiveChannels.make(metrics, openChannel)
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
     // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).
     yield* Effect.tryPromise(() => publishRegistry(commands, prefix)).pipe(
-      Effect.tapError(() => Effect.sync(() => logLine("warn", "could not write the event registry to redis; retrying"))),
+      Effect.tapError(() => logEffect("warn", "could not write the event registry to redis; retrying")),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.forkScoped
     )
@@ -177,23 +183,7 @@ export const RedisLogLayer = Layer.effectContext(
         })
       )
 
-    const openChannel = (taskId: string): Promise<void> => {
-      // A failed subscription is retried by the feed on reconnect, which then reports a gap.
-      const pending = feed.subscribe(taskKeys(prefix, taskId).live)
-      subscribed.set(taskId, pending)
-      return pending
-    }
-
-    const listen = (taskId: string, listener: LiveListener) =>
-      Effect.acquireRelease(
-        Effect.sync(() => (live.add(taskId, listener) ? openChannel(taskId) : subscribed.get(taskId)!)),
-        () =>
-          Effect.sync(() => {
-            if (!live.remove(taskId, listener)) return
-            subscribed.delete(taskId)
-            feed.unsubscribe(taskKeys(prefix, taskId).live)
-          })
-      ).pipe(Effect.flatMap((pending) => Effect.promise(() => pending)), Effect.asVoid)
+    const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
 
     const tasks = (agentId: string | undefined, limit: number) =>
       Effect.gen(function*() {

@@ -15,7 +15,7 @@
  */
 import { Effect, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
-import { logLine } from "../observability/log.ts"
+import { GatewayLog } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { connectWithin, createClient } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
@@ -93,6 +93,7 @@ export const makeLiveFeed = (
   handlers: LiveFeedHandlers
 ): Effect.Effect<LiveFeed, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const logLine = yield* GatewayLog
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => createClient(target, { failFast: false, lazyConnect: true, shardedSubscribers: true, commandTimeoutMs: timeoutMs })),
       (client) => Effect.sync(() => client.disconnect())

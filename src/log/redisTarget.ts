@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 import type { RedisTarget } from "../redisUrl.ts"
 
 /** Either client: a task's keys share one slot, so every command the log sends works on both. */
@@ -81,7 +81,7 @@ const UNREACHABLE_REPORT_MS = 10_000
  * Say in the log when Redis does not answer — at start as later — and keep
  * saying it (every 10 s) until it does, then say that it answers again.
  */
-export const reportReachability = (client: RedisClient, role: string): void => {
+export const reportReachability = (client: RedisClient, role: string, logLine: LogLine): void => {
   let downSince: number | undefined
   let reportedAt = 0
   client.on("error", (error: Error) => {

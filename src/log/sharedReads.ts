@@ -7,7 +7,7 @@
  * kept is bounded by its size in bytes (a page of 500 large events weighs
  * far more than one of small ones), oldest dropped first.
  */
-import { Effect, Exit } from "effect"
+import { Cache, Data, Effect, Exit } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import type { EventLog, LogUnavailable } from "./EventLog.ts"
 
@@ -30,48 +30,61 @@ export const pageBytes = (page: Page): number => {
   return bytes
 }
 
-/** `log` with shared reads; its other methods are passed through unchanged. */
-export const shareReads = <Log extends Pick<EventLog["Service"], "read">>(log: Log, { maxBytes, ttlMs }: SharedReadsOptions): Log => {
-  const inFlight = new Map<string, Promise<Exit.Exit<Page, LogUnavailable>>>()
-  const fullPages = new Map<string, { readonly page: Page; readonly bytes: number; readonly until: number }>()
-  let keptBytes = 0
-
-  const forget = (key: string) => {
-    const kept = fullPages.get(key)
-    if (kept === undefined) return
-    fullPages.delete(key)
-    keptBytes -= kept.bytes
+/** One read, compared by value: the cache's key. */
+class PageKey extends Data.Class<{ readonly taskId: string; readonly ms: number; readonly seq: number; readonly limit: number }> {
+  get id(): string {
+    return `${this.taskId} ${this.ms}-${this.seq} ${this.limit}`
   }
-
-  const keep = (key: string, page: Page) => {
-    forget(key)
-    const bytes = pageBytes(page)
-    if (bytes > maxBytes) return
-    fullPages.set(key, { page, bytes, until: Date.now() + ttlMs })
-    keptBytes += bytes
-    while (keptBytes > maxBytes) forget(fullPages.keys().next().value!)
-  }
-
-  const read = (taskId: string, after: EventId, limit: number): Effect.Effect<Page, LogUnavailable> =>
-    Effect.suspend(() => {
-      const key = `${taskId} ${after.ms}-${after.seq} ${limit}`
-      const kept = fullPages.get(key)
-      if (kept !== undefined) {
-        if (kept.until > Date.now()) return Effect.succeed(kept.page)
-        forget(key)
-      }
-      let pending = inFlight.get(key)
-      if (pending === undefined) {
-        pending = Effect.runPromiseExit(log.read(taskId, after, limit)).then((exit) => {
-          inFlight.delete(key)
-          if (Exit.isSuccess(exit) && exit.value.length === limit) keep(key, exit.value)
-          return exit
-        })
-        inFlight.set(key, pending)
-      }
-      const shared = pending
-      return Effect.flatMap(Effect.promise(() => shared), (exit) => exit)
-    })
-
-  return { ...log, read }
 }
+
+/**
+ * `log` with shared reads; its other methods are passed through unchanged.
+ * An Effect `Cache` shares identical reads in flight and keeps full pages for
+ * `ttlMs`; what it keeps is bounded here by bytes (the cache itself counts
+ * entries), by invalidating the oldest kept pages.
+ */
+export const shareReads = <Log extends Pick<EventLog["Service"], "read">>(log: Log, { maxBytes, ttlMs }: SharedReadsOptions) =>
+  Effect.gen(function*() {
+    /** The kept pages by their key's id, oldest first, with their bytes. */
+    const kept = new Map<string, { readonly key: PageKey; readonly bytes: number }>()
+    let keptBytes = 0
+
+    const forget = (id: string) => {
+      const page = kept.get(id)
+      if (page === undefined) return
+      kept.delete(id)
+      keptBytes -= page.bytes
+    }
+
+    /** A full page that fits is kept; a short one is not (more events may follow it), nor a failure. */
+    const keep = (exit: Exit.Exit<Page, LogUnavailable>, key: PageKey): Effect.Effect<void> => {
+      if (Exit.isFailure(exit) || exit.value.length !== key.limit) return Effect.void
+      const bytes = pageBytes(exit.value)
+      if (bytes > maxBytes) return Effect.void
+      kept.set(key.id, { key, bytes })
+      keptBytes += bytes
+      const evicted: Array<PageKey> = []
+      for (const [id, oldest] of kept) {
+        if (keptBytes <= maxBytes) break
+        evicted.push(oldest.key)
+        forget(id)
+      }
+      return Effect.forEach(evicted, (oldest) => Cache.invalidate(cache, oldest), { discard: true })
+    }
+
+    const cache: Cache.Cache<PageKey, Page, LogUnavailable> = yield* Cache.makeWith(
+      (key: PageKey) =>
+        // Looked up when missing or expired: the page kept before under this key is gone.
+        Effect.sync(() => forget(key.id)).pipe(
+          Effect.andThen(log.read(key.taskId, { ms: key.ms, seq: key.seq }, key.limit)),
+          Effect.onExit((exit) => keep(exit, key))
+        ),
+      // Bounded by bytes (in `keep`), not by entries; what `keep` did not keep expires at once.
+      { capacity: Infinity, timeToLive: (_exit, key) => (kept.has(key.id) ? ttlMs : 0) }
+    )
+
+    const read = (taskId: string, after: EventId, limit: number): Effect.Effect<Page, LogUnavailable> =>
+      Cache.get(cache, new PageKey({ taskId, ms: after.ms, seq: after.seq, limit }))
+
+    return { ...log, read }
+  })

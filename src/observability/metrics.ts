@@ -45,7 +45,7 @@ export interface MetricsRecorder {
   /** A labelled metric handle for hot paths, created once. */
   labelled<I>(metric: Metric.Metric<I, unknown>, attributes: Attributes): (value: I) => void
   /** The registry as Prometheus text. */
-  render(): Promise<string>
+  readonly render: Effect.Effect<string>
   /** Export every series from start-up (at zero), so dashboards and alerts see them before traffic. */
   init(transports: ReadonlyArray<string>): void
 }
@@ -63,7 +63,7 @@ export const makeMetrics = (): MetricsRecorder => {
       const bound = Metric.withAttributes(metric, attributes)
       return (value: I) => bound.updateUnsafe(value, context)
     },
-    render: () => Effect.runPromise(PrometheusMetrics.format().pipe(Effect.provideService(Metric.MetricRegistry, registry))),
+    render: PrometheusMetrics.format().pipe(Effect.provideService(Metric.MetricRegistry, registry)),
     init: (transports) => {
       for (const transport of transports) {
         record(Metrics.connections, 0, { transport })

@@ -18,7 +18,7 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, type Duration, Effect, Fiber, Layer, type Scope } from "effect"
+import { Context, type Duration, Effect, type Fiber, FiberHandle, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
@@ -125,11 +125,11 @@ export class Subscription implements LiveListener {
   private pageSize = HISTORY_PAGE
   /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
   private since = 0
-  /** A catch-up started by a gap or a resume, interrupted when the subscription stops. */
-  private running: Fiber.Fiber<void> | undefined
 
   constructor(
     private readonly reads: CatchUpReads,
+    /** Runs a catch-up started by a gap or a resume in the subscription's FiberHandle, interrupted when its scope closes. */
+    private readonly runCatchUp: (catchUp: Effect.Effect<void>) => Fiber.Fiber<void>,
     private readonly taskId: string,
     private readonly request: SubscriptionOptions,
     private readonly sink: Sink,
@@ -263,7 +263,7 @@ export class Subscription implements LiveListener {
     this.since = this.reads.now()
     if (this.catchingUp) this.readAgain()
     // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
-    else this.running = Effect.runFork(Effect.andThen(Effect.yieldNow, this.catchUp()))
+    else this.runCatchUp(Effect.andThen(Effect.yieldNow, this.catchUp()))
   }
 
   /** The live feed is established: reads started from now on see everything it may have missed. */
@@ -271,11 +271,6 @@ export class Subscription implements LiveListener {
     this.since = this.reads.now()
   }
 
-  /** Stop for good: nothing more is delivered and a running catch-up is interrupted. */
-  stop(): Effect.Effect<void> {
-    this.close()
-    return this.running === undefined ? Effect.void : Fiber.interrupt(this.running)
-  }
 
   private deliver(event: LogEvent): void {
     if (event.agentId !== this.request.agentId) {
@@ -439,8 +434,9 @@ export class TaskStream extends Context.Service<TaskStream, {
       // Flat on purpose: closures made inside a generator would keep its whole
       // frame alive for as long as the subscription lives (memory per idle client).
       const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
-        Effect.suspend(() => {
-          const subscription = new Subscription(reads, request.taskId, {
+        // The handle's finalizer, added first, runs last: it interrupts a catch-up still running after the subscription closed.
+        Effect.flatMap(FiberHandle.makeRuntime<never, never, void>(), (runCatchUp) => {
+          const subscription = new Subscription(reads, runCatchUp, request.taskId, {
             agentId: request.agentId,
             filter: request.filter ?? acceptAll,
             // A live-only stream gets live chunks only (SPEC §8.2).
@@ -448,10 +444,12 @@ export class TaskStream extends Context.Service<TaskStream, {
             droppedOtherAgent
           }, sink, after)
           openGauge(++following)
-          return Effect.addFinalizer(() => {
-            openGauge(--following)
-            return subscription.stop()
-          }).pipe(
+          return Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              openGauge(--following)
+              subscription.close()
+            })
+          ).pipe(
             Effect.andThen(feed.listen(request.taskId, subscription)),
             Effect.andThen(Effect.sync(() => subscription.listening())),
             Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),

@@ -5,7 +5,7 @@
  * closing them all on shutdown.
  */
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
-import { logLine } from "../observability/log.ts"
+import type { LogLine } from "../observability/log.ts"
 import { Writes } from "./outbox.ts"
 import { TRANSPORTS, type Transport } from "./transports.ts"
 
@@ -67,7 +67,12 @@ export class Connections {
 
   private readonly gauges: Record<Transport, (value: number) => void>
 
-  constructor(private readonly heartbeatMs: number, private readonly limits: ConnectionLimits, private readonly metrics: MetricsRecorder) {
+  constructor(
+    private readonly heartbeatMs: number,
+    private readonly limits: ConnectionLimits,
+    private readonly metrics: MetricsRecorder,
+    private readonly logLine: LogLine
+  ) {
     this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<
       Transport,
       (value: number) => void
@@ -109,7 +114,7 @@ export class Connections {
     this.gauges[connection.transport](--this.perTransport[connection.transport])
     if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
       this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
-      if (reason !== "shutdown") logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
+      if (reason !== "shutdown") this.logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }
   }
 

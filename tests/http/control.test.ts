@@ -46,7 +46,7 @@ describe("control commands per agent", () => {
     const bobs = await command(bob, "bob", taskId, "cancel")
     expect(bobs.status).toBe(202)
     // Agent ab starts the task and reads its commands; its own pause is the sentinel.
-    const workflow = logPublisher(gateway.deps.log, gateway.deps.control)
+    const workflow = logPublisher(gateway.log, gateway.control)
     await workflow.publish({ agentId: "ab", taskId }, "WorkflowStarted", {})
     const ab = await hsToken({ control: ["ab/*"] })
     const own = await command(ab, "ab", taskId, "pause")

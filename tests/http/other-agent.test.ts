@@ -27,7 +27,7 @@ describe("events of another agent", () => {
     const taskId = uniqueTask()
     const before = await dropped()
     const stream = await gateway.openSse(`${taskPath("agent-a", taskId)}/events/stream`)
-    const publisher = logPublisher(gateway.deps.log, gateway.deps.control)
+    const publisher = logPublisher(gateway.log, gateway.control)
     const chunk = (agentId: string, text: string) =>
       publisher.publish({ agentId, taskId }, "WorkflowLLMCallChunk", { chunk: text, chunk_index: 0 })
     // Live chunks reach only a subscription that listens: send A's until one arrives.
@@ -57,7 +57,7 @@ describe("events of another agent", () => {
     // B's own subscriber is the sentinel: the same dispatch reaches both streams.
     const owner = await gateway.openSse(`${taskPath("agent-b", taskId)}/events/stream`)
     await owner.waitFor((frames) => frames.some((frame) => frame.retry !== undefined))
-    const publisher = logPublisher(gateway.deps.log, gateway.deps.control)
+    const publisher = logPublisher(gateway.log, gateway.control)
     for (let i = 0; eventFrames(owner.frames).length === 0 && i < 200; i++) {
       await publisher.publish({ agentId: "agent-b", taskId }, "WorkflowLLMCallChunk", { chunk: "ready?", chunk_index: 0 })
       await Bun.sleep(10)

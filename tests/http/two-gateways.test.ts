@@ -1,5 +1,5 @@
-/** Two gateways in one process (embedders, tests) keep their own metrics and write queues: nothing is shared. */
-import { afterAll, beforeAll, describe, expect, it } from "bun:test"
+/** Two gateways in one process (embedders, tests) keep their own metrics, write queues and log levels: nothing is shared. */
+import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test"
 import { step, taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -34,5 +34,33 @@ describe("two gateways in one process", () => {
     expect(await series(second, "taskstream_events_appended_total")).toBe(0)
     expect(first.deps.connections.writes).not.toBe(second.deps.connections.writes)
     expect(first.deps.metrics).not.toBe(second.deps.metrics)
+  })
+
+  it("log each at its own LOG_LEVEL, from effects and from plain code", async () => {
+    const lines: Array<string> = []
+    const errors = spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)))
+    const apps: Array<TestApp> = []
+    try {
+      // Both run open: building the app warns so (an effect's line); a change from another site is refused (a plain line).
+      const warns = await startApp({ logLevel: "warn" })
+      apps.push(warns)
+      const quiet = await startApp({ logLevel: "error" })
+      apps.push(quiet)
+      const crossSite = (app: TestApp, taskId: string) =>
+        app.request(`${taskPath("agent-log", taskId)}/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin: "https://elsewhere.example" },
+          body: JSON.stringify(step(1))
+        })
+      expect((await crossSite(quiet, "quiet-task")).status).toBe(403)
+      expect((await crossSite(warns, "loud-task")).status).toBe(403)
+      const parsed = lines.map((line) => JSON.parse(line) as { level: string; message: string; path?: string })
+      expect(parsed.filter((line) => line.message.startsWith("AUTHENTICATION IS OFF")).map((line) => line.level)).toEqual(["warn"])
+      const refused = parsed.filter((line) => line.message === "request refused")
+      expect(refused.map((line) => line.path)).toEqual([`${taskPath("agent-log", "loud-task")}/events`])
+    } finally {
+      errors.mockRestore()
+      for (const app of apps) await app.close()
+    }
   })
 })

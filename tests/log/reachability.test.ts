@@ -4,7 +4,6 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { AppConfig } from "../../src/config.ts"
 import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
-import { setLogLevel } from "../../src/observability/log.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
 
@@ -18,7 +17,6 @@ describe("Redis reachability in the log [redis log]", () => {
     const lines: Array<string> = []
     const errors = spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)))
     const infos = spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)))
-    setLogLevel("info")
     const scope = Effect.runSync(Scope.make())
     try {
       await Effect.runPromise(

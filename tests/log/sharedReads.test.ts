@@ -32,7 +32,7 @@ const counting = (fail = false) => {
 describe("shared reads", () => {
   it("serves concurrent identical reads with one request and the same events", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 })
+    const shared = Effect.runSync(shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 }))
     const pages = await Promise.all(Array.from({ length: 20 }, () => Effect.runPromise(shared.read("t", ZeroId, 4))))
     expect(source.reads()).toBe(1)
     expect(pages.every((page) => page[0] === pages[0][0])).toBe(true)
@@ -40,7 +40,7 @@ describe("shared reads", () => {
 
   it("keeps full pages for a moment, but never a short page (more events may follow it)", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 })
+    const shared = Effect.runSync(shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 }))
     await Effect.runPromise(shared.read("t", ZeroId, 4))
     await Effect.runPromise(shared.read("t", ZeroId, 4))
     expect(source.reads()).toBe(1)
@@ -52,7 +52,7 @@ describe("shared reads", () => {
 
   it("forgets full pages after the TTL and beyond maxBytes", async () => {
     const source = counting()
-    const shared = shareReads(source.log, { ttlMs: 30, maxBytes: pageBytes(stored.slice(0, 2)) })
+    const shared = Effect.runSync(shareReads(source.log, { ttlMs: 30, maxBytes: pageBytes(stored.slice(0, 2)) }))
     await Effect.runPromise(shared.read("t", ZeroId, 2))
     await Effect.runPromise(shared.read("t", { ms: 100, seq: 1 }, 2))
     await Effect.runPromise(shared.read("t", ZeroId, 2))
@@ -68,7 +68,7 @@ describe("shared reads", () => {
     const large = pageBytes(stored.slice(5, 7))
     expect(large).toBeGreaterThan(100 * small)
     // Room for the large page and one small page, not two small ones more.
-    const shared = shareReads(source.log, { ttlMs: 10_000, maxBytes: large + small })
+    const shared = Effect.runSync(shareReads(source.log, { ttlMs: 10_000, maxBytes: large + small }))
     const read = (after: EventId) => Effect.runPromise(shared.read("t", after, 2))
     await read(ZeroId)
     await read({ ms: 100, seq: 1 })
@@ -82,7 +82,7 @@ describe("shared reads", () => {
     await read(ZeroId)
     expect(source.reads()).toBe(4)
     // A page larger than the whole budget is served but never kept.
-    const tiny = shareReads(source.log, { ttlMs: 10_000, maxBytes: small })
+    const tiny = Effect.runSync(shareReads(source.log, { ttlMs: 10_000, maxBytes: small }))
     await Effect.runPromise(tiny.read("t", { ms: 100, seq: 4 }, 2))
     await Effect.runPromise(tiny.read("t", { ms: 100, seq: 4 }, 2))
     expect(source.reads()).toBe(6)
@@ -90,7 +90,7 @@ describe("shared reads", () => {
 
   it("passes failures to every waiting reader and keeps nothing from them", async () => {
     const source = counting(true)
-    const shared = shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 })
+    const shared = Effect.runSync(shareReads(source.log, { ttlMs: 1000, maxBytes: 1 << 20 }))
     const failures = await Promise.all(Array.from({ length: 3 }, () => Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))))
     expect(failures.map((failure) => failure._tag)).toEqual(["LogUnavailable", "LogUnavailable", "LogUnavailable"])
     await Effect.runPromise(Effect.flip(shared.read("t", ZeroId, 4)))

@@ -42,6 +42,8 @@ const collect = () => {
   const order: Array<string> = []
   const subscription = new Subscription(
     reads,
+    // The pipeline runs these in the subscription's FiberHandle; here, on their own.
+    (catchUp) => Effect.runFork(catchUp),
     "t",
     { agentId: "a", filter: acceptAll, compact: true, droppedOtherAgent: () => {} },
     {

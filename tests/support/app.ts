@@ -4,13 +4,14 @@
  * limits and log — no process, no socket. A WebSocket upgrade needs a runtime
  * (use a spawned gateway, `tests/support/gateway.ts`, for those).
  */
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "../../src/config.ts"
 import { gatewayLayerWith } from "../../src/gateway.ts"
 import { makeApp } from "../../src/http/app.ts"
 import type { RouteDeps, WebSocketRuntime } from "../../src/http/deps.ts"
-import { setLogLevel } from "../../src/observability/log.ts"
+import { ControlQueue } from "../../src/log/ControlQueue.ts"
+import { EventLog } from "../../src/log/EventLog.ts"
 import { type SseStream, sseStream } from "./sse.ts"
 
 const noWebSockets: WebSocketRuntime = {
@@ -23,6 +24,9 @@ const noWebSockets: WebSocketRuntime = {
 export interface TestApp {
   readonly app: Hono
   readonly deps: RouteDeps
+  /** The app's own log and command queue, to publish as a workflow would. */
+  readonly log: EventLog["Service"]
+  readonly control: ControlQueue["Service"]
   /**
    * `app.request` as the runtime would call it, from `clientAddress`; `path` is absolute
    * (`/api/v1/…`, on this app's origin) or a whole URL (to choose the Host the request names).
@@ -35,21 +39,23 @@ export interface TestApp {
 
 /** Build the app on the memory log with the default settings overridden by `overrides`. */
 export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestApp> => {
-  setLogLevel("error")
   const scope = Effect.runSync(Scope.make())
-  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, ...overrides }))
+  const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, logLevel: "error", ...overrides }))
   // Built into our scope, so the log's connections and timers live until close().
-  const { app, deps } = await Effect.runPromise(
+  const { app, deps, log, control } = await Effect.runPromise(
     Effect.gen(function*() {
       const services = yield* Layer.buildWithScope(layer, scope)
-      return yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
-    }) as Effect.Effect<{ app: Hono; deps: RouteDeps }>
+      const built = yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
+      return { ...built, log: Context.get(services, EventLog), control: Context.get(services, ControlQueue) }
+    }) as Effect.Effect<{ app: Hono; deps: RouteDeps; log: EventLog["Service"]; control: ControlQueue["Service"] }>
   )
   const request = (path: string, init?: RequestInit, clientAddress = "127.0.0.1") =>
     Promise.resolve(app.request(/^https?:\/\//.test(path) ? path : `http://gateway.test${path}`, init, { clientAddress }))
   return {
     app,
     deps,
+    log,
+    control,
     request,
     openSse: async (path, headers = {}) => {
       const response = await request(path, { headers: { accept: "text/event-stream", ...headers } })

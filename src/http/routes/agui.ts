@@ -10,6 +10,7 @@ import { Hono } from "hono"
 import type { Context } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { InitialState } from "../../events/state.ts"
+import { TaskStates } from "../../stream/TaskStates.ts"
 import { AgUiCodec, type AgUiRun } from "../../transport/codecs/agui.ts"
 import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
@@ -64,14 +65,11 @@ export const agUiRoutes = (deps: RouteDeps) => {
     return serveStream(c, deps, {
       request: { ...path, after, history },
       codec: () =>
-        Effect.map(
-          after !== undefined
-            ? deps.states.at(path, after)
-            : history
-            ? Effect.succeed(InitialState)
-            : deps.states.current(path),
-          (state) => new AgUiCodec(run.success, state)
-        )
+        Effect.gen(function*() {
+          const states = yield* TaskStates
+          const state = after !== undefined ? yield* states.at(path, after) : history ? InitialState : yield* states.current(path)
+          return new AgUiCodec(run.success, state)
+        })
     })
   }
   return new Hono()

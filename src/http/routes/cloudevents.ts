@@ -72,7 +72,7 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
       const { agentId, taskId } = event.success.task
       if (!principal.success.may("publish", agentId, taskId)) {
         const error = apiError("forbidden", `the token does not allow publish on ${agentId}/${taskId}`, prefix === "" ? "taskid" : `${prefix}.taskid`)
-        noteRefusal(c, deps.metrics, error, principal.success.subject)
+        noteRefusal(c, deps, error, principal.success.subject)
         return errorResponse(c, error)
       }
       published.push(event.success)
@@ -80,6 +80,6 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
     const limited = overRate(c, deps, principal.success, published.length) ??
       overTaskQuota(c, deps, principal.success, published.map(({ task }) => task))
     if (limited !== undefined) return limited
-    return respond(c, deps, Effect.map(appendAll(deps, published), (ids) => c.json({ ids }, 201)))
+    return respond(c, deps, Effect.map(appendAll(published), (ids) => c.json({ ids }, 201)))
   })
 }

@@ -68,7 +68,7 @@ export const controlRoutes = (deps: RouteDeps) =>
       return respond(
         c,
         deps,
-        Effect.map(queueCommand(deps.log, deps.control, path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
+        Effect.map(queueCommand(path.value, draft, principal.success.subject), (commandId) => c.json({ command_id: commandId }, 202))
       )
     }
   )

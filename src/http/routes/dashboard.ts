@@ -7,14 +7,13 @@
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { Hono } from "hono"
-import { logLine } from "../../observability/log.ts"
 import type { RouteDeps } from "../deps.ts"
 
 const dashboardFile = (name: string) => fileURLToPath(new URL(`../../dashboard/${name}`, import.meta.url))
 
 const NO_BUNDLER = `document.getElementById("fatal").textContent = "This runtime cannot bundle the dashboard's script: run it with Bun, or with Deno and --unstable-bundle (deno task start)."`
 
-export const dashboardRoutes = ({ config, bundle }: RouteDeps) => {
+export const dashboardRoutes = ({ config, bundle, logLine }: RouteDeps) => {
   const page = readFileSync(dashboardFile("index.html"), "utf8").replace("{{demo}}", config.demo ? "on" : "off")
   const styles = readFileSync(dashboardFile("dashboard.css"), "utf8")
   let script: Promise<string> | undefined

@@ -10,7 +10,7 @@ import { compareIds, ZeroId } from "../../events/envelope.ts"
 import type { LogEvent } from "../../events/envelope.ts"
 import type { RouteDeps } from "../deps.ts"
 import { type ApiError, apiError, errorResponse } from "../errors.ts"
-import { ownedByOther, TaskNotFound } from "../../log/EventLog.ts"
+import { EventLog, ownedByOther, TaskNotFound } from "../../log/EventLog.ts"
 import { guard } from "../guard.ts"
 import { unsupportedContentType } from "../json.ts"
 import { parseAll, parseLimit, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
@@ -44,7 +44,7 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
 }
 
 export const eventRoutes = (deps: RouteDeps) => {
-  const { config, log } = deps
+  const { config } = deps
   return new Hono()
     .get(EVENTS_PATH, async (c) => {
       const query = c.req.query()
@@ -62,6 +62,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         c,
         deps,
         Effect.gen(function*() {
+          const log = yield* EventLog
           const head = yield* log.head(path.taskId)
           if (ownedByOther(head, path.agentId)) return yield* new TaskNotFound(path)
           const events: Array<LogEvent> = []
@@ -104,7 +105,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         return respond(
           c,
           deps,
-          Effect.map(appendAll(deps, drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
+          Effect.map(appendAll(drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
         )
       }
     )

@@ -4,8 +4,10 @@
  */
 import { Effect, Exit, Redacted } from "effect"
 import { Hono } from "hono"
-import { Metrics } from "../../observability/metrics.ts"
+import { GatewayMetrics, Metrics } from "../../observability/metrics.ts"
 import { TRANSPORTS } from "../../transport/transports.ts"
+import { EventLog } from "../../log/EventLog.ts"
+import { LiveFeed } from "../../log/LiveFeed.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse, RETRY_AFTER_SECONDS } from "../errors.ts"
 
@@ -20,13 +22,29 @@ const sameText = (a: string, b: string): boolean => {
   return difference === 0
 }
 
-export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycle, runtime }: RouteDeps) =>
+/** The log answers a ping and the live feed is subscribed. */
+const ready = Effect.gen(function*() {
+  yield* (yield* EventLog).ping
+  yield* (yield* LiveFeed).ready
+})
+
+/** Hot paths count in plain numbers; the metrics take them now. */
+const takeCounts = (connections: RouteDeps["connections"]) =>
+  Effect.gen(function*() {
+    const metrics = yield* GatewayMetrics
+    metrics.record(Metrics.liveChannels, (yield* LiveFeed).liveTaskCount())
+    const delivered = connections.writes.takeDelivered()
+    for (const transport of TRANSPORTS) metrics.record(Metrics.eventsDelivered, delivered[transport], { transport })
+    return yield* metrics.render
+  })
+
+export const healthRoutes = ({ config, connections, lifecycle, runtime }: RouteDeps) =>
   new Hono()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
       const failure = lifecycle.draining
         ? "shutting down"
-        : await runtime.exit(Effect.match(Effect.andThen(log.ping, feed.ready), {
+        : await runtime.exit(Effect.match(ready, {
           onSuccess: () => undefined,
           onFailure: (error) => `the event log is not ready: ${error.message}`
         })).then((exit) => (Exit.isSuccess(exit) ? exit.value : "the readiness check did not finish"))
@@ -39,9 +57,7 @@ export const healthRoutes = ({ config, log, feed, connections, metrics, lifecycl
       if (config.metricsToken !== undefined && !sameText(c.req.header("authorization") ?? "", `Bearer ${Redacted.value(config.metricsToken)}`)) {
         return errorResponse(c, apiError("unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", "authorization"))
       }
-      // Hot paths count in plain numbers; the metrics take them now.
-      metrics.record(Metrics.liveChannels, feed.liveTaskCount())
-      const delivered = connections.writes.takeDelivered()
-      for (const transport of TRANSPORTS) metrics.record(Metrics.eventsDelivered, delivered[transport], { transport })
-      return c.text(await metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
+      const text = await runtime.exit(takeCounts(connections))
+      if (Exit.isFailure(text)) return errorResponse(c, apiError("internal", "internal error"))
+      return c.text(text.value, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" })
     })

@@ -7,11 +7,11 @@
 import { Effect, Exit, Result, Scope } from "effect"
 import type { Context } from "hono"
 import { Hono } from "hono"
-import type { FollowRequest, Opening } from "../../stream/TaskStream.ts"
+import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { Principal } from "../auth.ts"
-import type { RouteDeps } from "../deps.ts"
+import type { RouteDeps, RouteServices } from "../deps.ts"
 import { errorResponse } from "../errors.ts"
 import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
@@ -54,14 +54,14 @@ const openStream = (
 export interface StreamRoute {
   readonly request: FollowRequest
   /** The encoding of this response, built once the task is open; undefined answers 204 (nothing to send). */
-  readonly codec: (opening: Extract<Opening, { _tag: "Ready" }>) => Effect.Effect<SseCodec | undefined, DomainError>
+  readonly codec: (opening: Extract<Opening, { _tag: "Ready" }>) => Effect.Effect<SseCodec | undefined, DomainError, RouteServices>
   /** Headers beside the SSE ones (a protocol's marker). */
   readonly headers?: Record<string, string>
 }
 
 /** The shared door of every SSE route: subscribe scope, draining, limits, then the stream or 204. */
 export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRoute): Promise<Response> => {
-  const { streams, connections, lifecycle } = deps
+  const { connections, lifecycle } = deps
   const principal = await guard(c, deps, "subscribe", route.request)
   if (Result.isFailure(principal)) return principal.failure
   if (lifecycle.draining) return errorResponse(c, drainingError)
@@ -72,7 +72,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
     c,
     deps,
     Effect.gen(function*() {
-      const opening = yield* streams.open(route.request)
+      const opening = yield* (yield* TaskStream).open(route.request)
       // 204 tells EventSource to stop reconnecting: the task ended at or before the resume point.
       if (opening._tag === "Ended") return new Response(null, { status: 204 })
       const codec = yield* route.codec(opening)

@@ -1,6 +1,7 @@
 /** `GET /tasks?agent=&limit=` — recently active tasks, newest first (SPEC §4.2); only those the bearer may subscribe to. */
 import { Effect, Result } from "effect"
 import { Hono } from "hono"
+import { TaskIndex } from "../../log/TaskIndex.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
 import { authenticate } from "../guard.ts"
@@ -23,8 +24,9 @@ export const taskRoutes = (deps: RouteDeps) =>
     return respond(
       c,
       deps,
-      Effect.map(deps.index.tasks(agent, limit.value), (tasks) =>
-        c.json({ tasks: tasks.filter((task) => visible.may("subscribe", task.agentId, task.taskId)) })
-      )
+      Effect.gen(function*() {
+        const tasks = yield* (yield* TaskIndex).tasks(agent, limit.value)
+        return c.json({ tasks: tasks.filter((task) => visible.may("subscribe", task.agentId, task.taskId)) })
+      })
     )
   })

@@ -4,7 +4,7 @@
  * token from the header, `access_token` or the cookie); the upgrade itself is
  * the runtime's (injected as `webSockets`); this module wires a socket to its session.
  */
-import { Result } from "effect"
+import { Effect, Fiber, FiberMap, Result } from "effect"
 import { Hono } from "hono"
 import type { WSEvents } from "hono/ws"
 import { type Principal, tokenOf } from "../auth.ts"
@@ -29,6 +29,8 @@ const overLimit = (text: string, limit: number): boolean =>
 const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymous: string, admitted?: () => void): WSEvents => {
   let connection: WsConnection | undefined
   let session: WsSession | undefined
+  /** Holds the socket's scope, with its subscriptions' FiberMap, open until the socket closes. */
+  let socketScope: Fiber.Fiber<never> | undefined
   let release = admitted
   return {
     onOpen: (_event, ws) => {
@@ -42,19 +44,27 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
           deps.connections.remove(opened, reason)
           release?.()
           session?.close()
+          if (socketScope !== undefined) deps.runtime.fork(Fiber.interrupt(socketScope))
         }
       })
       connection = opened
-      session = new WsSession(deps, opened, principal ?? {
+      const pending = principal ?? {
         anonymous,
-        admit: (subject) => {
+        admit: (subject: string) => {
           release?.()
           release = undefined
           const admission = deps.connections.admit(subject)
           if (admission.ok) release = admission.release
           return admission
         }
-      })
+      }
+      // A fork starts at once: the session exists when the first frame arrives.
+      socketScope = deps.runtime.fork(
+        Effect.gen(function*() {
+          session = new WsSession(deps, yield* FiberMap.make<string, void>(), opened, pending)
+          return yield* Effect.never
+        }).pipe(Effect.scoped)
+      )
       deps.connections.add(opened)
     },
     onMessage: (event) => {

@@ -4,7 +4,7 @@
  * was cut, and reading at a set rate (a slow link) or not at all.
  */
 import { connect } from "node:net"
-import { parseFrames, type SseFrame } from "./sse.ts"
+import { parseFrames, type SseFrame, waitForFrames } from "./sse.ts"
 
 export interface RawSseOptions {
   readonly headers?: Record<string, string>
@@ -112,27 +112,7 @@ export const openRawSse = (url: string, options: RawSseOptions = {}): RawSse => 
     received: () => received,
     closed,
     waitFor: (predicate, timeoutMs = 10_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (predicate(frames)) {
-            cleanup()
-            resolve()
-          } else if (isClosed) {
-            cleanup()
-            reject(new Error(`connection closed before the expected frames arrived; got ${frames.length} frames`))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new Error(`timed out after ${timeoutMs} ms; got ${frames.length} frames`))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(check)
-        }
-        waiters.add(check)
-        check()
-      }),
+      waitForFrames(waiters, frames, predicate, timeoutMs, () => (isClosed ? "connection closed" : undefined)),
     resume: () => socket.resume(),
     destroy: () => socket.destroy()
   }

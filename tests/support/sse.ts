@@ -118,6 +118,42 @@ export const openSseSocket = (
     })
   })
 
+/**
+ * Resolve once `predicate(frames)` holds, checked now and at every call of the
+ * waiter it adds to `waiters`; reject when the stream is over first (`over()`
+ * says why) or after `timeoutMs` (`tail()` adds what arrived last).
+ */
+export const waitForFrames = <F>(
+  waiters: Set<() => void>,
+  frames: ReadonlyArray<F>,
+  predicate: (frames: ReadonlyArray<F>) => boolean,
+  timeoutMs: number,
+  over: () => string | undefined,
+  tail: () => string = () => ""
+): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (predicate(frames)) {
+        cleanup()
+        return resolve()
+      }
+      const ended = over()
+      if (ended === undefined) return
+      cleanup()
+      reject(new Error(`${ended} before the expected frames arrived; got ${frames.length} frames`))
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`timed out after ${timeoutMs} ms; got ${frames.length} frames${tail()}`))
+    }, timeoutMs)
+    const cleanup = () => {
+      clearTimeout(timer)
+      waiters.delete(check)
+    }
+    waiters.add(check)
+    check()
+  })
+
 /** Parse a response already at hand (e.g. from `app.request()`); `close` cancels it. */
 export const sseStream = (
   response: { readonly status: number; readonly headers: Headers; readonly body: ReadableStream<Uint8Array> | null },
@@ -158,27 +194,7 @@ export const sseStream = (
     ended: done,
     isEnded: () => ended,
     waitFor: (predicate, timeoutMs = 10_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (predicate(frames)) {
-            cleanup()
-            resolve()
-          } else if (ended) {
-            cleanup()
-            reject(new Error(`stream ended before the expected frames arrived; got ${frames.length} frames`))
-          }
-        }
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new Error(`timed out after ${timeoutMs} ms; got ${frames.length} frames: ${raw.slice(-500)}`))
-        }, timeoutMs)
-        const cleanup = () => {
-          clearTimeout(timer)
-          waiters.delete(check)
-        }
-        waiters.add(check)
-        check()
-      }),
+      waitForFrames(waiters, frames, predicate, timeoutMs, () => (ended ? "stream ended" : undefined), () => `: ${raw.slice(-500)}`),
     close
   }
 }

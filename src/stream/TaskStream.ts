@@ -69,14 +69,16 @@ export type Opening =
 export const HISTORY_PAGE = 500
 const MIN_HISTORY_PAGE = 20
 
+/** An event held or queued costs its payload plus about this much (envelope, frame). */
+const EVENT_OVERHEAD_BYTES = 200
+const sizeOf = (event: LogEvent): number => event.dataJson.length + EVENT_OVERHEAD_BYTES
+
 /** The next page's size: about `capacity` bytes, judged by the page just read. */
 const nextPageSize = (page: ReadonlyArray<LogEvent>, capacity: number): number => {
   let bytes = 0
-  for (const event of page) bytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
+  for (const event of page) bytes += sizeOf(event)
   return Math.max(MIN_HISTORY_PAGE, Math.min(HISTORY_PAGE, Math.floor(capacity / (bytes / page.length))))
 }
-/** A live event held while catching up costs its payload plus about this much (envelope, frame). */
-const EVENT_OVERHEAD_BYTES = 200
 
 /**
  * A gap the log does not fill at once is read again, after 50, 100, … 1600 ms
@@ -189,7 +191,7 @@ export class Subscription implements LiveListener {
     // It was just appended: the log answers, a catch-up read waiting to retry need not wait.
     this.reads.wake(this.taskId)
     this.buffer.push(event)
-    this.bufferedBytes += event.dataJson.length + EVENT_OVERHEAD_BYTES
+    this.bufferedBytes += sizeOf(event)
     if (this.bufferedBytes <= this.liveBound) return
     // A slow client catching up while much goes on: the log keeps the stored ones and the
     // calls in flight; read them from there when the client gets that far.
@@ -225,7 +227,7 @@ export class Subscription implements LiveListener {
     }
     if (cut < 0) return
     const released = this.buffer.splice(0, cut + 1)
-    for (const held of released) this.bufferedBytes -= held.dataJson.length + EVENT_OVERHEAD_BYTES
+    for (const held of released) this.bufferedBytes -= sizeOf(held)
     for (let k = 0; k < released.length && this.state === "syncing"; k++) this.deliver(released[k])
   }
 
@@ -245,6 +247,8 @@ export class Subscription implements LiveListener {
         }
         if (this.unexplainedReads < GAP_READS) {
           this.unexplainedReads++
+          // What was passed on no longer counts against the live bound.
+          for (let k = 0; k < i; k++) this.bufferedBytes -= sizeOf(buffered[k])
           this.buffer = buffered.slice(i)
           return false
         }

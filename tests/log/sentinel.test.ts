@@ -63,11 +63,15 @@ interface Ack {
   readonly id: string
 }
 
-/** POST `count` steps, each retried with its idempotency key until acknowledged (503s while the master changes). */
+/**
+ * POST `count` steps, each retried with its idempotency key until acknowledged (503s while the master changes;
+ * a failover under load can take well over 10 s, so a step may wait up to 45 s).
+ */
 const publishSteps = async (base: string, task: string, from: number, count: number, onAck?: (ack: Ack) => void | Promise<void>) => {
   const acks: Array<Ack> = []
   for (let step = from; step < from + count; step++) {
-    for (let attempt = 0;; attempt++) {
+    const deadline = Date.now() + 45_000
+    for (;;) {
       const response = await fetch(`${base}${taskPath("agent-ha", task)}/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -79,7 +83,7 @@ const publishSteps = async (base: string, task: string, from: number, count: num
         await onAck?.(ack)
         break
       }
-      expect({ status: response.status, attempt: attempt < 300 }).toMatchObject({ status: 503, attempt: true })
+      expect({ status: response.status, inTime: Date.now() < deadline }).toMatchObject({ status: 503, inTime: true })
       await sleep(50)
     }
   }

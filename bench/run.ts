@@ -6,6 +6,7 @@
 // the server's `POST …/events` (HTTP scenarios); prints a table and one JSON line per scenario;
 // writes bench/results/latest.json.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { wallNow } from "./support/clock.ts"
 import { makeHistogram, mergeSparse, percentile } from "./support/histogram.ts"
@@ -13,7 +14,8 @@ import { cpuSeconds, machineCpu, peakRssBytes, rssBytes } from "./support/proc.t
 import {
   BUN, drainLines, freePort, spawnChild, stopChild, timeout, waitForLine, type Child,
 } from "./support/processes.ts"
-import { HttpPublisher, Publisher, type Task } from "./support/publisher.ts"
+import { HttpPublisher, NchanPublisher, Publisher, type Task } from "./support/publisher.ts"
+import { nchanCommand, nchanMissing, waitForPort } from "./baselines/nchan.ts"
 import { startRedis, type BenchRedis } from "./support/redis.ts"
 import {
   FLOOR_MAX_REDIS_CONNECTIONS, scenarios, stepsPerConnection, targetOf, totalEvents,
@@ -33,7 +35,7 @@ const args = process.argv.slice(2)
 const flag = (name: string): string | undefined =>
   args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? (args.includes(`--${name}`) ? "true" : undefined)
 const scale = Number(flag("scale") ?? process.env.BENCH_SCALE ?? 1)
-const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gateway,floor").split(",") as Target[]
+const targets = (flag("targets") ?? process.env.BENCH_TARGETS ?? "ceiling,gateway,floor,nchan").split(",") as Target[]
 /** --profile: CPU profile of the gateway per scenario (whole process life, shutdown included);
  *  --profile=heap: a heap snapshot of the gateway at the end of the measurement window instead. */
 const profile = flag("profile") ?? process.env.BENCH_PROFILE
@@ -121,7 +123,8 @@ const emptyResult = (s: Scenario, target: Target, status: Result["status"], note
   stormThrottledS: NaN, logReads: NaN,
 })
 
-const serverCommand = (target: Target, scenario: string): string[] => {
+const serverCommand = (target: Target, scenario: string, port: number): string[] => {
+  if (target === "nchan") return nchanCommand(port, join(tmpdir(), `taskstream-bench-nchan-${port}`))
   if (target === "ceiling") return [BUN, "bench/baselines/ceiling.ts"]
   if (target === "floor") return [BUN, "bench/baselines/floor.ts"]
   if (profile === "heap") return [BUN, "bench/support/heap-snapshot-entry.ts"]
@@ -144,12 +147,13 @@ const tasksOf = (s: Scenario): Task[] =>
   Array.from({ length: s.tasks }, (_, i) => ({ agentId: AGENT, taskId: `${s.name}-${i}` }))
 
 /** Every connection's target; in the storm the throttled clients come last. */
-const targetsOf = (s: Scenario, tasks: Task[]): string[] => {
+const targetsOf = (s: Scenario, tasks: Task[], target: Target): string[] => {
   const history = s.mode === "history"
   const out: string[] = []
   for (let sub = 0; sub < s.subscribersPerTask + s.throttledClients; sub++) {
     for (const t of tasks) {
-      out.push(s.transport === "sse"
+      out.push(target === "nchan" ? `/sub/${t.taskId}`
+        : s.transport === "sse"
         ? `/api/v1/agents/${t.agentId}/tasks/${t.taskId}/events/stream?include_history=${history}`
         : JSON.stringify({ op: "subscribe", sub: "s1", agentId: t.agentId, taskId: t.taskId, history }))
     }
@@ -209,11 +213,21 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       : s.mode === "storm" ? "floor does not resume from Last-Event-ID"
       : `floor would need ${connections} Redis connections (cap ${FLOOR_MAX_REDIS_CONNECTIONS})`)
   }
+  if (target === "nchan") {
+    const missing = nchanMissing()
+    const unsupported = s.transport === "ws" ? "no WebSocket in this configuration"
+      : s.mode === "storm" || s.mode === "history" ? "no history or resume from the Redis log"
+      : s.publish === "script" && s.mode !== "idle" ? "published over HTTP only: see the -http scenarios"
+      : undefined
+    if (missing !== undefined || unsupported !== undefined) return emptyResult(s, target, "skipped", `nchan: ${missing ?? unsupported}`)
+  }
   if (target === "gateway" && !existsSync(join(ROOT, "src", "main.bun.ts"))) {
     return emptyResult(s, target, "skipped", "gateway not available (no src/main.bun.ts in this checkout)")
   }
   const port = freePort()
-  const publisher = s.publish === "http"
+  const publisher = target === "nchan"
+    ? new NchanPublisher(redis.url, scriptPath, port, Math.max(1, s.publishConnections))
+    : s.publish === "http"
     ? new HttpPublisher(redis.url, scriptPath, port, s.publishConnections)
     : new Publisher(redis.url, scriptPath)
   const tasks = tasksOf(s)
@@ -228,22 +242,23 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     }
     await publisher.complete(tasks[0]!)
   }
-  const server = spawnChild(serverCommand(target, s.name), {
+  const server = spawnChild(serverCommand(target, s.name, port), {
     PORT: String(port), REDIS_URL: redis.url, HEARTBEAT_MS: "15000", HOST: "127.0.0.1",
     HEAP_SNAPSHOT_PATH: heapSnapshotPath(s.name),
   }, ROOT, pin ? "1" : undefined)
   const workers: Worker[] = []
   try {
-    await waitForLine(server, (l) => l.includes(`"url":"http://127.0.0.1:`), 15_000, `${target} start`)
+    if (target === "nchan") await waitForPort(port, 15_000)
+    else await waitForLine(server, (l) => l.includes(`"url":"http://127.0.0.1:`), 15_000, `${target} start`)
     drainLines(server)
     if (s.transport === "ws" && !(await wsAvailable(port))) {
       return emptyResult(s, target, "skipped", `${target} has no WebSocket at /api/v1/ws (not available)`)
     }
-    if (publisher instanceof HttpPublisher) await publisher.open()
+    if (publisher instanceof HttpPublisher && s.mode !== "idle") await publisher.open()
     for (let i = 0; i < LOADGEN_PROCESSES; i++) workers.push(await startWorker())
     await Bun.sleep(300)
     const rssBefore = rssBytes(server.pid)
-    const all = targetsOf(s, tasks)
+    const all = targetsOf(s, tasks, target)
     const steps = stepsPerConnection(s)
     const ordered = s.publish === "script"
     const cpu0 = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
@@ -514,7 +529,7 @@ const main = async (): Promise<void> => {
     }
     const gw = rows.find((r) => r.target === "gateway" && r.status === "ok")
     if (gw) {
-      const t = targetOf(s, gw, ceiling, gatewayFanout)
+      const t = targetOf(s, gw, ceiling, gatewayFanout, rows.find((r) => r.target === "nchan" && r.status === "ok"))
       verdicts.push({ scenario: s.name, target: t.text, met: t.met })
     }
   }

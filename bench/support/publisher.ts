@@ -110,7 +110,10 @@ export class Publisher {
 }
 
 interface PendingRequest {
+  readonly method: "POST" | "DELETE"
   readonly path: string
+  /** Extra header lines, each ending in CRLF. */
+  readonly headers: string
   readonly body: () => string
   readonly resolve: (value: unknown) => void
   sentAt: number
@@ -159,8 +162,8 @@ export class HttpPublisher extends Publisher {
     lane.current = request
     const body = request.body()
     request.sentAt = wallNow()
-    lane.socket.write(`POST ${request.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    lane.socket.write(`${request.method} ${request.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `${request.headers}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
 
   private onData(lane: Lane, text: string): void {
@@ -182,8 +185,8 @@ export class HttpPublisher extends Publisher {
       const request = lane.current
       lane.current = undefined
       if (request) {
-        record(this.ingest, wallNow() - request.sentAt)
-        if (status !== "201" && status !== "200") this.failOne(`HTTP ${status}: ${body.slice(0, 200)}`)
+        if (request.method === "POST") record(this.ingest, wallNow() - request.sentAt)
+        if (status !== "201" && status !== "200" && status !== "202") this.failOne(`HTTP ${status}: ${body.slice(0, 200)}`)
         request.resolve(undefined)
       }
       this.send(lane)
@@ -209,7 +212,9 @@ export class HttpPublisher extends Publisher {
     this.fail(lane, message)
   }
 
-  private post(task: Task, body: () => string): Promise<unknown> {
+  protected post(task: Task, body: () => string, request: Pick<PendingRequest, "method" | "path" | "headers"> = {
+    method: "POST", path: `/api/v1/agents/${task.agentId}/tasks/${task.taskId}/events`, headers: "",
+  }): Promise<unknown> {
     // The least-loaded connection, round-robin among equals.
     let best = this.lanes[this.next++ % this.lanes.length]!
     for (const lane of this.lanes) {
@@ -220,7 +225,7 @@ export class HttpPublisher extends Publisher {
       return Promise.resolve()
     }
     return new Promise((resolve) => {
-      best.queue.push({ path: `/api/v1/agents/${task.agentId}/tasks/${task.taskId}/events`, body, resolve, sentAt: 0 })
+      best.queue.push({ ...request, body, resolve, sentAt: 0 })
       this.send(best)
     })
   }
@@ -247,5 +252,23 @@ export class HttpPublisher extends Publisher {
   override async close(): Promise<void> {
     for (const lane of this.lanes) lane.socket?.end()
     await super.close()
+  }
+}
+
+/** Publishes to Nchan (bench/baselines/nchan.ts) the same way: `POST /pub/<task>` with the event's
+ *  data as the body and its type as the SSE event name; the terminal event, then `DELETE`, which
+ *  ends the subscribers' streams. */
+export class NchanPublisher extends HttpPublisher {
+  private publish(task: Task, type: string, data: () => string): Promise<unknown> {
+    return this.post(task, data, { method: "POST", path: `/pub/${task.taskId}`, headers: `X-EventSource-Event: ${type}\r\n` })
+  }
+
+  override step(task: Task, step: number, payloadBytes: number): Promise<unknown> {
+    return this.publish(task, "WorkflowStepStarted", () => stepData(step, payloadBytes))
+  }
+
+  override async complete(task: Task): Promise<unknown> {
+    await this.publish(task, "WorkflowCompleted", () => '{"final_response":"done"}')
+    return this.post(task, () => "", { method: "DELETE", path: `/pub/${task.taskId}`, headers: "" })
   }
 }

@@ -73,7 +73,7 @@ describe("issue 17 verdicts", () => {
   const storm = scenarios().find((s) => s.name === "reconnect-storm")!
   const figures = (over: Partial<Figures>): Figures => ({
     delivered: 10, expected: 10, gaps: 0, dups: 0, p99Ms: 10, serverCpuS: 1, deliveriesPerS: 1, rssPerConnectionKB: 1,
-    historyAllS: NaN, publishedPerS: 100, ingestP99Ms: 10, cpuPerEventUs: 50, stormCaughtUpS: 3, stormThrottledS: 4, ...over,
+    historyAllS: NaN, publishedPerS: 100, ingestP99Ms: 10, cpuPerEventUs: 50, stormCaughtUpS: 3, stormThrottledS: 4, peakRssMB: 100, ...over,
   })
 
   test("the storm is met only with nothing lost, all caught up in 5 s and the throttled within their link's time + 2 s", () => {
@@ -90,5 +90,18 @@ describe("issue 17 verdicts", () => {
     expect(targetOf(fanoutHttp, figures({}), undefined, undefined).met).toBe(true)
     expect(targetOf(fanoutHttp, figures({ publishedPerS: 59 }), undefined, undefined).met).toBe(false)
     expect(targetOf(fanoutHttp, figures({ ingestP99Ms: 140 }), undefined, undefined).met).toBe(false)
+  })
+
+  test("many over HTTP is held against Nchan's CPU in the same run, burst against the ceiling's rate and memory", () => {
+    const manyHttp = scenarios().find((s) => s.name === "many-http")!
+    expect(targetOf(manyHttp, figures({ serverCpuS: 3 }), undefined, undefined, figures({ serverCpuS: 1.5 })).met).toBe(true)
+    expect(targetOf(manyHttp, figures({ serverCpuS: 3.1 }), undefined, undefined, figures({ serverCpuS: 1.5 })).met).toBe(false)
+    expect(targetOf(manyHttp, figures({ cpuPerEventUs: 61 }), undefined, undefined, figures({})).met).toBe(false)
+    expect(targetOf(manyHttp, figures({}), undefined, undefined).met).toBeUndefined()
+    const burst = scenarios().find((s) => s.name === "burst")!
+    const ceiling = figures({ deliveriesPerS: 2_000_000, peakRssMB: 120 })
+    expect(targetOf(burst, figures({ deliveriesPerS: 1_900_000, peakRssMB: 230 }), ceiling, undefined).met).toBe(true)
+    expect(targetOf(burst, figures({ deliveriesPerS: 1_700_000, peakRssMB: 230 }), ceiling, undefined).met).toBe(false)
+    expect(targetOf(burst, figures({ deliveriesPerS: 1_900_000, peakRssMB: 250 }), ceiling, undefined).met).toBe(false)
   })
 })

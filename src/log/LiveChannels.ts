@@ -9,7 +9,7 @@
  * dispatched it never sees the exception).
  */
 import { Effect, RcMap, type Scope } from "effect"
-import type { LogEvent } from "../events/envelope.ts"
+import type { EventId, LogEvent } from "../events/envelope.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LiveListener } from "./LiveFeed.ts"
@@ -75,13 +75,14 @@ export class LiveChannels {
     )
   }
 
-  dispatch(taskId: string, event: LogEvent): void {
+  /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */
+  dispatch(taskId: string, event: LogEvent, prev: EventId | undefined): void {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
     if (event.ms > 0) this.lag(Math.max(0, Date.now() - event.ms) / 1000)
     for (const listener of listeners) {
       try {
-        listener.onEvent(event)
+        listener.onEvent(event, prev)
       } catch (error) {
         failed(this.logLine, taskId, error)
       }

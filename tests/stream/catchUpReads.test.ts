@@ -2,10 +2,11 @@
 import { describe, expect, it } from "bun:test"
 import { Effect, Fiber } from "effect"
 import { LogEvent, ZeroId } from "../../src/events/envelope.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 import { LogUnavailable } from "../../src/log/EventLog.ts"
 import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
 
-const page = [LogEvent.fromDraft("100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
+const page = [LogEvent.fromDraft(builtinRegistry, "100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
 
 /** A log whose reads fail `failures` times, then succeed; counts the reads that reached it. */
 const flaky = (failures: number) => {

@@ -18,7 +18,7 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, type Duration, Effect, type Fiber, FiberHandle, Layer, type Scope } from "effect"
+import { Context, type Duration, Effect, type Fiber, FiberHandle, FiberSet, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
@@ -416,7 +416,7 @@ export class TaskStream extends Context.Service<TaskStream, {
       const feed = yield* LiveFeed
       const metrics = yield* GatewayMetrics
       const droppedOtherAgent = metrics.labelled(Metrics.eventsDropped, { reason: "other_agent" })
-      const reads = makeCatchUpReads(log)
+      const reads = makeCatchUpReads(log, yield* FiberSet.makeRuntime<never>())
       let following = 0
       const openGauge = metrics.labelled(Metrics.subscriptions, {})
 

@@ -34,7 +34,8 @@ const log = {
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
   inflight: () => Effect.succeed(inflight)
 }
-const reads = makeCatchUpReads(log)
+// Shared reads run on their own here; the pipeline runs them in the TaskStream layer's FiberSet.
+const reads = makeCatchUpReads(log, Effect.runFork)
 /** Hand `event` to `subscription` as the live feed does, with its prev. */
 const live = (subscription: Subscription, event: LogEvent) => subscription.onEvent(event, prevOf.get(event))
 

@@ -25,10 +25,13 @@ export interface EventId {
   readonly seq: number
 }
 
-const ID_PATTERN = /^(\d{1,15})-(\d{1,15})$/
+/** Agent and task ids (SPEC §3): safe in a URL path, a Redis key and the envelope JSON as they are. */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+
+const EVENT_ID_PATTERN = /^(\d{1,15})-(\d{1,15})$/
 
 export const parseEventId = (text: string): EventId | undefined => {
-  const match = ID_PATTERN.exec(text)
+  const match = EVENT_ID_PATTERN.exec(text)
   return match === null ? undefined : { ms: Number(match[1]), seq: Number(match[2]) }
 }
 

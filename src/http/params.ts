@@ -3,12 +3,12 @@
  * ids, event ids, booleans, the `types` filter. Each returns a value or an
  * ApiError naming the parameter.
  */
-import { type EventId, parseEventId } from "../events/envelope.ts"
+import { type EventId, ID_PATTERN, parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter, type TypeFilter } from "../events/filter.ts"
 import type { EventRegistry } from "../events/registry.ts"
 import { type ApiError, apiError } from "./errors.ts"
 
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+export { ID_PATTERN }
 
 export type Parsed<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ApiError }
 

@@ -13,7 +13,7 @@
 import { Result, Schema, SchemaIssue } from "effect"
 import { decodeDraft, EventTime, InvalidEvent } from "../events/draft.ts"
 import type { EventRegistry } from "../events/registry.ts"
-import { ID_PATTERN } from "../http/params.ts"
+import { ID_PATTERN } from "../events/envelope.ts"
 import { derivedKey, fieldAt, isJsonMediaType, type Published } from "./published.ts"
 
 const NonEmpty = Schema.String.check(Schema.isMinLength(1))

@@ -10,7 +10,7 @@
 import { Result, Schema, SchemaIssue } from "effect"
 import { decodeDraft, InvalidEvent } from "../events/draft.ts"
 import type { EventRegistry } from "../events/registry.ts"
-import { ID_PATTERN } from "../http/params.ts"
+import { ID_PATTERN } from "../events/envelope.ts"
 import { decodeCloudEvent } from "./cloudevents.ts"
 import type { Published } from "./published.ts"
 

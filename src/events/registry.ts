@@ -66,6 +66,13 @@ export interface CustomType extends TypeKind {
 /** Names of custom types (SPEC §10.2). */
 export const CUSTOM_TYPE_NAME = /^[A-Z][A-Za-z0-9]{2,63}$/
 
+/**
+ * How the append script stores a type (`append.lua`'s table and the Redis
+ * registry key): d = durable, t = terminal (durable, ends the task), e = ephemeral.
+ */
+export const storageKindOf = (kind: TypeKind): "d" | "t" | "e" =>
+  kind.ends !== undefined ? "t" : kind.ephemeral === true ? "e" : "d"
+
 export const isBuiltinType = (name: string): name is EventType => Object.hasOwn(BuiltinTypes, name)
 
 /** The built-in types and one set of custom types: everything a gateway or a publisher knows about types. */
@@ -74,6 +81,8 @@ export class EventRegistry {
   readonly types: ReadonlyArray<string>
   /** Every category: built-ins first, then those custom types add. */
   readonly categories: ReadonlyArray<string>
+  /** The custom types as the append script takes them, built once: name, storage kind, name, storage kind, … */
+  readonly customKinds: ReadonlyArray<string>
   private readonly custom: ReadonlyMap<string, CustomType>
 
   /** A built-in name among `custom` is refused. */
@@ -84,6 +93,7 @@ export class EventRegistry {
     this.custom = custom
     this.types = [...EventTypes, ...custom.keys()]
     this.categories = [...new Set<string>([...Categories, ...[...custom.values()].map((type) => type.category)])]
+    this.customKinds = [...custom].flatMap(([name, type]) => [name, storageKindOf(type)])
   }
 
   customType(name: string): CustomType | undefined {
@@ -114,19 +124,7 @@ export class EventRegistry {
   categoryOf(name: string): string | undefined {
     return this.kindOf(name)?.category
   }
-
-  /** The custom types only, as the append script takes them: name, storage kind, name, storage kind, … */
-  customKinds(): Array<string> {
-    return [...this.custom].flatMap(([name, type]) => [name, storageKindOf(type)])
-  }
 }
 
 /** The registry of code that knows only the built-in types (the typed clients, tests, the demo's chunks). */
 export const builtinRegistry = new EventRegistry()
-
-/**
- * How the append script stores a type (`append.lua`'s table and the Redis
- * registry key): d = durable, t = terminal (durable, ends the task), e = ephemeral.
- */
-export const storageKindOf = (kind: TypeKind): "d" | "t" | "e" =>
-  kind.ends !== undefined ? "t" : kind.ephemeral === true ? "e" : "d"

@@ -88,7 +88,7 @@ export const runAppend = async (
     ...eventArgs,
     // The script knows the built-in types; this process's custom ones are declared after the events
     // (all of them: the task's newest stored event may be of any, and may have ended it).
-    ...settings.registry.customKinds()
+    ...settings.registry.customKinds
   ]
   const wanted = settings.waitReplicas ?? 0
   if (wanted === 0) return (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend(...args)

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { payloadJsonSchema } from "../src/events/payloads.ts"
-import { categoryOf, endingOf, type EventType, EventTypes, isEphemeral, isTerminal } from "../src/events/registry.ts"
+import { builtinRegistry as registry, type EventType, EventTypes } from "../src/events/registry.ts"
 
 export const PACKAGE_DIR = join(import.meta.dir, "..", "python", "src", "taskstream")
 
@@ -46,7 +46,7 @@ const registryJson = (): string =>
         types: Object.fromEntries(
           EventTypes.map((type) => [
             type,
-            { category: categoryOf(type), terminal: endingOf(type) ?? false, ephemeral: isEphemeral(type), payload: payloadSchema(type) }
+            { category: registry.categoryOf(type), terminal: registry.endingOf(type) ?? false, ephemeral: registry.isEphemeral(type), payload: payloadSchema(type) }
           ])
         )
       },
@@ -66,7 +66,7 @@ const helper = (type: EventType): string => {
       return `${name}: ${type === "Any" || type.endsWith("| None") ? type : `${type} | None`} = None`
     })
   ]
-  const returns = isEphemeral(type) ? "None (live only, never stored)" : "its id"
+  const returns = registry.isEphemeral(type) ? "None (live only, never stored)" : "its id"
   return [
     `    def ${helperName(type)}(`,
     `        self,`,
@@ -76,7 +76,7 @@ const helper = (type: EventType): string => {
     `        time: str | datetime | None = None,`,
     `        **extra: Any,`,
     `    ) -> R:`,
-    `        """Publish ${type} (${categoryOf(type)}${isTerminal(type) ? ", terminal" : ""}); returns ${returns}."""`,
+    `        """Publish ${type} (${registry.categoryOf(type)}${registry.isTerminal(type) ? ", terminal" : ""}); returns ${returns}."""`,
     `        return self._emit(`,
     `            "${type}",`,
     `            _payload(extra, ${fields.map(([name]) => `${name}=${name}`).join(", ")}),`,

@@ -13,7 +13,7 @@ import process from "node:process"
 import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import type { Hono } from "hono"
 import { AppConfig, type Settings } from "./config.ts"
-import { installCustomTypes } from "./events/registry.ts"
+import { Registry } from "./events/RegistryService.ts"
 import { makeApp } from "./http/app.ts"
 import { runBridge } from "./ingest/bridge.ts"
 import type { Bundler, RouteDeps, WebSocketRuntime } from "./http/deps.ts"
@@ -29,8 +29,6 @@ import { TaskStream } from "./stream/TaskStream.ts"
 export const EventLogLayer = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    // The registry is complete before the log reads or writes its first event.
-    installCustomTypes(config.eventTypes)
     if (config.redis === undefined) return MemoryLogLayer
     // Reads from Redis are shared between clients opening the same task together.
     return Layer.effectContext(
@@ -48,12 +46,15 @@ const SHARED_READS = { ttlMs: 2000, maxBytes: 16 * 1024 * 1024 }
 /** The gateway's logging at its LOG_LEVEL. */
 const LoggerLayer = Layer.unwrap(Effect.map(Effect.service(AppConfig), (config) => gatewayLogger(config.logLevel)))
 
+/** This gateway's event registry: the built-ins and its EVENT_TYPES_FILE's types, complete before the log reads or writes. */
+const RegistryLayer = Layer.unwrap(Effect.map(Effect.service(AppConfig), (config) => Registry.layerOf(config.eventTypes)))
+
 /** The gateway's services on a given config (tests and embedders pass `AppConfig.layerWith(…)`). */
 export const gatewayLayerWith = <E>(config: Layer.Layer<AppConfig, E>) =>
   Layer.mergeAll(TaskStream.layer, TaskStates.layer).pipe(
     Layer.provideMerge(EventLogLayer),
-    // Each gateway counts in its own metrics registry and logs at its own level.
-    Layer.provideMerge(Layer.merge(LoggerLayer, GatewayMetrics.layer)),
+    // Each gateway counts in its own metrics registry, logs at its own level and knows its own types.
+    Layer.provideMerge(Layer.mergeAll(LoggerLayer, GatewayMetrics.layer, RegistryLayer)),
     Layer.provideMerge(config)
   )
 

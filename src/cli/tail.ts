@@ -10,7 +10,7 @@
 import process from "node:process"
 import { parseArgs } from "node:util"
 import { connectTaskSocket, fetchEventTypes, type TaskEvent, type TypeSelector } from "../client/index.ts"
-import { ID_PATTERN } from "../http/params.ts"
+import { ID_PATTERN } from "../events/envelope.ts"
 import { formatLine } from "./format.ts"
 
 const USAGE =

@@ -5,7 +5,7 @@
  * next event and says so with WorkflowPaused, on `resume` it goes on after
  * WorkflowResumed, on `cancel` it stops for good after WorkflowCancelled.
  * It is written against the publisher SDK only, so it runs the same inside
- * the gateway (logPublisher) and as its own process (redisPublisher).
+ * the gateway (makeLogPublisher) and as its own process (redisPublisher).
  */
 import type { EventType, PayloadOf, ReceivedCommand, TaskRef, WorkflowPublisher } from "../publisher/index.ts"
 import { BudgetLimit, BudgetWarningAt, Goal, type LlmAction, Pricing, Steps, TokenMs, type ToolAction } from "./scenario.ts"

@@ -1,13 +1,10 @@
 /**
  * The demo agents running inside the gateway (POST /api/v1/demo), each on the
- * gateway's own log through `logPublisher`. Shutdown stops them all; a cap
+ * gateway's own log through one publisher on it (`makeLogPublisher`). Shutdown stops them all; a cap
  * keeps an open gateway from being made to run thousands of them.
  */
-import type { ControlQueue } from "../log/ControlQueue.ts"
-import type { EventLog } from "../log/EventLog.ts"
 import type { LogLine } from "../observability/log.ts"
-import type { TaskRef } from "../publisher/index.ts"
-import { logPublisher } from "../publisher/log.ts"
+import type { TaskRef, WorkflowPublisher } from "../publisher/index.ts"
 import { runDemoAgent } from "./agent.ts"
 
 export const DEMO_AGENT_ID = "demo-agent"
@@ -23,8 +20,7 @@ export class DemoRuns {
   private readonly running = new Set<AbortController>()
 
   constructor(
-    private readonly log: EventLog["Service"],
-    private readonly control: ControlQueue["Service"],
+    private readonly publisher: WorkflowPublisher,
     private readonly speed: number,
     private readonly logLine: LogLine
   ) {}
@@ -37,7 +33,7 @@ export class DemoRuns {
   start(task: TaskRef): void {
     const stop = new AbortController()
     this.running.add(stop)
-    runDemoAgent({ publisher: logPublisher(this.log, this.control), task, speed: this.speed, signal: stop.signal })
+    runDemoAgent({ publisher: this.publisher, task, speed: this.speed, signal: stop.signal })
       .then(
         (outcome) => this.logLine("info", "demo agent finished", { ...task, outcome }),
         (error) => this.logLine("warn", "demo agent failed", { ...task, error: String(error) })

@@ -6,7 +6,7 @@
  * custom types.
  */
 import { payloadJsonSchema } from "./payloads.ts"
-import { customType, type Ending, isBuiltinType, kindOf, knownCategories, knownTypes } from "./registry.ts"
+import { type Ending, type EventRegistry, isBuiltinType } from "./registry.ts"
 
 export interface TypeDescription {
   readonly category: string
@@ -20,17 +20,17 @@ export interface Catalogue {
   readonly categories: ReadonlyArray<string>
 }
 
-export const catalogue = (): Catalogue => ({
+export const catalogue = (registry: EventRegistry): Catalogue => ({
   types: Object.fromEntries(
-    knownTypes().map((type) => {
-      const kind = kindOf(type)!
+    registry.types.map((type) => {
+      const kind = registry.kindOf(type)!
       return [type, {
         category: kind.category,
         terminal: kind.ends ?? false,
         ephemeral: kind.ephemeral === true,
-        payload: isBuiltinType(type) ? payloadJsonSchema(type) : customType(type)!.payload
+        payload: isBuiltinType(type) ? payloadJsonSchema(type) : registry.customType(type)!.payload
       }]
     })
   ),
-  categories: knownCategories()
+  categories: registry.categories
 })

@@ -6,7 +6,7 @@
  */
 import { Result, Schema, SchemaIssue } from "effect"
 import { Payloads } from "./payloads.ts"
-import { customType, type EventType, EventTypes, isBuiltinType } from "./registry.ts"
+import { type EventRegistry, type EventType, EventTypes, isBuiltinType } from "./registry.ts"
 
 export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEvent", {
   field: Schema.String,
@@ -79,8 +79,11 @@ const invalid = (prefix: string, error: Schema.SchemaError): InvalidEvent => {
   return new InvalidEvent({ field: field === "" ? "body" : field, message: first?.message ?? "invalid event" })
 }
 
-/** Validate one draft; `prefix` locates it in the request (`""`, or `"[3]"` inside a batch). */
-export const decodeDraft = (input: unknown, prefix = ""): Result.Result<EventDraft, InvalidEvent> => {
+/**
+ * Validate one draft against `registry` (the gateway's or the publisher's);
+ * `prefix` locates it in the request (`""`, or `"[3]"` inside a batch).
+ */
+export const decodeDraft = (registry: EventRegistry, input: unknown, prefix = ""): Result.Result<EventDraft, InvalidEvent> => {
   const shape = decodeShape(input, { onExcessProperty: "error" })
   if (Result.isFailure(shape)) return Result.fail(invalid(prefix, shape.failure))
   const { type, data = {}, time, idempotency_key } = shape.success
@@ -89,7 +92,7 @@ export const decodeDraft = (input: unknown, prefix = ""): Result.Result<EventDra
     const payload = payloadDecoders[type](data)
     if (Result.isFailure(payload)) return Result.fail(invalid(at("data"), payload.failure))
   } else {
-    const custom = customType(type)
+    const custom = registry.customType(type)
     if (custom === undefined) {
       return Result.fail(new InvalidEvent({ field: at("type"), message: `unknown event type '${type.slice(0, 64)}'` }))
     }

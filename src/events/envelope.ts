@@ -4,8 +4,10 @@
  * A `LogEvent` is parsed once when it leaves the log and then shared by every
  * client: its encodings (SSE frames, WebSocket frames) are memoised on it, so
  * an event fanned out to thousands of clients is serialised once per format.
+ * What its type means (terminal, ephemeral) comes from the registry of
+ * whoever builds it: the log layer of a gateway, with that gateway's registry.
  */
-import { type Ending, kindOf } from "./registry.ts"
+import type { Ending, EventRegistry } from "./registry.ts"
 
 export interface Envelope {
   /** Assigned by the log; absent on ephemeral events, which are never stored. */
@@ -23,10 +25,13 @@ export interface EventId {
   readonly seq: number
 }
 
-const ID_PATTERN = /^(\d{1,15})-(\d{1,15})$/
+/** Agent and task ids (SPEC §3): safe in a URL path, a Redis key and the envelope JSON as they are. */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+
+const EVENT_ID_PATTERN = /^(\d{1,15})-(\d{1,15})$/
 
 export const parseEventId = (text: string): EventId | undefined => {
-  const match = ID_PATTERN.exec(text)
+  const match = EVENT_ID_PATTERN.exec(text)
   return match === null ? undefined : { ms: Number(match[1]), seq: Number(match[2]) }
 }
 
@@ -70,11 +75,6 @@ export class LogEvent implements EventId {
   readonly dataJson: string
   readonly ms: number
   readonly seq: number
-  /**
-   * The id of the stored event before this one, when the live feed says so:
-   * a listener whose last id is older has missed events.
-   */
-  prev: EventId | undefined
   /** How this event ends its task; undefined when it does not. */
   readonly ends: Ending | undefined
   readonly terminal: boolean
@@ -83,9 +83,9 @@ export class LogEvent implements EventId {
   private envelopeText: string | undefined
   private readonly encodings = new Map<string, Uint8Array>()
 
-  constructor(fields: LogEventFields, data?: Record<string, unknown>) {
+  constructor(fields: LogEventFields, registry: EventRegistry, data?: Record<string, unknown>) {
     this.id = fields.id
-    const kind = kindOf(fields.type)
+    const kind = registry.kindOf(fields.type)
     this.type = kind !== undefined || SAFE_TYPE.test(fields.type) ? fields.type : UNKNOWN_TYPE
     this.agentId = fields.agentId
     this.taskId = fields.taskId
@@ -94,7 +94,6 @@ export class LogEvent implements EventId {
     const id = fields.id === undefined ? undefined : parseEventId(fields.id)
     this.ms = id?.ms ?? 0
     this.seq = id?.seq ?? 0
-    this.prev = undefined
     this.ends = kind?.ends
     this.terminal = this.ends !== undefined
     this.ephemeral = kind?.ephemeral === true
@@ -129,31 +128,8 @@ export class LogEvent implements EventId {
     return bytes
   }
 
-  /**
-   * Parse a live-channel message: the envelope JSON written by the append
-   * script (plus `prev`), whose last field is always `data`. Undefined when
-   * the message is not in that format (anyone with Redis access can PUBLISH).
-   */
-  static fromMessage(text: string): LogEvent | undefined {
-    // Only the short head is parsed; the payload stays text until someone needs it as an object.
-    const dataAt = text.indexOf(',"data":')
-    if (dataAt < 0 || !text.endsWith("}")) return undefined
-    let head: Omit<Envelope, "data"> & { readonly prev?: string }
-    try {
-      head = JSON.parse(`${text.slice(0, dataAt)}}`)
-    } catch {
-      return undefined
-    }
-    const id = head.id === undefined ? undefined : parseEventId(head.id)
-    if (typeof head.type !== "string" || typeof head.agentId !== "string") return undefined
-    // Only a stored event (with an id) may be of a type this gateway does not know.
-    if (head.id === undefined ? kindOf(head.type) === undefined : id === undefined) return undefined
-    const event = new LogEvent({ ...head, id: head.id, dataJson: text.slice(dataAt + 8, -1) })
-    event.prev = head.prev === undefined ? undefined : parseEventId(head.prev)
-    return event
-  }
-
   static fromDraft(
+    registry: EventRegistry,
     id: string | undefined,
     task: { agentId: string; taskId: string },
     type: string,
@@ -161,6 +137,6 @@ export class LogEvent implements EventId {
     data: Record<string, unknown>,
     dataJson = JSON.stringify(data)
   ): LogEvent {
-    return new LogEvent({ id, type, agentId: task.agentId, taskId: task.taskId, time, dataJson }, data)
+    return new LogEvent({ id, type, agentId: task.agentId, taskId: task.taskId, time, dataJson }, registry, data)
   }
 }

@@ -3,31 +3,31 @@
  * categories, built-in or custom. Terminal events always pass, whatever the
  * filter says, so a filtered stream still learns that the task ended.
  */
-import { categoryOf, isKnownType, isTerminal, knownCategories, knownTypes } from "./registry.ts"
+import type { EventRegistry } from "./registry.ts"
 
 export type TypeFilter = (type: string) => boolean
 
 export const acceptAll: TypeFilter = () => true
 
-/** Parse a filter; returns the first unknown name as an error message. */
+/** Parse a filter against `registry`; returns the first unknown name as an error message. */
 export const parseTypeFilter = (
+  registry: EventRegistry,
   text: string | undefined
 ): { readonly filter: TypeFilter } | { readonly error: string } => {
   if (text === undefined || text.trim() === "") return { filter: acceptAll }
   const allowed = new Set<string>()
-  const categories = knownCategories()
   for (const raw of text.split(",")) {
     const name = raw.trim()
     if (name === "") continue
-    if (isKnownType(name)) {
+    if (registry.isKnown(name)) {
       allowed.add(name)
-    } else if (categories.includes(name)) {
-      for (const type of knownTypes()) if (categoryOf(type) === name) allowed.add(type)
+    } else if (registry.categories.includes(name)) {
+      for (const type of registry.types) if (registry.categoryOf(type) === name) allowed.add(type)
     } else {
       return { error: `unknown event type or category '${name.slice(0, 64)}'` }
     }
   }
   if (allowed.size === 0) return { error: "types lists no event type or category" }
-  for (const type of knownTypes()) if (isTerminal(type)) allowed.add(type)
+  for (const type of registry.types) if (registry.isTerminal(type)) allowed.add(type)
   return { filter: (type) => allowed.has(type) }
 }

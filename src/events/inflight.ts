@@ -12,7 +12,7 @@
  *   without `content` is stored with the kept text as `content`.
  */
 import { type EventId, LogEvent, parseEventId } from "./envelope.ts"
-import type { EventType } from "./registry.ts"
+import { builtinRegistry, type EventType } from "./registry.ts"
 
 export interface InflightCall {
   readonly callId: string
@@ -31,7 +31,7 @@ export const CALL_COMPLETED: EventType = "WorkflowLLMCallCompleted"
 
 /** The one frame that stands for a call's chunks so far (SPEC §8.2); no id, like every chunk. */
 export const compactedChunk = (task: { readonly agentId: string; readonly taskId: string }, call: InflightCall): LogEvent =>
-  LogEvent.fromDraft(undefined, task, CHUNK, new Date().toISOString(), {
+  LogEvent.fromDraft(builtinRegistry, undefined, task, CHUNK, new Date().toISOString(), {
     call_id: call.callId,
     chunk: call.text,
     chunk_index: call.index,

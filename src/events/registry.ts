@@ -4,11 +4,14 @@
  * (`ephemeral`). Everything else — validation, filters, end reasons, task
  * status, the append script's table, the typed client — reads this one table.
  *
- * Built-in types are fixed here; custom types come from `EVENT_TYPES_FILE`
- * and are installed once at start-up (`installCustomTypes`): the registry is
- * process-wide, one gateway per process. This file holds plain data only, so
- * a browser bundle that imports it carries no schema library; the payload
- * schemas of the built-ins live in `payloads.ts`.
+ * Built-in types are fixed here; custom types come from `EVENT_TYPES_FILE`.
+ * A registry is a value (`EventRegistry`): each gateway builds its own from
+ * its config (the `Registry` service), the publisher SDK its own from its
+ * `eventTypesFile`, and code that knows only the built-ins uses
+ * `builtinRegistry` — two gateways in one process never share custom types.
+ * This file holds plain data only, so a browser bundle that imports it
+ * carries no schema library; the payload schemas of the built-ins live in
+ * `payloads.ts`.
  */
 
 export const Categories = ["lifecycle", "llm", "tool", "budget", "flow", "step"] as const
@@ -63,40 +66,65 @@ export interface CustomType extends TypeKind {
 /** Names of custom types (SPEC §10.2). */
 export const CUSTOM_TYPE_NAME = /^[A-Z][A-Za-z0-9]{2,63}$/
 
-const custom = new Map<string, CustomType>()
-
-export const isBuiltinType = (name: string): name is EventType => Object.hasOwn(BuiltinTypes, name)
-
-/** Add the custom types of this process (start-up, once per gateway). A built-in name is refused. */
-export const installCustomTypes = (types: ReadonlyMap<string, CustomType>): void => {
-  for (const [name, type] of types) {
-    if (isBuiltinType(name)) throw new Error(`${name} is a built-in event type and cannot be redefined`)
-    custom.set(name, type)
-  }
-}
-
-export const customType = (name: string): CustomType | undefined => custom.get(name)
-
-/** The registry entry of a type, undefined for a name the registry does not know. */
-export const kindOf = (name: string): TypeKind | undefined => (isBuiltinType(name) ? BuiltinTypes[name] : custom.get(name))
-
-export const isKnownType = (name: string): boolean => kindOf(name) !== undefined
-export const endingOf = (name: string): Ending | undefined => kindOf(name)?.ends
-export const isTerminal = (name: string): boolean => endingOf(name) !== undefined
-export const isEphemeral = (name: string): boolean => kindOf(name)?.ephemeral === true
-export const categoryOf = (name: string): string | undefined => kindOf(name)?.category
-
-/** Every known type name: built-ins first, then custom ones. */
-export const knownTypes = (): ReadonlyArray<string> => [...EventTypes, ...custom.keys()]
-
-/** Every category: built-ins first, then those custom types add. */
-export const knownCategories = (): ReadonlyArray<string> => [
-  ...new Set<string>([...Categories, ...[...custom.values()].map((type) => type.category)])
-]
-
 /**
  * How the append script stores a type (`append.lua`'s table and the Redis
  * registry key): d = durable, t = terminal (durable, ends the task), e = ephemeral.
  */
 export const storageKindOf = (kind: TypeKind): "d" | "t" | "e" =>
   kind.ends !== undefined ? "t" : kind.ephemeral === true ? "e" : "d"
+
+export const isBuiltinType = (name: string): name is EventType => Object.hasOwn(BuiltinTypes, name)
+
+/** The built-in types and one set of custom types: everything a gateway or a publisher knows about types. */
+export class EventRegistry {
+  /** Every known type name: built-ins first, then custom ones. */
+  readonly types: ReadonlyArray<string>
+  /** Every category: built-ins first, then those custom types add. */
+  readonly categories: ReadonlyArray<string>
+  /** The custom types as the append script takes them, built once: name, storage kind, name, storage kind, … */
+  readonly customKinds: ReadonlyArray<string>
+  private readonly custom: ReadonlyMap<string, CustomType>
+
+  /** A built-in name among `custom` is refused. */
+  constructor(custom: ReadonlyMap<string, CustomType> = new Map()) {
+    for (const name of custom.keys()) {
+      if (isBuiltinType(name)) throw new Error(`${name} is a built-in event type and cannot be redefined`)
+    }
+    this.custom = custom
+    this.types = [...EventTypes, ...custom.keys()]
+    this.categories = [...new Set<string>([...Categories, ...[...custom.values()].map((type) => type.category)])]
+    this.customKinds = [...custom].flatMap(([name, type]) => [name, storageKindOf(type)])
+  }
+
+  customType(name: string): CustomType | undefined {
+    return this.custom.get(name)
+  }
+
+  /** The registry entry of a type, undefined for a name the registry does not know. */
+  kindOf(name: string): TypeKind | undefined {
+    return isBuiltinType(name) ? BuiltinTypes[name] : this.custom.get(name)
+  }
+
+  isKnown(name: string): boolean {
+    return this.kindOf(name) !== undefined
+  }
+
+  endingOf(name: string): Ending | undefined {
+    return this.kindOf(name)?.ends
+  }
+
+  isTerminal(name: string): boolean {
+    return this.endingOf(name) !== undefined
+  }
+
+  isEphemeral(name: string): boolean {
+    return this.kindOf(name)?.ephemeral === true
+  }
+
+  categoryOf(name: string): string | undefined {
+    return this.kindOf(name)?.category
+  }
+}
+
+/** The registry of code that knows only the built-in types (the typed clients, tests, the demo's chunks). */
+export const builtinRegistry = new EventRegistry()

@@ -5,7 +5,7 @@
  */
 import type { EventDraft } from "./draft.ts"
 import type { LogEvent } from "./envelope.ts"
-import { endingOf, type Ending, isTerminal } from "./registry.ts"
+import type { Ending, EventRegistry } from "./registry.ts"
 
 export type TaskStatus = "running" | "paused" | Ending
 
@@ -40,25 +40,26 @@ export const InitialState: TaskState = {
   updated_at: null
 }
 
-/** How a terminal event type ends its task: the registry's `ends`. */
-export const endStatusOf = (type: string): Ending => endingOf(type) ?? "completed"
+/** How a terminal event ends its task: its registry entry's `ends`. */
+export const endStatusOf = (event: { readonly ends: Ending | undefined }): Ending => event.ends ?? "completed"
 
 /**
  * The status an event sets, or undefined when it leaves the status as it was:
  * a terminal event ends the task, `WorkflowPaused` pauses it, `WorkflowResumed`
  * resumes it. Also what the task index records after an append.
  */
-export const statusSetBy = (event: { readonly type: string; readonly terminal: boolean }): TaskStatus | undefined =>
-  event.terminal
-    ? endStatusOf(event.type)
+export const statusSetBy = (event: { readonly type: string; readonly ends: Ending | undefined }): TaskStatus | undefined =>
+  event.ends !== undefined
+    ? event.ends
     : event.type === "WorkflowPaused"
     ? "paused"
     : event.type === "WorkflowResumed"
     ? "running"
     : undefined
 
-/** What an append tells the task index: its last stored id and the status it set (SPEC §9.1). */
+/** What an append tells the task index: its last stored id and the status it set (SPEC §9.1), by `registry`'s endings. */
 export const indexUpdateOf = (
+  registry: EventRegistry,
   drafts: ReadonlyArray<EventDraft>,
   ids: ReadonlyArray<string | null>
 ): { readonly lastId: string | undefined; readonly status: TaskStatus | undefined } => {
@@ -68,7 +69,7 @@ export const indexUpdateOf = (
     const id = ids[i]
     if (id === null || id === "") continue
     lastId = id
-    status = statusSetBy({ type: drafts[i].type, terminal: isTerminal(drafts[i].type) }) ?? status
+    status = statusSetBy({ type: drafts[i].type, ends: registry.endingOf(drafts[i].type) }) ?? status
   }
   return { lastId, status }
 }

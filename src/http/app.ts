@@ -9,10 +9,10 @@ import { cors } from "hono/cors"
 import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
-import { ControlQueue } from "../log/ControlQueue.ts"
-import { EventLog } from "../log/EventLog.ts"
+import { Registry } from "../events/RegistryService.ts"
 import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
+import { makeLogPublisher } from "../publisher/log.ts"
 import { Connections } from "../transport/connections.ts"
 import { TRANSPORTS } from "../transport/transports.ts"
 import { makeAuthenticator } from "./auth.ts"
@@ -64,8 +64,6 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
   const metrics = yield* GatewayMetrics
   metrics.init(TRANSPORTS)
   const lifecycle: Lifecycle = { draining: false }
-  const log = yield* EventLog
-  const control = yield* ControlQueue
   // Every fiber a route starts lives in this set, which closes (interrupting them) with the app,
   // and runs with the gateway's services: routes ask for them with `yield*`.
   const fork = yield* FiberSet.makeRuntime<RouteServices>()
@@ -77,6 +75,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     runtime,
     config,
     metrics,
+    registry: yield* Registry,
     logLine,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),
@@ -90,7 +89,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     webSockets,
     bundle,
     demos: yield* Effect.acquireRelease(
-      Effect.sync(() => new DemoRuns(log, control, config.demoSpeed, logLine)),
+      Effect.map(makeLogPublisher, (publisher) => new DemoRuns(publisher, config.demoSpeed, logLine)),
       (demos) => Effect.sync(() => demos.stopAll())
     )
   }

@@ -9,6 +9,8 @@ import type { Context } from "hono"
 import type { WSContext, WSEvents } from "hono/ws"
 import type { AppConfig, Settings } from "../config.ts"
 import type { DemoRuns } from "../demo/runs.ts"
+import type { EventRegistry } from "../events/registry.ts"
+import type { Registry } from "../events/RegistryService.ts"
 import type { ControlQueue } from "../log/ControlQueue.ts"
 import type { EventLog } from "../log/EventLog.ts"
 import type { LiveFeed } from "../log/LiveFeed.ts"
@@ -40,7 +42,7 @@ export interface Lifecycle {
 }
 
 /** The services a route's effect may ask for: the runtime provides them. */
-export type RouteServices = AppConfig | GatewayMetrics | EventLog | LiveFeed | TaskIndex | ControlQueue | TaskStream | TaskStates
+export type RouteServices = AppConfig | GatewayMetrics | Registry | EventLog | LiveFeed | TaskIndex | ControlQueue | TaskStream | TaskStates
 
 /**
  * Runs the effects routes start (streams, catch-ups, commands) as fibers of
@@ -58,6 +60,8 @@ export interface RouteDeps {
   /** AppConfig and GatewayMetrics, resolved once: guards and limits read them before any effect runs. */
   readonly config: Settings
   readonly metrics: MetricsRecorder
+  /** The gateway's Registry, resolved once: parameters and bodies are checked against it before any effect runs. */
+  readonly registry: EventRegistry
   /** This gateway's log lines, for plain code (effects use Effect's logger). */
   readonly logLine: LogLine
   readonly connections: Connections

@@ -3,11 +3,12 @@
  * ids, event ids, booleans, the `types` filter. Each returns a value or an
  * ApiError naming the parameter.
  */
-import { type EventId, parseEventId } from "../events/envelope.ts"
+import { type EventId, ID_PATTERN, parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter, type TypeFilter } from "../events/filter.ts"
+import type { EventRegistry } from "../events/registry.ts"
 import { type ApiError, apiError } from "./errors.ts"
 
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+export { ID_PATTERN }
 
 export type Parsed<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ApiError }
 
@@ -42,8 +43,8 @@ export const parseBoolean = (text: string | undefined, field: string, fallback: 
   return fail(apiError("invalid_query", `${field} must be true or false`, field))
 }
 
-export const parseTypes = (text: string | undefined): Parsed<TypeFilter> => {
-  const parsed = parseTypeFilter(text)
+export const parseTypes = (text: string | undefined, registry: EventRegistry): Parsed<TypeFilter> => {
+  const parsed = parseTypeFilter(registry, text)
   return "error" in parsed ? fail(apiError("invalid_query", parsed.error, "types")) : ok(parsed.filter)
 }
 

@@ -202,7 +202,7 @@ export class WsSession {
         message: `a socket holds at most ${this.deps.config.maxSubscriptionsPerSocket} subscriptions (MAX_SUBSCRIPTIONS_PER_SOCKET)`
       })
     }
-    const types = parseTypeFilter(typeof frame.types === "object" ? frame.types.join(",") : frame.types)
+    const types = parseTypeFilter(this.deps.registry, typeof frame.types === "object" ? frame.types.join(",") : frame.types)
     if ("error" in types) return this.error({ code: "invalid_frame", sub, message: `types: ${types.error}` })
 
     let started: (subscription: Subscription | undefined) => void = () => {}

@@ -12,9 +12,7 @@
  */
 import { Effect } from "effect"
 import { AppConfig } from "../config.ts"
-import { EventLog } from "../log/EventLog.ts"
-import { GatewayMetrics } from "../observability/metrics.ts"
-import { GatewayLog, logEffect } from "../observability/log.ts"
+import { logEffect } from "../observability/log.ts"
 import { makeIngest } from "./ingest.ts"
 import { followPubSub } from "./pubsubBridge.ts"
 import { followStream } from "./streamBridge.ts"
@@ -24,7 +22,7 @@ export const runBridge = Effect.gen(function*() {
   const config = yield* AppConfig
   const { pubsub, stream } = config.ingest
   if (config.redis === undefined || (pubsub === undefined && stream === undefined)) return
-  const ingest = makeIngest(yield* EventLog, config.maxEventBytes, yield* GatewayMetrics, yield* GatewayLog)
+  const ingest = yield* makeIngest(config.maxEventBytes)
   if (pubsub !== undefined) yield* followPubSub(config.redis, pubsub, ingest)
   if (stream !== undefined) yield* followStream(config.redis, { ...config.ingest, stream }, ingest)
   yield* logEffect("info", "bridge running", { pubsub, stream, group: stream === undefined ? undefined : config.ingest.group })

@@ -12,7 +12,8 @@
  */
 import { Result, Schema, SchemaIssue } from "effect"
 import { decodeDraft, EventTime, InvalidEvent } from "../events/draft.ts"
-import { ID_PATTERN } from "../http/params.ts"
+import type { EventRegistry } from "../events/registry.ts"
+import { ID_PATTERN } from "../events/envelope.ts"
 import { derivedKey, fieldAt, isJsonMediaType, type Published } from "./published.ts"
 
 const NonEmpty = Schema.String.check(Schema.isMinLength(1))
@@ -61,8 +62,8 @@ const taskOf = (attributes: typeof Attributes.Type, prefix: string): Result.Resu
   return Result.succeed({ agentId, taskId })
 }
 
-/** One CloudEvent in the JSON event format; `prefix` locates it in a batch (`[3]`). */
-export const decodeCloudEvent = (input: unknown, prefix = ""): Result.Result<Published, InvalidEvent> => {
+/** One CloudEvent in the JSON event format, against `registry`; `prefix` locates it in a batch (`[3]`). */
+export const decodeCloudEvent = (registry: EventRegistry, input: unknown, prefix = ""): Result.Result<Published, InvalidEvent> => {
   if (!isObject(input)) return fail(prefix === "" ? "body" : prefix, "a CloudEvent is a JSON object")
   const decoded = decodeAttributes(input)
   if (Result.isFailure(decoded)) {
@@ -84,7 +85,7 @@ export const decodeCloudEvent = (input: unknown, prefix = ""): Result.Result<Pub
     return fail(fieldAt(prefix, "time"), "time is not a valid date")
   }
   const type = attributes.type.slice(attributes.type.lastIndexOf(".") + 1)
-  const draft = decodeDraft({
+  const draft = decodeDraft(registry, {
     type,
     data: attributes.data ?? {},
     ...(attributes.time === undefined ? {} : { time: attributes.time }),

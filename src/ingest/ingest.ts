@@ -2,11 +2,12 @@
  * What the bridge does with one message, whatever brought it: parse it,
  * append it, and count and log what became of it (SPEC §10.2b).
  */
-import { Cause, Effect, Exit, Result } from "effect"
+import { Cause, Effect, Exit, FiberSet, Result } from "effect"
 import { dataSize } from "../events/draft.ts"
-import { describeAppendError, type EventLog } from "../log/EventLog.ts"
-import type { LogLine } from "../observability/log.ts"
-import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
+import { Registry } from "../events/RegistryService.ts"
+import { describeAppendError, EventLog } from "../log/EventLog.ts"
+import { GatewayLog, type LogLine } from "../observability/log.ts"
+import { GatewayMetrics, Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { decodeMessage } from "./message.ts"
 import type { Published } from "./published.ts"
 
@@ -33,11 +34,20 @@ const noteOn = (metrics: MetricsRecorder, logLine: LogLine) => (source: BridgeSo
   return outcome
 }
 
-export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metrics: MetricsRecorder, logLine: LogLine): Ingest => {
-  const note = noteOn(metrics, logLine)
-  return {
+/**
+ * The bridge's ingest on the gateway's log and registry. Appends run as fibers
+ * of a FiberSet in the caller's scope (the bridge's), so shutdown interrupts
+ * one still waiting on the log.
+ */
+export const makeIngest = Effect.fnUntraced(function*(maxEventBytes: number) {
+  const registry = yield* Registry
+  const log = yield* EventLog
+  const metrics = yield* GatewayMetrics
+  const note = noteOn(metrics, yield* GatewayLog)
+  const run = yield* FiberSet.makeRuntimePromise()
+  const ingest: Ingest = {
     parse: (source, text, fallbackKey, where) => {
-      const parsed = decodeMessage(text, fallbackKey)
+      const parsed = decodeMessage(registry, text, fallbackKey)
       if (Result.isFailure(parsed)) {
         return note(source, { _tag: "rejected", reason: `${parsed.failure.field}: ${parsed.failure.message}` }, where)
       }
@@ -47,7 +57,7 @@ export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metr
     },
     reject: (source, reason, where) => note(source, { _tag: "rejected", reason }, where),
     append: async (source, { draft, task }, where) => {
-      const exit = await Effect.runPromiseExit(log.append(task, [draft]))
+      const exit = await run(Effect.exit(log.append(task, [draft])))
       if (Exit.isSuccess(exit)) {
         metrics.record(Metrics.eventsAppended, 1)
         return note(source, { _tag: "accepted" }, { ...where, taskId: task.taskId })
@@ -61,7 +71,8 @@ export const makeIngest = (log: EventLog["Service"], maxEventBytes: number, metr
       return note(source, { _tag: retry ? "failed" : "rejected", reason: message }, taskWhere)
     }
   }
-}
+  return ingest
+})
 
 export const isOutcome = (value: Published | Outcome): value is Outcome => "_tag" in value
 

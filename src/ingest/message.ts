@@ -9,7 +9,8 @@
  */
 import { Result, Schema, SchemaIssue } from "effect"
 import { decodeDraft, InvalidEvent } from "../events/draft.ts"
-import { ID_PATTERN } from "../http/params.ts"
+import type { EventRegistry } from "../events/registry.ts"
+import { ID_PATTERN } from "../events/envelope.ts"
 import { decodeCloudEvent } from "./cloudevents.ts"
 import type { Published } from "./published.ts"
 
@@ -20,7 +21,8 @@ const Route = Schema.Struct({ agentId: Id, taskId: Id })
 
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 
-export const decodeMessage = (text: string, fallbackKey: () => string): Result.Result<Published, InvalidEvent> => {
+/** Parse a message against the gateway's `registry`. */
+export const decodeMessage = (registry: EventRegistry, text: string, fallbackKey: () => string): Result.Result<Published, InvalidEvent> => {
   let json: unknown
   try {
     json = JSON.parse(text)
@@ -30,14 +32,14 @@ export const decodeMessage = (text: string, fallbackKey: () => string): Result.R
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return Result.fail(new InvalidEvent({ field: "body", message: "a message is a JSON object" }))
   }
-  if ("specversion" in json) return decodeCloudEvent(json)
+  if ("specversion" in json) return decodeCloudEvent(registry, json)
   const { agentId, taskId, ...event } = json as Record<string, unknown>
   const route = Schema.decodeUnknownResult(Route)({ agentId, taskId })
   if (Result.isFailure(route)) {
     const [first] = formatIssue(route.failure.issue).issues
     return Result.fail(new InvalidEvent({ field: String(first?.path?.[0] ?? "taskId"), message: `${first?.message ?? "invalid"}: 1-128 characters of [A-Za-z0-9._:-]` }))
   }
-  const draft = decodeDraft("idempotency_key" in event ? event : { ...event, idempotency_key: fallbackKey() })
+  const draft = decodeDraft(registry, "idempotency_key" in event ? event : { ...event, idempotency_key: fallbackKey() })
   if (Result.isFailure(draft)) return Result.fail(draft.failure)
   return Result.succeed({ task: route.success, draft: draft.success })
 }

@@ -8,8 +8,8 @@
  * others still get the event (and the appender or the Redis client that
  * dispatched it never sees the exception).
  */
-import { Effect, RcMap, type Scope } from "effect"
-import type { LogEvent } from "../events/envelope.ts"
+import { Effect, RcMap, Scope } from "effect"
+import type { EventId, LogEvent } from "../events/envelope.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LiveListener } from "./LiveFeed.ts"
@@ -48,14 +48,22 @@ export class LiveChannels {
       const live = new LiveChannels(metrics, yield* GatewayLog)
       live.channels = yield* RcMap.make({
         lookup: (taskId: string) =>
-          Effect.acquireRelease(
-            Effect.sync(() => {
-              const listeners = new Set<LiveListener>()
-              live.byTask.set(taskId, listeners)
-              return listeners
-            }),
-            () => Effect.sync(() => live.byTask.delete(taskId))
-          ).pipe(Effect.flatMap((listeners) => Effect.map(open(taskId), (established): Channel => ({ listeners, established }))))
+          Effect.gen(function*() {
+            const listeners = yield* Effect.acquireRelease(
+              Effect.sync(() => {
+                const set = new Set<LiveListener>()
+                live.byTask.set(taskId, set)
+                return set
+              }),
+              () => Effect.sync(() => live.byTask.delete(taskId))
+            )
+            // The channel is opened by its first listener once it is in the set (RcMap's lookup runs
+            // in a fiber of its own, and a message may arrive before the caller resumes), in the
+            // entry's scope, which closes it.
+            const scope = yield* Effect.scope
+            const established = yield* Effect.cached(Effect.flatten(Scope.provide(open(taskId), scope)))
+            return { listeners, established } satisfies Channel
+          })
       })
       return live
     })
@@ -64,7 +72,7 @@ export class LiveChannels {
   /**
    * Deliver the task's live events to `listener` until the scope closes;
    * completes once its channel is established. The listener is in place
-   * before that, so nothing published after the channel answers is missed.
+   * before the channel is opened, so nothing published after it answers is missed.
    */
   listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope> {
     return RcMap.get(this.channels, taskId).pipe(
@@ -75,13 +83,14 @@ export class LiveChannels {
     )
   }
 
-  dispatch(taskId: string, event: LogEvent): void {
+  /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */
+  dispatch(taskId: string, event: LogEvent, prev: EventId | undefined): void {
     const listeners = this.byTask.get(taskId)
     if (listeners === undefined) return
     if (event.ms > 0) this.lag(Math.max(0, Date.now() - event.ms) / 1000)
     for (const listener of listeners) {
       try {
-        listener.onEvent(event)
+        listener.onEvent(event, prev)
       } catch (error) {
         failed(this.logLine, taskId, error)
       }

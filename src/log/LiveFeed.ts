@@ -3,12 +3,17 @@
  * in-process for the memory log, a Redis channel per followed task otherwise.
  */
 import { Context, type Effect, type Scope } from "effect"
-import type { LogEvent } from "../events/envelope.ts"
+import type { EventId, LogEvent } from "../events/envelope.ts"
 import type { LogUnavailable } from "./EventLog.ts"
 
 /** Receives a task's live events, in id order, on the instance that listens. */
 export interface LiveListener {
-  onEvent(event: LogEvent): void
+  /**
+   * A live event and, for a stored one, `prev`: the id of the stored event
+   * before it in the log (the message's, not the event's). A listener whose
+   * last id is older than `prev` has missed events.
+   */
+  onEvent(event: LogEvent, prev: EventId | undefined): void
   /** The live feed may have missed events (its connection was lost): catch up from the log. */
   onGap(): void
 }

@@ -13,7 +13,7 @@ import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { compareIds, type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
 import { InflightCalls } from "../events/inflight.ts"
-import { isEphemeral, isTerminal } from "../events/registry.ts"
+import { Registry } from "../events/RegistryService.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
 import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
@@ -55,6 +55,7 @@ const firstAfter = (events: ReadonlyArray<LogEvent>, after: EventId): number => 
 export const MemoryLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    const registry = yield* Registry
     const tasks = new Map<string, StoredTask>()
     const idempotency = new Map<string, IdempotencyEntry>()
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
@@ -100,7 +101,7 @@ export const MemoryLogLayer = Layer.effectContext(
     const touchIndex = (task: TaskRef, now: number, drafts: ReadonlyArray<EventDraft>, ids: ReadonlyArray<string | null>) => {
       const member = `${task.agentId}/${task.taskId}`
       const current = recent.get(member)
-      const update = indexUpdateOf(drafts, ids)
+      const update = indexUpdateOf(registry, drafts, ids)
       const lastId = update.lastId === undefined ? undefined : parseEventId(update.lastId)
       // As task_index.lua: only an append newer than the recorded one changes the status.
       const newer = lastId !== undefined && (current === undefined || compareIds(lastId, current.lastId) > 0)
@@ -126,14 +127,15 @@ export const MemoryLogLayer = Layer.effectContext(
             new TaskEnded({ taskId: task.taskId, message: `task ${task.taskId} has ended; nothing can be appended after ${last.id}` })
           )
         }
-        const terminalAt = drafts.findIndex((draft) => isTerminal(draft.type))
+        const terminalAt = drafts.findIndex((draft) => registry.isTerminal(draft.type))
         if (terminalAt >= 0 && terminalAt < drafts.length - 1) {
           return Effect.fail(new TaskEnded({ taskId: task.taskId, message: `event ${terminalAt + 1} is terminal and must be the last` }))
         }
         const time = new Date(now).toISOString()
         const ids: Array<string | null> = []
         // Dispatched once the whole batch is stored: listeners never see half a batch in the log.
-        const dispatched: Array<LogEvent> = []
+        // A stored event goes out with the id of the one before it, as the Redis feed's do.
+        const dispatched: Array<{ readonly event: LogEvent; readonly prev: EventId | undefined }> = []
         for (const draft of drafts) {
           const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
           const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
@@ -141,24 +143,26 @@ export const MemoryLogLayer = Layer.effectContext(
             ids.push(seen.id)
             continue
           }
-          if (isEphemeral(draft.type)) {
+          if (registry.isEphemeral(draft.type)) {
             ids.push(null)
             const filled = callsOf(task.taskId).apply(draft.type, undefined, draft.data, now)
-            dispatched.push(
-              filled === undefined
-                ? LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
-                : LogEvent.fromDraft(undefined, task, draft.type, draft.time ?? time, filled)
-            )
+            dispatched.push({
+              event: filled === undefined
+                ? LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+                : LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, filled),
+              prev: undefined
+            })
             continue
           }
           stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
           tasks.set(task.taskId, stored)
-          stored.lastId = nextId(stored.lastId, now)
+          const prev = stored.lastId
+          stored.lastId = nextId(prev, now)
           const id = formatEventId(stored.lastId)
           const filled = callsOf(task.taskId).apply(draft.type, id, draft.data, now)
           const event = filled === undefined
-            ? LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
-            : LogEvent.fromDraft(id, task, draft.type, draft.time ?? time, filled)
+            ? LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+            : LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, filled)
           stored.events.push(event)
           if (stored.events.length > config.historyMax) {
             stored.events.splice(0, stored.events.length - config.historyMax)
@@ -172,10 +176,10 @@ export const MemoryLogLayer = Layer.effectContext(
             idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
           }
           ids.push(id)
-          dispatched.push(event)
+          dispatched.push({ event, prev })
         }
         touchIndex(task, now, drafts, ids)
-        for (const event of dispatched) live.dispatch(task.taskId, event)
+        for (const { event, prev } of dispatched) live.dispatch(task.taskId, event, prev)
         return Effect.succeed(ids)
       })
 

@@ -10,6 +10,8 @@ import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/envelope.ts"
+import type { EventRegistry } from "../events/registry.ts"
+import { Registry } from "../events/RegistryService.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
 import type { LiveListener } from "./LiveFeed.ts"
@@ -18,6 +20,7 @@ import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskInde
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
+import { parseLiveMessage } from "./liveMessage.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
@@ -26,7 +29,7 @@ import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
 
 type StreamEntry = [id: string, fields: Array<string>]
 
-const entryToEvent = (taskId: string, [id, fields]: StreamEntry): LogEvent => {
+const entryToEvent = (registry: EventRegistry, taskId: string, [id, fields]: StreamEntry): LogEvent => {
   let type = ""
   let agentId = ""
   let time = ""
@@ -48,7 +51,7 @@ const entryToEvent = (taskId: string, [id, fields]: StreamEntry): LogEvent => {
         break
     }
   }
-  return new LogEvent({ id, type, agentId, taskId, time, dataJson })
+  return new LogEvent({ id, type, agentId, taskId, time, dataJson }, registry)
 }
 
 const unavailable = (cause: unknown) =>
@@ -65,9 +68,10 @@ const infoFields = (reply: Array<unknown>): Map<string, unknown> => {
 export const RedisLogLayer = Layer.effectContext(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    const registry = yield* Registry
     const target: RedisTarget = config.redis ?? { kind: "standalone", url: "redis://127.0.0.1:6379" }
     const prefix = config.redisPrefix
-    const appendSettings = { ...config, prefix, waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeoutMs }
+    const appendSettings = { ...config, registry, prefix, waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeoutMs }
 
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
@@ -91,7 +95,7 @@ export const RedisLogLayer = Layer.effectContext(
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
     // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).
-    yield* Effect.tryPromise(() => publishRegistry(commands, prefix)).pipe(
+    yield* Effect.tryPromise(() => publishRegistry(commands, prefix, registry)).pipe(
       Effect.tapError(() => logEffect("warn", "could not write the event registry to redis; retrying")),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.forkScoped
@@ -100,8 +104,8 @@ export const RedisLogLayer = Layer.effectContext(
       onMessage: (channel, message) => {
         const taskId = taskOfChannel(prefix, channel)
         if (taskId === undefined) return
-        const event = LogEvent.fromMessage(message)
-        if (event !== undefined) return live.dispatch(taskId, event)
+        const parsed = parseLiveMessage(message, registry)
+        if (parsed !== undefined) return live.dispatch(taskId, parsed.event, parsed.prev)
         // Not the append script's format (a hand-written PUBLISH?): drop it, and let the
         // task's listeners read the log in case it stood for a real event.
         logLine("warn", "dropped a malformed live message", { channel, length: message.length })
@@ -136,7 +140,7 @@ export const RedisLogLayer = Layer.effectContext(
         commands.xrange(taskKeys(prefix, taskId).log, `(${formatEventId(after)}`, "+", "COUNT", limit) as Promise<
           Array<StreamEntry>
         >
-      ).pipe(Effect.map((entries) => entries.map((entry) => entryToEvent(taskId, entry))))
+      ).pipe(Effect.map((entries) => entries.map((entry) => entryToEvent(registry, taskId, entry))))
 
     const head = (taskId: string) =>
       run(() =>
@@ -150,7 +154,7 @@ export const RedisLogLayer = Layer.effectContext(
           const info = infoFields(reply)
           const lastEntry = info.get("last-entry") as StreamEntry | null
           const firstEntry = info.get("first-entry") as StreamEntry | null
-          const last = lastEntry ? entryToEvent(taskId, lastEntry) : undefined
+          const last = lastEntry ? entryToEvent(registry, taskId, lastEntry) : undefined
           return {
             agentId: last?.agentId,
             last,
@@ -213,8 +217,8 @@ export const RedisLogLayer = Layer.effectContext(
           )
         )
         unknown.forEach((i, n) => {
-          const last = newest[n][0] === undefined ? undefined : entryToEvent(found[i].taskId, newest[n][0])
-          statuses[i] = last?.terminal ? endStatusOf(last.type) : "running"
+          const last = newest[n][0] === undefined ? undefined : entryToEvent(registry, found[i].taskId, newest[n][0])
+          statuses[i] = last?.terminal ? endStatusOf(last) : "running"
         })
         return found.map((task, i) => ({
           agentId: task.agentId,

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs"
 import { type EventDraft, InvalidEvent } from "../events/draft.ts"
 import { AgentMismatch, type AppendError, LogUnavailable, ReplicationTimeout, TaskEnded, type TaskRef } from "./EventLog.ts"
 import { indexUpdateOf } from "../events/state.ts"
-import { isBuiltinType, kindOf, knownTypes, storageKindOf } from "../events/registry.ts"
+import { type EventRegistry, storageKindOf } from "../events/registry.ts"
 import { registryKey, taskIndexKey, taskKeys, taskStatusKey } from "./keys.ts"
 import { isCluster, type RedisClient } from "./redisTarget.ts"
 
@@ -18,6 +18,8 @@ export const TASK_INDEX_SCRIPT_PATH = new URL("./task_index.lua", import.meta.ur
 const TASK_INDEX_SCRIPT = readFileSync(TASK_INDEX_SCRIPT_PATH, "utf8")
 
 export interface AppendSettings {
+  /** The registry of whoever appends (a gateway's, a publisher's): its custom types are declared to the script. */
+  readonly registry: EventRegistry
   readonly prefix: string
   readonly historyMax: number
   readonly retentionSeconds: number
@@ -86,7 +88,7 @@ export const runAppend = async (
     ...eventArgs,
     // The script knows the built-in types; this process's custom ones are declared after the events
     // (all of them: the task's newest stored event may be of any, and may have ended it).
-    ...customKinds()
+    ...settings.registry.customKinds
   ]
   const wanted = settings.waitReplicas ?? 0
   if (wanted === 0) return (redis as unknown as { taskstreamAppend: ScriptCommand<Array<string>> }).taskstreamAppend(...args)
@@ -100,16 +102,13 @@ export const runAppend = async (
   return ids
 }
 
-const customKinds = (): Array<string> =>
-  knownTypes().flatMap((type) => (isBuiltinType(type) ? [] : [type, storageKindOf(kindOf(type)!)]))
-
 /**
- * Write this process's registry (type → kind) to `<prefix>:registry`, where
+ * Write a gateway's registry (type → kind) to `<prefix>:registry`, where
  * the append script looks up the custom types other publishers send.
  * Additive: a type stays known until the key is deleted.
  */
-export const publishRegistry = (redis: RedisClient, prefix: string): Promise<unknown> =>
-  redis.hset(registryKey(prefix), Object.fromEntries(knownTypes().map((type) => [type, storageKindOf(kindOf(type)!)])))
+export const publishRegistry = (redis: RedisClient, prefix: string, registry: EventRegistry): Promise<unknown> =>
+  redis.hset(registryKey(prefix), Object.fromEntries(registry.types.map((type) => [type, storageKindOf(registry.kindOf(type)!)])))
 
 /**
  * Record an append in the recent-tasks index and its status hash
@@ -123,7 +122,7 @@ export const touchTaskIndex = (
   drafts: ReadonlyArray<EventDraft>,
   ids: ReadonlyArray<string | null>
 ): Promise<unknown> => {
-  const { lastId, status } = indexUpdateOf(drafts, ids)
+  const { lastId, status } = indexUpdateOf(settings.registry, drafts, ids)
   const index = (redis as unknown as { taskstreamIndex: ScriptCommand<number> }).taskstreamIndex
   return index.call(
     redis,

@@ -11,7 +11,7 @@ import type { Cluster, Redis } from "ioredis"
 import type { ControlCommand } from "../events/control.ts"
 import { parseCustomTypes } from "../events/customTypes.ts"
 import { decodeDraft, type EventDraft } from "../events/draft.ts"
-import { type EventType, installCustomTypes, isEphemeral, type PayloadOf } from "../events/registry.ts"
+import { builtinRegistry, EventRegistry, type EventType, type PayloadOf } from "../events/registry.ts"
 import {
   type AppendSettings,
   appendErrorOf,
@@ -86,9 +86,10 @@ export interface Publisher {
   close(): Promise<void>
 }
 
-const toDrafts = (events: ReadonlyArray<EventInput | CustomEventInput>): Array<EventDraft> =>
+const toDrafts = (registry: EventRegistry, events: ReadonlyArray<EventInput | CustomEventInput>): Array<EventDraft> =>
   events.map((event, i) => {
     const draft = decodeDraft(
+      registry,
       {
         type: event.type,
         data: event.data,
@@ -121,18 +122,19 @@ export interface PublisherOptions {
    */
   readonly retry?: boolean | RetryOptions
   /**
-   * The gateway's `EVENT_TYPES_FILE` (SPEC §10.2): its custom types are added to
-   * this process's registry, as the gateway does at start, so they are validated
-   * here, declared to the append script (needed on a Redis Cluster) and set the
-   * task's status when terminal. A file that cannot be read or a bad entry
-   * throws `PublishError("invalid_custom_types")` naming it.
+   * The gateway's `EVENT_TYPES_FILE` (SPEC §10.2): this publisher's registry is
+   * the built-ins plus its custom types (its own, not shared with a gateway or
+   * another publisher in the process), so they are validated here, declared to
+   * the append script (needed on a Redis Cluster) and set the task's status
+   * when terminal. A file that cannot be read or a bad entry throws
+   * `PublishError("invalid_custom_types")` naming it.
    */
   readonly eventTypesFile?: string | URL
 }
 
-/** Load `eventTypesFile`, before the publisher opens anything. */
-const loadCustomTypes = ({ eventTypesFile: file }: PublisherOptions): void => {
-  if (file === undefined) return
+/** The publisher's registry, with the types of `eventTypesFile`: loaded before the publisher opens anything. */
+const registryOf = ({ eventTypesFile: file }: PublisherOptions): EventRegistry => {
+  if (file === undefined) return builtinRegistry
   let text: string
   try {
     text = readFileSync(file, "utf8")
@@ -143,7 +145,7 @@ const loadCustomTypes = ({ eventTypesFile: file }: PublisherOptions): void => {
   if (Result.isFailure(parsed)) {
     throw new PublishError("invalid_custom_types", `eventTypesFile ${String(file)}: ${parsed.failure}`, "eventTypesFile")
   }
-  installCustomTypes(parsed.success)
+  return new EventRegistry(parsed.success)
 }
 
 /** How a transport appends validated drafts. `keepKeysSeconds` shortens how long their idempotency keys are kept, where it can. */
@@ -161,11 +163,11 @@ const generatedKey = (): string => {
  * Send, retrying the failures that say "try again" (`unavailable`, `replication_timeout`) with
  * exponential backoff until the time budget is spent; the same idempotency keys go every time.
  */
-const retrying = (send: Send, options: RetryOptions): Send => async (task, drafts) => {
+const retrying = (registry: EventRegistry, send: Send, options: RetryOptions): Send => async (task, drafts) => {
   const maxElapsedMs = options.maxElapsedMs ?? 30_000
   const chosen = drafts.some((draft) => draft.idempotencyKey !== undefined)
   const keyed = drafts.map((draft) =>
-    draft.idempotencyKey !== undefined || isEphemeral(draft.type) ? draft : { ...draft, idempotencyKey: generatedKey() }
+    draft.idempotencyKey !== undefined || registry.isEphemeral(draft.type) ? draft : { ...draft, idempotencyKey: generatedKey() }
   )
   // Generated keys only guard this call's retries; keys the caller chose keep their full lifetime.
   const keepKeysSeconds = chosen ? undefined : Math.ceil(maxElapsedMs / 1000) + 60
@@ -182,19 +184,23 @@ const retrying = (send: Send, options: RetryOptions): Send => async (task, draft
   }
 }
 
-/** A publisher over any transport that appends validated drafts (the SDK's two, and the gateway's in-process one). */
+/**
+ * A publisher over any transport that appends validated drafts (the SDK's two,
+ * and the gateway's in-process one), validating with `registry`.
+ */
 export const makePublisher = (
+  registry: EventRegistry,
   send: Send,
   close: () => Promise<void>,
   options: PublisherOptions = {}
 ): Publisher => {
   const deliver = options.retry === undefined || options.retry === false
     ? send
-    : retrying(send, options.retry === true ? {} : options.retry)
+    : retrying(registry, send, options.retry === true ? {} : options.retry)
   return {
     publish: async (task: TaskRef, type: string, data: Readonly<Record<string, unknown>>, publishOptions: PublishOptions = {}) =>
-      (await deliver(task, toDrafts([{ ...publishOptions, type, data }])))[0],
-    publishBatch: async (task, events) => (events.length === 0 ? [] : deliver(task, toDrafts(events))),
+      (await deliver(task, toDrafts(registry, [{ ...publishOptions, type, data }])))[0],
+    publishBatch: async (task, events) => (events.length === 0 ? [] : deliver(task, toDrafts(registry, events))),
     close
   }
 }
@@ -242,7 +248,7 @@ export const publishErrorOf = (error: AppendError): PublishError => {
 const unavailable = (error: unknown) =>
   error instanceof PublishError ? error : new PublishError("unavailable", error instanceof Error ? error.message : String(error))
 
-export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix">>, PublisherOptions {
+export interface RedisPublisherOptions extends Partial<Omit<AppendSettings, "prefix" | "registry">>, PublisherOptions {
   /**
    * A Redis URL — `redis://host:port`, `redis+cluster://host:port,host:port` for a
    * Redis Cluster, `redis+sentinel://host:port,host:port/<master-name>` for Redis
@@ -263,11 +269,12 @@ const ownedClient = (url: string) => {
 
 /** Publish straight into Redis with the atomic append script; no gateway needed on the path. */
 export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher => {
-  loadCustomTypes(options)
+  const registry = registryOf(options)
   const owned = typeof options.redis === "string"
   const redis = typeof options.redis === "string" ? ownedClient(options.redis) : options.redis
   defineScripts(redis)
   const settings: AppendSettings = {
+    registry,
     prefix: options.prefix ?? "ts",
     historyMax: options.historyMax ?? STORAGE_DEFAULTS.historyMax,
     retentionSeconds: options.retentionSeconds ?? STORAGE_DEFAULTS.retentionSeconds,
@@ -307,6 +314,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
   }
 
   const publisher = makePublisher(
+    registry,
     async (task, drafts, keepKeysSeconds) => {
       let ids: Array<string>
       try {
@@ -340,8 +348,8 @@ export interface HttpPublisherOptions extends PublisherOptions {
 
 /** Publish through a gateway's ingest route. */
 export const httpPublisher = (options: HttpPublisherOptions): Publisher => {
-  loadCustomTypes(options)
   return makePublisher(
+    registryOf(options),
     async (task, drafts) => {
       const body = drafts.map((draft) => ({
         type: draft.type,

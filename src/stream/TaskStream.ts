@@ -18,7 +18,7 @@
  * Effect owns the structure (opening, catch-up reads with retry, release on
  * scope close); the per-event path is plain TypeScript with no allocation.
  */
-import { Context, type Duration, Effect, type Fiber, FiberHandle, Layer, type Scope } from "effect"
+import { Context, type Duration, Effect, type Fiber, FiberHandle, FiberSet, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
@@ -115,6 +115,8 @@ export class Subscription implements LiveListener {
   /** A buffered event whose gap the log reads have not filled yet, and how many reads tried. */
   private unexplained: LogEvent | undefined
   private unexplainedReads = 0
+  /** The live feed's `prev` of the events held while catching up (see LiveListener); made when first needed. */
+  private heldPrev: WeakMap<LogEvent, EventId> | undefined
   /** Set for catch-ups after a gap or a resume: check first whether the position was trimmed away. */
   private checkTrimmed = false
   /** The next catch-up pass reads the calls in flight first. */
@@ -148,12 +150,15 @@ export class Subscription implements LiveListener {
     return formatEventId(this.lastId)
   }
 
-  onEvent(event: LogEvent): void {
+  onEvent(event: LogEvent, prev: EventId | undefined): void {
     if (this.state === "live") {
-      if (!this.missedBefore(event)) return this.deliver(event)
+      if (!this.missedBefore(prev)) return this.deliver(event)
       this.beginCatchUp()
     }
-    if (this.state === "syncing") this.hold(event)
+    if (this.state === "syncing") {
+      if (prev !== undefined) (this.heldPrev ??= new WeakMap()).set(event, prev)
+      this.hold(event)
+    }
   }
 
   onGap(): void {
@@ -181,9 +186,9 @@ export class Subscription implements LiveListener {
     this.dropBuffer()
   }
 
-  /** The live feed skipped stored events between the last one passed on and `event`. */
-  private missedBefore(event: LogEvent): boolean {
-    return event.prev !== undefined && compareIds(event.prev, this.lastId) > 0
+  /** The live feed skipped stored events between the last one passed on and the event that came after `prev`. */
+  private missedBefore(prev: EventId | undefined): boolean {
+    return prev !== undefined && compareIds(prev, this.lastId) > 0
   }
 
   /** Keep a live event that arrived while catching up, within `liveBound`. */
@@ -240,7 +245,7 @@ export class Subscription implements LiveListener {
     for (let i = 0; i < buffered.length; i++) {
       if (this.state !== "syncing") break
       // A gap the log read did not cover: read again (GAP_READS), then go on.
-      if (this.missedBefore(buffered[i])) {
+      if (this.missedBefore(this.heldPrev?.get(buffered[i]))) {
         if (buffered[i] !== this.unexplained) {
           this.unexplained = buffered[i]
           this.unexplainedReads = 0
@@ -293,7 +298,7 @@ export class Subscription implements LiveListener {
     if (compareIds(event, this.lastId) <= 0) return
     this.lastId = event
     if (this.request.filter(event.type)) this.sink.event(event)
-    if (event.terminal) return this.end(endStatusOf(event.type))
+    if (event.terminal) return this.end(endStatusOf(event))
     if (event.type === CALL_COMPLETED) {
       const callId = callIdOf(event.data)
       if (callId !== undefined) this.chunkIndex.set(callId, Infinity)
@@ -411,7 +416,7 @@ export class TaskStream extends Context.Service<TaskStream, {
       const feed = yield* LiveFeed
       const metrics = yield* GatewayMetrics
       const droppedOtherAgent = metrics.labelled(Metrics.eventsDropped, { reason: "other_agent" })
-      const reads = makeCatchUpReads(log)
+      const reads = makeCatchUpReads(log, yield* FiberSet.makeRuntime<never>())
       let following = 0
       const openGauge = metrics.labelled(Metrics.subscriptions, {})
 
@@ -425,7 +430,7 @@ export class TaskStream extends Context.Service<TaskStream, {
             return yield* new TaskNotFound({ agentId: request.agentId, taskId: request.taskId })
           }
           const after = startFrom(request, head)
-          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endStatusOf(head.last.type) }
+          if (head.last?.terminal && compareIds(after, head.last) >= 0) return { _tag: "Ended", reason: endStatusOf(head.last) }
           // Events between the resume id and the oldest retained one may be gone: say so before the rest.
           const oldest = head.first
           const resyncFrom = request.after !== undefined && head.trimmed && oldest !== undefined &&

@@ -12,6 +12,10 @@
  * A reader joins only a read started after the moment it asks from (`since`,
  * taken once its live feed is established): an earlier read could miss an
  * event appended before that moment and published before it listened.
+ *
+ * A shared read runs as a fiber of the caller's FiberSet (`fork`: the
+ * TaskStream layer's), with no reader of its own: the gateway's shutdown
+ * interrupts one still retrying, and nothing runs detached.
  */
 import { Effect, Fiber } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
@@ -39,6 +43,9 @@ interface Shared {
   wake: (() => void) | undefined
 }
 
+/** Runs a shared read (or its interruption) as a fiber of the owner's scope. */
+export type ForkRead = <A>(effect: Effect.Effect<A>) => Fiber.Fiber<A>
+
 export interface CatchUpReads {
   /** The clock now: reads started from now on may be shared by a reader asking `since` this value. */
   now(): number
@@ -49,7 +56,11 @@ export interface CatchUpReads {
   read(taskId: string, after: EventId, limit: number, since: number): Effect.Effect<ReadonlyArray<LogEvent>>
 }
 
-export const makeCatchUpReads = (log: Pick<EventLog["Service"], "read" | "head" | "inflight">, backoff: Backoff = CATCH_UP_BACKOFF): CatchUpReads => {
+export const makeCatchUpReads = (
+  log: Pick<EventLog["Service"], "read" | "head" | "inflight">,
+  fork: ForkRead,
+  backoff: Backoff = CATCH_UP_BACKOFF
+): CatchUpReads => {
   const running = new Map<string, Shared>()
   let clock = 0
 
@@ -77,7 +88,7 @@ export const makeCatchUpReads = (log: Pick<EventLog["Service"], "read" | "head" 
       if (shared === undefined || shared.started <= since) {
         const started: Shared = { taskId, fiber: undefined, started: ++clock, readers: 0, wake: undefined }
         running.set(key, started)
-        const fiber = Effect.runFork(retrying(started, read))
+        const fiber = fork(retrying(started, read))
         started.fiber = fiber
         fiber.addObserver(() => running.get(key) === started && running.delete(key))
         shared = started
@@ -89,7 +100,7 @@ export const makeCatchUpReads = (log: Pick<EventLog["Service"], "read" | "head" 
           if (--joined.readers > 0) return
           // The last reader left (a read still retrying is stopped).
           if (running.get(key) === joined) running.delete(key)
-          Effect.runFork(Fiber.interrupt(joined.fiber!))
+          fork(Fiber.interrupt(joined.fiber!))
         }))
       )
     })

@@ -23,6 +23,7 @@ import { sleep } from "../support/ports.ts"
 import { startRedisSentinel } from "../support/redisSentinel.ts"
 import { eventFrames, openSseSocket } from "../support/sse.ts"
 import { openWs } from "../support/ws.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 
 const arg = (name: string, fallback: number) => {
   const found = process.argv.find((text) => text.startsWith(`--${name}=`))
@@ -114,7 +115,7 @@ const scriptClient = createClient(parseRedisUrl(sentinel.url) as RedisTarget, { 
 scriptClient.on("error", () => {})
 defineScripts(scriptClient)
 const scriptSettings = {
-  prefix: "ts", historyMax: 100_000, retentionSeconds: 3600, idempotencySeconds: 3600, taskIndexMax: 10_000,
+  registry: builtinRegistry, prefix: "ts", historyMax: 100_000, retentionSeconds: 3600, idempotencySeconds: 3600, taskIndexMax: 10_000,
   inflightSeconds: 3600, taskIdleSeconds: 3600, waitReplicas: 1, waitTimeoutMs: 1000
 }
 
@@ -136,7 +137,7 @@ const publishOne = async (task: TaskState, type: string, data: Record<string, un
       } else if (task.publisher === "sdk") {
         return (await sdk.publish({ agentId: AGENT, taskId: task.taskId }, type as never, data as never, { idempotencyKey: key }))!
       } else {
-        const draft = decodeDraft({ type, data, idempotency_key: key })
+        const draft = decodeDraft(builtinRegistry, { type, data, idempotency_key: key })
         if (Result.isFailure(draft)) throw new Error(draft.failure.message)
         const ids = await runAppend(scriptClient, scriptSettings, { agentId: AGENT, taskId: task.taskId }, [draft.success])
         await touchTaskIndex(scriptClient, scriptSettings, { agentId: AGENT, taskId: task.taskId }, [draft.success], ids).catch(() => undefined)

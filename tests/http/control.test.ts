@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { Redacted } from "effect"
-import { logPublisher } from "../../src/publisher/log.ts"
 import { step, taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -46,7 +45,7 @@ describe("control commands per agent", () => {
     const bobs = await command(bob, "bob", taskId, "cancel")
     expect(bobs.status).toBe(202)
     // Agent ab starts the task and reads its commands; its own pause is the sentinel.
-    const workflow = logPublisher(gateway.log, gateway.control)
+    const workflow = gateway.publisher
     await workflow.publish({ agentId: "ab", taskId }, "WorkflowStarted", {})
     const ab = await hsToken({ control: ["ab/*"] })
     const own = await command(ab, "ab", taskId, "pause")

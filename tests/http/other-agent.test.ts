@@ -5,7 +5,6 @@
  * never delivered to A nor ending A's stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
-import { logPublisher } from "../../src/publisher/log.ts"
 import { taskPath } from "../support/api.ts"
 import { startApp, type TestApp } from "../support/app.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -27,7 +26,7 @@ describe("events of another agent", () => {
     const taskId = uniqueTask()
     const before = await dropped()
     const stream = await gateway.openSse(`${taskPath("agent-a", taskId)}/events/stream`)
-    const publisher = logPublisher(gateway.log, gateway.control)
+    const publisher = gateway.publisher
     const chunk = (agentId: string, text: string) =>
       publisher.publish({ agentId, taskId }, "WorkflowLLMCallChunk", { chunk: text, chunk_index: 0 })
     // Live chunks reach only a subscription that listens: send A's until one arrives.
@@ -57,7 +56,7 @@ describe("events of another agent", () => {
     // B's own subscriber is the sentinel: the same dispatch reaches both streams.
     const owner = await gateway.openSse(`${taskPath("agent-b", taskId)}/events/stream`)
     await owner.waitFor((frames) => frames.some((frame) => frame.retry !== undefined))
-    const publisher = logPublisher(gateway.log, gateway.control)
+    const publisher = gateway.publisher
     for (let i = 0; eventFrames(owner.frames).length === 0 && i < 200; i++) {
       await publisher.publish({ agentId: "agent-b", taskId }, "WorkflowLLMCallChunk", { chunk: "ready?", chunk_index: 0 })
       await Bun.sleep(10)

@@ -13,6 +13,7 @@ import { useHarness, uniqueTask } from "../support/harness.ts"
 import { openSse } from "../support/sse.ts"
 import { hsToken, SECRET } from "../support/tokens.ts"
 import { openWs } from "../support/ws.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 
 /** A bare TCP connection to the gateway that records when the server closed it. */
 const rawSocket = async (url: string) => {
@@ -77,7 +78,7 @@ describe("Redis log: what its script refuses", () => {
   it("reads the script's own refusal of such data as the client's error", async () => {
     const client = h().redis!.client
     defineScripts(client)
-    const settings = { prefix: "ts", historyMax: 100, retentionSeconds: 60, idempotencySeconds: 60, inflightSeconds: 60, taskIndexMax: 100, taskIdleSeconds: 0 }
+    const settings = { registry: builtinRegistry, prefix: "ts", historyMax: 100, retentionSeconds: 60, idempotencySeconds: 60, inflightSeconds: 60, taskIndexMax: 100, taskIdleSeconds: 0 }
     const refused = await runAppend(client, settings, { agentId: "a", taskId: uniqueTask("lua") }, [
       { type: "WorkflowStarted", data: {}, dataJson: '{"goal":"\\ud800"}' }
     ]).then(() => undefined, (error: unknown) => error)

@@ -7,6 +7,7 @@ import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { LOG_KINDS, uniqueTask } from "../support/harness.ts"
 import { startRedis, type RedisServer } from "../support/redis.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 for (const kind of LOG_KINDS) {
   describe(`ControlQueue contract [${kind} log]`, () => {
@@ -18,7 +19,7 @@ for (const kind of LOG_KINDS) {
 
     const run = <A>(program: Effect.Effect<A, unknown, ControlQueue>) => {
       const layer = (kind === "memory" ? MemoryLogLayer : RedisLogLayer).pipe(
-        Layer.provide(Layer.merge(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }), GatewayMetrics.layer))
+        Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: redis === undefined ? undefined : { kind: "standalone", url: redis.url } }), GatewayMetrics.layer, Registry.builtin))
       )
       return Effect.runPromise(program.pipe(Effect.provide(layer)))
     }

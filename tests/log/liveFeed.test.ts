@@ -5,7 +5,7 @@
  */
 import { expect, it } from "bun:test"
 import { Effect, Exit, Scope } from "effect"
-import { ZeroId } from "../../src/events/envelope.ts"
+import { formatEventId, ZeroId } from "../../src/events/envelope.ts"
 import type { LiveListener } from "../../src/log/LiveFeed.ts"
 import { describeEachLog, recorder, run, step } from "../support/logContract.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -34,6 +34,20 @@ describeEachLog("LiveFeed contract", ({ log, feed }) => {
     expect(a.events).toHaveLength(3)
     await run(Scope.close(scopeB, Exit.void))
     expect(feed().liveTaskCount()).toBe(before)
+  })
+
+  it("hands each stored event its prev, the id of the stored event before it, beside it; a live-only one none", async () => {
+    const t = task()
+    const listening = recorder()
+    const scope = Effect.runSync(Scope.make())
+    await run(Scope.provide(feed().listen(t.taskId, listening.listener), scope))
+    const [first] = await run(log().append(t, [step(1)]))
+    const chunk = { type: "WorkflowLLMCallChunk", data: { chunk: "a", chunk_index: 0 }, dataJson: '{"chunk":"a","chunk_index":0}' }
+    const rest = await run(log().append(t, [chunk, step(2), step(3)]))
+    await eventually(() => listening.events.length === 4)
+    expect(listening.prevs.map((prev) => (prev === undefined ? null : formatEventId(prev)))).toEqual(["0-0", null, first, rest[1]])
+    expect(listening.events.map((event) => Object.hasOwn(event, "prev"))).toEqual([false, false, false, false])
+    await run(Scope.close(scope, Exit.void))
   })
 
   it("isolates listeners: one that throws neither stops the others nor leaves a batch half stored", async () => {

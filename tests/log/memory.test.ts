@@ -6,6 +6,7 @@ import { EventLog } from "../../src/log/EventLog.ts"
 import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { uniqueTask } from "../support/harness.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 const step = (n: number) => ({ type: "WorkflowStepStarted" as const, data: { step: n }, dataJson: JSON.stringify({ step: n }) })
 
@@ -23,7 +24,7 @@ describe("memory log", () => {
         yield* Effect.sleep("600 millis")
         return { idle: yield* log.head(idle.taskId), active: yield* log.head(active.taskId) }
       }).pipe(
-        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.merge(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 }), GatewayMetrics.layer)))),
+        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 }), GatewayMetrics.layer, Registry.builtin)))),
         Effect.scoped
       )
     )

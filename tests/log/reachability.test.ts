@@ -6,6 +6,7 @@ import { RedisLogLayer } from "../../src/log/RedisEventLog.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { eventually } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 describe("Redis reachability in the log [redis log]", () => {
   let redis: RedisServer | undefined
@@ -22,7 +23,7 @@ describe("Redis reachability in the log [redis log]", () => {
       await Effect.runPromise(
         Layer.buildWithScope(
           RedisLogLayer.pipe(
-            Layer.provide(Layer.merge(AppConfig.layerWith({ redis: { kind: "standalone", url: redis.url }, redisCommandTimeoutMs: 300 }), GatewayMetrics.layer))
+            Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: { kind: "standalone", url: redis.url }, redisCommandTimeoutMs: 300 }), GatewayMetrics.layer, Registry.builtin))
           ),
           scope
         )

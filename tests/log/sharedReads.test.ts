@@ -2,12 +2,13 @@
 import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, ZeroId } from "../../src/events/envelope.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 import { LogUnavailable } from "../../src/log/EventLog.ts"
 import { pageBytes, shareReads } from "../../src/log/sharedReads.ts"
 
 /** Ten events; the last five carry 100 KB of data each. */
 const stored = Array.from({ length: 10 }, (_, n) =>
-  LogEvent.fromDraft(`100-${n}`, { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", {
+  LogEvent.fromDraft(builtinRegistry, `100-${n}`, { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", {
     step: n,
     ...(n >= 5 ? { blob: "x".repeat(100_000) } : {})
   })

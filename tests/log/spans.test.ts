@@ -9,6 +9,7 @@ import { TaskIndex } from "../../src/log/TaskIndex.ts"
 import { ZeroId } from "../../src/events/envelope.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { step } from "../support/logContract.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 describe("log spans", () => {
   it("names a span per method call, with the task id; commands streams are not spans", async () => {
@@ -34,7 +35,7 @@ describe("log spans", () => {
         expect(command.commandId).toBe(id)
         yield* control.ack(task.taskId, "r", command.id)
       }).pipe(
-        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.merge(AppConfig.layerWith({ redis: undefined }), GatewayMetrics.layer)))),
+        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: undefined }), GatewayMetrics.layer, Registry.builtin)))),
         Effect.scoped,
         Effect.withTracer(tracer)
       )

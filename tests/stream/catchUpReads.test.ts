@@ -1,11 +1,13 @@
 /** Catch-up reads (SPEC §8.4): shared per task, retried with backoff, stopped when nobody waits. */
 import { describe, expect, it } from "bun:test"
-import { Effect, Fiber } from "effect"
+import { Effect, Exit, Fiber, FiberSet, Scope } from "effect"
 import { LogEvent, ZeroId } from "../../src/events/envelope.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 import { LogUnavailable } from "../../src/log/EventLog.ts"
 import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
+import { eventually } from "../support/ports.ts"
 
-const page = [LogEvent.fromDraft("100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
+const page = [LogEvent.fromDraft(builtinRegistry, "100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
 
 /** A log whose reads fail `failures` times, then succeed; counts the reads that reached it. */
 const flaky = (failures: number) => {
@@ -26,7 +28,7 @@ const fast = { baseMs: 5, capMs: 5 }
 describe("catch-up reads", () => {
   it("serves 1000 readers of a task with one read per attempt, retrying until the log answers", async () => {
     const source = flaky(3)
-    const reads = makeCatchUpReads(source.log, fast)
+    const reads = makeCatchUpReads(source.log, Effect.runFork, fast)
     const since = reads.now()
     const pages = await Promise.all(Array.from({ length: 1000 }, () => Effect.runPromise(reads.read("t", ZeroId, 10, since))))
     expect(source.reads()).toBe(4)
@@ -35,7 +37,7 @@ describe("catch-up reads", () => {
 
   it("starts a new read for a reader that asks from after a read began", async () => {
     const source = flaky(0)
-    const reads = makeCatchUpReads(source.log, fast)
+    const reads = makeCatchUpReads(source.log, Effect.runFork, fast)
     const first = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
     const second = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
     await Promise.all([first, second])
@@ -44,7 +46,7 @@ describe("catch-up reads", () => {
 
   it("stops retrying once the last reader leaves", async () => {
     const source = flaky(Infinity)
-    const reads = makeCatchUpReads(source.log, fast)
+    const reads = makeCatchUpReads(source.log, Effect.runFork, fast)
     const since = reads.now()
     const fibers = Array.from({ length: 3 }, () => Effect.runFork(reads.read("t", ZeroId, 10, since)))
     await new Promise((resolve) => setTimeout(resolve, 40))
@@ -53,6 +55,19 @@ describe("catch-up reads", () => {
     const stopped = source.reads()
     await new Promise((resolve) => setTimeout(resolve, 40))
     expect(source.reads()).toBeLessThanOrEqual(stopped + 1)
+  })
+
+  it("runs a shared read in its owner's scope: closing it (shutdown) stops a read still retrying", async () => {
+    const source = flaky(Infinity)
+    const scope = Effect.runSync(Scope.make())
+    const fork = Effect.runSync(FiberSet.makeRuntime<never>().pipe(Scope.provide(scope)))
+    const reads = makeCatchUpReads(source.log, fork, fast)
+    const reader = Effect.runFork(reads.read("t", ZeroId, 10, reads.now()))
+    await eventually(() => source.reads() > 1)
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    // The sentinel: the reader's join ends, as its shared read was interrupted with the scope.
+    const exit = await Effect.runPromise(Fiber.await(reader))
+    expect(Exit.hasInterrupts(exit)).toBe(true)
   })
 
   it("backs off exponentially with jitter, capped at 10 s", () => {
@@ -69,7 +84,7 @@ describe("catch-up reads", () => {
 
   it("retries at once when woken (the log answers again)", async () => {
     const source = flaky(1)
-    const reads = makeCatchUpReads(source.log, { baseMs: 60_000, capMs: 60_000 })
+    const reads = makeCatchUpReads(source.log, Effect.runFork, { baseMs: 60_000, capMs: 60_000 })
     const reading = Effect.runPromise(reads.read("t", ZeroId, 10, reads.now()))
     await new Promise((resolve) => setTimeout(resolve, 30))
     expect(source.reads()).toBe(1)

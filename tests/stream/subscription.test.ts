@@ -1,10 +1,11 @@
 /**
  * The pipeline's own logic, with the log played by an array: gap detection
- * from `prev`, catch-up, pause/resume. Integration tests cover the real logs.
+ * from the `prev` the live feed hands over beside each event, catch-up, pause/resume. Integration tests cover the real logs.
  */
 import { describe, expect, it } from "bun:test"
 import { Effect } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 import { acceptAll } from "../../src/events/filter.ts"
 import type { InflightCall } from "../../src/log/EventLog.ts"
 import { makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
@@ -12,10 +13,12 @@ import { type EndReason, Subscription } from "../../src/stream/TaskStream.ts"
 
 const task = { agentId: "a", taskId: "t" }
 const stored: Array<LogEvent> = []
+/** The live feed's `prev` of each stored event: the id of the one before it. */
+const prevOf = new Map<LogEvent, EventId>()
 const append = (n: number) => {
   const prev = stored.at(-1)
-  const event = LogEvent.fromDraft(`100-${n}`, task, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
-  event.prev = prev === undefined ? undefined : { ms: prev.ms, seq: prev.seq }
+  const event = LogEvent.fromDraft(builtinRegistry, `100-${n}`, task, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
+  if (prev !== undefined) prevOf.set(event, { ms: prev.ms, seq: prev.seq })
   stored.push(event)
   return event
 }
@@ -31,7 +34,10 @@ const log = {
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
   inflight: () => Effect.succeed(inflight)
 }
-const reads = makeCatchUpReads(log)
+// Shared reads run on their own here; the pipeline runs them in the TaskStream layer's FiberSet.
+const reads = makeCatchUpReads(log, Effect.runFork)
+/** Hand `event` to `subscription` as the live feed does, with its prev. */
+const live = (subscription: Subscription, event: LogEvent) => subscription.onEvent(event, prevOf.get(event))
 
 const collect = () => {
   const steps: Array<number> = []
@@ -72,11 +78,11 @@ describe("Subscription", () => {
     const { steps, subscription } = collect()
     append(1)
     Effect.runSync(subscription.catchUp())
-    subscription.onEvent(append(2))
+    live(subscription, append(2))
     append(3)
     append(4)
-    subscription.onEvent(append(5))
-    subscription.onEvent(stored[4])
+    live(subscription, append(5))
+    live(subscription, stored[4])
     await settle()
     expect(steps).toEqual([1, 2, 3, 4, 5])
   })
@@ -85,13 +91,13 @@ describe("Subscription", () => {
     stored.length = 0
     const { steps, subscription } = collect()
     Effect.runSync(subscription.catchUp())
-    subscription.onEvent(append(1))
+    live(subscription, append(1))
     subscription.pause()
-    subscription.onEvent(append(2))
-    subscription.onEvent(append(3))
+    live(subscription, append(2))
+    live(subscription, append(3))
     expect(steps).toEqual([1])
     subscription.resume()
-    subscription.onEvent(append(4))
+    live(subscription, append(4))
     await settle()
     expect(steps).toEqual([1, 2, 3, 4])
     expect(subscription.position).toBe("100-4")
@@ -101,11 +107,11 @@ describe("Subscription", () => {
     stored.length = 0
     const { steps, ends, subscription } = collect()
     Effect.runSync(subscription.catchUp())
-    subscription.onEvent(append(1))
-    const done = LogEvent.fromDraft("100-9", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
-    done.prev = parseEventId("100-1")
-    subscription.onEvent(done)
-    subscription.onEvent(append(10))
+    live(subscription, append(1))
+    const done = LogEvent.fromDraft(builtinRegistry, "100-9", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
+    prevOf.set(done, parseEventId("100-1")!)
+    live(subscription, done)
+    live(subscription, append(10))
     expect(steps).toEqual([1, undefined as unknown as number])
     expect(ends).toEqual(["completed"])
   })
@@ -115,7 +121,7 @@ describe("Subscription", () => {
     trimmed = false
     const { steps, resyncs, subscription } = collect()
     Effect.runSync(subscription.catchUp())
-    subscription.onEvent(append(1))
+    live(subscription, append(1))
     subscription.pause()
     for (let n = 2; n <= 6; n++) append(n)
     stored.splice(0, 3)
@@ -145,13 +151,13 @@ describe("Subscription", () => {
     stored.length = 0
     const { order, ends, subscription } = collect()
     // All of it arrives live while the first log read is still on its way, and that read returns it all.
-    subscription.onEvent(append(1))
-    subscription.onEvent(LogEvent.fromDraft(undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "Hi", chunk_index: 0, call_id: "c" }))
-    subscription.onEvent(append(2))
-    const done = LogEvent.fromDraft("100-3", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
-    done.prev = { ms: 100, seq: 2 }
+    live(subscription, append(1))
+    live(subscription, LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "Hi", chunk_index: 0, call_id: "c" }))
+    live(subscription, append(2))
+    const done = LogEvent.fromDraft(builtinRegistry, "100-3", task, "WorkflowCompleted", "2026-11-24T10:00:00.000Z", {})
+    prevOf.set(done, { ms: 100, seq: 2 })
     stored.push(done)
-    subscription.onEvent(done)
+    live(subscription, done)
     Effect.runSync(subscription.catchUp())
     expect(order).toEqual(["100-1", "chunk Hi", "100-2", "100-3"])
     expect(ends).toEqual(["completed"])
@@ -164,7 +170,7 @@ describe("Subscription", () => {
     append(2) // its live message is lost
     behind.reads = 3
     behind.upTo = { ms: 100, seq: 1 }
-    subscription.onEvent(append(3))
+    live(subscription, append(3))
     for (let waited = 0; steps.length < 3 && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
     expect(steps).toEqual([1, 2, 3])
     expect(behind.reads).toBe(0)

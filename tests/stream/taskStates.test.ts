@@ -11,6 +11,7 @@ import { EventLog } from "../../src/log/EventLog.ts"
 import { MemoryLogLayer } from "../../src/log/MemoryEventLog.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { TaskStates } from "../../src/stream/TaskStates.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 const task = { agentId: "agent-1", taskId: "task-9" }
 const draft = (type: EventDraft["type"], data: Record<string, unknown> = {}): EventDraft => ({ type, data, dataJson: JSON.stringify(data) })
@@ -32,7 +33,7 @@ const setup = () => {
     })
   ).pipe(Layer.provide(MemoryLogLayer))
   const layer = Layer.merge(TaskStates.layer.pipe(Layer.provide(counted)), counted).pipe(
-    Layer.provideMerge(Layer.merge(AppConfig.layerWith({ taskIndexMax: 100 }), GatewayMetrics.layer))
+    Layer.provideMerge(Layer.mergeAll(AppConfig.layerWith({ taskIndexMax: 100 }), GatewayMetrics.layer, Registry.builtin))
   )
   const run = <A, E>(effect: Effect.Effect<A, E, TaskStates | EventLog>) => Effect.runPromise(Effect.provide(effect, layer))
   return { reads, run }

@@ -12,6 +12,8 @@ import { makeApp } from "../../src/http/app.ts"
 import type { RouteDeps, WebSocketRuntime } from "../../src/http/deps.ts"
 import { ControlQueue } from "../../src/log/ControlQueue.ts"
 import { EventLog } from "../../src/log/EventLog.ts"
+import type { WorkflowPublisher } from "../../src/publisher/index.ts"
+import { makeLogPublisher } from "../../src/publisher/log.ts"
 import { type SseStream, sseStream } from "./sse.ts"
 
 const noWebSockets: WebSocketRuntime = {
@@ -27,6 +29,8 @@ export interface TestApp {
   /** The app's own log and command queue, to publish as a workflow would. */
   readonly log: EventLog["Service"]
   readonly control: ControlQueue["Service"]
+  /** A workflow's publisher on the app's own log and registry (the in-process SDK). */
+  readonly publisher: WorkflowPublisher
   /**
    * `app.request` as the runtime would call it, from `clientAddress`; `path` is absolute
    * (`/api/v1/…`, on this app's origin) or a whole URL (to choose the Host the request names).
@@ -42,12 +46,13 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
   const scope = Effect.runSync(Scope.make())
   const layer = gatewayLayerWith(AppConfig.layerWith({ redis: undefined, logLevel: "error", ...overrides }))
   // Built into our scope, so the log's connections and timers live until close().
-  const { app, deps, log, control } = await Effect.runPromise(
+  const { app, deps, log, control, publisher } = await Effect.runPromise(
     Effect.gen(function*() {
       const services = yield* Layer.buildWithScope(layer, scope)
       const built = yield* makeApp(noWebSockets).pipe(Effect.provide(services), Scope.provide(scope))
-      return { ...built, log: Context.get(services, EventLog), control: Context.get(services, ControlQueue) }
-    }) as Effect.Effect<{ app: Hono; deps: RouteDeps; log: EventLog["Service"]; control: ControlQueue["Service"] }>
+      const publisher = yield* makeLogPublisher.pipe(Effect.provide(services), Scope.provide(scope))
+      return { ...built, log: Context.get(services, EventLog), control: Context.get(services, ControlQueue), publisher }
+    }) as Effect.Effect<{ app: Hono; deps: RouteDeps; log: EventLog["Service"]; control: ControlQueue["Service"]; publisher: WorkflowPublisher }>
   )
   const request = (path: string, init?: RequestInit, clientAddress = "127.0.0.1") =>
     Promise.resolve(app.request(/^https?:\/\//.test(path) ? path : `http://gateway.test${path}`, init, { clientAddress }))
@@ -56,6 +61,7 @@ export const startApp = async (overrides: Partial<Settings> = {}): Promise<TestA
     deps,
     log,
     control,
+    publisher,
     request,
     openSse: async (path, headers = {}) => {
       const response = await request(path, { headers: { accept: "text/event-stream", ...headers } })

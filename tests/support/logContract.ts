@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe } from "bun:test"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { AppConfig, type Settings } from "../../src/config.ts"
 import type { EventDraft } from "../../src/events/draft.ts"
-import type { LogEvent } from "../../src/events/envelope.ts"
+import type { EventId, LogEvent } from "../../src/events/envelope.ts"
 import { ControlQueue } from "../../src/log/ControlQueue.ts"
 import { EventLog } from "../../src/log/EventLog.ts"
 import { LiveFeed, type LiveListener } from "../../src/log/LiveFeed.ts"
@@ -19,6 +19,7 @@ import { TaskIndex } from "../../src/log/TaskIndex.ts"
 import { GatewayMetrics } from "../../src/observability/metrics.ts"
 import { startRedis } from "./redis.ts"
 import { CLUSTER_START_MS, startRedisCluster } from "./redisCluster.ts"
+import { Registry } from "../../src/events/RegistryService.ts"
 
 export const HISTORY_MAX = 10
 export const TASK_INDEX_MAX = 5
@@ -31,12 +32,19 @@ export const draft = (type: EventDraft["type"], data: Record<string, unknown>, i
 })
 export const step = (n: number, idempotencyKey?: string): EventDraft => draft("WorkflowStepStarted", { step: n }, idempotencyKey)
 
-/** A listener that keeps what it gets. */
+/** A listener that keeps what it gets, and the `prev` the feed gave beside each event. */
 export const recorder = () => {
   const events: Array<LogEvent> = []
+  const prevs: Array<EventId | undefined> = []
   let gaps = 0
-  const listener: LiveListener = { onEvent: (event) => void events.push(event), onGap: () => void gaps++ }
-  return { events, listener, gaps: () => gaps }
+  const listener: LiveListener = {
+    onEvent: (event, prev) => {
+      events.push(event)
+      prevs.push(prev)
+    },
+    onGap: () => void gaps++
+  }
+  return { events, prevs, listener, gaps: () => gaps }
 }
 
 export const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
@@ -92,7 +100,7 @@ export const describeEachLog = (
           ...options.config
         })
         const layer = started.target === undefined ? MemoryLogLayer : RedisLogLayer
-        services = await Effect.runPromise(Layer.buildWithScope(Layer.provide(layer, Layer.merge(config, GatewayMetrics.layer)), scope))
+        services = await Effect.runPromise(Layer.buildWithScope(Layer.provide(layer, Layer.mergeAll(config, GatewayMetrics.layer, Registry.layerOf(options.config?.eventTypes ?? new Map()))), scope))
       }, CLUSTER_START_MS)
       afterAll(async () => {
         await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -1,6 +1,7 @@
 /** The SSE transport alone (no server): framing, one write per turn, the bounded outbound buffer. */
 import { describe, expect, it } from "bun:test"
 import { LogEvent } from "../../src/events/envelope.ts"
+import { builtinRegistry } from "../../src/events/registry.ts"
 import type { CloseReason } from "../../src/transport/connections.ts"
 import { type SseFormat, TaskstreamCodecs } from "../../src/transport/codecs/taskstream.ts"
 import { Writes } from "../../src/transport/outbox.ts"
@@ -9,8 +10,8 @@ import { SseConnection } from "../../src/transport/sse.ts"
 const task = { agentId: "a", taskId: "t" }
 const TIME = "2026-11-24T10:00:00.000Z"
 const step = (n: number, extra: Record<string, unknown> = {}) =>
-  LogEvent.fromDraft(`100-${n}`, task, "WorkflowStepStarted", TIME, { step: n, ...extra })
-const chunk = LogEvent.fromDraft(undefined, task, "WorkflowLLMCallChunk", TIME, { chunk: "Hi", chunk_index: 0 })
+  LogEvent.fromDraft(builtinRegistry, `100-${n}`, task, "WorkflowStepStarted", TIME, { step: n, ...extra })
+const chunk = LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", TIME, { chunk: "Hi", chunk_index: 0 })
 
 const open = (options: { format?: SseFormat; bufferBytes?: number } = {}) => {
   const closes: Array<CloseReason> = []

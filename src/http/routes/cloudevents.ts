@@ -62,7 +62,7 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
     }
     const published: Array<Published> = []
     for (const [input, prefix] of events.success) {
-      const event = decodeCloudEvent(input, prefix)
+      const event = decodeCloudEvent(deps.registry, input, prefix)
       if (Result.isFailure(event)) {
         const { field, message } = event.failure
         return errorResponse(c, apiError("invalid_event", `${field}: ${message}`, field))

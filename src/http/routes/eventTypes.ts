@@ -7,7 +7,7 @@ import { authenticate } from "../guard.ts"
 
 export const eventTypeRoutes = (deps: RouteDeps) => {
   // The registry is fixed once the gateway has started: serialise it once.
-  const body = JSON.stringify(catalogue())
+  const body = JSON.stringify(catalogue(deps.registry))
   return new Hono().get("/event-types", async (c) => {
     const principal = await authenticate(c, deps)
     if (Result.isFailure(principal)) return principal.failure

@@ -21,7 +21,8 @@ const EVENTS_PATH = "/agents/:agentId/tasks/:taskId/events"
 const HISTORY_LIMIT_MAX = 1000
 
 /** Validate a parsed body: one draft or a non-empty batch of them. */
-const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<Array<EventDraft>, ApiError> => {
+const decodeBody = (body: unknown, deps: RouteDeps): Result.Result<Array<EventDraft>, ApiError> => {
+  const { config } = deps
   const batch = Array.isArray(body)
   const items: Array<unknown> = batch ? body : [body]
   if (items.length === 0) return Result.fail(apiError("invalid_event", "the batch is empty", "body"))
@@ -31,7 +32,7 @@ const decodeBody = (body: unknown, config: RouteDeps["config"]): Result.Result<A
   const drafts: Array<EventDraft> = []
   for (let i = 0; i < items.length; i++) {
     const prefix = batch ? `[${i}]` : ""
-    const draft = decodeDraft(items[i], prefix)
+    const draft = decodeDraft(deps.registry, items[i], prefix)
     if (Result.isFailure(draft)) {
       const { field, message } = draft.failure
       return Result.fail(apiError("invalid_event", `${field}: ${message}`, field))
@@ -52,7 +53,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         path: parseTaskPath(c.req.param("agentId"), c.req.param("taskId")),
         after: parseOptionalEventId(query.after, "after"),
         limit: parseLimit(query.limit, "limit", 100, HISTORY_LIMIT_MAX),
-        types: parseTypes(query.types)
+        types: parseTypes(query.types, deps.registry)
       })
       if (!parsed.ok) return errorResponse(c, parsed.error)
       const { path, after, limit, types } = parsed.value
@@ -96,7 +97,7 @@ export const eventRoutes = (deps: RouteDeps) => {
         if (notJson !== undefined) return errorResponse(c, notJson)
         const body = await readJson(c)
         if (Result.isFailure(body)) return body.failure
-        const drafts = decodeBody(body.success, config)
+        const drafts = decodeBody(body.success, deps)
         if (Result.isFailure(drafts)) return errorResponse(c, drafts.failure)
         const limited = overRate(c, deps, principal.success, drafts.success.length) ??
           overTaskQuota(c, deps, principal.success, [path.value])

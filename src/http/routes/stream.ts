@@ -99,7 +99,7 @@ export const streamRoutes = (deps: RouteDeps) =>
     const parsed = parseAll({
       path: parseTaskPath(c.req.param("agentId"), c.req.param("taskId")),
       history: parseBoolean(query.include_history, "include_history", true),
-      types: parseTypes(query.types),
+      types: parseTypes(query.types, deps.registry),
       format: parseChoice(query.format, "format", ["payload", "envelope"]),
       after: parseResumePoint(c)
     })

@@ -131,7 +131,7 @@ export class AgUiCodec implements SseCodec {
     this.stateChanged(event, emit)
     if (event.terminal) {
       this.finished = true
-      const status = endStatusOf(event.type)
+      const status = endStatusOf(event)
       emit(
         status === "completed"
           ? { type: "RUN_FINISHED", threadId: this.run.threadId, runId: this.run.runId, ...(data.final_response === undefined || data.final_response === null ? {} : { result: data.final_response }) }

@@ -17,14 +17,16 @@ describe("memory log", () => {
     const heads = await Effect.runPromise(
       Effect.gen(function*() {
         const log = yield* EventLog
+        // TASK_IDLE_TTL_S = 2: `idle` is 2.4 s old at the check, `active` 1.2 s since its last event
+        // (margins of a second either way, as a loaded machine may stretch each sleep).
         yield* log.append(idle, [step(1)])
         yield* log.append(active, [step(1)])
-        yield* Effect.sleep("600 millis")
+        yield* Effect.sleep("1200 millis")
         yield* log.append(active, [step(2)])
-        yield* Effect.sleep("600 millis")
+        yield* Effect.sleep("1200 millis")
         return { idle: yield* log.head(idle.taskId), active: yield* log.head(active.taskId) }
       }).pipe(
-        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 1 }), GatewayMetrics.layer, Registry.builtin)))),
+        Effect.provide(MemoryLogLayer.pipe(Layer.provide(Layer.mergeAll(AppConfig.layerWith({ redis: undefined, taskIdleSeconds: 2 }), GatewayMetrics.layer, Registry.builtin)))),
         Effect.scoped
       )
     )

@@ -1,6 +1,6 @@
 /** Coalesced writes are per gateway: two `Writes` (two gateways in one process) share no queue, count or pacing. */
 import { describe, expect, it } from "bun:test"
-import { joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
+import { DRAIN_BYTES_PER_CHECK, joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
 
 const outbox = () => {
   const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++ }
@@ -47,6 +47,18 @@ describe("Writes", () => {
     expect(writes.join([frames[0], new Uint8Array([3, 3])])).not.toBe(other)
     expect(writes.join([frames[1]])).toBe(frames[1])
     expect(Array.from(joinChunks(frames))).toEqual(Array.from(first))
+  })
+
+  it("readies waiters for a bounded number of bytes per check, those their own link held back first", async () => {
+    const writes = new Writes()
+    const mark = DRAIN_BYTES_PER_CHECK / 4
+    const order: Array<string> = []
+    // A slow link: its queue is full at the first check, drained at the next.
+    let slowChecks = 0
+    writes.whenDrained(() => (slowChecks++ === 0 ? mark : 0), mark, () => void order.push("slow"))
+    for (let i = 0; i < 10; i++) writes.whenDrained(() => 0, mark, () => void order.push(`w${i}`))
+    while (order.length < 11) await new Promise<void>((resolve) => setTimeout(resolve, 1))
+    expect(order).toEqual(["w0", "w1", "w2", "w3", "slow", "w4", "w5", "w6", "w7", "w8", "w9"])
   })
 
   it("calls a pacing waiter once its queue is under the mark, and stop() drops the waiters", async () => {

@@ -70,6 +70,12 @@ interface Connection {
   readAllowedAt: number
   group: number
   caughtUpAt: number
+  /** Throttle: bytes read so far, and when the head of the drop came. */
+  bytesRead: number
+  bytesAtCaughtUp: number
+  /** Throttle: when the paused socket is due to resume, and how late this process resumed it in all. */
+  resumeDueAt: number
+  lateMs: number
 }
 
 const stats = {
@@ -96,7 +102,7 @@ const newConnection = (next = 1, throttle = 0, group = 0): Connection => ({
   raw: "", sse: "", inBody: false, chunked: false, chunkLeft: 0, skip: 0, next,
   connected: false, ended: false, closed: false, bodyDone: false, doneAt: 0,
   seen: ordered ? undefined : new Uint8Array(steps + 2), distinct: 0, abandoned: false, socket: undefined,
-  throttle, readAllowedAt: 0, group, caughtUpAt: 0,
+  throttle, readAllowedAt: 0, group, caughtUpAt: 0, bytesRead: 0, bytesAtCaughtUp: 0, resumeDueAt: 0, lateMs: 0,
 })
 
 /** Counts the steps in complete frames of `text` up to `end`; `now` is one clock read per read(). */
@@ -127,7 +133,10 @@ const countSteps = (c: Connection, text: string, end: number, now: number): void
       stats.delivered++
       c.next = step + 1
     }
-    if (catchUpStep > 0 && c.caughtUpAt === 0 && step >= catchUpStep) c.caughtUpAt = now
+    if (catchUpStep > 0 && c.caughtUpAt === 0 && step >= catchUpStep) {
+      c.caughtUpAt = now
+      c.bytesAtCaughtUp = c.bytesRead
+    }
     if (measureLatency && step > catchUpStep && c.group === 0 && ti >= 0 && ti < end) record(hist, now - parseFloat(text.substr(ti + 4, 24)))
     if (stats.firstAt === 0) stats.firstAt = now
     stats.lastAt = now
@@ -212,11 +221,17 @@ const onSseData = (socket: { end(): void }, c: Connection, bytes: Buffer): void 
 /** Token bucket: after reading `n` bytes the next read waits until the link could have carried
  *  them; meanwhile the socket is paused, so the kernel buffers fill and TCP holds the server back. */
 const throttleRead = (c: Connection, n: number, now: number): void => {
+  c.bytesRead += n
   c.readAllowedAt = Math.max(c.readAllowedAt, now) + (n / c.throttle) * 1000
   const wait = c.readAllowedAt - now
   if (wait > 5 && c.socket) {
     c.socket.pause()
-    setTimeout(() => { if (!c.closed) c.socket?.resume() }, wait)
+    c.resumeDueAt = c.readAllowedAt
+    setTimeout(() => {
+      // A busy load generator resumes late: that time its link idled, not the server's fault.
+      c.lateMs += Math.max(0, wallNow() - c.resumeDueAt)
+      if (!c.closed) c.socket?.resume()
+    }, wait)
   }
 }
 
@@ -353,14 +368,22 @@ const report = (): void => {
   let gaps = stats.gaps
   /** Storm: per group, the latest catch-up (ms after the drop; NaN if some client never caught up). */
   const caughtUpMs = [0, 0]
+  /** Storm, throttled clients: the longest link time of what a link carried until the head of the
+   *  drop (bytes / rate), and the longest time this process resumed a paused link late. */
+  let linkMs = 0
+  let lateMs = 0
   for (const c of connections) {
     if (c.doneAt > doneAtMax) doneAtMax = c.doneAt
     if (c.ended) complete++
     if (c.seen) gaps += Math.max(0, steps - c.distinct)
     if (stormAt > 0) caughtUpMs[c.group] = c.caughtUpAt === 0 ? NaN : Math.max(caughtUpMs[c.group]!, c.caughtUpAt - stormAt)
+    if (c.throttle > 0) {
+      linkMs = Math.max(linkMs, (c.bytesAtCaughtUp / c.throttle) * 1000)
+      lateMs = Math.max(lateMs, c.lateMs)
+    }
   }
   send({
-    ev: "report", ...stats, gaps, caughtUpMs, connections: connections.length, complete,
+    ev: "report", ...stats, gaps, caughtUpMs, linkMs, lateMs, connections: connections.length, complete,
     doneAtMax, cpuSeconds: (usage.user + usage.system) / 1e6, userSeconds: usage.user / 1e6, systemSeconds: usage.system / 1e6, hist: toSparse(hist), lastError,
   })
 }

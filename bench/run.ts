@@ -110,6 +110,11 @@ export interface Result extends Figures {
   /** Storm: seconds from the drop until the last normal / throttled client had the head of the drop. */
   stormCaughtUpS: number
   stormThrottledS: number
+  /** Storm, throttled clients: the link time of what a link carried until the head of the drop (bytes /
+   *  rate; the frames are larger than the payloads), and the longest time a load generator, busy with the
+   *  other clients, resumed a paused link late (its link idled through no fault of the server). */
+  stormLinkS: number
+  stormLoadgenLateS: number
   /** Storm: log reads the server made (XRANGE + XREVRANGE + XREAD calls, INFO commandstats) from the drop on. */
   logReads: number
 }
@@ -120,7 +125,7 @@ const emptyResult = (s: Scenario, target: Target, status: Result["status"], note
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
   elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN, interruptCpuS: NaN,
   ingestP50Ms: NaN, ingestP99Ms: NaN, ingestMaxMs: NaN, cpuPerEventUs: NaN, loadgenMaxCorePct: NaN, stormCaughtUpS: NaN,
-  stormThrottledS: NaN, logReads: NaN,
+  stormThrottledS: NaN, stormLinkS: NaN, stormLoadgenLateS: NaN, logReads: NaN,
 })
 
 const serverCommand = (target: Target, scenario: string, port: number): string[] => {
@@ -346,6 +351,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     const reports = await timeout(10_000, "load generator reports", Promise.all(workers.map((w) => awaitEvent(w, "report"))))
     const hist = makeHistogram()
     const caughtUp = [0, 0]
+    let linkMs = 0
+    let lateMs = 0
     let lastAt = 0
     let doneAtMax = 0
     let complete = 0
@@ -360,6 +367,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       lastAt = Math.max(lastAt, Number(r.lastAt))
       doneAtMax = Math.max(doneAtMax, Number(r.doneAtMax))
       mergeSparse(hist, r.hist as Parameters<typeof mergeSparse>[1])
+      linkMs = Math.max(linkMs, Number(r.linkMs ?? 0))
+      lateMs = Math.max(lateMs, Number(r.lateMs ?? 0))
       ;(r.caughtUpMs as (number | null)[]).forEach((ms, g) => { caughtUp[g] = ms === null ? NaN : Math.max(caughtUp[g]!, ms) })
       if (r.badStatus) result.note += ` bad status ×${r.badStatus}: ${String(r.lastError).slice(0, 80)}`
     }
@@ -368,6 +377,8 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     if (s.mode === "storm") {
       result.stormCaughtUpS = caughtUp[0]! / 1000
       result.stormThrottledS = s.throttledClients > 0 ? caughtUp[1]! / 1000 : NaN
+      result.stormLinkS = s.throttledClients > 0 ? linkMs / 1000 : NaN
+      result.stormLoadgenLateS = s.throttledClients > 0 ? lateMs / 1000 : NaN
     }
     if (publisher.ingest) {
       result.ingestP50Ms = percentile(publisher.ingest, 50)
@@ -443,7 +454,7 @@ const combine = (runs: Result[]): Result => {
   const out: Result & { runs?: Partial<Result>[] } = { ...worst }
   for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
     "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS", "interruptCpuS",
-    "ingestP50Ms", "ingestP99Ms", "ingestMaxMs", "cpuPerEventUs", "loadgenMaxCorePct", "stormCaughtUpS", "stormThrottledS", "logReads"] as const) {
+    "ingestP50Ms", "ingestP99Ms", "ingestMaxMs", "cpuPerEventUs", "loadgenMaxCorePct", "stormCaughtUpS", "stormThrottledS", "stormLinkS", "stormLoadgenLateS", "logReads"] as const) {
     out[key] = median(ok.map((r) => r[key]))
   }
   out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
@@ -468,7 +479,8 @@ const WIDTHS = [15, 7, 20, 5, 5, 7, 16, 8, 15, 11, 20, 11, 9, 11, 42]
 
 const figureOf = (r: Result): string =>
   r.scenario === "reconnect-storm"
-    ? `caught up ${fmt(r.stormCaughtUpS, 2)} s, throttled ${fmt(r.stormThrottledS, 2)} s, ${fmt(r.logReads, 0)} log reads`
+    ? `caught up ${fmt(r.stormCaughtUpS, 2)} s, throttled ${fmt(r.stormThrottledS, 2)} s (link ${fmt(r.stormLinkS, 2)} s, ` +
+      `load-gen late ${fmt(r.stormLoadgenLateS, 2)} s), ${fmt(r.logReads, 0)} log reads`
     : r.scenario.endsWith("-http")
     ? `pub ${fmt(r.publishedPerS, 0)} ev/s, ingest p50/p99 ${fmt(r.ingestP50Ms, 1)}/${fmt(r.ingestP99Ms, 1)} ms, ${fmt(r.cpuPerEventUs, 0)} µs CPU/ev`
     : r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`

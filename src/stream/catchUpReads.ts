@@ -16,6 +16,13 @@
  * A shared read runs as a fiber of the caller's FiberSet (`fork`: the
  * TaskStream layer's), with no reader of its own: the gateway's shutdown
  * interrupts one still retrying, and nothing runs detached.
+ *
+ * A history page read by many goes on in turns: at most READERS_PER_TURN
+ * readers go on in one event-loop turn, the rest in the next ones, taking
+ * turns with the readers of other pages. 2000 clients resuming from one page
+ * each passed on the whole page in one turn (≈ 0.5 GB of frames, a second);
+ * clients elsewhere in the log (50 far behind, on slow links) got one page
+ * per such round — a 2000th of the gateway's output — and live events waited.
  */
 import { Effect, Fiber } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
@@ -33,8 +40,19 @@ export const CATCH_UP_BACKOFF: Backoff = { baseMs: 250, capMs: 10_000 }
 export const backoffDelay = ({ baseMs, capMs }: Backoff, failures: number): number =>
   Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30)) * (0.8 + 0.4 * Math.random())
 
+/** Readers of history pages that go on in one event-loop turn at most (each passes on about a page). */
+export const READERS_PER_TURN = 64
+
+/** The next event-loop turn (after I/O), where the runtime has one. */
+const nextTurn = (run: () => void): void => {
+  if (typeof globalThis.setImmediate === "function") globalThis.setImmediate(run)
+  else setTimeout(run, 0)
+}
+
 interface Shared {
   readonly taskId: string
+  /** Readers whose page came, waiting for their turn. */
+  readonly waiting: Array<() => void>
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** The clock when it started. */
   readonly started: number
@@ -63,6 +81,50 @@ export const makeCatchUpReads = (
 ): CatchUpReads => {
   const running = new Map<string, Shared>()
   let clock = 0
+  /** Pages with readers waiting for their turn, served in rotation. */
+  const rotation: Array<Shared> = []
+  /** Readers gone on in this turn; reset by the next turn. */
+  let passed = 0
+  let turnScheduled = false
+
+  const scheduleTurn = () => {
+    if (turnScheduled) return
+    turnScheduled = true
+    nextTurn(takeTurn)
+  }
+
+  const takeTurn = () => {
+    turnScheduled = false
+    passed = 0
+    while (passed < READERS_PER_TURN && rotation.length > 0) {
+      const shared = rotation.shift()!
+      const going = shared.waiting.splice(0, READERS_PER_TURN - passed)
+      if (shared.waiting.length > 0) rotation.push(shared)
+      passed += going.length
+      for (const resume of going) resume()
+    }
+    if (rotation.length > 0) scheduleTurn()
+  }
+
+  /** Go on now if this turn has room and nobody waits, else in a later turn. */
+  const turn = (shared: Shared): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (rotation.length === 0 && passed < READERS_PER_TURN) {
+        passed++
+        scheduleTurn()
+        return Effect.void
+      }
+      return Effect.callback<void>((resume) => {
+        const go = () => resume(Effect.void)
+        if (shared.waiting.length === 0) rotation.push(shared)
+        shared.waiting.push(go)
+        scheduleTurn()
+        return Effect.sync(() => {
+          const at = shared.waiting.indexOf(go)
+          if (at >= 0) shared.waiting.splice(at, 1)
+        })
+      })
+    })
 
   const pause = (shared: Shared, ms: number) =>
     Effect.callback<void>((resume) => {
@@ -82,11 +144,17 @@ export const makeCatchUpReads = (
       Effect.catch(() => Effect.andThen(pause(shared, backoffDelay(backoff, failures + 1)), retrying(shared, read, failures + 1)))
     )
 
-  const share = <A>(taskId: string, key: string, since: number, read: () => Effect.Effect<A, unknown>): Effect.Effect<A> =>
+  const share = <A>(
+    taskId: string,
+    key: string,
+    since: number,
+    read: () => Effect.Effect<A, unknown>,
+    inTurns = false
+  ): Effect.Effect<A> =>
     Effect.suspend(() => {
       let shared = running.get(key)
       if (shared === undefined || shared.started <= since) {
-        const started: Shared = { taskId, fiber: undefined, started: ++clock, readers: 0, wake: undefined }
+        const started: Shared = { taskId, waiting: [], fiber: undefined, started: ++clock, readers: 0, wake: undefined }
         running.set(key, started)
         const fiber = fork(retrying(started, read))
         started.fiber = fiber
@@ -95,7 +163,8 @@ export const makeCatchUpReads = (
       }
       const joined = shared
       joined.readers++
-      return (Fiber.join(joined.fiber!) as Effect.Effect<A>).pipe(
+      const page = Fiber.join(joined.fiber!) as Effect.Effect<A>
+      return (inTurns ? Effect.tap(page, () => turn(joined)) : page).pipe(
         Effect.ensuring(Effect.sync(() => {
           if (--joined.readers > 0) return
           // The last reader left (a read still retrying is stopped).
@@ -114,6 +183,6 @@ export const makeCatchUpReads = (
     head: (taskId, since) => share(taskId, `head ${taskId}`, since, () => log.head(taskId)),
     inflight: (taskId, since) => share(taskId, `inflight ${taskId}`, since, () => log.inflight(taskId)),
     read: (taskId, after, limit, since) =>
-      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit))
+      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit), true)
   }
 }

@@ -10,7 +10,7 @@
 import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
-import { joinChunks, type Outbox, type Writes } from "./outbox.ts"
+import type { Outbox, Writes } from "./outbox.ts"
 
 /**
  * One wire encoding of what the pipeline delivers to one SSE response: a pure
@@ -144,7 +144,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
 
   flush(): void {
     if (this.closed || this.pending.length === 0) return
-    const chunk = joinChunks(this.pending)
+    const chunk = this.options.writes.join(this.pending)
     this.pending = []
     this.pendingBytes = 0
     if (this.pendingEvents > 0) {

@@ -4,7 +4,7 @@ import { Effect, Exit, Fiber, FiberSet, Scope } from "effect"
 import { LogEvent, ZeroId } from "../../src/events/envelope.ts"
 import { builtinRegistry } from "../../src/events/registry.ts"
 import { LogUnavailable } from "../../src/log/EventLog.ts"
-import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads } from "../../src/stream/catchUpReads.ts"
+import { backoffDelay, CATCH_UP_BACKOFF, makeCatchUpReads, READERS_PER_TURN } from "../../src/stream/catchUpReads.ts"
 import { eventually } from "../support/ports.ts"
 
 const page = [LogEvent.fromDraft(builtinRegistry, "100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })]
@@ -33,6 +33,28 @@ describe("catch-up reads", () => {
     const pages = await Promise.all(Array.from({ length: 1000 }, () => Effect.runPromise(reads.read("t", ZeroId, 10, since))))
     expect(source.reads()).toBe(4)
     expect(pages.every((result) => result === pages[0] && result[0] === page[0])).toBe(true)
+  })
+
+  it("lets the readers of a page go on in turns, taking turns with the readers of another page", async () => {
+    // Two reads answered together: page A for many readers (clients resuming at one place), page B for one.
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => (answer = resolve))
+    const log = {
+      read: () => Effect.promise(() => answered).pipe(Effect.as(page)),
+      head: () => Effect.die("not read in this test"),
+      inflight: () => Effect.succeed([])
+    }
+    const reads = makeCatchUpReads(log, Effect.runFork, fast)
+    const since = reads.now()
+    const order: Array<string> = []
+    const many = 3 * READERS_PER_TURN
+    const readers = Array.from({ length: many }, () => Effect.runPromise(Effect.tap(reads.read("t", ZeroId, 10, since), () => Effect.sync(() => void order.push("A")))))
+    readers.push(Effect.runPromise(Effect.tap(reads.read("t", { ms: 5, seq: 0 }, 10, since), () => Effect.sync(() => void order.push("B")))))
+    answer()
+    await Promise.all(readers)
+    expect(order).toHaveLength(many + 1)
+    // A's first turn, A's second (B waited behind it), then B before the rest of A.
+    expect(order.indexOf("B")).toBe(2 * READERS_PER_TURN)
   })
 
   it("starts a new read for a reader that asks from after a read began", async () => {

@@ -70,6 +70,25 @@ describe("SSE transport", () => {
     expect(text.split("\n\n").filter((frame) => frame !== "")).toHaveLength(50)
   })
 
+  it("hands connections flushed with the same frames one shared buffer, not a copy each", async () => {
+    const writes = new Writes()
+    const readers = [0, 1, 2].map(() => {
+      const connection = new SseConnection({
+        codec: TaskstreamCodecs.payload, subject: "s", expiresAt: Infinity, retryMs: 2000, bufferBytes: 1 << 20, writes,
+        onClose: () => {}
+      })
+      return { connection, reader: connection.body.getReader() }
+    })
+    for (const { reader } of readers) await reader.read()
+    const events = [1, 2, 3, 4].map((n) => step(n))
+    for (const { connection } of readers) for (const event of events) connection.event(event)
+    await turn()
+    const writes0 = await Promise.all(readers.map(({ reader }) => reader.read().then(({ value }) => value!)))
+    expect(new TextDecoder().decode(writes0[0]).split("\n\n").filter((frame) => frame !== "")).toHaveLength(4)
+    expect(writes0[1]).toBe(writes0[0])
+    expect(writes0[2]).toBe(writes0[0])
+  })
+
   it("flushes what is queued, then ends the response, at a terminal end", async () => {
     const { connection, next, closes } = open()
     await next()

@@ -1,6 +1,6 @@
 /** Coalesced writes are per gateway: two `Writes` (two gateways in one process) share no queue, count or pacing. */
 import { describe, expect, it } from "bun:test"
-import { type Outbox, Writes } from "../../src/transport/outbox.ts"
+import { DRAIN_BYTES_PER_CHECK, joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
 
 const outbox = () => {
   const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++ }
@@ -31,6 +31,34 @@ describe("Writes", () => {
     expect(first.takeDelivered()).toEqual({ sse: 3, ws: 2 })
     expect(first.takeDelivered()).toEqual({ sse: 0, ws: 0 })
     expect(second.takeDelivered()).toEqual({ sse: 7, ws: 0 })
+  })
+
+  it("joins the same frames for connections flushed one after another once, and other frames anew", () => {
+    const writes = new Writes()
+    const frames = [1, 2, 3].map((n) => new Uint8Array([n, n]))
+    const first = writes.join([...frames])
+    expect(Array.from(first)).toEqual([1, 1, 2, 2, 3, 3])
+    // The next connection's queue: another array holding the same frames — the same buffer, not a copy.
+    expect(writes.join([...frames])).toBe(first)
+    const other = writes.join([frames[0], frames[2]])
+    expect(Array.from(other)).toEqual([1, 1, 3, 3])
+    expect(writes.join([frames[0], frames[2]])).toBe(other)
+    // Equal bytes in other frames are joined anew (frames are compared by identity, never by content).
+    expect(writes.join([frames[0], new Uint8Array([3, 3])])).not.toBe(other)
+    expect(writes.join([frames[1]])).toBe(frames[1])
+    expect(Array.from(joinChunks(frames))).toEqual(Array.from(first))
+  })
+
+  it("readies waiters for a bounded number of bytes per check, those their own link held back first", async () => {
+    const writes = new Writes()
+    const mark = DRAIN_BYTES_PER_CHECK / 4
+    const order: Array<string> = []
+    // A slow link: its queue is full at the first check, drained at the next.
+    let slowChecks = 0
+    writes.whenDrained(() => (slowChecks++ === 0 ? mark : 0), mark, () => void order.push("slow"))
+    for (let i = 0; i < 10; i++) writes.whenDrained(() => 0, mark, () => void order.push(`w${i}`))
+    while (order.length < 11) await new Promise<void>((resolve) => setTimeout(resolve, 1))
+    expect(order).toEqual(["w0", "w1", "w2", "w3", "slow", "w4", "w5", "w6", "w7", "w8", "w9"])
   })
 
   it("calls a pacing waiter once its queue is under the mark, and stop() drops the waiters", async () => {

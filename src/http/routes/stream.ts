@@ -10,8 +10,9 @@ import { Hono } from "hono"
 import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
+import type { SseBody } from "../../transport/sseBody.ts"
 import type { Principal } from "../auth.ts"
-import type { RouteDeps, RouteServices } from "../deps.ts"
+import type { RouteDeps, RouteServices, RuntimeBindings } from "../deps.ts"
 import { errorResponse } from "../errors.ts"
 import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
@@ -29,7 +30,8 @@ const openStream = (
   principal: Principal,
   codec: SseCodec,
   headers: Record<string, string>,
-  release: () => void
+  release: () => void,
+  body: SseBody | undefined
 ): Response => {
   const scope = Scope.makeUnsafe()
   const connection: SseConnection = new SseConnection({
@@ -39,6 +41,7 @@ const openStream = (
     retryMs: config.retryMs,
     bufferBytes: config.clientBufferBytes,
     writes: connections.writes,
+    body,
     onClose: (reason) => {
       connections.remove(connection, reason)
       release()
@@ -78,7 +81,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
       const codec = yield* route.codec(opening)
       return codec === undefined
         ? new Response(null, { status: 204 })
-        : openStream(deps, opening.start, principal.success, codec, headers, admission.release)
+        : openStream(deps, opening.start, principal.success, codec, headers, admission.release, (c.env as RuntimeBindings | undefined)?.sseBody)
     })
   )
   if (response.status !== 200) admission.release()

@@ -54,7 +54,7 @@ export interface SseOptions {
   readonly writes: Writes
   /** The runtime's response body (web streams, or Bun's direct streams). */
   readonly body?: SseBody
-  readonly onClose: (reason: CloseReason) => void
+  readonly onClose: (reason: CloseReason, connection: SseConnection) => void
 }
 
 export class SseConnection implements Sink, Outbox, StreamConnection, SseSource {
@@ -180,6 +180,6 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
       this.pending = []
       this.pendingBytes = 0
     }
-    this.options.onClose(reason)
+    this.options.onClose(reason, this)
   }
 }

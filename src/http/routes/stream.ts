@@ -9,6 +9,7 @@ import type { Context } from "hono"
 import { Hono } from "hono"
 import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
+import type { CloseReason } from "../../transport/connections.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { SseBody } from "../../transport/sseBody.ts"
 import type { Principal } from "../auth.ts"
@@ -19,13 +20,25 @@ import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPat
 import { type DomainError, respond } from "../respond.ts"
 
 /**
+ * What closing a stream releases. A function apart, so the connection's close
+ * callback holds only these — not the opening (the task's head, the
+ * pipeline's start), the principal or the codec, for as long as it streams.
+ */
+const closeStream = ({ connections, runtime }: RouteDeps, scope: Scope.Closeable, release: () => void) =>
+(reason: CloseReason, connection: SseConnection): void => {
+  connections.remove(connection, reason)
+  release()
+  runtime.fork(Scope.close(scope, Exit.void))
+}
+
+/**
  * Start following an opened task into a new SSE response. Module-level on
  * purpose: the connection's closures must hold only what they use, not the
  * request handler's scope (which would keep every request alive as long as
  * its stream — kilobytes per idle connection).
  */
 const openStream = (
-  { config, connections, runtime }: RouteDeps,
+  deps: RouteDeps,
   start: (sink: SseConnection) => Effect.Effect<unknown, never, Scope.Scope>,
   principal: Principal,
   codec: SseCodec,
@@ -34,23 +47,19 @@ const openStream = (
   body: SseBody | undefined
 ): Response => {
   const scope = Scope.makeUnsafe()
-  const connection: SseConnection = new SseConnection({
+  const connection = new SseConnection({
     codec,
     subject: principal.subject,
     expiresAt: principal.expiresAt,
-    retryMs: config.retryMs,
-    bufferBytes: config.clientBufferBytes,
-    writes: connections.writes,
+    retryMs: deps.config.retryMs,
+    bufferBytes: deps.config.clientBufferBytes,
+    writes: deps.connections.writes,
     body,
-    onClose: (reason) => {
-      connections.remove(connection, reason)
-      release()
-      runtime.fork(Scope.close(scope, Exit.void))
-    }
+    onClose: closeStream(deps, scope, release)
   })
-  connections.add(connection)
+  deps.connections.add(connection)
   // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
-  runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
+  deps.runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
   return new Response(connection.body, { status: 200, headers })
 }
 

@@ -4,6 +4,7 @@ import { Effect } from "effect"
 import { upgradeWebSocket, websocket } from "hono/bun"
 import { runGateway } from "./gateway.ts"
 import type { RuntimeBindings } from "./http/deps.ts"
+import { directSseBody } from "./transport/sseBody.ts"
 
 runGateway({
   serve: (app, config) =>
@@ -16,7 +17,9 @@ runGateway({
             app.fetch(request, {
               clientAddress: server.requestIP(request)?.address,
               server,
-              keepOpen: () => server.timeout(request, 0)
+              keepOpen: () => server.timeout(request, 0),
+              // SSE bodies as Bun's direct streams: no web-stream machinery per connection.
+              sseBody: directSseBody
             } satisfies RuntimeBindings),
           // Idle keep-alive sockets and requests whose body never comes are closed; streaming responses opt out (keepOpen).
           idleTimeout: config.httpIdleTimeoutSeconds,

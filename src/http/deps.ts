@@ -21,6 +21,7 @@ import type { TaskStates } from "../stream/TaskStates.ts"
 import type { TaskStream } from "../stream/TaskStream.ts"
 import type { Connections } from "../transport/connections.ts"
 import type { Authenticator } from "./auth.ts"
+import type { SseBody } from "../transport/sseBody.ts"
 import type { WireSocket } from "../transport/websocket.ts"
 import type { RateLimit } from "./rateLimit.ts"
 import type { TaskQuota } from "./taskQuota.ts"
@@ -84,4 +85,6 @@ export interface RuntimeBindings {
   readonly server?: unknown
   /** Exempt this request's connection from the HTTP idle timeout: called for streaming responses. */
   readonly keepOpen?: () => void
+  /** The runtime's SSE response body (Bun: direct streams); web-standard streams without it. */
+  readonly sseBody?: SseBody
 }

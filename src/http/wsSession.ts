@@ -18,7 +18,7 @@ import { parseEventId } from "../events/envelope.ts"
 import { parseTypeFilter } from "../events/filter.ts"
 import { type EndReason, type Sink, type Subscription, TaskStream } from "../stream/TaskStream.ts"
 import type { Admission } from "../transport/connections.ts"
-import { controlFrame, eventFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
+import { controlFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
@@ -40,7 +40,7 @@ class SubscriptionSink implements Sink {
   }
 
   event(event: LogEvent): void {
-    if (this.attached) this.connection.sendEvent(eventFrame(this.prefix, event))
+    if (this.attached) this.connection.sendEvent(this.prefix, event)
   }
 
   resync(oldest: string): void {

@@ -7,6 +7,7 @@
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LogLine } from "../observability/log.ts"
 import { Writes } from "./outbox.ts"
+import { EventFrames } from "./websocket.ts"
 import { TRANSPORTS, type Transport } from "./transports.ts"
 
 
@@ -59,6 +60,8 @@ export type Admission = { readonly ok: true; readonly release: () => void } | {
 export class Connections {
   /** This gateway's coalesced writes, shared by its connections. */
   readonly writes = new Writes()
+  /** This gateway's WebSocket event frames, shared by its sockets. */
+  readonly wsFrames = new EventFrames()
   private readonly open = new Set<StreamConnection>()
   private readonly perTransport = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly reserved = new Map<string, number>()

@@ -1,6 +1,6 @@
 /**
- * Server-Sent Events on the wire (SPEC §4.1, §9): one connection as a
- * web-standard ReadableStream, whatever the encoding. What the frames say is
+ * Server-Sent Events on the wire (SPEC §4.1, §9): one connection's frames
+ * into the runtime's response body (`sseBody.ts`), whatever the encoding. What the frames say is
  * the connection's codec (taskstream events, AG-UI, the AI SDK's UI message
  * stream — `codecs/`); this file only moves bytes. A connection's queued
  * frames go out in one write per event-loop turn. The outbound buffer is
@@ -11,6 +11,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import type { EndReason, Sink } from "../stream/TaskStream.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
 import type { Outbox, Writes } from "./outbox.ts"
+import { type SseBody, type SseOutput, type SseSource, webSseBody } from "./sseBody.ts"
 
 /**
  * One wire encoding of what the pipeline delivers to one SSE response: a pure
@@ -41,13 +42,6 @@ export const SSE_HEADERS = {
 
 const encoder = new TextEncoder()
 
-/**
- * Chunks sized in bytes with a high-water mark of 1, so `1 - desiredSize` is
- * the backlog in bytes (a large mark would make Bun reserve memory for it on
- * every idle connection).
- */
-const BACKLOG_IN_BYTES: QueuingStrategy<Uint8Array> = { highWaterMark: 1, size: (chunk) => chunk?.byteLength ?? 0 }
-
 export interface SseOptions {
   readonly codec: SseCodec
   readonly subject: string
@@ -58,32 +52,44 @@ export interface SseOptions {
   readonly bufferBytes: number
   /** The gateway's coalesced writes. */
   readonly writes: Writes
-  readonly onClose: (reason: CloseReason) => void
+  /** The runtime's response body (web streams, or Bun's direct streams). */
+  readonly body?: SseBody
+  readonly onClose: (reason: CloseReason, connection: SseConnection) => void
 }
 
-export class SseConnection implements Sink, Outbox, StreamConnection {
+export class SseConnection implements Sink, Outbox, StreamConnection, SseSource {
   readonly transport = "sse"
   readonly body: ReadableStream<Uint8Array>
   queued = false
   /** When the connection last wrote (heartbeats fill silences). */
   lastWrite = Date.now()
-  private controller!: ReadableStreamDefaultController<Uint8Array>
-  private pending: Array<Uint8Array> = []
-  private pendingBytes = 0
+  private readonly options: SseOptions
+  /** Set once the runtime starts reading the body: frames queued before wait for it. */
+  private output: SseOutput | undefined
+  private pending: Array<Uint8Array>
+  private pendingBytes: number
   private pendingEvents = 0
+  /** No frame is accepted any more (the connection was closed or cut off). */
   private closed = false
+  /** Closed before the body opened: end it once what is queued is written. */
+  private endOnOpen = false
 
-  constructor(private readonly options: SseOptions) {
-    // The connection is its own underlying source: no per-connection closures.
-    this.body = new ReadableStream<Uint8Array>(this, BACKLOG_IN_BYTES)
+  constructor(options: SseOptions) {
+    this.options = options
+    const first = encoder.encode(`retry: ${options.retryMs}\n\n${options.codec.open()}`)
+    this.pending = [first]
+    this.pendingBytes = first.byteLength
+    this.body = (options.body ?? webSseBody)(this)
   }
 
-  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
-    this.controller = controller
-    controller.enqueue(encoder.encode(`retry: ${this.options.retryMs}\n\n${this.options.codec.open()}`))
+  open(output: SseOutput): void {
+    this.output = output
+    this.flush()
+    if (this.endOnOpen) output.end()
   }
 
   cancel(): void {
+    this.output = undefined
     this.finish("client_gone")
   }
 
@@ -110,9 +116,9 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     return this.options.bufferBytes
   }
 
-  /** What is queued and not yet taken by the runtime: frames of this turn plus the stream's backlog. */
+  /** What is queued and not yet sent: frames of this turn plus what the runtime still holds. */
   backlog(): number {
-    return this.pendingBytes + (this.closed ? 0 : 1 - (this.controller.desiredSize ?? 1))
+    return this.closed ? 0 : this.pendingBytes + (this.output?.backlog() ?? 0)
   }
 
   whenUnder(mark: number, ready: () => void): () => void {
@@ -135,15 +141,13 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     if (reason === "token_expired" || reason === "shutdown") this.push(this.options.codec.end(reason))
     this.flush()
     this.finish(reason)
-    try {
-      this.controller.close()
-    } catch {
-      // already closed by the runtime
-    }
+    if (this.output !== undefined) this.output.end()
+    else this.endOnOpen = true
   }
 
   flush(): void {
-    if (this.closed || this.pending.length === 0) return
+    const output = this.output
+    if (output === undefined || this.pending.length === 0) return
     const chunk = this.options.writes.join(this.pending)
     this.pending = []
     this.pendingBytes = 0
@@ -152,10 +156,11 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
       this.pendingEvents = 0
     }
     this.lastWrite = this.options.writes.roundTime
-    this.controller.enqueue(chunk)
-    if (1 - (this.controller.desiredSize ?? 0) > this.options.bufferBytes) {
+    output.write(chunk)
+    if (output.backlog() > this.options.bufferBytes) {
+      this.output = undefined
       this.finish("slow_consumer")
-      this.controller.error(new Error("slow consumer"))
+      output.abort()
     }
   }
 
@@ -167,11 +172,14 @@ export class SseConnection implements Sink, Outbox, StreamConnection {
     this.options.writes.schedule(this)
   }
 
+  /** No more frames; what is still queued goes out only when the connection closes in order. */
   private finish(reason: CloseReason): void {
     if (this.closed) return
     this.closed = true
-    this.pending = []
-    this.pendingBytes = 0
-    this.options.onClose(reason)
+    if (reason === "client_gone" || reason === "slow_consumer") {
+      this.pending = []
+      this.pendingBytes = 0
+    }
+    this.options.onClose(reason, this)
   }
 }

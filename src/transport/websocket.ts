@@ -5,7 +5,9 @@
  * the frames of one turn into one write).
  *
  * An event frame is a short per-subscription prefix joined to the event's
- * envelope JSON, which the event builds once for every client.
+ * envelope JSON, which the event builds once for every client; the joined
+ * frame is built once per prefix (subscriptions of the same `sub` label share
+ * it), not once per socket.
  */
 import type { LogEvent } from "../events/envelope.ts"
 import { CloseCodes } from "./closeCodes.ts"
@@ -31,6 +33,8 @@ export interface WsOptions {
   readonly bufferBytes: number
   /** The gateway's coalesced writes. */
   readonly writes: Writes
+  /** The gateway's event frames, shared by its sockets. */
+  readonly frames: EventFrames
   readonly onClose: (reason: CloseReason) => void
 }
 
@@ -97,11 +101,11 @@ export class WsConnection implements Outbox, StreamConnection {
     return this.options.writes.whenDrained(() => this.backlog(), mark, ready)
   }
 
-  /** Queue an event frame (counted in the delivery metrics). */
-  sendEvent(frame: string): void {
+  /** Queue the frame of `event` for the subscription whose frames start with `prefix` (counted in the delivery metrics). */
+  sendEvent(prefix: string, event: LogEvent): void {
     if (this.closed) return
     this.pendingEvents++
-    this.send(frame)
+    this.send(this.options.frames.of(prefix, event))
   }
 
   /** Liveness of a WebSocket is the runtime's protocol pings (WS_IDLE_TIMEOUT_S): nothing to write. */
@@ -150,6 +154,30 @@ export class WsConnection implements Outbox, StreamConnection {
 export const eventFramePrefix = (sub: string): string => `{"op":"event","sub":${JSON.stringify(sub)},"event":`
 
 export const eventFrame = (prefix: string, event: LogEvent): string => prefix + event.json + "}"
+
+/**
+ * The frames of the event being fanned out, by prefix. A live event reaches
+ * every socket in one synchronous pass, so remembering only the last event is
+ * enough for sockets whose subscriptions carry the same `sub` (clients number
+ * theirs `s1`, `s2`…) to send one shared string instead of joining their own.
+ */
+export class EventFrames {
+  private event: LogEvent | undefined
+  private readonly byPrefix = new Map<string, string>()
+
+  of(prefix: string, event: LogEvent): string {
+    if (event !== this.event) {
+      this.event = event
+      this.byPrefix.clear()
+    }
+    let frame = this.byPrefix.get(prefix)
+    if (frame === undefined) {
+      frame = eventFrame(prefix, event)
+      this.byPrefix.set(prefix, frame)
+    }
+    return frame
+  }
+}
 
 /** A control frame of the protocol (everything but `event`): rare, so plain JSON.stringify. */
 export const controlFrame = (op: string, fields: Record<string, unknown> = {}): string => JSON.stringify({ op, ...fields })

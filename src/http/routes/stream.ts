@@ -9,13 +9,27 @@ import type { Context } from "hono"
 import { Hono } from "hono"
 import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
+import type { CloseReason } from "../../transport/connections.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
+import type { SseBody } from "../../transport/sseBody.ts"
 import type { Principal } from "../auth.ts"
-import type { RouteDeps, RouteServices } from "../deps.ts"
+import type { RouteDeps, RouteServices, RuntimeBindings } from "../deps.ts"
 import { errorResponse } from "../errors.ts"
 import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { type DomainError, respond } from "../respond.ts"
+
+/**
+ * What closing a stream releases. A function apart, so the connection's close
+ * callback holds only these — not the opening (the task's head, the
+ * pipeline's start), the principal or the codec, for as long as it streams.
+ */
+const closeStream = ({ connections, runtime }: RouteDeps, scope: Scope.Closeable, release: () => void) =>
+(reason: CloseReason, connection: SseConnection): void => {
+  connections.remove(connection, reason)
+  release()
+  runtime.fork(Scope.close(scope, Exit.void))
+}
 
 /**
  * Start following an opened task into a new SSE response. Module-level on
@@ -24,30 +38,28 @@ import { type DomainError, respond } from "../respond.ts"
  * its stream — kilobytes per idle connection).
  */
 const openStream = (
-  { config, connections, runtime }: RouteDeps,
+  deps: RouteDeps,
   start: (sink: SseConnection) => Effect.Effect<unknown, never, Scope.Scope>,
   principal: Principal,
   codec: SseCodec,
   headers: Record<string, string>,
-  release: () => void
+  release: () => void,
+  body: SseBody | undefined
 ): Response => {
   const scope = Scope.makeUnsafe()
-  const connection: SseConnection = new SseConnection({
+  const connection = new SseConnection({
     codec,
     subject: principal.subject,
     expiresAt: principal.expiresAt,
-    retryMs: config.retryMs,
-    bufferBytes: config.clientBufferBytes,
-    writes: connections.writes,
-    onClose: (reason) => {
-      connections.remove(connection, reason)
-      release()
-      runtime.fork(Scope.close(scope, Exit.void))
-    }
+    retryMs: deps.config.retryMs,
+    bufferBytes: deps.config.clientBufferBytes,
+    writes: deps.connections.writes,
+    body,
+    onClose: closeStream(deps, scope, release)
   })
-  connections.add(connection)
+  deps.connections.add(connection)
   // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
-  runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
+  deps.runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
   return new Response(connection.body, { status: 200, headers })
 }
 
@@ -78,7 +90,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
       const codec = yield* route.codec(opening)
       return codec === undefined
         ? new Response(null, { status: 204 })
-        : openStream(deps, opening.start, principal.success, codec, headers, admission.release)
+        : openStream(deps, opening.start, principal.success, codec, headers, admission.release, (c.env as RuntimeBindings | undefined)?.sseBody)
     })
   )
   if (response.status !== 200) admission.release()

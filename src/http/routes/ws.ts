@@ -40,6 +40,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
         expiresAt: principal?.expiresAt ?? Date.now() + deps.config.authFrameTimeoutMs,
         bufferBytes: deps.config.clientBufferBytes,
         writes: deps.connections.writes,
+        frames: deps.connections.wsFrames,
         onClose: (reason) => {
           deps.connections.remove(opened, reason)
           release?.()

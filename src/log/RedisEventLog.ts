@@ -16,7 +16,7 @@ import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
 import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
-import { appendErrorOf, defineScripts, publishRegistry, runAppend, touchTaskIndex } from "./appendScript.ts"
+import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, runAppend, TaskIndexUpdates } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
@@ -126,13 +126,17 @@ export const RedisLogLayer = Layer.effectContext(
 
     const run = <A>(command: () => Promise<A>) => Effect.tryPromise({ try: command, catch: unavailable })
 
+    // The index update is sent, not awaited: an append costs one round trip.
+    const indexUpdates = new TaskIndexUpdates(commands, appendSettings)
     const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
       Effect.tryPromise({
         try: () => runAppend(commands, appendSettings, task, drafts),
         catch: (cause) => appendErrorOf(cause, task)
       }).pipe(
-        Effect.tap((ids) => run(() => touchTaskIndex(commands, appendSettings, task, drafts, ids)).pipe(Effect.ignore)),
-        Effect.map((ids) => ids.map((id) => (id === "" ? null : id)))
+        Effect.map((ids) => {
+          indexUpdates.add(indexUpdate(appendSettings.registry, task, drafts, ids))
+          return ids.map((id) => (id === "" ? null : id))
+        })
       )
 
     const read = (taskId: string, after: EventId, limit: number) =>

@@ -110,6 +110,63 @@ export const runAppend = async (
 export const publishRegistry = (redis: RedisClient, prefix: string, registry: EventRegistry): Promise<unknown> =>
   redis.hset(registryKey(prefix), Object.fromEntries(registry.types.map((type) => [type, storageKindOf(registry.kindOf(type)!)])))
 
+/** What one append tells the task index: when, its last stored id ('' if none), the status it set ('' if none). */
+export interface IndexUpdate {
+  readonly member: string
+  readonly at: number
+  readonly lastId: string
+  readonly status: string
+}
+
+export const indexUpdate = (
+  registry: EventRegistry,
+  task: { readonly agentId: string; readonly taskId: string },
+  drafts: ReadonlyArray<EventDraft>,
+  ids: ReadonlyArray<string | null>,
+  at = Date.now()
+): IndexUpdate => {
+  const { lastId, status } = indexUpdateOf(registry, drafts, ids)
+  return { member: `${task.agentId}/${task.taskId}`, at, lastId: lastId ?? "", status: status ?? "" }
+}
+
+const idOrder = (a: string, b: string): number => {
+  const [aMs, aSeq] = a.split("-").map(Number)
+  const [bMs, bSeq] = b.split("-").map(Number)
+  return aMs - bMs || aSeq - bSeq
+}
+
+/**
+ * One update of a task that leaves the index exactly as `earlier` then `later` would
+ * (task_index.lua applied in that order), or undefined when both must run. An update older
+ * than the one before it is refused by the script after it; one that sets no status folds the
+ * recorded status the same way whether or not an earlier status-less update ran first. Only a
+ * status-less update after one that set a status needs both (the script reads the recorded status).
+ */
+export const coalesceIndexUpdates = (earlier: IndexUpdate, later: IndexUpdate): IndexUpdate | undefined => {
+  const at = Math.max(earlier.at, later.at)
+  if (later.lastId === "") return { ...earlier, at }
+  if (earlier.lastId === "" || (idOrder(later.lastId, earlier.lastId) > 0 && (later.status !== "" || earlier.status === ""))) {
+    return { ...later, at }
+  }
+  return idOrder(later.lastId, earlier.lastId) > 0 ? undefined : { ...earlier, at }
+}
+
+const runIndexScript = (
+  target: { taskstreamIndex: (...args: Array<string | number>) => unknown },
+  settings: AppendSettings,
+  update: IndexUpdate
+) =>
+  target.taskstreamIndex(
+    2,
+    taskIndexKey(settings.prefix),
+    taskStatusKey(settings.prefix),
+    update.member,
+    update.at,
+    settings.taskIndexMax,
+    update.lastId,
+    update.status
+  )
+
 /**
  * Record an append in the recent-tasks index and its status hash
  * (`task_index.lua`): a separate call, as the index lives in another cluster
@@ -121,20 +178,53 @@ export const touchTaskIndex = (
   task: { readonly agentId: string; readonly taskId: string },
   drafts: ReadonlyArray<EventDraft>,
   ids: ReadonlyArray<string | null>
-): Promise<unknown> => {
-  const { lastId, status } = indexUpdateOf(settings.registry, drafts, ids)
-  const index = (redis as unknown as { taskstreamIndex: ScriptCommand<number> }).taskstreamIndex
-  return index.call(
-    redis,
-    2,
-    taskIndexKey(settings.prefix),
-    taskStatusKey(settings.prefix),
-    `${task.agentId}/${task.taskId}`,
-    Date.now(),
-    settings.taskIndexMax,
-    lastId ?? "",
-    status ?? ""
-  )
+): Promise<unknown> =>
+  runIndexScript(redis as unknown as { taskstreamIndex: ScriptCommand<number> }, settings, indexUpdate(settings.registry, task, drafts, ids)) as Promise<unknown>
+
+/**
+ * The index updates of one event-loop turn, sent together without waiting
+ * for Redis: an append is answered after one round trip, not two. They are
+ * sent from a microtask queued by the turn's first update, so before any
+ * answer of that turn is written — a later read on the same connection
+ * (GET /tasks) sees them, as Redis runs one connection's commands in order.
+ * Consecutive updates of one task are coalesced (`coalesceIndexUpdates`).
+ * The index is best effort, as before: a failed update is dropped.
+ */
+export class TaskIndexUpdates {
+  private pending = new Map<string, Array<IndexUpdate>>()
+  private scheduled = false
+
+  constructor(private readonly redis: RedisClient, private readonly settings: AppendSettings) {}
+
+  add(update: IndexUpdate): void {
+    const updates = this.pending.get(update.member)
+    if (updates === undefined) this.pending.set(update.member, [update])
+    else {
+      const merged = coalesceIndexUpdates(updates[updates.length - 1], update)
+      if (merged === undefined) updates.push(update)
+      else updates[updates.length - 1] = merged
+    }
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  private readonly flush = () => {
+    this.scheduled = false
+    const pending = this.pending
+    this.pending = new Map()
+    const [first, ...more] = [...pending.values()].flat()
+    if (first === undefined) return
+    if (more.length === 0) {
+      void (runIndexScript(this.redis as unknown as { taskstreamIndex: ScriptCommand<number> }, this.settings, first) as Promise<unknown>)
+        .catch(() => undefined)
+      return
+    }
+    const pipeline = this.redis.pipeline() as unknown as { taskstreamIndex: (...args: Array<string | number>) => unknown } & ReturnType<RedisClient["pipeline"]>
+    for (const update of [first, ...more]) runIndexScript(pipeline, this.settings, update)
+    pipeline.exec().catch(() => undefined)
+  }
 }
 
 /** The script refused an event's content (its JSON decoder is stricter than JSON.parse): the client's fault. */

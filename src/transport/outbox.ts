@@ -4,6 +4,14 @@
  * current event-loop turn — so frames that become ready together (a burst of
  * live events, a page of history) reach a client in one write.
  *
+ * A round flushes at most FLUSH_SLICE connections, then yields to I/O
+ * (`setImmediate`: Bun polls its sockets between immediates, and unlike
+ * `setTimeout(0)` it does not slow the fan-out down to the timer's pace) and
+ * goes on with the rest: an HTTP request is answered between slices instead of
+ * behind a fan-out to every connection. A connection waiting in the queue takes
+ * further frames into its pending write, so its frames stay in order and
+ * coalesced; one queued meanwhile goes to the back of the queue.
+ *
  * One `Writes` per gateway (its `Connections` owns it): two gateways in one
  * process share no flush queue, clock, pacing timer or delivery count.
  */
@@ -13,6 +21,9 @@ export interface Outbox {
   queued: boolean
   flush(): void
 }
+
+/** The most connections one flush round writes before it yields to I/O. */
+export const FLUSH_SLICE = 512
 
 interface DrainWaiter {
   readonly queued: () => number
@@ -33,9 +44,12 @@ export const DRAIN_BYTES_PER_CHECK = 16 * 1024 * 1024
 export class Writes {
   /** A clock read once per flush round, for connections that track their last write. */
   roundTime = Date.now()
+  /** Connections waiting to be flushed, in order; those before `next` are done. */
   private dirty: Array<Outbox> = []
-  private spare: Array<Outbox> = []
+  private next = 0
+  /** A flush is due: on a microtask (a new round) or an immediate (the rest of a round). */
   private scheduled = false
+  private immediate: ReturnType<typeof setImmediate> | undefined
   /** Events written per transport since the last scrape: the per-write path only adds to plain numbers. */
   private readonly delivered = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly drainWaiters = new Set<DrainWaiter>()
@@ -43,18 +57,29 @@ export class Writes {
   private lastJoin: ReadonlyArray<Uint8Array> = []
   private lastJoined: Uint8Array = new Uint8Array(0)
 
-  private readonly flushAll = () => {
-    this.scheduled = false
+  private readonly flushSlice = () => {
+    this.immediate = undefined
     this.roundTime = Date.now()
-    const round = this.dirty
-    this.dirty = this.spare
-    for (let i = 0; i < round.length; i++) {
-      const outbox = round[i]
+    const dirty = this.dirty
+    const end = Math.min(dirty.length, this.next + FLUSH_SLICE)
+    for (let i = this.next; i < end; i++) {
+      const outbox = dirty[i]
       outbox.queued = false
       outbox.flush()
     }
-    round.length = 0
-    this.spare = round
+    this.next = end
+    if (end < dirty.length) {
+      // Under a fan-out that never lets the queue empty, drop the done part now and then.
+      if (end >= 8 * FLUSH_SLICE) {
+        dirty.splice(0, end)
+        this.next = 0
+      }
+      this.immediate = setImmediate(this.flushSlice)
+      return
+    }
+    dirty.length = 0
+    this.next = 0
+    this.scheduled = false
   }
 
   schedule(outbox: Outbox): void {
@@ -63,7 +88,7 @@ export class Writes {
     this.dirty.push(outbox)
     if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.flushAll)
+      queueMicrotask(this.flushSlice)
     }
   }
 
@@ -122,6 +147,7 @@ export class Writes {
 
   /** Stop the pacing timer (shutdown). */
   stop(): void {
+    clearImmediate(this.immediate)
     clearTimeout(this.drainTimer)
     this.drainTimer = undefined
     this.drainWaiters.clear()

@@ -148,4 +148,30 @@ describe("Bad input", () => {
       tasksBefore.tasks.map((t: { taskId: string }) => t.taskId).sort()
     )
   })
+
+  it("refuses a body over MAX_BODY_BYTES by its Content-Length, or by counting a streamed body, and takes one just under it", async () => {
+    const task = uniqueTask("size")
+    const path = `${taskPath(AGENT, task)}/events`
+    const sized = (body: string) => ({ "content-type": "application/json", "content-length": String(new TextEncoder().encode(body).byteLength) })
+    const streamed = (body: string) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          const bytes = new TextEncoder().encode(body)
+          for (let at = 0; at < bytes.byteLength; at += 8192) controller.enqueue(bytes.subarray(at, at + 8192))
+          controller.close()
+        }
+      })
+    const over = JSON.stringify({ type: "WorkflowStarted", data: { goal: "g".repeat(MAX_BODY_BYTES) } })
+    const under = JSON.stringify([step(1)]).padEnd(MAX_BODY_BYTES, " ")
+    const refused = { status: 413, code: "payload_too_large", field: "body" }
+    const answer = async (init: RequestInit) => {
+      const { status, body } = await json(path, { method: "POST", ...init })
+      return { status, code: body?.code, field: body?.field }
+    }
+    expect(await answer({ headers: sized(over), body: over })).toEqual(refused)
+    expect(await answer({ headers: { "content-type": "application/json" }, body: streamed(over) })).toEqual(refused)
+    expect((await answer({ headers: sized(under), body: under })).status).toBe(201)
+    expect((await answer({ headers: { "content-type": "application/json" }, body: streamed(under) })).status).toBe(201)
+    expect((await events(AGENT, task)).events).toHaveLength(2)
+  })
 })

@@ -50,6 +50,24 @@ describeEachLog("History and task list", {}, (h) => {
     expect(tasks[0].agentId).toBe(agent)
   })
 
+  it("lists at once every task of concurrent publishes, with the status of each task's newest event", async () => {
+    const agent = `agent-${uniqueTask("c")}`
+    const tasks = Array.from({ length: 12 }, () => uniqueTask())
+    const paused = tasks[0]
+    await postEvents(h().url, agent, paused, step(1))
+    // Answered together: their index updates go out coalesced, before any of the answers.
+    await Promise.all([
+      postEvents(h().url, agent, paused, { type: "WorkflowPaused", data: { reason: "user" } }),
+      ...tasks.slice(1).map((task, i) => postEvents(h().url, agent, task, i % 2 === 0 ? step(1) : [step(1), { type: "WorkflowCompleted", data: {} }]))
+    ])
+    await postEvents(h().url, agent, paused, step(2))
+    const response = await fetch(`${h().url}/api/v1/tasks?agent=${agent}&limit=50`)
+    const listed = new Map((await response.json()).tasks.map((t: any) => [t.taskId, t.status]))
+    expect(listed.size).toBe(tasks.length)
+    expect(listed.get(paused)).toBe("paused")
+    tasks.slice(1).forEach((task, i) => expect(listed.get(task)).toBe(i % 2 === 0 ? "running" : "completed"))
+  })
+
   it("is live and ready", async () => {
     expect(await (await fetch(`${h().url}/healthz`)).json()).toEqual({ status: "ok" })
     const ready = await fetch(`${h().url}/readyz`)

@@ -1,6 +1,6 @@
 /** Coalesced writes are per gateway: two `Writes` (two gateways in one process) share no queue, count or pacing. */
 import { describe, expect, it } from "bun:test"
-import { DRAIN_BYTES_PER_CHECK, joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
+import { DRAIN_BYTES_PER_CHECK, FLUSH_SLICE, joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
 
 const outbox = () => {
   const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++ }
@@ -20,6 +20,25 @@ describe("Writes", () => {
     await new Promise<void>((resolve) => setTimeout(resolve, 0))
     expect([a.flushes, b.flushes]).toEqual([1, 1])
     expect(a.queued || b.queued).toBe(false)
+  })
+
+  it("flushes at most FLUSH_SLICE connections per turn, the rest after I/O had its turn, each once and in queue order", async () => {
+    const writes = new Writes()
+    const order: Array<number> = []
+    const boxes = Array.from({ length: 2 * FLUSH_SLICE + 10 }, (_, i) => {
+      const box: Outbox = { queued: false, flush: () => void order.push(i) }
+      return box
+    })
+    for (const box of boxes) writes.schedule(box)
+    await new Promise<void>((resolve) => queueMicrotask(resolve))
+    expect(order.length).toBe(FLUSH_SLICE)
+    // Frames queued meanwhile on a connection still waiting join its pending write; none is flushed twice.
+    writes.schedule(boxes[boxes.length - 1])
+    // One already flushed and queued again goes to the back of the queue.
+    writes.schedule(boxes[0])
+    while (order.length < boxes.length + 1) await new Promise<void>((resolve) => setImmediate(resolve))
+    expect(order).toEqual([...boxes.keys(), 0])
+    expect(boxes.some((box) => box.queued)).toBe(false)
   })
 
   it("counts delivered events per gateway and per transport, handing them over once", () => {

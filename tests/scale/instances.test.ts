@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { postEvents, step, taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
-import { sleep } from "../support/ports.ts"
+import { eventually, sleep } from "../support/ports.ts"
 import { type RedisServer, startRedis } from "../support/redis.ts"
 import { eventFrames, openSse, openSseSocket, type SseStream } from "../support/sse.ts"
 
@@ -45,9 +45,12 @@ describe("Three gateway instances on one Redis", () => {
       )
     )
     await Promise.all(streams.map((stream) => stream.waitFor((frames) => frames.length >= 1)))
-    // One subscriber connection per instance, whatever the number of clients and tasks.
-    const pubsubClients = String(await redis.client.call("CLIENT", "LIST", "TYPE", "pubsub")).trim().split("\n")
-    expect(pubsubClients).toHaveLength(gateways.length)
+    // One subscriber connection per instance, whatever the number of clients and tasks. A stream's
+    // first frame (retry:) may come before its instance's SUBSCRIBE: wait for every instance's, then
+    // check that there is no more than one each.
+    const pubsubClients = () => redis.client.call("CLIENT", "LIST", "TYPE", "pubsub").then((list) => String(list).trim().split("\n"))
+    await eventually(async () => (await pubsubClients()).length >= gateways.length, 10_000, "every instance's subscriber")
+    expect(await pubsubClients()).toHaveLength(gateways.length)
 
     // One publisher per task, each sending its events round-robin through the three instances.
     await Promise.all(

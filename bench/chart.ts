@@ -1,12 +1,12 @@
 // `bun bench/chart.ts [results.json] [out.svg]`: draws p99 latency and server CPU per scenario for
-// ceiling, gateway and floor from bench/results/latest.json into docs/performance.svg, and prints
+// ceiling, gateway, floor and Nchan from bench/results/latest.json into docs/performance.svg, and prints
 // the same results as a Markdown table for docs/performance.md.
 import { readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 
 interface Row {
   scenario: string
-  target: "ceiling" | "gateway" | "floor"
+  target: "ceiling" | "gateway" | "floor" | "nchan"
   status: string
   note: string
   delivered: number
@@ -23,6 +23,12 @@ interface Row {
   publishedPerS: number | null
   rssPerConnectionKB: number | null
   historyAllS: number | null
+  ingestP50Ms?: number | null
+  ingestP99Ms?: number | null
+  cpuPerEventUs?: number | null
+  stormCaughtUpS?: number | null
+  stormThrottledS?: number | null
+  logReads?: number | null
 }
 
 const ROOT = resolve(import.meta.dir, "..")
@@ -32,8 +38,8 @@ const { results, started, verdicts = [] } = JSON.parse(readFileSync(input, "utf8
   started: string
   verdicts?: { scenario: string; target: string; met: boolean | null }[]
 }
-const TARGETS = ["ceiling", "gateway", "floor"] as const
-const COLORS = { ceiling: "#4c78a8", gateway: "#f58518", floor: "#9d9d9d" }
+const TARGETS = ["ceiling", "gateway", "floor", "nchan"] as const
+const COLORS = { ceiling: "#4c78a8", gateway: "#f58518", floor: "#9d9d9d", nchan: "#54a24b" }
 const scenarios = [...new Set(results.map((r) => r.scenario))]
 
 const escape = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;")
@@ -45,7 +51,7 @@ const panel = (title: string, unit: string, pick: (r: Row) => number | null, y: 
   const height = 230
   const left = 40
   const groupWidth = (width - left - 20) / scenarios.length
-  const barWidth = Math.min(40, (groupWidth - 30) / 3)
+  const barWidth = Math.min(40, (groupWidth - 30) / TARGETS.length)
   const plotTop = y + 40
   const plotHeight = height - 90
   const parts = [`<text x="${left}" y="${y + 22}" font-size="16" font-weight="bold">${escape(title)}</text>`]
@@ -53,7 +59,7 @@ const panel = (title: string, unit: string, pick: (r: Row) => number | null, y: 
     const rows = TARGETS.map((t) => results.find((r) => r.scenario === scenario && r.target === t && r.status === "ok"))
     const values = rows.map((r) => (r ? pick(r) : null))
     const max = Math.max(0, ...values.filter((v): v is number => typeof v === "number" && Number.isFinite(v)))
-    const x0 = left + g * groupWidth + (groupWidth - 3 * barWidth - 8) / 2
+    const x0 = left + g * groupWidth + (groupWidth - TARGETS.length * barWidth - 4 * (TARGETS.length - 1)) / 2
     values.forEach((v, i) => {
       const x = x0 + i * (barWidth + 4)
       if (typeof v !== "number" || !Number.isFinite(v) || max === 0) {
@@ -89,7 +95,11 @@ const num = (v: number | null, digits: number): string => (typeof v === "number"
 const times = (v: number | null, base: number | null | undefined): string =>
   typeof v === "number" && typeof base === "number" && Number.isFinite(v) && base > 0 ? ` (${(v / base).toFixed(2)}×)` : ""
 const figure = (r: Row): string =>
-  r.scenario === "idle" ? `${num(r.rssPerConnectionKB, 1)} KB RSS/conn`
+  r.scenario === "reconnect-storm"
+    ? `caught up ${num(r.stormCaughtUpS ?? null, 2)} s, throttled ${num(r.stormThrottledS ?? null, 2)} s, ${num(r.logReads ?? null, 0)} log reads`
+    : r.scenario.endsWith("-http")
+    ? `${num((r.deliveriesPerS ?? NaN) / 1000, 0)}k deliveries/s; published ${num(r.publishedPerS, 0)} ev/s, ingest p50/p99 ${num(r.ingestP50Ms ?? null, 1)}/${num(r.ingestP99Ms ?? null, 1)} ms, ${num(r.cpuPerEventUs ?? null, 0)} µs CPU/event`
+    : r.scenario === "idle" ? `${num(r.rssPerConnectionKB, 1)} KB RSS/conn`
     : r.scenario === "history" ? `all history in ${num(r.historyAllS, 2)} s`
     : r.scenario === "burst" ? `${num((r.deliveriesPerS ?? NaN) / 1e6, 2)}M deliveries/s (published ${num((r.publishedPerS ?? NaN) / 1000, 1)}k ev/s)`
     : `${num((r.deliveriesPerS ?? NaN) / 1000, 0)}k deliveries/s`

@@ -136,7 +136,7 @@ const serverCommand = (target: Target, scenario: string, port: number): string[]
   const prof = profile
     ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "profiles")}`, `--cpu-prof-name=gateway-${scenario}.cpuprofile`]
     : []
-  return [BUN, ...prof, "src/main.bun.ts"]
+  return [BUN, ...prof, ...(process.env.BENCH_GATEWAY_FLAGS ?? "").split(" ").filter(Boolean), "src/main.bun.ts"]
 }
 
 const heapSnapshotPath = (scenario: string): string => join(RESULTS, "profiles", `gateway-${scenario}.heapsnapshot`)

@@ -125,7 +125,7 @@ describe("task index updates on Redis", () => {
     type Script = (...args: Array<string | number>) => Promise<number>
     const scripts = client as unknown as { taskstreamIndex: Script; taskstreamIndexBatch: Script }
     const state = async (prefix: string) => ({
-      index: await client.zrange(taskIndexKey(prefix), 0, -1, "WITHSCORES"),
+      index: await client.zrange(taskIndexKey(prefix), "0", "-1", "WITHSCORES"),
       status: await client.hgetall(taskStatusKey(prefix))
     })
     let round = 0

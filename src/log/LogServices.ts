@@ -5,7 +5,7 @@
  * every ingest, history page or stream open calls (`EventLog.append`, `read`,
  * `head`, `inflight`) run untraced, as the per-event path (live dispatch) does:
  * a span costs its object, two clock reads and a captured stack per call, which
- * measured ≈ 30 % of an ingest request's CPU above the minimal endpoint
+ * measured 20–45 % of an ingest request's CPU above the minimal endpoint
  * (docs/performance.md, "Issue 17, part 2: ingest").
  */
 import { Context, Effect } from "effect"

@@ -1,8 +1,12 @@
 /**
  * The four log services one layer (memory or Redis) provides together, from
- * one store. Their request-level methods run in a span named after the method
- * (`EventLog.append`, `TaskIndex.tasks`, …) with the task id; the per-event
- * path (live dispatch) stays plain TypeScript, untraced.
+ * one store. The less frequent methods run in a span named after the method
+ * (`TaskIndex.tasks`, `ControlQueue.append`, …) with the task id. The methods
+ * every ingest, history page or stream open calls (`EventLog.append`, `read`,
+ * `head`, `inflight`) run untraced, as the per-event path (live dispatch) does:
+ * a span costs its object, two clock reads and a captured stack per call, which
+ * measured 20–45 % of an ingest request's CPU above the minimal endpoint
+ * (docs/performance.md, "Issue 17, part 2: ingest").
  */
 import { Context, Effect } from "effect"
 import { ControlQueue } from "./ControlQueue.ts"
@@ -23,10 +27,10 @@ export const logServices = (services: {
 }): Context.Context<LogServices> => {
   const { log, feed, index, control } = services
   return Context.make(EventLog, {
-    append: (task, drafts) => log.append(task, drafts).pipe(span("EventLog.append", task.taskId)),
-    read: (taskId, after, limit) => log.read(taskId, after, limit).pipe(span("EventLog.read", taskId)),
-    head: (taskId) => log.head(taskId).pipe(span("EventLog.head", taskId)),
-    inflight: (taskId) => log.inflight(taskId).pipe(span("EventLog.inflight", taskId)),
+    append: (task, drafts) => log.append(task, drafts),
+    read: (taskId, after, limit) => log.read(taskId, after, limit),
+    head: (taskId) => log.head(taskId),
+    inflight: (taskId) => log.inflight(taskId),
     ping: log.ping.pipe(span("EventLog.ping", undefined))
   }).pipe(
     Context.add(LiveFeed, feed),

@@ -126,8 +126,12 @@ export const RedisLogLayer = Layer.effectContext(
 
     const run = <A>(command: () => Promise<A>) => Effect.tryPromise({ try: command, catch: unavailable })
 
-    // The index update is sent, not awaited: an append costs one round trip.
-    const indexUpdates = new TaskIndexUpdates(commands, appendSettings)
+    // The index update is sent, not awaited, with those of the next INDEX_FLUSH_MS: an append costs one round trip.
+    // Released before the command connection (acquired after it): what is pending goes out before QUIT.
+    const indexUpdates = yield* Effect.acquireRelease(
+      Effect.sync(() => new TaskIndexUpdates(commands, appendSettings)),
+      (updates) => Effect.sync(() => updates.flush())
+    )
     const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
       Effect.tryPromise({
         try: () => runAppend(commands, appendSettings, task, drafts),
@@ -197,6 +201,8 @@ export const RedisLogLayer = Layer.effectContext(
       Effect.gen(function*() {
         // The index is small (TASK_INDEX_MAX); an agent filter scans a bounded window.
         const window = agentId === undefined ? limit : Math.min(config.taskIndexMax, limit * 50)
+        // The updates still pending go first on this connection: the read sees every append answered before it.
+        indexUpdates.flush()
         const members = yield* run(() =>
           commands.zrevrange(taskIndexKey(prefix), 0, window - 1, "WITHSCORES")
         )

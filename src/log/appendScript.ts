@@ -16,6 +16,22 @@ export const APPEND_SCRIPT_PATH = new URL("./append.lua", import.meta.url)
 export const APPEND_SCRIPT = readFileSync(APPEND_SCRIPT_PATH, "utf8")
 export const TASK_INDEX_SCRIPT_PATH = new URL("./task_index.lua", import.meta.url)
 const TASK_INDEX_SCRIPT = readFileSync(TASK_INDEX_SCRIPT_PATH, "utf8")
+/** How many index updates one call of the batch script applies at most. */
+export const INDEX_BATCH_MAX = 100
+/**
+ * task_index.lua applied to several updates in one call, in order: its text unchanged as the body
+ * of a function whose KEYS and ARGV shadow the call's (its `return`s end one update), then a loop
+ * over ARGV in groups of five (member, now, max, last id, status). Same keys, same slot.
+ */
+const TASK_INDEX_BATCH_SCRIPT = `local function index_one(KEYS, ARGV)
+${TASK_INDEX_SCRIPT}
+end
+local changed = 0
+for i = 1, #ARGV, 5 do
+  changed = changed + index_one(KEYS, { ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] })
+end
+return changed
+`
 
 export interface AppendSettings {
   /** The registry of whoever appends (a gateway's, a publisher's): its custom types are declared to the script. */
@@ -48,6 +64,7 @@ export class ReplicationTimeoutError extends Error {
 export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
   redis.defineCommand("taskstreamIndex", { lua: TASK_INDEX_SCRIPT })
+  redis.defineCommand("taskstreamIndexBatch", { lua: TASK_INDEX_BATCH_SCRIPT })
 }
 
 /**
@@ -181,20 +198,28 @@ export const touchTaskIndex = (
 ): Promise<unknown> =>
   runIndexScript(redis as unknown as { taskstreamIndex: ScriptCommand<number> }, settings, indexUpdate(settings.registry, task, drafts, ids)) as Promise<unknown>
 
+/** How long index updates wait to be sent together (and coalesced per task). */
+export const INDEX_FLUSH_MS = 25
+
 /**
- * The index updates of one event-loop turn, sent together without waiting
- * for Redis: an append is answered after one round trip, not two. They are
- * sent from a microtask queued by the turn's first update, so before any
- * answer of that turn is written — a later read on the same connection
- * (GET /tasks) sees them, as Redis runs one connection's commands in order.
- * Consecutive updates of one task are coalesced (`coalesceIndexUpdates`).
- * The index is best effort, as before: a failed update is dropped.
+ * The index updates of the appends of the last INDEX_FLUSH_MS, sent together
+ * (one call of the batch script per INDEX_BATCH_MAX) without waiting for Redis: an append is answered after one
+ * round trip, not two, and costs no index write of its own. Consecutive updates
+ * of one task are coalesced (`coalesceIndexUpdates`). A read of the index on
+ * this gateway calls `flush()` first, so it sees every append answered before
+ * it (Redis runs one connection's commands in order); another gateway sees them
+ * at most INDEX_FLUSH_MS later. Closing the log flushes too. The index is best
+ * effort, as before: a failed update is dropped.
  */
 export class TaskIndexUpdates {
   private pending = new Map<string, Array<IndexUpdate>>()
-  private scheduled = false
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  constructor(private readonly redis: RedisClient, private readonly settings: AppendSettings) {}
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly settings: AppendSettings,
+    private readonly delayMs = INDEX_FLUSH_MS
+  ) {}
 
   add(update: IndexUpdate): void {
     const updates = this.pending.get(update.member)
@@ -204,26 +229,30 @@ export class TaskIndexUpdates {
       if (merged === undefined) updates.push(update)
       else updates[updates.length - 1] = merged
     }
-    if (!this.scheduled) {
-      this.scheduled = true
-      queueMicrotask(this.flush)
-    }
+    this.timer ??= setTimeout(this.flush, this.delayMs)
   }
 
-  private readonly flush = () => {
-    this.scheduled = false
+  /** Send the pending updates now: before a read of the index, on close, and when the timer fires. */
+  readonly flush = (): void => {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
     const pending = this.pending
     this.pending = new Map()
-    const [first, ...more] = [...pending.values()].flat()
-    if (first === undefined) return
-    if (more.length === 0) {
-      void (runIndexScript(this.redis as unknown as { taskstreamIndex: ScriptCommand<number> }, this.settings, first) as Promise<unknown>)
+    const updates = [...pending.values()].flat()
+    if (updates.length === 1) {
+      void (runIndexScript(this.redis as unknown as { taskstreamIndex: ScriptCommand<number> }, this.settings, updates[0]) as Promise<unknown>)
         .catch(() => undefined)
       return
     }
-    const pipeline = this.redis.pipeline() as unknown as { taskstreamIndex: (...args: Array<string | number>) => unknown } & ReturnType<RedisClient["pipeline"]>
-    for (const update of [first, ...more]) runIndexScript(pipeline, this.settings, update)
-    pipeline.exec().catch(() => undefined)
+    // Several: one call of the batch script per INDEX_BATCH_MAX, each the script's updates in order.
+    const redis = this.redis as unknown as { taskstreamIndexBatch: ScriptCommand<number> }
+    for (let start = 0; start < updates.length; start += INDEX_BATCH_MAX) {
+      const args: Array<string | number> = [2, taskIndexKey(this.settings.prefix), taskStatusKey(this.settings.prefix)]
+      for (const update of updates.slice(start, start + INDEX_BATCH_MAX)) {
+        args.push(update.member, update.at, this.settings.taskIndexMax, update.lastId, update.status)
+      }
+      redis.taskstreamIndexBatch(...args).catch(() => undefined)
+    }
   }
 }
 

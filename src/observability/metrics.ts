@@ -60,8 +60,10 @@ export const makeMetrics = (): MetricsRecorder => {
   return {
     record,
     labelled: <I>(metric: Metric.Metric<I, unknown>, attributes: Attributes) => {
-      const bound = Metric.withAttributes(metric, attributes)
-      return (value: I) => bound.updateUnsafe(value, context)
+      // What `Metric.withAttributes` does on every update (a new Context with the attributes,
+      // ≈ 6 µs), done once: the handle updates the metric in a context that already has them.
+      const labelledContext = Context.add(context, Metric.CurrentMetricAttributes, { ...attributes })
+      return (value: I) => metric.updateUnsafe(value, labelledContext)
     },
     render: PrometheusMetrics.format().pipe(Effect.provideService(Metric.MetricRegistry, registry)),
     init: (transports) => {

@@ -81,7 +81,8 @@ export class LogEvent implements EventId {
   readonly ephemeral: boolean
   private parsedData: Record<string, unknown> | undefined
   private envelopeText: string | undefined
-  private readonly encodings = new Map<string, Uint8Array>()
+  /** Wire encodings by key, made on first use (most events are encoded once, many not at all). */
+  private encodings: Map<string, Uint8Array> | undefined
 
   constructor(fields: LogEventFields, registry: EventRegistry, data?: Record<string, unknown>) {
     this.id = fields.id
@@ -120,10 +121,10 @@ export class LogEvent implements EventId {
 
   /** Memoise one wire encoding of this event under `key`. */
   encoded(key: string, encode: (event: LogEvent) => Uint8Array): Uint8Array {
-    let bytes = this.encodings.get(key)
+    let bytes = this.encodings?.get(key)
     if (bytes === undefined) {
       bytes = encode(this)
-      this.encodings.set(key, bytes)
+      ;(this.encodings ??= new Map()).set(key, bytes)
     }
     return bytes
   }

@@ -33,9 +33,10 @@ export const parseLiveMessage = (text: string, registry: EventRegistry): LiveMes
   if (typeof head.type !== "string" || typeof head.agentId !== "string") return undefined
   // Only a stored event (with an id) may be of a type this gateway does not know.
   if (head.id === undefined ? registry.kindOf(head.type) === undefined : id === undefined) return undefined
-  const { prev, ...fields } = head
+  // Fields named one by one: no object spreads on the per-event path.
+  const { type, agentId, taskId, time, prev } = head
   return {
-    event: new LogEvent({ ...fields, id: head.id, dataJson: text.slice(dataAt + 8, -1) }, registry),
+    event: new LogEvent({ id: head.id, type, agentId, taskId, time, dataJson: text.slice(dataAt + 8, -1) }, registry),
     prev: prev === undefined ? undefined : parseEventId(prev)
   }
 }

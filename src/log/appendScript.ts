@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs"
 import { type EventDraft, InvalidEvent } from "../events/draft.ts"
+import { compareIds, parseEventId } from "../events/envelope.ts"
 import { AgentMismatch, type AppendError, LogUnavailable, ReplicationTimeout, TaskEnded, type TaskRef } from "./EventLog.ts"
 import { indexUpdateOf } from "../events/state.ts"
 import { type EventRegistry, storageKindOf } from "../events/registry.ts"
@@ -146,11 +147,8 @@ export const indexUpdate = (
   return { member: `${task.agentId}/${task.taskId}`, at, lastId: lastId ?? "", status: status ?? "" }
 }
 
-const idOrder = (a: string, b: string): number => {
-  const [aMs, aSeq] = a.split("-").map(Number)
-  const [bMs, bSeq] = b.split("-").map(Number)
-  return aMs - bMs || aSeq - bSeq
-}
+/** The order of two stored ids (as the script returned them). */
+const idOrder = (a: string, b: string): number => compareIds(parseEventId(a)!, parseEventId(b)!)
 
 /**
  * One update of a task that leaves the index exactly as `earlier` then `later` would

@@ -160,6 +160,12 @@ export class Writes {
   private readonly checkDrains = () => {
     this.drainTimer = undefined
     let budget = DRAIN_BYTES_PER_CHECK
+    /** Ready `waiter`, `queued` bytes behind: it may add up to its mark, out of this check's budget. */
+    const ready = (waiter: DrainWaiter, queued: number) => {
+      budget -= waiter.mark - queued
+      this.drainWaiters.delete(waiter)
+      waiter.ready()
+    }
     /** Under their mark, never held back: readied after the held ones, while the budget lasts. */
     const others: Array<DrainWaiter> = []
     // A readied waiter's catch-up runs on at once and may wait again: it waits for the next check.
@@ -174,10 +180,7 @@ export class Writes {
         others.push(waiter)
         continue
       }
-      if (budget <= 0) continue
-      budget -= waiter.mark - queued
-      this.drainWaiters.delete(waiter)
-      waiter.ready()
+      if (budget > 0) ready(waiter, queued)
     }
     let left = false
     for (const waiter of others) {
@@ -187,10 +190,7 @@ export class Writes {
       }
       // Another waiter readied before it may have written to the same connection: ask again.
       const queued = waiter.queued()
-      if (queued >= waiter.mark || !this.drainWaiters.has(waiter)) continue
-      budget -= waiter.mark - queued
-      this.drainWaiters.delete(waiter)
-      waiter.ready()
+      if (queued < waiter.mark && this.drainWaiters.has(waiter)) ready(waiter, queued)
     }
     if (this.drainWaiters.size > 0) this.drainTimer = setTimeout(this.checkDrains, left || budget <= 0 ? 0 : this.drainCheckMs())
   }

@@ -69,9 +69,6 @@ export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal,
   return undefined
 }
 
-/** Whether every event names the same task object (one route's task: the common case). */
-const oneTask = (events: ReadonlyArray<Published>): boolean => events.every(({ task }) => task === events[0].task)
-
 /**
  * Append events that may name several tasks: one atomic append per task, in
  * the order each task first appears; ids come back in the events' order.
@@ -79,12 +76,6 @@ const oneTask = (events: ReadonlyArray<Published>): boolean => events.every(({ t
 export const appendAll = (events: ReadonlyArray<Published>) =>
   Effect.gen(function*() {
     const log = yield* EventLog
-    const metrics = yield* GatewayMetrics
-    if (events.length > 0 && oneTask(events)) {
-      const ids = yield* log.append(events[0].task, events.map(({ draft }) => draft))
-      metrics.record(Metrics.eventsAppended, ids.length)
-      return ids
-    }
     const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
     events.forEach(({ draft, task }, i) => {
       const key = `${task.agentId}/${task.taskId}`
@@ -100,6 +91,6 @@ export const appendAll = (events: ReadonlyArray<Published>) =>
         ids[group.at[j]] = id
       })
     }
-    metrics.record(Metrics.eventsAppended, ids.length)
+    ;(yield* GatewayMetrics).record(Metrics.eventsAppended, ids.length)
     return ids
   })

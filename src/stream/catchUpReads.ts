@@ -43,12 +43,6 @@ export const backoffDelay = ({ baseMs, capMs }: Backoff, failures: number): numb
 /** Readers of history pages that go on in one event-loop turn at most (each passes on about a page). */
 export const READERS_PER_TURN = 64
 
-/** The next event-loop turn (after I/O), where the runtime has one. */
-const nextTurn = (run: () => void): void => {
-  if (typeof globalThis.setImmediate === "function") globalThis.setImmediate(run)
-  else setTimeout(run, 0)
-}
-
 interface Shared {
   readonly taskId: string
   /** Readers whose page came, waiting for their turn. */
@@ -90,7 +84,8 @@ export const makeCatchUpReads = (
   const scheduleTurn = () => {
     if (turnScheduled) return
     turnScheduled = true
-    nextTurn(takeTurn)
+    // The next event-loop turn, after I/O (as the flush slices of transport/outbox.ts).
+    setImmediate(takeTurn)
   }
 
   const takeTurn = () => {

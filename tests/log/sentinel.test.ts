@@ -83,7 +83,8 @@ const publishSteps = async (base: string, task: string, from: number, count: num
         await onAck?.(ack)
         break
       }
-      expect({ status: response.status, inTime: Date.now() < deadline }).toMatchObject({ status: 503, inTime: true })
+      const refused = { step, status: response.status, body: await response.text(), waitedMs: Date.now() - deadline + 45_000 }
+      expect({ ...refused, inTime: Date.now() < deadline }).toMatchObject({ status: 503, inTime: true })
       await sleep(50)
     }
   }
@@ -159,6 +160,7 @@ describe("Redis Sentinel [bun]", () => {
   // replication, documented in docs/deploy.md. The clients read through the other gateway.
   it("survives SENTINEL FAILOVER with publishers and clients running: every acknowledged event once, in order", async () => {
     const task = uniqueTask("failover")
+    await sentinel.settled()
     const sse = await openSse(`${gateway.url}${taskPath("agent-ha", task)}/events/stream?format=envelope`)
     const ws = await openWs(gateway.url)
     ws.send({ op: "subscribe", sub: "s", agentId: "agent-ha", taskId: task })
@@ -206,13 +208,22 @@ describe("Redis Sentinel [bun]", () => {
 
   it("with REDIS_WAIT_REPLICAS=1 loses no acknowledged event when the master is killed right after acknowledging", async () => {
     const task = uniqueTask("kill")
+    // The previous test's failover may still be settling: a kill before the sentinels see a good replica
+    // would leave the group without a master for 2 × the failover timeout, or longer.
+    await sentinel.settled()
     const sse = await openSse(`${waiting.url}${taskPath("agent-ha", task)}/events/stream?format=envelope`)
     let killed: Promise<void> | undefined
     const oldMaster = await sentinel.master()
     const acks = await publishSteps(waiting.url, task, 0, 40, (ack) => {
       // The instant the 20th event is acknowledged, its master dies; once a replica is promoted the
       // old master comes back as its replica, so there is again a replica to WAIT for.
-      if (ack.step === 19) killed = sentinel.killMaster().then(() => sentinel.restart(oldMaster))
+      if (ack.step === 19) {
+        const started = Date.now()
+        killed = sentinel.killMaster().then(() => sentinel.restart(oldMaster)).catch((error: unknown) => {
+          throw new Error(`the kill and restart of ${oldMaster} failed after ${Date.now() - started} ms: ${String(error)}`)
+        })
+        killed.catch(() => {}) // awaited below; reported there, not as an unhandled rejection
+      }
     })
     await killed
     await finish(waiting.url, task)

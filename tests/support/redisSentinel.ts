@@ -22,6 +22,12 @@ export interface RedisSentinelServer {
   readonly dataPorts: ReadonlyArray<number>
   /** The master's port, as the sentinels report it. */
   master(): Promise<number>
+  /**
+   * Until every sentinel names the same master and counts a replica of it as healthy (not down, link ok):
+   * a failover started before the sentinels see a good replica aborts and is retried only after 2 × the
+   * failover timeout, which a test right after an earlier failover can hit.
+   */
+  settled(): Promise<number>
   /** `SENTINEL FAILOVER`; resolves with the new master's port once it accepts writes. */
   failover(): Promise<number>
   /** SIGKILL the master; resolves with the promoted replica's port once it accepts writes. */
@@ -126,6 +132,23 @@ export const startRedisSentinel = async (): Promise<RedisSentinelServer> => {
       return role?.[0] === "master" ? next : undefined
     }, 30_000, `a master other than ${old}`)
 
+  const settled = (): Promise<number> =>
+    eventually(async () => {
+      const current = await master().catch(() => undefined)
+      if (current === undefined) return undefined
+      for (const port of sentinelPorts) {
+        const address = (await ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)) as Array<string> | undefined
+        if (address === undefined || Number(address[1]) !== current) return undefined
+        const replicas = ((await ask(port, "SENTINEL", "REPLICAS", MASTER_NAME)) ?? []) as Array<Array<string>>
+        const healthy = replicas.some((fields) => {
+          const field = (name: string) => fields[fields.indexOf(name) + 1]
+          return field("flags") === "slave" && field("master-link-status") === "ok"
+        })
+        if (!healthy) return undefined
+      }
+      return current
+    }, 30_000, "every sentinel to agree on the master and see a healthy replica of it")
+
   const kill = async (port: number) => {
     const child = processes.get(port)
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
@@ -139,6 +162,7 @@ export const startRedisSentinel = async (): Promise<RedisSentinelServer> => {
     sentinelPorts,
     dataPorts,
     master,
+    settled,
     failover: async () => {
       const old = await master()
       await eventually(async () => (await ask(sentinelPorts[0], "SENTINEL", "FAILOVER", MASTER_NAME)) === "OK", 10_000, "SENTINEL FAILOVER accepted")

@@ -1,14 +1,17 @@
 /**
- * The local listeners of each task's live channel, ref-counted by an Effect
- * `RcMap`: the first listener of a task opens the channel, the last one's
- * scope closes it. Dispatch is plain TypeScript on a plain map of the open
- * channels — it runs once per event for every local client.
+ * The local listeners of each task's live channel, ref-counted: the first
+ * listener of a task opens the channel, the last one to leave closes it.
+ * Plain TypeScript on a plain map, not an Effect `RcMap`: an entry is what
+ * every followed task costs while it is followed (an `RcMap` entry with its
+ * scope and context measured ≈ 2.9 KB per task; docs/performance.md, "idle"),
+ * and dispatch runs once per event for every local client. The channels are
+ * closed with the scope of the log that made them.
  *
  * Listeners are isolated: one that throws is logged and skipped, and the
  * others still get the event (and the appender or the Redis client that
  * dispatched it never sees the exception).
  */
-import { Effect, RcMap, Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
@@ -21,71 +24,95 @@ const failed = (logLine: LogLine, taskId: string, error: unknown): void => {
   })
 }
 
-/**
- * Opens a task's channel for as long as the scope lasts; the effect it returns
- * completes once the channel is established (listeners wait for it).
- */
-export type OpenChannel = (taskId: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+/** A task's channel, opened: `established` settles once it receives (undefined: at once). */
+export interface OpenedChannel {
+  readonly established: Promise<void> | undefined
+  close(): void
+}
+
+/** Opens a task's channel (a Redis subscription; nothing for the memory log). */
+export type OpenChannel = (taskId: string) => OpenedChannel
 
 interface Channel {
   readonly listeners: Set<LiveListener>
+  /** Completes once the channel is established. */
   readonly established: Effect.Effect<void>
+  readonly close: () => void
+}
+
+const established = (opened: OpenedChannel): Effect.Effect<void> => {
+  const pending = opened.established
+  return pending === undefined ? Effect.void : Effect.promise(() => pending)
 }
 
 export class LiveChannels {
-  private readonly byTask = new Map<string, Set<LiveListener>>()
+  private readonly channels = new Map<string, Channel>()
   /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
   private readonly lag: (seconds: number) => void
-  private channels!: RcMap.RcMap<string, Channel>
 
-  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine) {
+  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine, private readonly open: OpenChannel) {
     this.lag = metrics.labelled(Metrics.deliveryLag, {})
   }
 
-  /** The channels of a log, opened by `open`; all are closed with the scope. */
+  /** The channels of a log, opened by `open`; those still open are closed with the scope. */
   static make(metrics: MetricsRecorder, open: OpenChannel): Effect.Effect<LiveChannels, never, Scope.Scope> {
     return Effect.gen(function*() {
-      const live = new LiveChannels(metrics, yield* GatewayLog)
-      live.channels = yield* RcMap.make({
-        lookup: (taskId: string) =>
-          Effect.gen(function*() {
-            const listeners = yield* Effect.acquireRelease(
-              Effect.sync(() => {
-                const set = new Set<LiveListener>()
-                live.byTask.set(taskId, set)
-                return set
-              }),
-              () => Effect.sync(() => live.byTask.delete(taskId))
-            )
-            // The channel is opened by its first listener once it is in the set (RcMap's lookup runs
-            // in a fiber of its own, and a message may arrive before the caller resumes), in the
-            // entry's scope, which closes it.
-            const scope = yield* Effect.scope
-            const established = yield* Effect.cached(Effect.flatten(Scope.provide(open(taskId), scope)))
-            return { listeners, established } satisfies Channel
-          })
-      })
+      const live = new LiveChannels(metrics, yield* GatewayLog, open)
+      yield* Effect.addFinalizer(() => Effect.sync(() => live.closeAll()))
       return live
     })
   }
 
   /**
-   * Deliver the task's live events to `listener` until the scope closes;
+   * Deliver the task's live events to `listener` until `detach`; the effect
    * completes once its channel is established. The listener is in place
    * before the channel is opened, so nothing published after it answers is missed.
    */
+  attach(taskId: string, listener: LiveListener): Effect.Effect<void> {
+    const channel = this.channels.get(taskId)
+    if (channel !== undefined) {
+      channel.listeners.add(listener)
+      return channel.established
+    }
+    const listeners = new Set<LiveListener>([listener])
+    // In the map before it opens: a message may arrive before `open` returns.
+    const opening: { listeners: Set<LiveListener>; established: Effect.Effect<void>; close: () => void } = {
+      listeners,
+      established: Effect.void,
+      close: () => {}
+    }
+    this.channels.set(taskId, opening)
+    const opened = this.open(taskId)
+    opening.established = established(opened)
+    opening.close = () => opened.close()
+    return opening.established
+  }
+
+  /** Stop delivering to `listener`; the task's last listener closes its channel. */
+  detach(taskId: string, listener: LiveListener): void {
+    const channel = this.channels.get(taskId)
+    if (channel === undefined || !channel.listeners.delete(listener) || channel.listeners.size > 0) return
+    this.channels.delete(taskId)
+    channel.close()
+  }
+
+  /** `attach` for as long as the scope lasts. */
   listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope> {
-    return RcMap.get(this.channels, taskId).pipe(
-      Effect.tap(({ listeners }) =>
-        Effect.acquireRelease(Effect.sync(() => listeners.add(listener)), () => Effect.sync(() => listeners.delete(listener)))
-      ),
-      Effect.flatMap(({ established }) => established)
-    )
+    return Effect.acquireRelease(
+      Effect.sync(() => this.attach(taskId, listener)),
+      () => Effect.sync(() => this.detach(taskId, listener))
+    ).pipe(Effect.flatten)
+  }
+
+  private closeAll(): void {
+    const channels = [...this.channels.values()]
+    this.channels.clear()
+    for (const channel of channels) channel.close()
   }
 
   /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */
   dispatch(taskId: string, event: LogEvent, prev: EventId | undefined): void {
-    const listeners = this.byTask.get(taskId)
+    const listeners = this.channels.get(taskId)?.listeners
     if (listeners === undefined) return
     if (event.ms > 0) this.lag(Math.max(0, Date.now() - event.ms) / 1000)
     for (const listener of listeners) {
@@ -99,7 +126,7 @@ export class LiveChannels {
 
   /** Tell the task's listeners that live events may have been missed. */
   gap(taskId: string): void {
-    const listeners = this.byTask.get(taskId)
+    const listeners = this.channels.get(taskId)?.listeners
     if (listeners === undefined) return
     for (const listener of listeners) {
       try {
@@ -112,14 +139,14 @@ export class LiveChannels {
 
   /** Tell every listener that live events may have been missed. */
   gapAll(): void {
-    for (const taskId of this.byTask.keys()) this.gap(taskId)
+    for (const taskId of this.channels.keys()) this.gap(taskId)
   }
 
   tasks(): IterableIterator<string> {
-    return this.byTask.keys()
+    return this.channels.keys()
   }
 
   get size(): number {
-    return this.byTask.size
+    return this.channels.size
   }
 }

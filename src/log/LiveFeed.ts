@@ -24,6 +24,12 @@ export class LiveFeed extends Context.Service<LiveFeed, {
    * live feed is established, so a read started afterwards misses nothing.
    */
   listen(taskId: string, listener: LiveListener): Effect.Effect<void, never, Scope.Scope>
+  /**
+   * `listen` without a scope, for a listener that owns its own lifetime: receive
+   * until `detach`; the effect completes once the live feed is established.
+   */
+  attach(taskId: string, listener: LiveListener): Effect.Effect<void>
+  detach(taskId: string, listener: LiveListener): void
   /** Succeeds when every live subscription this instance needs is in place. */
   readonly ready: Effect.Effect<void, LogUnavailable>
   /** How many tasks have a live subscription on this instance. */

@@ -61,7 +61,9 @@ export const MemoryLogLayer = Layer.effectContext(
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
     // In-process: a channel is established as soon as it is opened.
-    const live = yield* LiveChannels.make(yield* GatewayMetrics, () => Effect.succeed(Effect.void))
+    // Appends dispatch in-process: a channel is only its listener set.
+    const inProcess = { established: undefined, close: () => {} }
+    const live = yield* LiveChannels.make(yield* GatewayMetrics, () => inProcess)
     const control = new MemoryControl(config)
     /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
     const inflight = new Map<string, InflightCalls>()
@@ -205,6 +207,8 @@ export const MemoryLogLayer = Layer.effectContext(
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
     const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
+    const attach = (taskId: string, listener: LiveListener) => live.attach(taskId, listener)
+    const detach = (taskId: string, listener: LiveListener) => live.detach(taskId, listener)
 
     const listTasks = (agentId: string | undefined, limit: number) =>
       Effect.sync(() => {
@@ -245,7 +249,7 @@ export const MemoryLogLayer = Layer.effectContext(
 
     return logServices({
       log: { append, read, head, inflight: inflightOf, ping: Effect.void },
-      feed: { listen, ready: Effect.void, liveTaskCount: () => live.size },
+      feed: { listen, attach, detach, ready: Effect.void, liveTaskCount: () => live.size },
       index: { tasks: listTasks },
       control: {
         append: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),

@@ -86,11 +86,10 @@ export const RedisLogLayer = Layer.effectContext(
     const metrics = yield* GatewayMetrics
     // A channel is a Redis subscription, started at once and dropped when its last listener leaves;
     // a failed subscription is retried by the feed on reconnect, which then reports a gap.
-    const openChannel: OpenChannel = (taskId) =>
-      Effect.acquireRelease(
-        Effect.sync(() => feed.subscribe(taskKeys(prefix, taskId).live)),
-        () => Effect.sync(() => feed.unsubscribe(taskKeys(prefix, taskId).live))
-      ).pipe(Effect.map((pending) => Effect.promise(() => pending)))
+    const openChannel: OpenChannel = (taskId) => {
+      const channel = taskKeys(prefix, taskId).live
+      return { established: feed.subscribe(channel), close: () => feed.unsubscribe(channel) }
+    }
     const live: LiveChannels = yield* LiveChannels.make(metrics, openChannel)
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
@@ -196,6 +195,8 @@ export const RedisLogLayer = Layer.effectContext(
       )
 
     const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
+    const attach = (taskId: string, listener: LiveListener) => live.attach(taskId, listener)
+    const detach = (taskId: string, listener: LiveListener) => live.detach(taskId, listener)
 
     const tasks = (agentId: string | undefined, limit: number) =>
       Effect.gen(function*() {
@@ -256,6 +257,8 @@ export const RedisLogLayer = Layer.effectContext(
       log: { append, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
       feed: {
         listen,
+        attach,
+        detach,
         // Ready means Redis takes every live subscription this instance needs.
         ready: Effect.suspend(() => {
           const failing = feed.failing()

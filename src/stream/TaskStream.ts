@@ -15,10 +15,15 @@
  * bounded (past the bound they are read from the log later), and each
  * catch-up starts with the LLM calls in flight as one compacted chunk each.
  *
- * Effect owns the structure (opening, catch-up reads with retry, release on
- * scope close); the per-event path is plain TypeScript with no allocation.
+ * Effect owns the structure (opening, catch-up reads with retry, catch-ups
+ * as fibers of the gateway's FiberSet, interrupted by close or shutdown); the
+ * per-event path is plain TypeScript with no allocation. What an open
+ * subscription holds is plain too — its listener in the live feed's set and at
+ * most one catch-up fiber, released by `close()` — not a scope, a fiber handle
+ * or a context per client: an idle SSE client is kilobytes of RSS, most of it
+ * the garbage its opening leaves (docs/performance.md, "idle").
  */
-import { Context, type Duration, Effect, type Fiber, FiberHandle, FiberSet, Layer, type Scope } from "effect"
+import { Context, type Duration, Effect, Fiber, FiberSet, Layer, type Scope } from "effect"
 import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
@@ -62,7 +67,13 @@ export type Opening =
     readonly _tag: "Ready"
     /** Whether the task has already ended (its stream replays history, then closes). */
     readonly ended: boolean
+    /** Follow into `sink` until the scope closes; completes once the first catch-up is done. */
     readonly start: (sink: Sink) => Effect.Effect<Subscription, never, Scope.Scope>
+    /**
+     * Follow into `sink` at once, until the subscription's `close()` (or its end): the first
+     * catch-up runs in the background. For a transport whose connection owns the subscription.
+     */
+    readonly follow: (sink: Sink) => Subscription
   }
 
 /** Events per history read at most; fewer when events are large (a page holds about CLIENT_BUFFER_BYTES). */
@@ -90,6 +101,16 @@ const GAP_READS = 6
 const gapDelay = (reads: number): Duration.Input => Math.min(50 * 2 ** (reads - 1), 1600)
 
 type State = "syncing" | "live" | "paused" | "closed"
+
+/** Runs a catch-up as a fiber of the gateway's scope (the TaskStream layer's FiberSet). */
+export type ForkCatchUp = (catchUp: Effect.Effect<void>) => Fiber.Fiber<void>
+
+/** What a subscription gives back when it closes: its place in the live feed. */
+export interface SubscriptionOwner {
+  release(taskId: string, subscription: Subscription): void
+}
+
+const noOwner: SubscriptionOwner = { release: () => {} }
 
 export interface SubscriptionOptions {
   readonly agentId: string
@@ -129,15 +150,18 @@ export class Subscription implements LiveListener {
   private pageSize = HISTORY_PAGE
   /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
   private since = 0
+  /** The catch-up running, if any: `close()` interrupts it. */
+  private fiber: Fiber.Fiber<void> | undefined
+  private released = false
 
   constructor(
     private readonly reads: CatchUpReads,
-    /** Runs a catch-up started by a gap or a resume in the subscription's FiberHandle, interrupted when its scope closes. */
-    private readonly runCatchUp: (catchUp: Effect.Effect<void>) => Fiber.Fiber<void>,
+    private readonly fork: ForkCatchUp,
     private readonly taskId: string,
     private readonly request: SubscriptionOptions,
     private readonly sink: Sink,
-    after: EventId
+    after: EventId,
+    private readonly owner: SubscriptionOwner = noOwner
   ) {
     this.lastId = after
     this.lowWater = sink.capacity / 4
@@ -181,9 +205,29 @@ export class Subscription implements LiveListener {
     if (this.state === "paused") this.beginCatchUp()
   }
 
+  /** Stop for good: leave the live feed and interrupt a catch-up still running. */
   close(): void {
     this.state = "closed"
     this.dropBuffer()
+    if (this.released) return
+    this.released = true
+    this.owner.release(this.taskId, this)
+    const fiber = this.fiber
+    this.fiber = undefined
+    fiber?.interruptUnsafe()
+  }
+
+  /** Run `catchUp` as the subscription's catch-up fiber (none runs: they are started one at a time). */
+  run(catchUp: Effect.Effect<void>): void {
+    if (this.released) return
+    const fiber = this.fork(catchUp)
+    // One that finished at once (a memory log answers synchronously) is not kept.
+    if (fiber.pollUnsafe() === undefined && !this.released) this.fiber = fiber
+  }
+
+  /** Completes when the catch-up running (if any) has ended. */
+  get settled(): Effect.Effect<void> {
+    return Effect.suspend(() => (this.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(this.fiber))))
   }
 
   /** The live feed skipped stored events between the last one passed on and the event that came after `prev`. */
@@ -272,12 +316,23 @@ export class Subscription implements LiveListener {
     this.since = this.reads.now()
     if (this.catchingUp) this.readAgain()
     // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
-    else this.runCatchUp(Effect.andThen(Effect.yieldNow, this.catchUp()))
+    else this.run(Effect.andThen(Effect.yieldNow, this.catchUp()))
   }
 
-  /** The live feed is established: reads started from now on see everything it may have missed. */
-  listening(): void {
-    this.since = this.reads.now()
+  /**
+   * The first catch-up, once the live feed is `established` (reads started from then on see
+   * everything it may have missed); `resyncFrom` is said first when the resume point was trimmed.
+   */
+  begin(established: Effect.Effect<void>, resyncFrom: string | undefined): void {
+    this.catchingUp = true
+    this.run(Effect.andThen(
+      established,
+      Effect.suspend(() => {
+        this.since = this.reads.now()
+        if (resyncFrom !== undefined) this.sink.resync(resyncFrom)
+        return this.catchUp()
+      })
+    ))
   }
 
 
@@ -400,6 +455,7 @@ export class Subscription implements LiveListener {
     }).pipe(
       Effect.ensuring(Effect.sync(() => {
         this.catchingUp = false
+        this.fiber = undefined
       }))
     )
   }
@@ -416,9 +472,17 @@ export class TaskStream extends Context.Service<TaskStream, {
       const feed = yield* LiveFeed
       const metrics = yield* GatewayMetrics
       const droppedOtherAgent = metrics.labelled(Metrics.eventsDropped, { reason: "other_agent" })
-      const reads = makeCatchUpReads(log, yield* FiberSet.makeRuntime<never>())
+      // Shared reads and every subscription's catch-ups are fibers of this layer's set: shutdown interrupts them.
+      const fork = yield* FiberSet.makeRuntime<never>()
+      const reads = makeCatchUpReads(log, fork)
       let following = 0
       const openGauge = metrics.labelled(Metrics.subscriptions, {})
+      const owner: SubscriptionOwner = {
+        release: (taskId, subscription) => {
+          openGauge(--following)
+          feed.detach(taskId, subscription)
+        }
+      }
 
       const startFrom = (request: FollowRequest, head: TaskHead): EventId =>
         request.after ?? (request.history === false ? head.last ?? ZeroId : ZeroId)
@@ -437,35 +501,35 @@ export class TaskStream extends Context.Service<TaskStream, {
               compareIds(request.after, oldest) < 0
             ? formatEventId(oldest)
             : undefined
-          return { _tag: "Ready", ended: head.last?.terminal === true, start: (sink: Sink) => follow(request, after, resyncFrom, sink) }
+          return {
+            _tag: "Ready",
+            ended: head.last?.terminal === true,
+            start: (sink: Sink) => start(request, after, resyncFrom, sink),
+            follow: (sink: Sink) => follow(request, after, resyncFrom, sink)
+          }
         })
 
       // Flat on purpose: closures made inside a generator would keep its whole
       // frame alive for as long as the subscription lives (memory per idle client).
-      const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
-        // The handle's finalizer, added first, runs last: it interrupts a catch-up still running after the subscription closed.
-        Effect.flatMap(FiberHandle.makeRuntime<never, never, void>(), (runCatchUp) => {
-          const subscription = new Subscription(reads, runCatchUp, request.taskId, {
-            agentId: request.agentId,
-            filter: request.filter ?? acceptAll,
-            // A live-only stream gets live chunks only (SPEC §8.2).
-            compact: request.after !== undefined || request.history !== false,
-            droppedOtherAgent
-          }, sink, after)
-          openGauge(++following)
-          return Effect.addFinalizer(() =>
-            Effect.sync(() => {
-              openGauge(--following)
-              subscription.close()
-            })
-          ).pipe(
-            Effect.andThen(feed.listen(request.taskId, subscription)),
-            Effect.andThen(Effect.sync(() => subscription.listening())),
-            Effect.andThen(Effect.sync(() => resyncFrom !== undefined && sink.resync(resyncFrom))),
-            Effect.andThen(subscription.catchUp()),
-            Effect.as(subscription)
-          )
-        })
+      const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink): Subscription => {
+        const subscription = new Subscription(reads, fork, request.taskId, {
+          agentId: request.agentId,
+          filter: request.filter ?? acceptAll,
+          // A live-only stream gets live chunks only (SPEC §8.2).
+          compact: request.after !== undefined || request.history !== false,
+          droppedOtherAgent
+        }, sink, after, owner)
+        openGauge(++following)
+        // In the live feed's set before the channel opens: nothing published once it is established is missed.
+        subscription.begin(feed.attach(request.taskId, subscription), resyncFrom)
+        return subscription
+      }
+
+      const start = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
+        Effect.acquireRelease(
+          Effect.sync(() => follow(request, after, resyncFrom, sink)),
+          (subscription) => Effect.sync(() => subscription.close())
+        ).pipe(Effect.tap((subscription) => subscription.settled))
 
       return TaskStream.of({ open })
     })

@@ -63,6 +63,8 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   queued = false
   /** When the connection last wrote (heartbeats fill silences). */
   lastWrite = Date.now()
+  /** What feeds the connection (its subscription): closed with it, by the route's `onClose`. */
+  feed: { close(): void } | undefined
   private readonly options: SseOptions
   /** Set once the runtime starts reading the body: frames queued before wait for it. */
   private output: SseOutput | undefined

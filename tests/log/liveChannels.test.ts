@@ -15,16 +15,51 @@ describe("LiveChannels", () => {
     await Effect.runPromise(
       Effect.gen(function*() {
         // A channel whose first message comes as soon as it is opened (a PUBLISH right behind the SUBSCRIBE).
-        const live: LiveChannels = yield* LiveChannels.make(makeMetrics(), (taskId) =>
-          Effect.sync(() => {
-            live.dispatch(taskId, event, { ms: 0, seq: 0 })
-            return Effect.void
-          }))
+        const live: LiveChannels = yield* LiveChannels.make(makeMetrics(), (taskId) => {
+          live.dispatch(taskId, event, { ms: 0, seq: 0 })
+          return { established: undefined, close: () => {} }
+        })
         yield* live.listen("t", first.listener)
       }).pipe(Scope.provide(scope))
     )
     expect(first.events).toEqual([event])
     expect(first.prevs).toEqual([{ ms: 0, seq: 0 }])
     await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+  it("opens a task's channel for its first listener, closes it when the last one leaves, and closes the rest with its scope", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const opened: Array<string> = []
+    const closed: Array<string> = []
+    const establish = new Map<string, () => void>()
+    const live = await Effect.runPromise(
+      LiveChannels.make(makeMetrics(), (taskId) => {
+        opened.push(taskId)
+        return { established: new Promise<void>((resolve) => establish.set(taskId, resolve)), close: () => void closed.push(taskId) }
+      }).pipe(Scope.provide(scope))
+    )
+    const [a, b, c] = [recorder(), recorder(), recorder()]
+    let ready = 0
+    // Both wait for the one subscription: neither completes before it is established.
+    void Effect.runPromise(live.attach("t", a.listener)).then(() => ready++)
+    void Effect.runPromise(live.attach("t", b.listener)).then(() => ready++)
+    void Effect.runPromise(live.attach("u", c.listener))
+    expect(opened).toEqual(["t", "u"])
+    await Promise.resolve()
+    expect(ready).toBe(0)
+    establish.get("t")!()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(ready).toBe(2)
+    const event = LogEvent.fromDraft(builtinRegistry, "100-1", { agentId: "a", taskId: "t" }, "WorkflowStarted", "2026-11-24T10:00:00.000Z", {})
+    live.dispatch("t", event, undefined)
+    expect([a.events.length, b.events.length, c.events.length]).toEqual([1, 1, 0])
+    live.detach("t", a.listener)
+    expect(closed).toEqual([])
+    live.detach("t", a.listener) // twice: nothing more
+    live.detach("t", b.listener)
+    expect(closed).toEqual(["t"])
+    expect(live.size).toBe(1)
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    expect(closed).toEqual(["t", "u"])
+    expect(live.size).toBe(0)
   })
 })

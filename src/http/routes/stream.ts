@@ -4,12 +4,12 @@
  * whatever its encoding (SPEC §9): auth, draining, connection limits, opening
  * the pipeline, 204 for a stream with nothing left to send, the response.
  */
-import { Effect, Exit, Result, Scope } from "effect"
+import { Effect, Result } from "effect"
 import type { Context } from "hono"
 import { Hono } from "hono"
 import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
-import type { CloseReason } from "../../transport/connections.ts"
+import type { CloseReason, Connections } from "../../transport/connections.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { SseBody } from "../../transport/sseBody.ts"
 import type { Principal } from "../auth.ts"
@@ -19,34 +19,36 @@ import { admissionError, drainingError, guard } from "../guard.ts"
 import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPath, parseTypes } from "../params.ts"
 import { type DomainError, respond } from "../respond.ts"
 
+type Ready = Extract<Opening, { _tag: "Ready" }>
+
 /**
  * What closing a stream releases. A function apart, so the connection's close
  * callback holds only these — not the opening (the task's head, the
  * pipeline's start), the principal or the codec, for as long as it streams.
  */
-const closeStream = ({ connections, runtime }: RouteDeps, scope: Scope.Closeable, release: () => void) =>
-(reason: CloseReason, connection: SseConnection): void => {
+const closeStream = (connections: Connections, release: () => void) => (reason: CloseReason, connection: SseConnection): void => {
   connections.remove(connection, reason)
   release()
-  runtime.fork(Scope.close(scope, Exit.void))
+  connection.feed?.close()
 }
 
 /**
  * Start following an opened task into a new SSE response. Module-level on
  * purpose: the connection's closures must hold only what they use, not the
  * request handler's scope (which would keep every request alive as long as
- * its stream — kilobytes per idle connection).
+ * its stream — kilobytes per idle connection). The connection owns its
+ * subscription (no scope or fiber per connection: the subscription's
+ * catch-ups are fibers of the gateway's set) and closes it when it closes.
  */
 const openStream = (
   deps: RouteDeps,
-  start: (sink: SseConnection) => Effect.Effect<unknown, never, Scope.Scope>,
+  opening: Ready,
   principal: Principal,
   codec: SseCodec,
   headers: Record<string, string>,
   release: () => void,
   body: SseBody | undefined
 ): Response => {
-  const scope = Scope.makeUnsafe()
   const connection = new SseConnection({
     codec,
     subject: principal.subject,
@@ -55,18 +57,17 @@ const openStream = (
     bufferBytes: deps.config.clientBufferBytes,
     writes: deps.connections.writes,
     body,
-    onClose: closeStream(deps, scope, release)
+    onClose: closeStream(deps.connections, release)
   })
   deps.connections.add(connection)
-  // Forked into the connection's scope: a client that leaves also interrupts a catch-up still retrying.
-  deps.runtime.fork(Effect.forkIn(Scope.provide(start(connection), scope), scope))
+  connection.feed = opening.follow(connection)
   return new Response(connection.body, { status: 200, headers })
 }
 
 export interface StreamRoute {
   readonly request: FollowRequest
   /** The encoding of this response, built once the task is open; undefined answers 204 (nothing to send). */
-  readonly codec: (opening: Extract<Opening, { _tag: "Ready" }>) => Effect.Effect<SseCodec | undefined, DomainError, RouteServices>
+  readonly codec: (opening: Ready) => Effect.Effect<SseCodec | undefined, DomainError, RouteServices>
   /** Headers beside the SSE ones (a protocol's marker). */
   readonly headers?: Record<string, string>
 }
@@ -90,7 +91,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
       const codec = yield* route.codec(opening)
       return codec === undefined
         ? new Response(null, { status: 204 })
-        : openStream(deps, opening.start, principal.success, codec, headers, admission.release, (c.env as RuntimeBindings | undefined)?.sseBody)
+        : openStream(deps, opening, principal.success, codec, headers, admission.release, (c.env as RuntimeBindings | undefined)?.sseBody)
     })
   )
   if (response.status !== 200) admission.release()

@@ -16,7 +16,7 @@ import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
 import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
-import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, runAppend, TaskIndexUpdates } from "./appendScript.ts"
+import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, readHead, runAppend, TaskIndexUpdates } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
@@ -150,14 +150,9 @@ export const RedisLogLayer = Layer.effectContext(
       ).pipe(Effect.map((entries) => entries.map((entry) => entryToEvent(registry, taskId, entry))))
 
     const head = (taskId: string) =>
-      run(() =>
-        (commands.call("XINFO", "STREAM", taskKeys(prefix, taskId).log) as Promise<Array<unknown>>).catch((error) => {
-          if (error instanceof Error && /no such key/i.test(error.message)) return undefined
-          throw error
-        })
-      ).pipe(
+      run(() => readHead(commands, taskKeys(prefix, taskId).log)).pipe(
         Effect.map((reply): TaskHead => {
-          if (reply === undefined) return { agentId: undefined, last: undefined, first: undefined, trimmed: false }
+          if (reply === null) return { agentId: undefined, last: undefined, first: undefined, trimmed: false }
           const info = infoFields(reply)
           const lastEntry = info.get("last-entry") as StreamEntry | null
           const firstEntry = info.get("first-entry") as StreamEntry | null

@@ -62,7 +62,21 @@ export class ReplicationTimeoutError extends Error {
 }
 
 /** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
+/**
+ * The head of a task's log: XINFO STREAM, or nil when the task has no log. A
+ * script only so that a task nobody has written to yet (a client that connects
+ * before its workflow starts) is an answer, not an error reply that the client
+ * library turns into an exception with a stack trace, once per connection.
+ */
+const HEAD_SCRIPT = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('XINFO', 'STREAM', KEYS[1])`
+
+/** XINFO STREAM's reply for the task's log, or null when it has none. */
+export const readHead = (redis: RedisClient, logKey: string): Promise<Array<unknown> | null> =>
+  (redis as unknown as { taskstreamHead: ScriptCommand<Array<unknown> | null> }).taskstreamHead(1, logKey)
+
 export const defineScripts = (redis: RedisClient): void => {
+  redis.defineCommand("taskstreamHead", { lua: HEAD_SCRIPT })
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })
   redis.defineCommand("taskstreamIndex", { lua: TASK_INDEX_SCRIPT })
   redis.defineCommand("taskstreamIndexBatch", { lua: TASK_INDEX_BATCH_SCRIPT })

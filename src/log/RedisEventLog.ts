@@ -75,7 +75,7 @@ export const RedisLogLayer = Layer.effectContext(
 
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
-      Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
+      Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, autoPipelining: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
       (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
     )
     const logLine = yield* GatewayLog

@@ -21,6 +21,13 @@ export interface ClientOptions {
   /** For Cluster: one subscriber connection per master for SSUBSCRIBE (sharded pub/sub). */
   readonly shardedSubscribers?: boolean
   readonly lazyConnect?: boolean
+  /**
+   * Send the commands issued in one event-loop turn as one write (ioredis's auto-pipelining):
+   * for a connection that many concurrent requests share, one write per turn instead of one per
+   * command — what a burst of clients opening streams (a head, a history page and the calls in
+   * flight each) or of concurrent appends costs in syscalls. Standalone and Sentinel only.
+   */
+  readonly autoPipelining?: boolean
 }
 
 export const createClient = (target: RedisTarget, options: ClientOptions): RedisClient => {
@@ -31,6 +38,7 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
     retryStrategy: backoff,
     lazyConnect: options.lazyConnect ?? false,
     enableOfflineQueue: !options.failFast,
+    enableAutoPipelining: options.autoPipelining ?? false,
     ...(options.commandTimeoutMs === undefined ? {} : { connectTimeout: options.commandTimeoutMs }),
     ...failFast
   }
@@ -56,6 +64,9 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
     clusterRetryStrategy: backoff,
     lazyConnect: options.lazyConnect ?? false,
     enableOfflineQueue: !options.failFast,
+    // Not on a Cluster: with ioredis 6's auto-pipelining there, the gateway's reads answered
+    // errors (history 503 log_unavailable in tests/http/sse.test.ts's cluster suite); a Cluster
+    // spreads the load over its masters anyway.
     shardedSubscribers: options.shardedSubscribers ?? false,
     // Follow a failover quickly: re-read the slot map soon after a node goes away.
     retryDelayOnFailover: 200,

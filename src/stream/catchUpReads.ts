@@ -164,7 +164,8 @@ export const makeCatchUpReads = (
           if (--joined.readers > 0) return
           // The last reader left (a read still retrying is stopped).
           if (running.get(key) === joined) running.delete(key)
-          fork(Fiber.interrupt(joined.fiber!))
+          const fiber = joined.fiber!
+          if (fiber.pollUnsafe() === undefined) fiber.interruptUnsafe()
         }))
       )
     })

@@ -26,6 +26,8 @@ export interface TaskHead {
   readonly first: EventId | undefined
   /** Whether older events were trimmed away (by HISTORY_MAX); they precede `first`. */
   readonly trimmed: boolean
+  /** Whether LLM calls may be in flight (chunks kept apart for them: `inflight`); false only when none is. */
+  readonly calls: boolean
 }
 
 /** Whether the task's stored events belong to another agent (it then "does not exist" for this one). */

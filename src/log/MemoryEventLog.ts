@@ -200,7 +200,8 @@ export const MemoryLogLayer = Layer.effectContext(
           agentId: task?.agentId,
           last: task?.events.at(-1),
           first: first === undefined ? undefined : { ms: first.ms, seq: first.seq },
-          trimmed: task?.trimmed ?? false
+          trimmed: task?.trimmed ?? false,
+          calls: (inflight.get(taskId)?.size ?? 0) > 0
         }
       })
 

@@ -150,9 +150,9 @@ export const RedisLogLayer = Layer.effectContext(
       ).pipe(Effect.map((entries) => entries.map((entry) => entryToEvent(registry, taskId, entry))))
 
     const head = (taskId: string) =>
-      run(() => readHead(commands, taskKeys(prefix, taskId).log)).pipe(
-        Effect.map((reply): TaskHead => {
-          if (reply === null) return { agentId: undefined, last: undefined, first: undefined, trimmed: false }
+      run(() => readHead(commands, taskKeys(prefix, taskId))).pipe(
+        Effect.map(({ info: reply, calls }): TaskHead => {
+          if (reply === null) return { agentId: undefined, last: undefined, first: undefined, trimmed: false, calls }
           const info = infoFields(reply)
           const lastEntry = info.get("last-entry") as StreamEntry | null
           const firstEntry = info.get("first-entry") as StreamEntry | null
@@ -162,7 +162,8 @@ export const RedisLogLayer = Layer.effectContext(
             last,
             first: firstEntry ? parseEventId(firstEntry[0]) : undefined,
             // MAXLEN trimming records no deleted id; fewer entries than were ever added means some were trimmed.
-            trimmed: Number(info.get("entries-added") ?? 0) > Number(info.get("length") ?? 0)
+            trimmed: Number(info.get("entries-added") ?? 0) > Number(info.get("length") ?? 0),
+            calls
           }
         })
       )

@@ -63,17 +63,22 @@ export class ReplicationTimeoutError extends Error {
 
 /** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 /**
- * The head of a task's log: XINFO STREAM, or nil when the task has no log. A
- * script only so that a task nobody has written to yet (a client that connects
- * before its workflow starts) is an answer, not an error reply that the client
- * library turns into an exception with a stack trace, once per connection.
+ * The head of a task's log — XINFO STREAM, or nil when the task has no log —
+ * and whether its hash of calls in flight exists, in one round trip. A script
+ * so that a task nobody has written to yet (a client that connects before its
+ * workflow starts) is an answer, not an error reply that the client library
+ * turns into an exception with a stack trace, once per connection.
  */
-const HEAD_SCRIPT = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('XINFO', 'STREAM', KEYS[1])`
+const HEAD_SCRIPT = `local calls = redis.call('EXISTS', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {false, calls} end
+return {redis.call('XINFO', 'STREAM', KEYS[1]), calls}`
 
-/** XINFO STREAM's reply for the task's log, or null when it has none. */
-export const readHead = (redis: RedisClient, logKey: string): Promise<Array<unknown> | null> =>
-  (redis as unknown as { taskstreamHead: ScriptCommand<Array<unknown> | null> }).taskstreamHead(1, logKey)
+/** XINFO STREAM's reply for the task's log (null when it has none), and whether calls are in flight. */
+export const readHead = async (redis: RedisClient, keys: { readonly log: string; readonly inflight: string }) => {
+  const [info, calls] = await (redis as unknown as { taskstreamHead: ScriptCommand<[Array<unknown> | null, number]> })
+    .taskstreamHead(2, keys.log, keys.inflight)
+  return { info, calls: calls === 1 }
+}
 
 export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamHead", { lua: HEAD_SCRIPT })

@@ -152,6 +152,13 @@ export class Subscription implements LiveListener {
   private since = 0
   /** The catch-up running, if any: `close()` interrupts it. */
   private fiber: Fiber.Fiber<void> | undefined
+  /**
+   * Went live without reading the log (it held nothing after the position, and no call was in
+   * flight, when the task was opened): the first live event tells whether something was appended
+   * before the live feed was established — a stored one by its `prev`; an ephemeral one (a chunk
+   * of a call that may have started meanwhile) cannot tell, so it starts a catch-up.
+   */
+  private unconfirmed = false
   private released = false
 
   constructor(
@@ -176,7 +183,9 @@ export class Subscription implements LiveListener {
 
   onEvent(event: LogEvent, prev: EventId | undefined): void {
     if (this.state === "live") {
-      if (!this.missedBefore(prev)) return this.deliver(event)
+      const unsure = this.unconfirmed && prev === undefined
+      this.unconfirmed = false
+      if (!unsure && !this.missedBefore(prev)) return this.deliver(event)
       this.beginCatchUp()
     }
     if (this.state === "syncing") {
@@ -322,15 +331,29 @@ export class Subscription implements LiveListener {
   /**
    * The first catch-up, once the live feed is `established` (reads started from then on see
    * everything it may have missed); `resyncFrom` is said first when the resume point was trimmed.
+   * `upToDate`: the log held nothing after the position and no call was in flight when the task
+   * was opened — go live without reading it, and let the first live event say whether something
+   * came in between (see `unconfirmed`). A client that connects before its workflow starts, or
+   * resumes at the newest event, costs no log read.
    */
-  begin(established: Effect.Effect<void>, resyncFrom: string | undefined): void {
+  begin(established: Effect.Effect<void>, resyncFrom: string | undefined, upToDate: boolean): void {
     this.catchingUp = true
     this.run(Effect.andThen(
       established,
       Effect.suspend(() => {
         this.since = this.reads.now()
         if (resyncFrom !== undefined) this.sink.resync(resyncFrom)
-        return this.catchUp()
+        if (!upToDate) return this.catchUp()
+        this.catchingUp = false
+        this.fiber = undefined
+        if (this.state !== "syncing") return Effect.void
+        if (this.buffer.length > 0 || this.rescan) {
+          // Live events (or a gap) came while it was being established: read the log after all.
+          return this.catchUp()
+        }
+        this.state = "live"
+        this.unconfirmed = true
+        return Effect.void
       })
     ))
   }
@@ -501,17 +524,18 @@ export class TaskStream extends Context.Service<TaskStream, {
               compareIds(request.after, oldest) < 0
             ? formatEventId(oldest)
             : undefined
+          const upToDate = !head.calls && resyncFrom === undefined && (head.last === undefined || compareIds(after, head.last) >= 0)
           return {
             _tag: "Ready",
             ended: head.last?.terminal === true,
-            start: (sink: Sink) => start(request, after, resyncFrom, sink),
-            follow: (sink: Sink) => follow(request, after, resyncFrom, sink)
+            start: (sink: Sink) => start(request, after, resyncFrom, upToDate, sink),
+            follow: (sink: Sink) => follow(request, after, resyncFrom, upToDate, sink)
           }
         })
 
       // Flat on purpose: closures made inside a generator would keep its whole
       // frame alive for as long as the subscription lives (memory per idle client).
-      const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink): Subscription => {
+      const follow = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, upToDate: boolean, sink: Sink): Subscription => {
         const subscription = new Subscription(reads, fork, request.taskId, {
           agentId: request.agentId,
           filter: request.filter ?? acceptAll,
@@ -521,13 +545,13 @@ export class TaskStream extends Context.Service<TaskStream, {
         }, sink, after, owner)
         openGauge(++following)
         // In the live feed's set before the channel opens: nothing published once it is established is missed.
-        subscription.begin(feed.attach(request.taskId, subscription), resyncFrom)
+        subscription.begin(feed.attach(request.taskId, subscription), resyncFrom, upToDate)
         return subscription
       }
 
-      const start = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, sink: Sink) =>
+      const start = (request: FollowRequest, after: EventId, resyncFrom: string | undefined, upToDate: boolean, sink: Sink) =>
         Effect.acquireRelease(
-          Effect.sync(() => follow(request, after, resyncFrom, sink)),
+          Effect.sync(() => follow(request, after, resyncFrom, upToDate, sink)),
           (subscription) => Effect.sync(() => subscription.close())
         ).pipe(Effect.tap((subscription) => subscription.settled))
 

@@ -71,8 +71,11 @@ describeEachLog("EventLog contract", ({ log, feed }) => {
     expect(await run(log().inflight(t.taskId))).toEqual([
       { callId: started!, started: parseEventId(started!), model: "m", text: "c0;c1;c2;", index: 2 }
     ])
+    // The head says so: a client opening now reads the calls in flight.
+    expect((await run(log().head(t.taskId))).calls).toBe(true)
     await run(log().append(t, [draft("WorkflowLLMCallCompleted", { model: "m", usage: { tokens: 3 } })]))
     expect(await run(log().inflight(t.taskId))).toEqual([])
+    expect((await run(log().head(t.taskId))).calls).toBe(false)
     await eventually(() => seen.events.length === 6)
     expect(seen.events.slice(1, 5).map((event) => event.data.call_id)).toEqual([started, started, started, started])
     const [, completed] = await run(log().read(t.taskId, ZeroId, 10))
@@ -141,7 +144,7 @@ describeEachLog("EventLog contract", ({ log, feed }) => {
   it("reports the head: owner, newest, oldest, and whether history was trimmed", async () => {
     const t = task()
     const empty = await run(log().head(t.taskId))
-    expect(empty).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false })
+    expect(empty).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false, calls: false })
     const ids = await run(log().append(t, [step(1), step(2)]))
     const head = await run(log().head(t.taskId))
     expect(head.agentId).toBe("agent-c")

@@ -30,7 +30,7 @@ describe("memory log", () => {
         Effect.scoped
       )
     )
-    expect(heads.idle).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false })
+    expect(heads.idle).toEqual({ agentId: undefined, last: undefined, first: undefined, trimmed: false, calls: false })
     expect(heads.active.last?.data).toEqual({ step: 2 })
   })
 })

@@ -26,12 +26,15 @@ let trimmed = false
 let inflight: Array<InflightCall> = []
 /** While `reads` > 0, a read sees the log only up to `upTo`: a node still catching up after a failover. */
 const behind: { reads: number; upTo: EventId } = { reads: 0, upTo: ZeroId }
+/** Log reads so far (history pages). */
+let logReads = 0
 const log = {
   read: (_taskId: string, after: EventId, limit: number) => {
+    logReads++
     const visible = behind.reads > 0 ? (behind.reads--, stored.filter((event) => compareIds(event, behind.upTo) <= 0)) : stored
     return Effect.succeed(visible.filter((event) => compareIds(event, after) > 0).slice(0, limit))
   },
-  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed }),
+  head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed, calls: inflight.length > 0 }),
   inflight: () => Effect.succeed(inflight)
 }
 // Shared reads run on their own here; the pipeline runs them in the TaskStream layer's FiberSet.
@@ -39,7 +42,7 @@ const reads = makeCatchUpReads(log, Effect.runFork)
 /** Hand `event` to `subscription` as the live feed does, with its prev. */
 const live = (subscription: Subscription, event: LogEvent) => subscription.onEvent(event, prevOf.get(event))
 
-const collect = () => {
+const collect = (after: EventId = ZeroId) => {
   const steps: Array<number> = []
   const chunks: Array<Record<string, unknown>> = []
   const ends: Array<EndReason> = []
@@ -64,7 +67,7 @@ const collect = () => {
       capacity: 1 << 20,
       whenUnder: (_mark, ready) => (ready(), () => {})
     },
-    ZeroId
+    after
   )
   return { steps, chunks, ends, resyncs, order, subscription }
 }
@@ -174,5 +177,48 @@ describe("Subscription", () => {
     for (let waited = 0; steps.length < 3 && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
     expect(steps).toEqual([1, 2, 3])
     expect(behind.reads).toBe(0)
+  })
+
+  describe("opened up to date (nothing stored after the position, no call in flight)", () => {
+    it("goes live without reading the log, and a live event that follows the position goes out as it is", () => {
+      stored.length = 0
+      const first = append(1)
+      const { steps, subscription } = collect(first)
+      const reads = logReads
+      subscription.begin(Effect.void, undefined, true)
+      live(subscription, append(2))
+      live(subscription, append(3))
+      expect(steps).toEqual([2, 3])
+      expect(logReads).toBe(reads)
+    })
+
+    it("reads the log when the first live event shows that one was stored before the live feed was established", async () => {
+      stored.length = 0
+      const first = append(1)
+      const { steps, subscription } = collect(first)
+      subscription.begin(Effect.void, undefined, true)
+      append(2) // stored between the task's head read and the subscription: its message was missed
+      live(subscription, append(3))
+      await settle()
+      expect(steps).toEqual([2, 3])
+    })
+
+    it("reads the log (and the calls in flight) when the first live event is a chunk, which cannot say whether its call started meanwhile", async () => {
+      stored.length = 0
+      const first = append(1)
+      const { order, subscription } = collect(first)
+      const reads = logReads
+      subscription.begin(Effect.void, undefined, true)
+      // A call starts and streams a chunk before the subscription; the next chunk is the first live event.
+      const started = LogEvent.fromDraft(builtinRegistry, "100-2", task, "WorkflowLLMCallStarted", "2026-11-24T10:00:00.000Z", { call_id: "c", model: "m" })
+      prevOf.set(started, { ms: 100, seq: 1 })
+      stored.push(started)
+      inflight = [{ callId: "c", started: { ms: 100, seq: 2 }, model: "m", text: "Hel", index: 0 }]
+      live(subscription, LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "lo", chunk_index: 1, call_id: "c" }))
+      await settle()
+      inflight = []
+      expect(logReads).toBeGreaterThan(reads)
+      expect(order).toEqual(["100-2", "chunk Hel", "chunk lo"])
+    })
   })
 })

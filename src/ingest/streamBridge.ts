@@ -14,7 +14,7 @@
  * entries written before any gateway ran are read too.
  */
 import { Effect, type Scope } from "effect"
-import { blockingDuplicate, createClient, type RedisClient } from "../log/redisTarget.ts"
+import { blockingDuplicate, closing, createClient, type RedisClient } from "../log/redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
@@ -165,9 +165,9 @@ export const followStream = (target: RedisTarget, settings: StreamSettings, inge
     ({ blocking, commands, done, reader }) =>
       Effect.promise(async () => {
         reader.stop()
-        blocking.disconnect()
+        closing(blocking).disconnect()
         await done
         await reader.leave().catch(() => undefined)
-        await commands.quit().catch(() => commands.disconnect())
+        await closing(commands).quit().catch(() => commands.disconnect())
       })
   ).pipe(Effect.asVoid))

@@ -22,7 +22,7 @@ import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
 import { parseLiveMessage } from "./liveMessage.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
+import { blockingDuplicate, closing, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
@@ -76,7 +76,7 @@ export const RedisLogLayer = Layer.effectContext(
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, autoPipelining: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
-      (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
+      (redis) => Effect.promise(() => closing(redis).quit().catch(() => redis.disconnect()))
     )
     const logLine = yield* GatewayLog
     reportReachability(commands, "commands", logLine)
@@ -241,7 +241,7 @@ export const RedisLogLayer = Layer.effectContext(
           // A blocking read holds its connection: each reader gets its own, which waits out outages.
           const blocking = yield* Effect.acquireRelease(
             Effect.sync(() => blockingDuplicate(commands)),
-            (redis) => Effect.sync(() => redis.disconnect())
+            (redis) => Effect.sync(() => closing(redis).disconnect())
           )
           blocking.on("error", () => {})
           const commandReader = new RedisCommandReader(blocking, commands, prefix, task, reader)

@@ -17,7 +17,7 @@ import { Effect, type Scope } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import { GatewayLog } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
-import { connectWithin, createClient } from "./redisTarget.ts"
+import { closing, connectWithin, createClient } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 
 export interface LiveFeedHandlers {
@@ -96,7 +96,7 @@ export const makeLiveFeed = (
     const logLine = yield* GatewayLog
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => createClient(target, { failFast: false, lazyConnect: true, shardedSubscribers: true, commandTimeoutMs: timeoutMs })),
-      (client) => Effect.sync(() => client.disconnect())
+      (client) => Effect.sync(() => closing(client).disconnect())
     )
     client.on("error", () => {})
     /** Refused channels: the last error, and the pending retry. */

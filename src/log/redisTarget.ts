@@ -14,6 +14,37 @@ export type RedisClient = Redis | Cluster
 /** Reconnect forever, backing off to 2 s: the gateway outlives Redis outages. */
 const backoff = (attempt: number) => Math.min(attempt * 100, 2000)
 
+/** Clients closed on purpose (`closing`): not brought back. */
+const closed = new WeakSet<RedisClient>()
+
+/** Mark `client` as closed on purpose, before its `quit()` or `disconnect()`. */
+export const closing = <C extends RedisClient>(client: C): C => {
+  closed.add(client)
+  return client
+}
+
+const REVIVE_MS = 250
+
+/**
+ * ioredis 6 gives a Sentinel client up for good (status "end", no more
+ * attempts) when its failover detector — a sentinel announcing
+ * +switch-master — disconnects it while a reconnect is already asking the
+ * sentinels for the master: the connect in flight fails with "Connection is
+ * closed." and the client ends. Seen under load when the master is killed
+ * (its socket drops, the client starts reconnecting, the promotion is
+ * announced): the gateway answered 503 until restarted. Bring such a client
+ * back, unless the gateway closed it.
+ */
+const revived = (client: Redis): Redis => {
+  client.on("end", () => {
+    if (closed.has(client)) return
+    setTimeout(() => {
+      if (!closed.has(client) && client.status === "end") client.connect().catch(() => {})
+    }, REVIVE_MS)
+  })
+  return client
+}
+
 export interface ClientOptions {
   /** Fail commands at once while Redis is away (the gateway answers 503) instead of queueing them. */
   readonly failFast: boolean
@@ -44,7 +75,7 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
   }
   if (target.kind === "standalone") return new Redis(target.url, standalone)
   if (target.kind === "sentinel") {
-    return new Redis({
+    return revived(new Redis({
       ...standalone,
       sentinels: target.sentinels.map((node) => ({ host: node.host, port: node.port })),
       name: target.name,
@@ -58,7 +89,7 @@ export const createClient = (target: RedisTarget, options: ClientOptions): Redis
       failoverDetector: true,
       // A master demoted under a live connection answers writes READONLY: reconnect, which asks the sentinels anew.
       reconnectOnError: (error) => error.message.startsWith("READONLY")
-    })
+    }))
   }
   const clusterOptions: ClusterOptions = {
     clusterRetryStrategy: backoff,
@@ -130,4 +161,7 @@ export const blockingDuplicate = (client: RedisClient): RedisClient =>
       enableOfflineQueue: true,
       redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined }
     })
-    : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })
+    : withRevival(client, client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }))
+
+/** A duplicate of a Sentinel client is brought back as its original is. */
+const withRevival = (original: Redis, duplicate: Redis): Redis => (original.options.sentinels ? revived(duplicate) : duplicate)

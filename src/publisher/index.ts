@@ -22,7 +22,7 @@ import {
 import { type AppendError, describeAppendError } from "../log/EventLog.ts"
 import { RedisCommandReader } from "../log/controlStream.ts"
 import { STORAGE_DEFAULTS } from "../limits.ts"
-import { blockingDuplicate, createClient, isCluster, type RedisClient } from "../log/redisTarget.ts"
+import { blockingDuplicate, closing, createClient, isCluster, type RedisClient } from "../log/redisTarget.ts"
 import { parseRedisUrl } from "../redisUrl.ts"
 
 export type { CommandKind, ControlCommand } from "../events/control.ts"
@@ -309,7 +309,7 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
       }
     } finally {
       readers.delete(blocking)
-      blocking.disconnect()
+      closing(blocking).disconnect()
     }
   }
 
@@ -327,8 +327,8 @@ export const redisPublisher = (options: RedisPublisherOptions): RedisPublisher =
       return ids.map((id) => (id === "" ? null : id))
     },
     async () => {
-      for (const reader of readers) reader.disconnect()
-      if (owned) await redis.quit()
+      for (const reader of readers) closing(reader).disconnect()
+      if (owned) await closing(redis).quit()
     },
     options
   )

@@ -9,12 +9,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { AppConfig } from "../../src/config.ts"
+import type { Redis } from "ioredis"
+import { closing, createClient } from "../../src/log/redisTarget.ts"
 import { parseRedisUrl } from "../../src/redisUrl.ts"
 import { PublishError, redisPublisher } from "../../src/publisher/index.ts"
 import { taskPath } from "../support/api.ts"
 import { type Gateway, startGateway } from "../support/gateway.ts"
 import { uniqueTask } from "../support/harness.ts"
-import { sleep } from "../support/ports.ts"
+import { eventually, sleep } from "../support/ports.ts"
 import { type RedisSentinelServer, SENTINEL_START_MS, startRedisSentinel } from "../support/redisSentinel.ts"
 import { openSse } from "../support/sse.ts"
 import { openWs } from "../support/ws.ts"
@@ -127,6 +129,21 @@ describe("Redis Sentinel [bun]", () => {
     await sentinel?.stop()
   })
 
+  it("brings back a client that ioredis gave up on when a failover notice cut its reconnect short", async () => {
+    const target = parseRedisUrl(sentinel.url)
+    if (typeof target === "string") throw new Error(target)
+    const client = createClient(target, { failFast: false, lazyConnect: true }) as Redis
+    client.on("error", () => {})
+    const connecting = client.connect().then(() => "connected", () => "given up")
+    // What ioredis's failover detector does on +switch-master — close the connector — while the client
+    // is still asking the sentinels for the master (it had lost its master's socket).
+    ;(client as unknown as { connector: { disconnect(): void } }).connector.disconnect()
+    expect(await connecting).toBe("given up")
+    await eventually(() => client.status === "ready", 10_000, "the client to come back")
+    expect(await client.ping()).toBe("PONG")
+    closing(client).disconnect()
+  })
+
   it("answers 503 replication_timeout while the replica does not acknowledge; the retry returns the same id", async () => {
     const task = uniqueTask("wait")
     const master = await sentinel.master()
@@ -207,30 +224,39 @@ describe("Redis Sentinel [bun]", () => {
   }, 90_000)
 
   it("with REDIS_WAIT_REPLICAS=1 loses no acknowledged event when the master is killed right after acknowledging", async () => {
-    const task = uniqueTask("kill")
-    // The previous test's failover may still be settling: a kill before the sentinels see a good replica
-    // would leave the group without a master for 2 × the failover timeout, or longer.
-    await sentinel.settled()
-    const sse = await openSse(`${waiting.url}${taskPath("agent-ha", task)}/events/stream?format=envelope`)
-    let killed: Promise<void> | undefined
-    const oldMaster = await sentinel.master()
-    const acks = await publishSteps(waiting.url, task, 0, 40, (ack) => {
-      // The instant the 20th event is acknowledged, its master dies; once a replica is promoted the
-      // old master comes back as its replica, so there is again a replica to WAIT for.
-      if (ack.step === 19) {
-        const started = Date.now()
-        killed = sentinel.killMaster().then(() => sentinel.restart(oldMaster)).catch((error: unknown) => {
-          throw new Error(`the kill and restart of ${oldMaster} failed after ${Date.now() - started} ms: ${String(error)}`)
-        })
-        killed.catch(() => {}) // awaited below; reported there, not as an unhandled rejection
-      }
-    })
-    await killed
-    await finish(waiting.url, task)
-    await sse.waitFor((frames) => frames.some((frame) => frame.event === "WorkflowCompleted"), 30_000)
-    expectEveryAckOnceInOrder(sse.frames.filter((frame) => frame.event === "WorkflowStepStarted").map((frame) => frame.id!), acks)
-    const stored = await (await fetch(`${waiting.url}${taskPath("agent-ha", task)}/events?limit=1000`)).json()
-    expectEveryAckOnceInOrder(stored.events.filter((event: { type: string }) => event.type === "WorkflowStepStarted").map((event: { id: string }) => event.id), acks)
-    sse.close()
+    try {
+      const task = uniqueTask("kill")
+      // The previous test's failover may still be settling: a kill before the sentinels see a good replica
+      // would leave the group without a master for 2 × the failover timeout, or longer.
+      await sentinel.settled()
+      const sse = await openSse(`${waiting.url}${taskPath("agent-ha", task)}/events/stream?format=envelope`)
+      let killed: Promise<void> | undefined
+      const oldMaster = await sentinel.master()
+      const acks = await publishSteps(waiting.url, task, 0, 40, (ack) => {
+        // The instant the 20th event is acknowledged, its master dies; once a replica is promoted the
+        // old master comes back as its replica, so there is again a replica to WAIT for.
+        if (ack.step === 19) {
+          const started = Date.now()
+          killed = sentinel.killMaster().then(() => sentinel.restart(oldMaster)).catch((error: unknown) => {
+            throw new Error(`the kill and restart of ${oldMaster} failed after ${Date.now() - started} ms: ${String(error)}`)
+          })
+          killed.catch(() => {}) // awaited below; reported there, not as an unhandled rejection
+        }
+      })
+      await killed
+      await finish(waiting.url, task)
+      await sse.waitFor((frames) => frames.some((frame) => frame.event === "WorkflowCompleted"), 30_000)
+      expectEveryAckOnceInOrder(sse.frames.filter((frame) => frame.event === "WorkflowStepStarted").map((frame) => frame.id!), acks)
+      const stored = await (await fetch(`${waiting.url}${taskPath("agent-ha", task)}/events?limit=1000`)).json()
+      expectEveryAckOnceInOrder(stored.events.filter((event: { type: string }) => event.type === "WorkflowStepStarted").map((event: { id: string }) => event.id), acks)
+      sse.close()
+    } catch (error) {
+      // What the gateway said meanwhile (its Redis connections' story) is what explains a failure here.
+      const role = (port: number) => Promise.race([sentinel.node(port).call("ROLE").then((reply) => String(reply).slice(0, 60), String), sleep(1000).then(() => "no answer")])
+      const roles = await Promise.all(sentinel.dataPorts.map(async (port) => `${port}: ${await role(port)}`))
+      console.error(`the sentinels' master: ${await sentinel.master().catch(String)}; roles: ${roles.join("; ")}`)
+      console.error(`the gateway's log:\n${waiting.output().slice(-6000)}`)
+      throw error
+    }
   }, 90_000)
 })

@@ -161,7 +161,8 @@ export const blockingDuplicate = (client: RedisClient): RedisClient =>
       enableOfflineQueue: true,
       redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined }
     })
-    : withRevival(client, client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }))
+    // Not auto-pipelined: a command behind a blocking read would wait for it.
+    : withRevival(client, client.duplicate({ enableOfflineQueue: true, enableAutoPipelining: false, maxRetriesPerRequest: null, commandTimeout: undefined }))
 
 /** A duplicate of a Sentinel client is brought back as its original is. */
 const withRevival = (original: Redis, duplicate: Redis): Redis => (original.options.sentinels ? revived(duplicate) : duplicate)

@@ -152,13 +152,6 @@ export class Subscription implements LiveListener {
   private since = 0
   /** The catch-up running, if any: `close()` interrupts it. */
   private fiber: Fiber.Fiber<void> | undefined
-  /**
-   * Went live without reading the log (it held nothing after the position, and no call was in
-   * flight, when the task was opened): the first live event tells whether something was appended
-   * before the live feed was established — a stored one by its `prev`; an ephemeral one (a chunk
-   * of a call that may have started meanwhile) cannot tell, so it starts a catch-up.
-   */
-  private unconfirmed = false
   private released = false
 
   constructor(
@@ -183,9 +176,7 @@ export class Subscription implements LiveListener {
 
   onEvent(event: LogEvent, prev: EventId | undefined): void {
     if (this.state === "live") {
-      const unsure = this.unconfirmed && prev === undefined
-      this.unconfirmed = false
-      if (!unsure && !this.missedBefore(prev)) return this.deliver(event)
+      if (!this.missedBefore(prev)) return this.deliver(event)
       this.beginCatchUp()
     }
     if (this.state === "syncing") {
@@ -331,10 +322,14 @@ export class Subscription implements LiveListener {
   /**
    * The first catch-up, once the live feed is `established` (reads started from then on see
    * everything it may have missed); `resyncFrom` is said first when the resume point was trimmed.
-   * `upToDate`: the log held nothing after the position and no call was in flight when the task
-   * was opened — go live without reading it, and let the first live event say whether something
-   * came in between (see `unconfirmed`). A client that connects before its workflow starts, or
-   * resumes at the newest event, costs no log read.
+   *
+   * `upToDate`: when the task was opened, the log held nothing after the position and no LLM call
+   * was in flight (a client that connects before its workflow starts, a resume at the newest event,
+   * a live-only stream). Then the head is read once more, now that the live feed is established —
+   * one small read shared by the task's clients, instead of the calls in flight and a history page
+   * — and the subscription goes live at once if it still shows nothing new; else it catches up.
+   * (Nothing may be taken on trust from the live feed alone: an event stored between the first head
+   * read and the subscription is seen by no live message, and may be the task's last.)
    */
   begin(established: Effect.Effect<void>, resyncFrom: string | undefined, upToDate: boolean): void {
     this.catchingUp = true
@@ -343,19 +338,21 @@ export class Subscription implements LiveListener {
       Effect.suspend(() => {
         this.since = this.reads.now()
         if (resyncFrom !== undefined) this.sink.resync(resyncFrom)
-        if (!upToDate) return this.catchUp()
-        this.catchingUp = false
-        this.fiber = undefined
-        if (this.state !== "syncing") return Effect.void
-        if (this.buffer.length > 0 || this.rescan) {
-          // Live events (or a gap) came while it was being established: read the log after all.
-          return this.catchUp()
-        }
-        this.state = "live"
-        this.unconfirmed = true
-        return Effect.void
+        return upToDate ? Effect.flatMap(this.reads.head(this.taskId, this.since), (head) => this.goLiveIfCurrent(head)) : this.catchUp()
       })
     ))
+  }
+
+  /** Live at once when the head read after the live feed was established shows nothing to catch up on; else catch up. */
+  private goLiveIfCurrent(head: TaskHead): Effect.Effect<void> {
+    if (this.state !== "syncing") return Effect.void
+    const behind = head.calls || this.buffer.length > 0 || this.rescan ||
+      (head.last !== undefined && compareIds(head.last, this.lastId) > 0)
+    if (behind) return this.catchUp()
+    this.state = "live"
+    this.catchingUp = false
+    this.fiber = undefined
+    return Effect.void
   }
 
 

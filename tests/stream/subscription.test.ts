@@ -192,31 +192,30 @@ describe("Subscription", () => {
       expect(logReads).toBe(reads)
     })
 
-    it("reads the log when the first live event shows that one was stored before the live feed was established", async () => {
+    it("reads the log when the head, read again once the live feed is established, shows an event stored meanwhile — even with nothing after it", () => {
       stored.length = 0
       const first = append(1)
       const { steps, subscription } = collect(first)
+      append(2) // stored between the opening's head read and the subscription: no live message will say so
       subscription.begin(Effect.void, undefined, true)
-      append(2) // stored between the task's head read and the subscription: its message was missed
+      expect(steps).toEqual([2])
       live(subscription, append(3))
-      await settle()
       expect(steps).toEqual([2, 3])
     })
 
-    it("reads the log (and the calls in flight) when the first live event is a chunk, which cannot say whether its call started meanwhile", async () => {
+    it("reads the calls in flight and the log when a call started meanwhile, before its live chunks", () => {
       stored.length = 0
       const first = append(1)
       const { order, subscription } = collect(first)
       const reads = logReads
-      subscription.begin(Effect.void, undefined, true)
-      // A call starts and streams a chunk before the subscription; the next chunk is the first live event.
+      // A call starts and streams a chunk before the subscription is established.
       const started = LogEvent.fromDraft(builtinRegistry, "100-2", task, "WorkflowLLMCallStarted", "2026-11-24T10:00:00.000Z", { call_id: "c", model: "m" })
       prevOf.set(started, { ms: 100, seq: 1 })
       stored.push(started)
       inflight = [{ callId: "c", started: { ms: 100, seq: 2 }, model: "m", text: "Hel", index: 0 }]
-      live(subscription, LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "lo", chunk_index: 1, call_id: "c" }))
-      await settle()
+      subscription.begin(Effect.void, undefined, true)
       inflight = []
+      live(subscription, LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "lo", chunk_index: 1, call_id: "c" }))
       expect(logReads).toBeGreaterThan(reads)
       expect(order).toEqual(["100-2", "chunk Hel", "chunk lo"])
     })

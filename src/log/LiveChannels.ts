@@ -15,7 +15,7 @@ import { Effect, type Scope } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
-import type { LiveListener } from "./LiveFeed.ts"
+import type { LiveFeed, LiveListener } from "./LiveFeed.ts"
 
 const failed = (logLine: LogLine, taskId: string, error: unknown): void => {
   logLine("error", "a live listener failed; the others still get the event", {
@@ -35,9 +35,10 @@ export type OpenChannel = (taskId: string) => OpenedChannel
 
 interface Channel {
   readonly listeners: Set<LiveListener>
+  /** Set once `open` returns (a message may be dispatched to the listeners before). */
+  opened: OpenedChannel | undefined
   /** Completes once the channel is established. */
-  readonly established: Effect.Effect<void>
-  readonly close: () => void
+  established: Effect.Effect<void>
 }
 
 const established = (opened: OpenedChannel): Effect.Effect<void> => {
@@ -74,17 +75,11 @@ export class LiveChannels {
       channel.listeners.add(listener)
       return channel.established
     }
-    const listeners = new Set<LiveListener>([listener])
     // In the map before it opens: a message may arrive before `open` returns.
-    const opening: { listeners: Set<LiveListener>; established: Effect.Effect<void>; close: () => void } = {
-      listeners,
-      established: Effect.void,
-      close: () => {}
-    }
+    const opening: Channel = { listeners: new Set([listener]), opened: undefined, established: Effect.void }
     this.channels.set(taskId, opening)
-    const opened = this.open(taskId)
-    opening.established = established(opened)
-    opening.close = () => opened.close()
+    opening.opened = this.open(taskId)
+    opening.established = established(opening.opened)
     return opening.established
   }
 
@@ -93,7 +88,16 @@ export class LiveChannels {
     const channel = this.channels.get(taskId)
     if (channel === undefined || !channel.listeners.delete(listener) || channel.listeners.size > 0) return
     this.channels.delete(taskId)
-    channel.close()
+    channel.opened?.close()
+  }
+
+  /** What a log's LiveFeed serves from these channels. */
+  get feed(): Pick<LiveFeed["Service"], "listen" | "attach" | "detach"> {
+    return {
+      listen: (taskId, listener) => this.listen(taskId, listener),
+      attach: (taskId, listener) => this.attach(taskId, listener),
+      detach: (taskId, listener) => this.detach(taskId, listener)
+    }
   }
 
   /** `attach` for as long as the scope lasts. */
@@ -107,7 +111,7 @@ export class LiveChannels {
   private closeAll(): void {
     const channels = [...this.channels.values()]
     this.channels.clear()
-    for (const channel of channels) channel.close()
+    for (const channel of channels) channel.opened?.close()
   }
 
   /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */

@@ -17,7 +17,6 @@ import { Registry } from "../events/RegistryService.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
 import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
-import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
 import type { TaskSummary } from "./TaskIndex.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
@@ -207,9 +206,6 @@ export const MemoryLogLayer = Layer.effectContext(
 
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
 
-    const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
-    const attach = (taskId: string, listener: LiveListener) => live.attach(taskId, listener)
-    const detach = (taskId: string, listener: LiveListener) => live.detach(taskId, listener)
 
     const listTasks = (agentId: string | undefined, limit: number) =>
       Effect.sync(() => {
@@ -250,7 +246,7 @@ export const MemoryLogLayer = Layer.effectContext(
 
     return logServices({
       log: { append, read, head, inflight: inflightOf, ping: Effect.void },
-      feed: { listen, attach, detach, ready: Effect.void, liveTaskCount: () => live.size },
+      feed: { ...live.feed, ready: Effect.void, liveTaskCount: () => live.size },
       index: { tasks: listTasks },
       control: {
         append: (task: TaskRef, draft: CommandDraft) => Effect.sync(() => control.append(task, draft)),

@@ -14,7 +14,6 @@ import type { EventRegistry } from "../events/registry.ts"
 import { Registry } from "../events/RegistryService.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
 import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
-import type { LiveListener } from "./LiveFeed.ts"
 import { logServices } from "./LogServices.ts"
 import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, readHead, runAppend, TaskIndexUpdates } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
@@ -190,9 +189,6 @@ export const RedisLogLayer = Layer.effectContext(
         })
       )
 
-    const listen = (taskId: string, listener: LiveListener) => live.listen(taskId, listener)
-    const attach = (taskId: string, listener: LiveListener) => live.attach(taskId, listener)
-    const detach = (taskId: string, listener: LiveListener) => live.detach(taskId, listener)
 
     const tasks = (agentId: string | undefined, limit: number) =>
       Effect.gen(function*() {
@@ -252,9 +248,7 @@ export const RedisLogLayer = Layer.effectContext(
     return logServices({
       log: { append, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
       feed: {
-        listen,
-        attach,
-        detach,
+        ...live.feed,
         // Ready means Redis takes every live subscription this instance needs.
         ready: Effect.suspend(() => {
           const failing = feed.failing()

@@ -7,7 +7,7 @@
  * appends them in order and the first to append a message stores it.
  */
 import { Effect, type Scope } from "effect"
-import { closing, createClient } from "../log/redisTarget.ts"
+import { closeClient, createClient } from "../log/redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
 import { derivedKey } from "./published.ts"
@@ -33,5 +33,5 @@ export const followPubSub = (target: RedisTarget, pattern: string, ingest: Inges
       void subscriber.psubscribe(pattern).catch(() => undefined)
       return subscriber
     }),
-    (subscriber) => Effect.promise(() => closing(subscriber).quit().then(() => undefined, () => subscriber.disconnect()))
+    (subscriber) => Effect.promise(() => closeClient(subscriber))
   ).pipe(Effect.asVoid)

@@ -14,7 +14,7 @@
  * entries written before any gateway ran are read too.
  */
 import { Effect, type Scope } from "effect"
-import { blockingDuplicate, closing, createClient, type RedisClient } from "../log/redisTarget.ts"
+import { blockingDuplicate, closeClient, closing, createClient, type RedisClient } from "../log/redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { GatewayLog, type LogLine } from "../observability/log.ts"
 import { type Ingest, isOutcome } from "./ingest.ts"
@@ -168,6 +168,6 @@ export const followStream = (target: RedisTarget, settings: StreamSettings, inge
         closing(blocking).disconnect()
         await done
         await reader.leave().catch(() => undefined)
-        await closing(commands).quit().catch(() => commands.disconnect())
+        await closeClient(commands)
       })
   ).pipe(Effect.asVoid))

@@ -21,7 +21,7 @@ import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
 import { parseLiveMessage } from "./liveMessage.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, closing, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
+import { blockingDuplicate, closeClient, closing, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
@@ -75,7 +75,7 @@ export const RedisLogLayer = Layer.effectContext(
     const commands = yield* Effect.acquireRelease(
       // While Redis is away, fail at once (503) rather than queue or hang.
       Effect.sync(() => createClient(target, { failFast: true, lazyConnect: true, autoPipelining: true, commandTimeoutMs: config.redisCommandTimeoutMs })),
-      (redis) => Effect.promise(() => closing(redis).quit().catch(() => redis.disconnect()))
+      (redis) => Effect.promise(() => closeClient(redis))
     )
     const logLine = yield* GatewayLog
     reportReachability(commands, "commands", logLine)

@@ -61,7 +61,6 @@ export class ReplicationTimeoutError extends Error {
   }
 }
 
-/** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 /**
  * The head of a task's log — XINFO STREAM, or nil when the task has no log —
  * and whether its hash of calls in flight exists, in one round trip. A script
@@ -80,6 +79,7 @@ export const readHead = async (redis: RedisClient, keys: { readonly log: string;
   return { info, calls: calls === 1 }
 }
 
+/** Register the scripts on a connection (ioredis runs them by EVALSHA, loading them when missing). */
 export const defineScripts = (redis: RedisClient): void => {
   redis.defineCommand("taskstreamHead", { lua: HEAD_SCRIPT })
   redis.defineCommand("taskstreamAppend", { lua: APPEND_SCRIPT })

@@ -23,6 +23,10 @@ export const closing = <C extends RedisClient>(client: C): C => {
   return client
 }
 
+/** Close `client` for good: QUIT (what is pending goes out first), or drop the connection when that fails. */
+export const closeClient = (client: RedisClient): Promise<void> =>
+  closing(client).quit().then(() => undefined, () => client.disconnect())
+
 const REVIVE_MS = 250
 
 /**

@@ -217,7 +217,7 @@ export class Subscription implements LiveListener {
     fiber?.interruptUnsafe()
   }
 
-  /** Run `catchUp` as the subscription's catch-up fiber (none runs: they are started one at a time). */
+  /** Run `catchUp` as the subscription's catch-up fiber (callers start one only when none is running). */
   run(catchUp: Effect.Effect<void>): void {
     if (this.released) return
     const fiber = this.fork(catchUp)

@@ -55,7 +55,7 @@ interface Shared {
   wake: (() => void) | undefined
 }
 
-/** Runs a shared read (or its interruption) as a fiber of the owner's scope. */
+/** Runs a shared read as a fiber of the owner's scope. */
 export type ForkRead = <A>(effect: Effect.Effect<A>) => Fiber.Fiber<A>
 
 export interface CatchUpReads {

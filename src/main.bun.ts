@@ -1,16 +1,19 @@
 /** The Bun entry (main runtime): the only file of the Bun side that touches `Bun.*`. */
-import type { ServerWebSocket } from "bun"
+import type { Server, ServerWebSocket } from "bun"
 import { Effect } from "effect"
 import { upgradeWebSocket, websocket } from "hono/bun"
 import { runGateway } from "./gateway.ts"
 import type { RuntimeBindings } from "./http/deps.ts"
 import { directSseBody } from "./transport/sseBody.ts"
 
+/** The server, once serving: WebSocket topics publish through it. */
+let server: Server<unknown> | undefined
+
 runGateway({
   serve: (app, config) =>
     Effect.acquireRelease(
       Effect.sync(() =>
-        Bun.serve({
+        server = Bun.serve({
           port: config.port,
           hostname: config.host,
           fetch: (request, server) =>
@@ -30,8 +33,10 @@ runGateway({
             // Bun pings a silent socket shortly before the idle timeout and closes it if no pong (or frame) comes.
             sendPings: true,
             idleTimeout: config.wsIdleTimeoutSeconds,
-            // The app enforces CLIENT_BUFFER_BYTES itself (close 4008); Bun's own limit only backs it up.
-            backpressureLimit: config.clientBufferBytes * 2
+            // The app enforces CLIENT_BUFFER_BYTES itself (close 4008); Bun's own limit only backs it up,
+            // closing the socket: a frame published to a topic is otherwise dropped for a socket over it.
+            backpressureLimit: config.clientBufferBytes * 2,
+            closeOnBackpressureLimit: true
           }
         })
       ),
@@ -56,8 +61,11 @@ runGateway({
         // Cork: the frames of one turn leave in one write.
         send: (frames) => socket.cork(() => frames.every((frame) => socket.send(frame) !== 0)),
         bufferedAmount: () => socket.getBufferedAmount(),
-        close: (code, reason) => socket.close(code, reason)
+        close: (code, reason) => socket.close(code, reason),
+        subscribe: (topic) => socket.subscribe(topic),
+        unsubscribe: (topic) => socket.unsubscribe(topic)
       }
-    }
+    },
+    publish: (topic, frame) => void server?.publish(topic, frame)
   })
 })

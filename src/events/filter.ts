@@ -13,8 +13,8 @@ export const acceptAll: TypeFilter = () => true
 export const parseTypeFilter = (
   registry: EventRegistry,
   text: string | undefined
-): { readonly filter: TypeFilter } | { readonly error: string } => {
-  if (text === undefined || text.trim() === "") return { filter: acceptAll }
+): { readonly filter: TypeFilter; readonly key: string } | { readonly error: string } => {
+  if (text === undefined || text.trim() === "") return { filter: acceptAll, key: "*" }
   const allowed = new Set<string>()
   for (const raw of text.split(",")) {
     const name = raw.trim()
@@ -29,5 +29,6 @@ export const parseTypeFilter = (
   }
   if (allowed.size === 0) return { error: "types lists no event type or category" }
   for (const type of registry.types) if (registry.isTerminal(type)) allowed.add(type)
-  return { filter: (type) => allowed.has(type) }
+  // The key names the types that pass: filters written differently that pass the same ones share it.
+  return { filter: (type) => allowed.has(type), key: [...allowed].sort().join(",") }
 }

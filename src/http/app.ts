@@ -83,7 +83,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine, webSockets.publish)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,

@@ -23,6 +23,7 @@ import type { Connections } from "../transport/connections.ts"
 import type { Authenticator } from "./auth.ts"
 import type { SseBody } from "../transport/sseBody.ts"
 import type { WireSocket } from "../transport/websocket.ts"
+import type { Publish } from "../transport/wsTopics.ts"
 import type { RateLimit } from "./rateLimit.ts"
 import type { TaskQuota } from "./taskQuota.ts"
 
@@ -32,6 +33,8 @@ export interface WebSocketRuntime {
   readonly upgradeWebSocket: (c: Context, events: WSEvents) => Promise<Response>
   /** The runtime socket behind one of hono's WSContext objects. */
   readonly wireSocket: (ws: WSContext) => WireSocket
+  /** The runtime's pub/sub (Bun): one frame to every socket subscribed to a topic. */
+  readonly publish?: Publish
 }
 
 /** Bundles a browser TypeScript entry (an absolute path) into one ES module; injected by a runtime that can. */

@@ -19,6 +19,7 @@ import { parseTypeFilter } from "../events/filter.ts"
 import { type EndReason, type Sink, type Subscription, TaskStream } from "../stream/TaskStream.ts"
 import type { Admission } from "../transport/connections.ts"
 import { controlFrame, eventFramePrefix, type WsConnection } from "../transport/websocket.ts"
+import { type Topic, type TopicMember, topicKey } from "../transport/wsTopics.ts"
 import type { Action, Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { admissionError } from "./guard.ts"
@@ -26,21 +27,71 @@ import { overCommandRate, queueCommand } from "./commands.ts"
 import { type DomainError, toApiError } from "./respond.ts"
 import { Auth, type ClientFrame, Command, decodeClientFrame, type ProtocolError, Subscribe } from "./wsProtocol.ts"
 
-/** Where one subscription's deliveries go: frames tagged with its `sub`, until it is detached. */
-class SubscriptionSink implements Sink {
+/**
+ * Where one subscription's deliveries go: frames tagged with its `sub`, until it is detached.
+ * While the subscription is live, its events go through its topic when the runtime has
+ * pub/sub (see wsTopics.ts): it asks to join between deliveries, until it is in step.
+ */
+class SubscriptionSink implements Sink, TopicMember {
   private readonly prefix: string
   private attached = true
+  /** The subscription, once it has been live; `isLive` while it is. */
+  subscription!: Subscription
+  private isLive = false
+  private topic: Topic | undefined
+  private joinAsked = false
 
   constructor(
     private readonly connection: WsConnection,
     private readonly sub: string,
+    /** The topic of the subscription's shape; undefined when the socket has no pub/sub. */
+    private readonly topicKey: string | undefined,
     private readonly onEnd: () => void
   ) {
     this.prefix = eventFramePrefix(sub)
   }
 
   event(event: LogEvent): void {
-    if (this.attached) this.connection.sendEvent(this.prefix, event)
+    if (!this.attached) return
+    if (this.topic !== undefined) return this.topic.send(event)
+    this.connection.sendEvent(this.prefix, event)
+    if (this.isLive) this.askToJoin()
+  }
+
+  live(subscription: Subscription): void {
+    this.subscription = subscription
+    this.isLive = true
+    this.askToJoin()
+  }
+
+  offline(): void {
+    this.isLive = false
+    this.leaveTopic()
+  }
+
+  /** After the deliveries of this turn (members compare positions between deliveries, never during one). */
+  private askToJoin(): void {
+    if (this.joinAsked || this.topicKey === undefined) return
+    this.joinAsked = true
+    queueMicrotask(this.join)
+  }
+
+  private readonly join = (): void => {
+    this.joinAsked = false
+    const topics = this.connection.topics
+    if (!this.attached || !this.isLive || this.topic !== undefined || topics === undefined || this.connection.isClosed) return
+    const topic = topics.join(this.topicKey!, this.prefix, this)
+    if (topic === undefined) return
+    this.topic = topic
+    this.connection.subscribe(topic.key)
+  }
+
+  private leaveTopic(): void {
+    const topic = this.topic
+    if (topic === undefined) return
+    this.topic = undefined
+    topic.leave(this)
+    this.connection.unsubscribe(topic.key)
   }
 
   resync(oldest: string): void {
@@ -57,6 +108,10 @@ class SubscriptionSink implements Sink {
     return this.connection.capacity
   }
 
+  checkBacklog(): void {
+    if (this.connection.backlog() > this.connection.capacity) this.connection.close("slow_consumer")
+  }
+
   /** The subscriptions of a socket share its queue: each paces its history by the whole of it. */
   backlog(): number {
     return this.connection.backlog()
@@ -69,6 +124,7 @@ class SubscriptionSink implements Sink {
   /** Nothing more reaches the socket from this subscription, from now on. */
   detach(): void {
     this.attached = false
+    this.leaveTopic()
   }
 }
 
@@ -206,7 +262,8 @@ export class WsSession {
     if ("error" in types) return this.error({ code: "invalid_frame", sub, message: `types: ${types.error}` })
 
     let started: (subscription: Subscription | undefined) => void = () => {}
-    const sink = new SubscriptionSink(this.connection, sub, () => this.release(sub))
+    const topic = this.connection.topics === undefined ? undefined : topicKey(frame.agentId, frame.taskId, types.key, sub)
+    const sink = new SubscriptionSink(this.connection, sub, topic, () => this.release(sub))
     const entry: Entry = { task: { agentId: frame.agentId, taskId: frame.taskId }, sink, ready: new Promise((resolve) => (started = resolve)) }
     this.subscriptions.set(sub, entry)
     const { connection, subscriptions } = this

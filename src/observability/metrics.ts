@@ -12,6 +12,9 @@ import { PrometheusMetrics } from "effect/observability"
 export const Metrics = {
   connections: Metric.gauge("taskstream_connections", { description: "Open streaming connections, by transport" }),
   subscriptions: Metric.gauge("taskstream_subscriptions", { description: "Task subscriptions open on this instance (one per SSE stream, many per WebSocket)" }),
+  wsTopicSubscriptions: Metric.gauge("taskstream_ws_topic_subscriptions", {
+    description: "WebSocket subscriptions whose live events come through a runtime topic (Bun pub/sub: one frame for all the sockets in step)"
+  }),
   liveChannels: Metric.gauge("taskstream_live_channels", { description: "Task live channels this instance is subscribed to" }),
   eventsAppended: Metric.counter("taskstream_events_appended_total", { description: "Events appended through this instance (ingest and in-process publishers)", incremental: true }),
   eventsDelivered: Metric.counter("taskstream_events_delivered_total", { description: "Events written to clients, by transport", incremental: true }),
@@ -71,7 +74,7 @@ export const makeMetrics = (): MetricsRecorder => {
         record(Metrics.connections, 0, { transport })
         record(Metrics.eventsDelivered, 0, { transport })
       }
-      for (const metric of [Metrics.subscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
+      for (const metric of [Metrics.subscriptions, Metrics.wsTopicSubscriptions, Metrics.liveChannels, Metrics.eventsAppended, Metrics.redisReconnects, Metrics.redisSubscribeFailures]) {
         record(metric, 0)
       }
       for (const source of ["pubsub", "stream"]) {

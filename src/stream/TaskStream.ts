@@ -46,6 +46,13 @@ export interface Sink {
   readonly capacity: number
   /** Call `ready` once `backlog()` is under `mark`; returns a cancel. */
   whenUnder(mark: number, ready: () => void): () => void
+  /**
+   * The subscription is live (caught up; each live event is passed on as it comes), or no longer
+   * (paused, catching up after a gap, closed). A transport that sends the live events of
+   * subscriptions in step once for all of them (WebSocket topics) listens to these.
+   */
+  live?(subscription: Subscription): void
+  offline?(): void
 }
 
 export type EndReason = Ending
@@ -196,7 +203,7 @@ export class Subscription implements LiveListener {
   /** Stop delivery; nothing is buffered, the log holds it. */
   pause(): void {
     if (this.state !== "live" && this.state !== "syncing") return
-    this.state = "paused"
+    this.leaveLive("paused")
     this.dropBuffer()
   }
 
@@ -207,7 +214,7 @@ export class Subscription implements LiveListener {
 
   /** Stop for good: leave the live feed and interrupt a catch-up still running. */
   close(): void {
-    this.state = "closed"
+    this.leaveLive("closed")
     this.dropBuffer()
     if (this.released) return
     this.released = true
@@ -309,7 +316,7 @@ export class Subscription implements LiveListener {
   }
 
   private beginCatchUp(): void {
-    this.state = "syncing"
+    this.leaveLive("syncing")
     // Paused or cut off for long, the position may have been trimmed meanwhile: say so, as at open.
     this.checkTrimmed = true
     this.wantInflight = this.request.compact
@@ -349,10 +356,35 @@ export class Subscription implements LiveListener {
     const behind = head.calls || this.buffer.length > 0 || this.rescan ||
       (head.last !== undefined && compareIds(head.last, this.lastId) > 0)
     if (behind) return this.catchUp()
-    this.state = "live"
     this.catchingUp = false
     this.fiber = undefined
+    this.goLive()
     return Effect.void
+  }
+
+  private goLive(): void {
+    this.state = "live"
+    this.sink.live?.(this)
+  }
+
+  private leaveLive(state: Exclude<State, "live">): void {
+    const wasLive = this.state === "live"
+    this.state = state
+    if (wasLive) this.sink.offline?.()
+  }
+
+  /**
+   * Whether this live subscription passes on exactly what `other` (live, same task, agent and
+   * filter) passes on from now on: both are at the same position and expect the same next chunk
+   * of every call in flight. Then this one takes `other`'s record of the calls, completed ones
+   * included, so the two stay in step event after event. Asked between deliveries, never during one.
+   */
+  joinStep(other: Subscription): boolean {
+    if (this.state !== "live" || other.state !== "live" || compareIds(this.lastId, other.lastId) !== 0) return false
+    if (!sameCallsInFlight(this.chunkIndex, other.chunkIndex) || !sameCallsInFlight(other.chunkIndex, this.chunkIndex)) return false
+    this.chunkIndex.clear()
+    for (const [callId, index] of other.chunkIndex) this.chunkIndex.set(callId, index)
+    return true
   }
 
 
@@ -468,8 +500,8 @@ export class Subscription implements LiveListener {
         this.staged.clear()
         if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
         else if (this.state === "syncing") {
-          this.state = "live"
           this.forgetCompleted()
+          this.goLive()
         }
       }
     }).pipe(
@@ -479,6 +511,12 @@ export class Subscription implements LiveListener {
       }))
     )
   }
+}
+
+/** Every call with a chunk index in `a` (not completed) has the same one in `b`. */
+const sameCallsInFlight = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean => {
+  for (const [callId, index] of a) if (index !== Infinity && b.get(callId) !== index) return false
+  return true
 }
 
 export class TaskStream extends Context.Service<TaskStream, {

@@ -8,6 +8,7 @@ import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LogLine } from "../observability/log.ts"
 import { Writes } from "./outbox.ts"
 import { EventFrames } from "./websocket.ts"
+import { type Publish, WsTopics } from "./wsTopics.ts"
 import { TRANSPORTS, type Transport } from "./transports.ts"
 
 
@@ -62,6 +63,8 @@ export class Connections {
   readonly writes = new Writes()
   /** This gateway's WebSocket event frames, shared by its sockets. */
   readonly wsFrames = new EventFrames()
+  /** This gateway's WebSocket topics, when the runtime has pub/sub. */
+  readonly wsTopics: WsTopics | undefined
   private readonly open = new Set<StreamConnection>()
   private readonly perTransport = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly reserved = new Map<string, number>()
@@ -74,8 +77,10 @@ export class Connections {
     private readonly heartbeatMs: number,
     private readonly limits: ConnectionLimits,
     private readonly metrics: MetricsRecorder,
-    private readonly logLine: LogLine
+    private readonly logLine: LogLine,
+    publish?: Publish
   ) {
+    this.wsTopics = publish === undefined ? undefined : new WsTopics(publish, this.wsFrames, this.writes, metrics.labelled(Metrics.wsTopicSubscriptions, {}))
     this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<
       Transport,
       (value: number) => void

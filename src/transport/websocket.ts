@@ -13,6 +13,7 @@ import type { LogEvent } from "../events/envelope.ts"
 import { CloseCodes } from "./closeCodes.ts"
 import type { CloseReason, StreamConnection } from "./connections.ts"
 import type { Outbox, Writes } from "./outbox.ts"
+import type { WsTopics } from "./wsTopics.ts"
 
 /** The runtime's socket, as the transport needs it. */
 export interface WireSocket {
@@ -21,6 +22,9 @@ export interface WireSocket {
   /** Bytes sent but not yet written to the network. */
   bufferedAmount(): number
   close(code: number, reason: string): void
+  /** The runtime's pub/sub (Bun), when it has one: frames published to `topic` reach this socket, in order with its own. */
+  subscribe?(topic: string): void
+  unsubscribe?(topic: string): void
 }
 
 export interface WsOptions {
@@ -35,6 +39,8 @@ export interface WsOptions {
   readonly writes: Writes
   /** The gateway's event frames, shared by its sockets. */
   readonly frames: EventFrames
+  /** The gateway's WebSocket topics, when the runtime has pub/sub. */
+  readonly topics?: WsTopics | undefined
   readonly onClose: (reason: CloseReason) => void
 }
 
@@ -106,6 +112,21 @@ export class WsConnection implements Outbox, StreamConnection {
     if (this.closed) return
     this.pendingEvents++
     this.send(this.options.frames.of(prefix, event))
+  }
+
+  /** The topics this socket can join: the gateway's, when both the runtime and this socket have pub/sub. */
+  get topics(): WsTopics | undefined {
+    return this.socket.subscribe === undefined ? undefined : this.options.topics
+  }
+
+  /** Receive what is published to `topic`, after what this socket has queued (sent now, so the order holds). */
+  subscribe(topic: string): void {
+    this.flush()
+    if (!this.closed) this.socket.subscribe?.(topic)
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.socket.unsubscribe?.(topic)
   }
 
   /** Liveness of a WebSocket is the runtime's protocol pings (WS_IDLE_TIMEOUT_S): nothing to write. */

@@ -49,6 +49,8 @@ const collect = (after: EventId = ZeroId) => {
   const resyncs: Array<string> = []
   /** Everything delivered, in order: an event's id, or `chunk <text>`. */
   const order: Array<string> = []
+  /** What the sink was told of the subscription's liveness (WebSocket topics listen to it). */
+  const liveness: Array<"live" | "offline"> = []
   const subscription = new Subscription(
     reads,
     // The pipeline runs these in the subscription's FiberHandle; here, on their own.
@@ -65,11 +67,13 @@ const collect = (after: EventId = ZeroId) => {
       end: (reason) => void ends.push(reason),
       backlog: () => 0,
       capacity: 1 << 20,
-      whenUnder: (_mark, ready) => (ready(), () => {})
+      whenUnder: (_mark, ready) => (ready(), () => {}),
+      live: () => void liveness.push("live"),
+      offline: () => void liveness.push("offline")
     },
     after
   )
-  return { steps, chunks, ends, resyncs, order, subscription }
+  return { steps, chunks, ends, resyncs, order, liveness, subscription }
 }
 
 /** Catch-ups after a gap or a resume start on the next turn. */
@@ -218,6 +222,62 @@ describe("Subscription", () => {
       live(subscription, LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: "lo", chunk_index: 1, call_id: "c" }))
       expect(logReads).toBeGreaterThan(reads)
       expect(order).toEqual(["100-2", "chunk Hel", "chunk lo"])
+    })
+  })
+
+  describe("in step (WebSocket topics)", () => {
+    const chunk = (index: number) =>
+      LogEvent.fromDraft(builtinRegistry, undefined, task, "WorkflowLLMCallChunk", "2026-11-24T10:00:00.000Z", { chunk: `c${index}`, chunk_index: index, call_id: "c" })
+
+    it("tells its sink when it goes live and when it stops being live (paused, catching up after a gap, closed)", async () => {
+      stored.length = 0
+      const { liveness, subscription } = collect()
+      append(1)
+      Effect.runSync(subscription.catchUp())
+      expect(liveness).toEqual(["live"])
+      subscription.pause()
+      expect(liveness).toEqual(["live", "offline"])
+      subscription.resume()
+      await settle()
+      expect(liveness).toEqual(["live", "offline", "live"])
+      append(2)
+      live(subscription, append(3)) // 2 was missed: a catch-up
+      expect(liveness).toEqual(["live", "offline", "live", "offline"])
+      await settle()
+      subscription.close()
+      expect(liveness).toEqual(["live", "offline", "live", "offline", "live", "offline"])
+    })
+
+    it("is in step with another live subscription only at the same position, expecting the same chunks", async () => {
+      stored.length = 0
+      append(1)
+      const a = collect()
+      const b = collect()
+      Effect.runSync(a.subscription.catchUp())
+      expect(b.subscription.joinStep(a.subscription)).toBe(false) // b is not live yet
+      Effect.runSync(b.subscription.catchUp())
+      expect(b.subscription.joinStep(a.subscription)).toBe(true)
+      // a sees one more event than b: not in step until b has it too.
+      const next = append(2)
+      live(a.subscription, next)
+      expect(b.subscription.joinStep(a.subscription)).toBe(false)
+      live(b.subscription, next)
+      expect(b.subscription.joinStep(a.subscription)).toBe(true)
+      // A chunk b has not passed on: b would pass on one a drops (or the reverse).
+      const first = chunk(0)
+      live(a.subscription, first)
+      expect(b.subscription.joinStep(a.subscription)).toBe(false)
+      expect(a.subscription.joinStep(b.subscription)).toBe(false)
+      live(b.subscription, first)
+      expect(b.subscription.joinStep(a.subscription)).toBe(true)
+      // In step, they pass on the same events from then on.
+      for (const event of [chunk(1), chunk(1), append(3)]) {
+        live(a.subscription, event)
+        live(b.subscription, event)
+      }
+      expect(b.order).toEqual(a.order)
+      a.subscription.pause()
+      expect(b.subscription.joinStep(a.subscription)).toBe(false) // a is not live
     })
   })
 })

@@ -41,6 +41,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
         bufferBytes: deps.config.clientBufferBytes,
         writes: deps.connections.writes,
         frames: deps.connections.wsFrames,
+        topics: deps.connections.wsTopics,
         onClose: (reason) => {
           deps.connections.remove(opened, reason)
           release?.()

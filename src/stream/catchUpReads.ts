@@ -23,6 +23,12 @@
  * each passed on the whole page in one turn (≈ 0.5 GB of frames, a second);
  * clients elsewhere in the log (50 far behind, on slow links) got one page
  * per such round — a 2000th of the gateway's output — and live events waited.
+ * Each turn serves the pages furthest back in the log first (by the time of
+ * their position, so across tasks too: the client with the most to catch up
+ * first): the readers of one page go on in batches, each batch reads the next
+ * page on its own, and in plain rotation the page of the 50 far behind waited
+ * for every batch of the 2000 (≈ 30 turns, 1.5 s) — their links idled until
+ * the 2000 were done.
  */
 import { Effect, Fiber } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
@@ -40,8 +46,12 @@ export const CATCH_UP_BACKOFF: Backoff = { baseMs: 250, capMs: 10_000 }
 export const backoffDelay = ({ baseMs, capMs }: Backoff, failures: number): number =>
   Math.min(capMs, baseMs * 2 ** Math.min(failures - 1, 30)) * (0.8 + 0.4 * Math.random())
 
-/** Readers of history pages that go on in one event-loop turn at most (each passes on about a page). */
-export const READERS_PER_TURN = 64
+/**
+ * Readers of history pages that go on in one event-loop turn at most (each passes on about a
+ * page): 16 pages of 300 B events are ≈ 3 MB of frames. With 64, a storm's turns each held
+ * the loop ≈ 50 ms, and the reads and openings of the clients far behind waited behind them.
+ */
+export const READERS_PER_TURN = 16
 
 interface Shared {
   readonly taskId: string
@@ -50,6 +60,8 @@ interface Shared {
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** The clock when it started. */
   readonly started: number
+  /** Where in the log it reads (ms of the position; 0 for heads and calls): the lowest goes on first. */
+  readonly rank: number
   readers: number
   /** Ends the wait before the next attempt, while it waits. */
   wake: (() => void) | undefined
@@ -67,6 +79,8 @@ export interface CatchUpReads {
   inflight(taskId: string, since: number): Effect.Effect<ReadonlyArray<InflightCall>>
   read(taskId: string, after: EventId, limit: number, since: number): Effect.Effect<ReadonlyArray<LogEvent>>
 }
+
+const byRank = (a: Shared, b: Shared): number => a.rank - b.rank
 
 export const makeCatchUpReads = (
   log: Pick<EventLog["Service"], "read" | "head" | "inflight">,
@@ -91,6 +105,8 @@ export const makeCatchUpReads = (
   const takeTurn = () => {
     turnScheduled = false
     passed = 0
+    // Stable: pages at the same place take turns in rotation.
+    rotation.sort(byRank)
     while (passed < READERS_PER_TURN && rotation.length > 0) {
       const shared = rotation.shift()!
       const going = shared.waiting.splice(0, READERS_PER_TURN - passed)
@@ -144,12 +160,13 @@ export const makeCatchUpReads = (
     key: string,
     since: number,
     read: () => Effect.Effect<A, unknown>,
+    rank = 0,
     inTurns = false
   ): Effect.Effect<A> =>
     Effect.suspend(() => {
       let shared = running.get(key)
       if (shared === undefined || shared.started <= since) {
-        const started: Shared = { taskId, waiting: [], fiber: undefined, started: ++clock, readers: 0, wake: undefined }
+        const started: Shared = { taskId, waiting: [], fiber: undefined, started: ++clock, rank, readers: 0, wake: undefined }
         running.set(key, started)
         const fiber = fork(retrying(started, read))
         started.fiber = fiber
@@ -179,6 +196,6 @@ export const makeCatchUpReads = (
     head: (taskId, since) => share(taskId, `head ${taskId}`, since, () => log.head(taskId)),
     inflight: (taskId, since) => share(taskId, `inflight ${taskId}`, since, () => log.inflight(taskId)),
     read: (taskId, after, limit, since) =>
-      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit), true)
+      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit), after.ms, true)
   }
 }

@@ -35,8 +35,9 @@ describe("catch-up reads", () => {
     expect(pages.every((result) => result === pages[0] && result[0] === page[0])).toBe(true)
   })
 
-  it("lets the readers of a page go on in turns, taking turns with the readers of another page", async () => {
-    // Two reads answered together: page A for many readers (clients resuming at one place), page B for one.
+  it("lets the readers of a page go on in turns: pages further back in the log first, pages at the same place in rotation", async () => {
+    // Reads answered together: page A for many readers (clients resuming at one place), and one reader
+    // each of B (at the same place in the log as A, in another read) and C (further back).
     let answer = () => {}
     const answered = new Promise<void>((resolve) => (answer = resolve))
     const log = {
@@ -48,12 +49,16 @@ describe("catch-up reads", () => {
     const since = reads.now()
     const order: Array<string> = []
     const many = 3 * READERS_PER_TURN
-    const readers = Array.from({ length: many }, () => Effect.runPromise(Effect.tap(reads.read("t", ZeroId, 10, since), () => Effect.sync(() => void order.push("A")))))
-    readers.push(Effect.runPromise(Effect.tap(reads.read("t", { ms: 5, seq: 0 }, 10, since), () => Effect.sync(() => void order.push("B")))))
+    const reader = (name: string, after: { ms: number; seq: number }) =>
+      Effect.runPromise(Effect.tap(reads.read("t", after, 10, since), () => Effect.sync(() => void order.push(name))))
+    const readers = Array.from({ length: many }, () => reader("A", { ms: 5, seq: 0 }))
+    readers.push(reader("B", { ms: 5, seq: 1 }), reader("C", { ms: 1, seq: 0 }))
     answer()
     await Promise.all(readers)
-    expect(order).toHaveLength(many + 1)
-    // A's first turn, A's second (B waited behind it), then B before the rest of A.
+    expect(order).toHaveLength(many + 2)
+    // A's first turn; C, further back, goes first in the next one, then A fills that turn; then B
+    // (A's turn came before B's), then the rest of A.
+    expect(order.indexOf("C")).toBe(READERS_PER_TURN)
     expect(order.indexOf("B")).toBe(2 * READERS_PER_TURN)
   })
 

@@ -33,9 +33,10 @@ runGateway({
             // Bun pings a silent socket shortly before the idle timeout and closes it if no pong (or frame) comes.
             sendPings: true,
             idleTimeout: config.wsIdleTimeoutSeconds,
-            // The app enforces CLIENT_BUFFER_BYTES itself (close 4008); Bun's own limit only backs it up,
-            // closing the socket: a frame published to a topic is otherwise dropped for a socket over it.
-            backpressureLimit: config.clientBufferBytes * 2,
+            // The app enforces CLIENT_BUFFER_BYTES itself (close 4008: after each write of its own, and
+            // after each turn in which a socket's topics published). Bun's own limit is a last resort far
+            // above it, and closes the socket: over it, a frame published to a topic would be dropped.
+            backpressureLimit: config.clientBufferBytes * 16,
             closeOnBackpressureLimit: true
           }
         })

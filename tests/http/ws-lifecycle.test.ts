@@ -39,7 +39,48 @@ describeEachRuntime("WebSocket slow consumer", (runtime) => {
     expect(closeCodeIn(bytes)).toBe(4008)
     socket.destroy()
   }, 60_000)
+
+  it("closes with 4008 a socket that stops reading while 8 of its subscriptions get events (on Bun: 8 topics)", async () => {
+    const url = current.harness.url
+    const tasks = Array.from({ length: 8 }, () => uniqueTask("many"))
+    const socket = await rawWebSocket(url)
+    tasks.forEach((task, i) => socket.write(clientFrame(JSON.stringify({ op: "subscribe", sub: `s${i}`, agentId: AGENT, taskId: task }))))
+    await postEvents(url, AGENT, tasks[7], [{ type: "WorkflowStepStarted", data: { step: 0 } }])
+    // The last subscription's first event is the sentinel: every subscription is open (and live) by then.
+    const early: Array<Buffer> = []
+    const collect = (chunk: Buffer) => early.push(chunk)
+    socket.on("data", collect)
+    await eventually(() => Buffer.concat(early).includes('"step":0'))
+    socket.off("data", collect)
+    socket.pause()
+    let ended = false
+    socket.once("end", () => (ended = true))
+    socket.once("close", () => (ended = true))
+    const pad = "x".repeat(6000)
+    const before = await disconnects(url)
+    // Each round is 8 × 6 KB to a socket that reads nothing: far past the 64 KB buffer within 400 rounds.
+    for (let round = 1; round <= 400 && !ended; round++) {
+      await Promise.all(tasks.map((task) => postEvents(url, AGENT, task, [{ type: "WorkflowStepStarted", data: { step: round, pad } }])))
+      if (round % 50 === 0 && (await disconnects(url)) > before) break
+    }
+    // Frames are read from the start of the stream: the handshake and the sentinel included.
+    const received = early
+    socket.on("data", (chunk: Buffer) => received.push(chunk))
+    socket.resume()
+    const deadline = Date.now() + 20_000
+    while (!ended && closeCodeIn(Buffer.concat(received)) === undefined && Date.now() < deadline) await sleep(50)
+    expect(closeCodeIn(Buffer.concat(received))).toBe(4008)
+    expect(await disconnects(url)).toBe(before + 1)
+    socket.destroy()
+  }, 60_000)
 })
+
+/** Slow-consumer closes of WebSockets counted so far. */
+const disconnects = async (url: string): Promise<number> => {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const line = text.split("\n").find((candidate) => candidate.startsWith('taskstream_disconnects_total{reason="slow_consumer",transport="ws"}'))
+  return line === undefined ? 0 : Number(line.split(" ").at(-1))
+}
 
 describeEachRuntime("WebSocket shutdown", (runtime) => {
   it("closes open sockets with 1012 on SIGTERM so clients reconnect elsewhere", async () => {

@@ -26,7 +26,7 @@ export type Publish = (topic: string, frame: string) => void
 export interface TopicMember {
   /** Members compare positions through their subscriptions. */
   readonly subscription: Subscription
-  /** Close the member's socket when its client holds more than `capacity` unsent (a slow consumer). */
+  /** Close the member's socket when its client holds more than CLIENT_BUFFER_BYTES unsent (a slow consumer). */
   checkBacklog(): void
 }
 
@@ -93,8 +93,8 @@ export class WsTopics {
 
   /**
    * Slow clients on topics are checked once per event-loop turn in which their topics published,
-   * after the turn (when the runtime has written what it could and counts the rest): per socket,
-   * whatever number of topics it is on. The runtime's own limit is far above CLIENT_BUFFER_BYTES
+   * after the turn (when the runtime has written what it could and counts the rest): every socket
+   * on them, whatever number of topics it is on. The runtime's own limit is far above CLIENT_BUFFER_BYTES
    * (see main.bun.ts), so the check closes a slow client with 4008 before the runtime would.
    */
   published(topic: Topic): void {
@@ -118,5 +118,4 @@ export class WsTopics {
   forget(topic: Topic): void {
     if (this.topics.get(topic.key) === topic) this.topics.delete(topic.key)
   }
-
 }

@@ -24,11 +24,19 @@
  * clients elsewhere in the log (50 far behind, on slow links) got one page
  * per such round — a 2000th of the gateway's output — and live events waited.
  * Each turn serves the pages furthest back in the log first (by the time of
- * their position, so across tasks too: the client with the most to catch up
- * first): the readers of one page go on in batches, each batch reads the next
- * page on its own, and in plain rotation the page of the 50 far behind waited
- * for every batch of the 2000 (≈ 30 turns, 1.5 s) — their links idled until
- * the 2000 were done.
+ * their position): the readers of one page go on in batches, each batch reads
+ * the next page on its own, and in plain rotation the page of the 50 far
+ * behind waited for every batch of the 2000 (≈ 30 turns, 1.5 s) — their links
+ * idled until the 2000 were done. Serving those furthest back first also keeps
+ * the batches of one crowd together (the laggards catch up with the others
+ * and share their reads again). The order is by place within a task only: the
+ * tasks take turns, so the clients of one task never wait for another task's
+ * (positions of different tasks say nothing of how far behind their clients
+ * are). Within a task, a client near the head waits while clients further
+ * back fill the turns — until they reach it and share its reads. (Mixing in
+ * service in order of waiting — pages that had waited 16 turns or 1 s first,
+ * a quarter of each turn, or every 4th turn — split the storm's 2000 into ever
+ * smaller batches, each reading its own pages: everyone caught up 1–4 s later.)
  */
 import { Effect, Fiber } from "effect"
 import type { EventId, LogEvent } from "../events/envelope.ts"
@@ -89,8 +97,9 @@ export const makeCatchUpReads = (
 ): CatchUpReads => {
   const running = new Map<string, Shared>()
   let clock = 0
-  /** Pages with readers waiting for their turn, served in rotation. */
-  const rotation: Array<Shared> = []
+  /** Per task, its pages with readers waiting for their turn; the tasks take turns in rotation. */
+  const waitingPages = new Map<string, Array<Shared>>()
+  const rotation: Array<string> = []
   /** Readers gone on in this turn; reset by the next turn. */
   let passed = 0
   let turnScheduled = false
@@ -105,12 +114,17 @@ export const makeCatchUpReads = (
   const takeTurn = () => {
     turnScheduled = false
     passed = 0
-    // Stable: pages at the same place take turns in rotation.
-    rotation.sort(byRank)
     while (passed < READERS_PER_TURN && rotation.length > 0) {
-      const shared = rotation.shift()!
+      const taskId = rotation.shift()!
+      const pages = waitingPages.get(taskId)!
+      // Stable: the task's pages at the same place take turns in rotation.
+      pages.sort(byRank)
+      const shared = pages[0]
       const going = shared.waiting.splice(0, READERS_PER_TURN - passed)
-      if (shared.waiting.length > 0) rotation.push(shared)
+      if (shared.waiting.length === 0) pages.shift()
+      else pages.push(pages.shift()!)
+      if (pages.length > 0) rotation.push(taskId)
+      else waitingPages.delete(taskId)
       passed += going.length
       for (const resume of going) resume()
     }
@@ -127,15 +141,34 @@ export const makeCatchUpReads = (
       }
       return Effect.callback<void>((resume) => {
         const go = () => resume(Effect.void)
-        if (shared.waiting.length === 0) rotation.push(shared)
+        if (shared.waiting.length === 0) {
+          const pages = waitingPages.get(shared.taskId)
+          if (pages === undefined) {
+            waitingPages.set(shared.taskId, [shared])
+            rotation.push(shared.taskId)
+          } else pages.push(shared)
+        }
         shared.waiting.push(go)
         scheduleTurn()
         return Effect.sync(() => {
           const at = shared.waiting.indexOf(go)
-          if (at >= 0) shared.waiting.splice(at, 1)
+          if (at < 0) return
+          shared.waiting.splice(at, 1)
+          if (shared.waiting.length === 0) leaveRotation(shared)
         })
       })
     })
+
+  /** The last reader of `shared` waiting left: the page gives up its place (and its task, when it was the last). */
+  const leaveRotation = (shared: Shared) => {
+    const pages = waitingPages.get(shared.taskId)
+    const at = pages?.indexOf(shared) ?? -1
+    if (pages === undefined || at < 0) return
+    pages.splice(at, 1)
+    if (pages.length > 0) return
+    waitingPages.delete(shared.taskId)
+    rotation.splice(rotation.indexOf(shared.taskId), 1)
+  }
 
   const pause = (shared: Shared, ms: number) =>
     Effect.callback<void>((resume) => {

@@ -62,6 +62,32 @@ describe("catch-up reads", () => {
     expect(order.indexOf("B")).toBe(2 * READERS_PER_TURN)
   })
 
+  it("lets the tasks take turns: a reader of another task goes on in the next turn, however many readers further back keep coming", async () => {
+    // 40 readers far back in the log of task t (more than two turns' worth), each reading 30 pages one
+    // after another, and one reader of task u: it must not wait for them.
+    const log = {
+      read: () => Effect.succeed(page),
+      head: () => Effect.die("not read in this test"),
+      inflight: () => Effect.succeed([])
+    }
+    const reads = makeCatchUpReads(log, Effect.runFork, fast)
+    const order: Array<string> = []
+    const far = Array.from({ length: 40 }, (_, reader) =>
+      Effect.runPromise(Effect.gen(function*() {
+        for (let n = 0; n < 30; n++) {
+          yield* reads.read("t", { ms: 1, seq: reader * 100 + n }, 10, reads.now())
+          order.push("t")
+        }
+      })))
+    // Let the far readers fill the rotation first.
+    await new Promise((resolve) => setImmediate(resolve))
+    const other = Effect.runPromise(Effect.tap(reads.read("u", { ms: 1000, seq: 0 }, 10, reads.now()), () => Effect.sync(() => void order.push("u"))))
+    await Promise.all([...far, other])
+    expect(order).toHaveLength(40 * 30 + 1)
+    // Within the next turns after it asked (task t holds the turn it is in), not after the 1200 reads of task t.
+    expect(order.indexOf("u")).toBeLessThan(3 * READERS_PER_TURN)
+  })
+
   it("starts a new read for a reader that asks from after a read began", async () => {
     const source = flaky(0)
     const reads = makeCatchUpReads(source.log, Effect.runFork, fast)

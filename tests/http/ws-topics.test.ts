@@ -10,7 +10,7 @@ import { expect, it } from "bun:test"
 import { postEvents, step } from "../support/api.ts"
 import { describeEachLog, uniqueTask } from "../support/harness.ts"
 import { eventually, sleep } from "../support/ports.ts"
-import { eventsOf, openWs, type WsClient, type WsFrame } from "../support/ws.ts"
+import { eventsOf, openWs, requestWs, subscribeWs, type WsClient, type WsFrame } from "../support/ws.ts"
 
 const AGENT = "agent-topics"
 
@@ -35,16 +35,8 @@ const course = (frames: ReadonlyArray<WsFrame>, sub: string): Array<string> =>
 
 describeEachLog("WebSocket topics", {}, (h) => {
   const publish = (taskId: string, body: unknown) => postEvents(h().url, AGENT, taskId, body)
-  const subscribe = async (ws: WsClient, sub: string, taskId: string, extra: Record<string, unknown> = {}) => {
-    const from = ws.frames.length
-    ws.send({ op: "subscribe", sub, agentId: AGENT, taskId, ...extra })
-    return ws.next((frame) => frame.sub === sub && (frame.op === "subscribed" || frame.op === "error"), from)
-  }
-  const request = (ws: WsClient, frame: Record<string, unknown>, op: string) => {
-    const from = ws.frames.length
-    ws.send(frame)
-    return ws.next((reply) => (reply.op === op || reply.op === "error") && reply.sub === frame.sub, from)
-  }
+  const subscribe = (ws: WsClient, sub: string, taskId: string, extra: Record<string, unknown> = {}) => subscribeWs(ws, AGENT, sub, taskId, extra)
+  const request = requestWs
   /** Publish steps from..to one request each, a few ms apart, until `to` (returns when done). */
   const publishSteps = async (taskId: string, from: number, to: number) => {
     for (let n = from; n <= to; n++) {

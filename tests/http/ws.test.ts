@@ -2,7 +2,7 @@ import { expect, it } from "bun:test"
 import { history, postEvents, step, taskPath } from "../support/api.ts"
 import { describeEachLog, uniqueTask } from "../support/harness.ts"
 import { eventually, sleep } from "../support/ports.ts"
-import { eventsOf, openWs, type WsClient } from "../support/ws.ts"
+import { eventsOf, openWs, requestWs, subscribeWs, type WsClient } from "../support/ws.ts"
 
 const AGENT = "agent-1"
 const MAX_SUBSCRIPTIONS = 5
@@ -19,17 +19,8 @@ describeEachLog("WebSocket", { MAX_SUBSCRIPTIONS_PER_SOCKET: String(MAX_SUBSCRIP
       next = page.body.next
     }
   }
-  const subscribe = async (ws: WsClient, sub: string, taskId: string, extra: Record<string, unknown> = {}) => {
-    const from = ws.frames.length
-    ws.send({ op: "subscribe", sub, agentId: AGENT, taskId, ...extra })
-    return ws.next((frame) => frame.sub === sub && (frame.op === "subscribed" || frame.op === "error"), from)
-  }
-  /** Send `frame` and wait for the reply with `op` about `sub` (or an error). */
-  const request = (ws: WsClient, frame: Record<string, unknown>, op: string) => {
-    const from = ws.frames.length
-    ws.send(frame)
-    return ws.next((reply) => (reply.op === op || reply.op === "error") && reply.sub === frame.sub && reply.ref === frame.ref, from)
-  }
+  const subscribe = (ws: WsClient, sub: string, taskId: string, extra: Record<string, unknown> = {}) => subscribeWs(ws, AGENT, sub, taskId, extra)
+  const request = requestWs
 
   it("multiplexes two tasks on one socket, each event tagged with its sub and nothing crossed", async () => {
     const [a, b] = [uniqueTask("a"), uniqueTask("b")]

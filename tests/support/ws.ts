@@ -80,6 +80,20 @@ export const openWs = async (baseUrl: string, query = ""): Promise<WsClient> => 
 }
 
 /** The event frames of one subscription. */
+/** Subscribe `sub` to a task and wait for the reply (`subscribed`, or an error about `sub`). */
+export const subscribeWs = (ws: WsClient, agentId: string, sub: string, taskId: string, extra: Record<string, unknown> = {}) => {
+  const from = ws.frames.length
+  ws.send({ op: "subscribe", sub, agentId, taskId, ...extra })
+  return ws.next((frame) => frame.sub === sub && (frame.op === "subscribed" || frame.op === "error"), from)
+}
+
+/** Send `frame` and wait for the reply with `op` about its `sub` and `ref` (or an error). */
+export const requestWs = (ws: WsClient, frame: Record<string, unknown>, op: string) => {
+  const from = ws.frames.length
+  ws.send(frame)
+  return ws.next((reply) => (reply.op === op || reply.op === "error") && reply.sub === frame.sub && reply.ref === frame.ref, from)
+}
+
 export const eventsOf = (frames: ReadonlyArray<WsFrame>, sub: string) =>
   frames.filter((frame) => frame.op === "event" && frame.sub === sub).map((frame) => frame.event)
 

@@ -59,8 +59,7 @@ export const MemoryLogLayer = Layer.effectContext(
     const idempotency = new Map<string, IdempotencyEntry>()
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
-    // In-process: a channel is established as soon as it is opened.
-    // Appends dispatch in-process: a channel is only its listener set.
+    // Appends dispatch in-process: a channel is only its listener set, established as soon as it is opened.
     const inProcess = { established: undefined, close: () => {} }
     const live = yield* LiveChannels.make(yield* GatewayMetrics, () => inProcess)
     const control = new MemoryControl(config)
@@ -205,7 +204,6 @@ export const MemoryLogLayer = Layer.effectContext(
       })
 
     const inflightOf = (taskId: string) => Effect.sync(() => inflight.get(taskId)?.snapshot(Date.now()) ?? [])
-
 
     const listTasks = (agentId: string | undefined, limit: number) =>
       Effect.sync(() => {

@@ -189,7 +189,6 @@ export const RedisLogLayer = Layer.effectContext(
         })
       )
 
-
     const tasks = (agentId: string | undefined, limit: number) =>
       Effect.gen(function*() {
         // The index is small (TASK_INDEX_MAX); an agent filter scans a bounded window.

@@ -68,7 +68,7 @@ interface Shared {
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   /** The clock when it started. */
   readonly started: number
-  /** Where in the log it reads (ms of the position; 0 for heads and calls): the lowest goes on first. */
+  /** A history page's place in the log (ms of the position), which orders the task's pages in turns; 0 for the rest. */
   readonly rank: number
   readers: number
   /** Ends the wait before the next attempt, while it waits. */
@@ -193,13 +193,13 @@ export const makeCatchUpReads = (
     key: string,
     since: number,
     read: () => Effect.Effect<A, unknown>,
-    rank = 0,
-    inTurns = false
+    /** A history page's place in the log: its readers go on in turns (see above). */
+    turnsAt?: number
   ): Effect.Effect<A> =>
     Effect.suspend(() => {
       let shared = running.get(key)
       if (shared === undefined || shared.started <= since) {
-        const started: Shared = { taskId, waiting: [], fiber: undefined, started: ++clock, rank, readers: 0, wake: undefined }
+        const started: Shared = { taskId, waiting: [], fiber: undefined, started: ++clock, rank: turnsAt ?? 0, readers: 0, wake: undefined }
         running.set(key, started)
         const fiber = fork(retrying(started, read))
         started.fiber = fiber
@@ -209,7 +209,7 @@ export const makeCatchUpReads = (
       const joined = shared
       joined.readers++
       const page = Fiber.join(joined.fiber!) as Effect.Effect<A>
-      return (inTurns ? Effect.tap(page, () => turn(joined)) : page).pipe(
+      return (turnsAt === undefined ? page : Effect.tap(page, () => turn(joined))).pipe(
         Effect.ensuring(Effect.sync(() => {
           if (--joined.readers > 0) return
           // The last reader left (a read still retrying is stopped).
@@ -229,6 +229,6 @@ export const makeCatchUpReads = (
     head: (taskId, since) => share(taskId, `head ${taskId}`, since, () => log.head(taskId)),
     inflight: (taskId, since) => share(taskId, `inflight ${taskId}`, since, () => log.inflight(taskId)),
     read: (taskId, after, limit, since) =>
-      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit), after.ms, true)
+      share(taskId, `read ${taskId} ${after.ms}-${after.seq} ${limit}`, since, () => log.read(taskId, after, limit), after.ms)
   }
 }

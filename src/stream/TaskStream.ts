@@ -475,14 +475,20 @@ export class Subscription implements LiveListener {
         }
       }
       while (this.state === "syncing") {
+        const limit = this.pageSize
+        let page: ReadonlyArray<LogEvent>
         if (this.wantInflight) {
           this.wantInflight = false
-          const calls = yield* this.reads.inflight(this.taskId, this.since)
+          // The calls in flight and the next page together: sent in this order in one turn, they
+          // cost one round trip, not two (a resume's first byte waited for both in a storm).
+          const [calls, first] = yield* Effect.all([
+            this.reads.inflight(this.taskId, this.since),
+            this.reads.read(this.taskId, this.lastId, limit, this.since)
+          ], { concurrency: 2 })
           if (this.state !== "syncing") break
           this.stage(calls)
-        }
-        const limit = this.pageSize
-        const page = yield* this.reads.read(this.taskId, this.lastId, limit, this.since)
+          page = first
+        } else page = yield* this.reads.read(this.taskId, this.lastId, limit, this.since)
         for (let i = 0; i < page.length && this.state === "syncing"; i++) {
           if (this.sink.backlog() >= this.lowWater) yield* this.room()
           if (this.state !== "syncing") break

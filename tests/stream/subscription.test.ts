@@ -3,7 +3,7 @@
  * from the `prev` the live feed hands over beside each event, catch-up, pause/resume. Integration tests cover the real logs.
  */
 import { describe, expect, it } from "bun:test"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { compareIds, type EventId, LogEvent, parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { builtinRegistry } from "../../src/events/registry.ts"
 import { acceptAll } from "../../src/events/filter.ts"
@@ -28,14 +28,21 @@ let inflight: Array<InflightCall> = []
 const behind: { reads: number; upTo: EventId } = { reads: 0, upTo: ZeroId }
 /** Log reads so far (history pages). */
 let logReads = 0
+/** While set, a read of the calls in flight answers only once a history page has been asked for. */
+let inflightAwaitsPage = false
+const inflightWaiting: Array<() => void> = []
 const log = {
   read: (_taskId: string, after: EventId, limit: number) => {
     logReads++
+    for (const answer of inflightWaiting.splice(0)) answer()
     const visible = behind.reads > 0 ? (behind.reads--, stored.filter((event) => compareIds(event, behind.upTo) <= 0)) : stored
     return Effect.succeed(visible.filter((event) => compareIds(event, after) > 0).slice(0, limit))
   },
   head: () => Effect.succeed({ agentId: "a", last: stored.at(-1), first: stored[0], trimmed, calls: inflight.length > 0 }),
-  inflight: () => Effect.succeed(inflight)
+  inflight: () =>
+    inflightAwaitsPage
+      ? Effect.callback<Array<InflightCall>>((resume) => void inflightWaiting.push(() => resume(Effect.succeed(inflight))))
+      : Effect.succeed(inflight)
 }
 // Shared reads run on their own here; the pipeline runs them in the TaskStream layer's FiberSet.
 const reads = makeCatchUpReads(log, Effect.runFork)
@@ -153,6 +160,22 @@ describe("Subscription", () => {
     expect(steps).toEqual([1, 2, 3])
     expect(chunks.map((chunk) => [chunk.call_id, chunk.chunk, chunk.compacted])).toEqual([["kept", "ab", true], ["trimmed", "xyz", true]])
     inflight = []
+  })
+  it("asks for the calls in flight and the first page together (one round trip), and still sends a call's text after its start", async () => {
+    stored.length = 0
+    for (let n = 1; n <= 3; n++) append(n)
+    inflight = [{ callId: "c", started: { ms: 100, seq: 2 }, model: undefined, text: "ab", index: 1 }]
+    inflightAwaitsPage = true
+    try {
+      const { order, subscription } = collect()
+      // Asked one after the other, the calls in flight would wait for a page read that never comes.
+      const caughtUp = Effect.runPromise(subscription.catchUp().pipe(Effect.timeoutOption(1000)))
+      expect(Option.isSome(await caughtUp)).toBe(true)
+      expect(order).toEqual(["100-1", "100-2", "chunk ab", "100-3"])
+    } finally {
+      inflightAwaitsPage = false
+      inflight = []
+    }
   })
   it("keeps a token chunk held while catching up between the stored events around it, even when the read reaches the end first", () => {
     stored.length = 0

@@ -54,7 +54,64 @@ interface Subscriber {
   unsubscribe(channel: string): Promise<unknown>
 }
 
-const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () => void): Subscriber => {
+interface Change {
+  readonly subscribe: boolean
+  readonly channel: string
+  readonly settle: (outcome: Promise<unknown>) => void
+}
+
+/**
+ * The (un)subscribes asked for in one event-loop turn, sent in their order, each run of the
+ * same kind as one command: a burst of 10 000 clients opening new tasks is a few SUBSCRIBE
+ * commands on the subscriber connection, not 10 000 (each its own command, reply and write).
+ * The order is kept, so a channel left and taken again in one turn ends up subscribed. When
+ * Redis refuses a SUBSCRIBE of several channels (an ACL denying one of them refuses them all),
+ * each channel still wanted is asked for on its own, so only the refused ones fail.
+ */
+class ChangesPerTurn {
+  private queued: Array<Change> = []
+
+  constructor(private readonly client: Redis, private readonly isWanted: (channel: string) => boolean) {}
+
+  add(subscribe: boolean, channel: string): Promise<unknown> {
+    if (this.queued.length === 0) setImmediate(this.flush)
+    return new Promise((resolve, reject) => {
+      this.queued.push({ subscribe, channel, settle: (outcome) => void outcome.then(resolve, reject) })
+    })
+  }
+
+  private readonly flush = (): void => {
+    const changes = this.queued
+    this.queued = []
+    for (let start = 0; start < changes.length;) {
+      let end = start + 1
+      while (end < changes.length && changes[end].subscribe === changes[start].subscribe) end++
+      this.send(changes.slice(start, end))
+      start = end
+    }
+  }
+
+  private send(run: Array<Change>): void {
+    const channels = run.map((change) => change.channel)
+    if (!run[0].subscribe) {
+      const sent = this.client.unsubscribe(...channels)
+      for (const change of run) change.settle(sent)
+      return
+    }
+    const sent = this.client.subscribe(...channels)
+    if (run.length === 1) return run[0].settle(sent)
+    sent.then(
+      () => run.forEach((change) => change.settle(sent)),
+      (error) => {
+        for (const change of run) {
+          change.settle(this.isWanted(change.channel) ? this.client.subscribe(change.channel) : Promise.reject(error))
+        }
+      }
+    )
+  }
+}
+
+const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () => void, isWanted: (channel: string) => boolean): Subscriber => {
   client.on("message", handlers.onMessage)
   let connectedBefore = false
   client.on("ready", () => {
@@ -64,11 +121,12 @@ const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () =
     }
     resubscribe()
   })
+  const changes = new ChangesPerTurn(client, isWanted)
   return {
-    one: (channel) => client.subscribe(channel),
+    one: (channel) => changes.add(true, channel),
     // ioredis resubscribes on its own; subscribing again gives us the moment Redis confirmed it.
     all: (channels) => client.subscribe(...channels),
-    unsubscribe: (channel) => client.unsubscribe(channel)
+    unsubscribe: (channel) => changes.add(false, channel)
   }
 }
 
@@ -147,7 +205,7 @@ export const makeLiveFeed = (
 
     const subscriber = target.kind === "cluster"
       ? cluster(client as Cluster, handlers, resubscribe)
-      : standalone(client as Redis, handlers, resubscribe)
+      : standalone(client as Redis, handlers, resubscribe, isWanted)
     yield* connectWithin(client, timeoutMs)
     return {
       subscribe: attempt,

@@ -260,7 +260,13 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       return emptyResult(s, target, "skipped", `${target} has no WebSocket at /api/v1/ws (not available)`)
     }
     if (publisher instanceof HttpPublisher && s.mode !== "idle") await publisher.open()
-    for (let i = 0; i < LOADGEN_PROCESSES; i++) workers.push(await startWorker())
+    // A storm's throttled clients get a load generator of their own: one busy parsing the normal
+    // clients' frames resumed their paused links late (0.5–1.9 s), and their links idled.
+    const ownWorker = s.mode === "storm" && s.throttledClients > 0
+    for (let i = 0; i < LOADGEN_PROCESSES + (ownWorker ? 1 : 0); i++) workers.push(await startWorker())
+    /** The load generator of connection `k` of `total` (the throttled clients are the last ones). */
+    const workerOf = (k: number, total: number): number =>
+      ownWorker && k >= total - s.throttledClients ? LOADGEN_PROCESSES : k % LOADGEN_PROCESSES
     await Bun.sleep(300)
     const rssBefore = rssBytes(server.pid)
     const all = targetsOf(s, tasks, target)
@@ -270,7 +276,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     const lg0 = workers.map((w) => cpuSeconds(w.child.pid))
     const connectStart = wallNow()
     workers.forEach((w, i) => {
-      const mine = all.filter((_, k) => k % workers.length === i)
+      const mine = all.filter((_, k) => workerOf(k, all.length) === i)
       const message: ConnectCommand = {
         cmd: "connect", port, transport: s.transport, targets: mine, steps, latency: s.mode !== "history",
         batch: Math.ceil(s.connectBatch / workers.length), pauseMs: s.connectPauseMs, timeoutMs: CONNECT_TIMEOUT_MS, ordered,
@@ -298,7 +304,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       }
       workers.forEach((w, i) => {
         forget(w, "connected")
-        const mine = <A>(xs: A[]): A[] => xs.filter((_, k) => k % workers.length === i)
+        const mine = <A>(xs: A[]): A[] => xs.filter((_, k) => workerOf(k, xs.length) === i)
         const message: StormCommand = {
           ...drop, targets: mine(drop.targets), headers: mine(drop.headers), firstSteps: mine(drop.firstSteps),
           throttles: mine(drop.throttles), groups: mine(drop.groups),

@@ -24,7 +24,7 @@
  * the garbage its opening leaves (docs/performance.md, "idle").
  */
 import { Context, type Duration, Effect, Fiber, FiberSet, Layer, type Scope } from "effect"
-import { compareIds, type EventId, formatEventId, type LogEvent, ZeroId } from "../events/envelope.ts"
+import { compareIds, type EventId, formatEventId, type LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
 import { acceptAll, type TypeFilter } from "../events/filter.ts"
 import type { Ending } from "../events/registry.ts"
 import { endStatusOf } from "../events/state.ts"
@@ -501,9 +501,15 @@ export class Subscription implements LiveListener {
           this.rescan = false
           continue
         }
-        // Calls whose start was trimmed away from the log: their text goes out before the live chunks.
-        for (const compacted of this.staged.values()) this.deliver(compacted)
-        this.staged.clear()
+        // Calls whose start was trimmed away from the log (it lies behind the position reached):
+        // their text goes out before the live chunks. A call whose start lies ahead started after
+        // the page was read (the two reads are not ordered in Redis): it stays staged, and its
+        // text goes out right after its start, from the events held or the next read.
+        for (const [started, compacted] of this.staged) {
+          if (compareIds(parseEventId(started)!, this.lastId) > 0) continue
+          this.staged.delete(started)
+          this.deliver(compacted)
+        }
         if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
         else if (this.state === "syncing") {
           this.forgetCompleted()

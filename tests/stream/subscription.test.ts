@@ -177,6 +177,26 @@ describe("Subscription", () => {
       inflight = []
     }
   })
+  it("sends a call's text after its start when the calls in flight were read after the page (the start arrives live)", () => {
+    stored.length = 0
+    append(1)
+    append(2)
+    const started = LogEvent.fromDraft(builtinRegistry, "100-3", task, "WorkflowLLMCallStarted", "2026-11-24T10:00:00.000Z", { call_id: "c", model: "m" })
+    prevOf.set(started, { ms: 100, seq: 2 })
+    stored.push(started)
+    inflight = [{ callId: "c", started: { ms: 100, seq: 3 }, model: "m", text: "ab", index: 1 }]
+    // The page was read just before the call started; the calls in flight just after.
+    behind.reads = 1
+    behind.upTo = { ms: 100, seq: 2 }
+    try {
+      const { order, subscription } = collect()
+      live(subscription, started)
+      Effect.runSync(subscription.catchUp())
+      expect(order).toEqual(["100-1", "100-2", "100-3", "chunk ab"])
+    } finally {
+      inflight = []
+    }
+  })
   it("keeps a token chunk held while catching up between the stored events around it, even when the read reaches the end first", () => {
     stored.length = 0
     const { order, ends, subscription } = collect()

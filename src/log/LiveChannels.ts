@@ -150,6 +150,11 @@ export class LiveChannels {
     return this.channels.keys()
   }
 
+  /** Whether local listeners follow the task. */
+  has(taskId: string): boolean {
+    return this.channels.has(taskId)
+  }
+
   get size(): number {
     return this.channels.size
   }

@@ -111,6 +111,10 @@ export const RedisLogLayer = Layer.effectContext(
         live.gap(taskId)
       },
       wanted: () => [...live.tasks()].map((taskId) => taskKeys(prefix, taskId).live),
+      wants: (channel) => {
+        const taskId = taskOfChannel(prefix, channel)
+        return taskId !== undefined && live.has(taskId)
+      },
       onResubscribed: () => {
         metrics.record(Metrics.redisReconnects, 1)
         logLine("warn", "redis subscriber reconnected; open streams catch up from the log")

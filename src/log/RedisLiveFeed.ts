@@ -14,7 +14,7 @@
  * wanted; once it succeeds, `onRestored` lets that task's listeners catch up.
  */
 import { Effect, type Scope } from "effect"
-import type { Cluster, Redis } from "ioredis"
+import { type Cluster, type Redis, ReplyError } from "ioredis"
 import { GatewayLog } from "../observability/log.ts"
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import { closing, connectWithin, createClient } from "./redisTarget.ts"
@@ -24,6 +24,8 @@ export interface LiveFeedHandlers {
   onMessage(channel: string, message: string): void
   /** The channels local listeners follow now. */
   wanted(): Array<string>
+  /** Whether local listeners follow `channel` now. */
+  wants(channel: string): boolean
   /** Every wanted channel is subscribed again after a reconnect: events may have been missed meanwhile. */
   onResubscribed(): void
   /** A channel whose subscription had failed is subscribed at last: its listeners may have missed events. */
@@ -47,8 +49,10 @@ const settle = (pending: Promise<unknown>): Promise<void> => pending.then(() => 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 interface Subscriber {
-  /** Subscribe one channel (rejects when Redis refuses). */
+  /** Subscribe one channel on its own (rejects when Redis refuses): retries and fallbacks. */
   one(channel: string): Promise<unknown>
+  /** Subscribe a channel a listener just opened, with the others of this turn (rejects when Redis refuses it). */
+  queued(channel: string): Promise<unknown>
   /** Subscribe all of `channels` again after a reconnect (rejects when Redis refuses any). */
   all(channels: Array<string>): Promise<unknown>
   unsubscribe(channel: string): Promise<unknown>
@@ -66,12 +70,13 @@ interface Change {
  * commands on the subscriber connection, not 10 000 (each its own command, reply and write).
  * The order is kept, so a channel left and taken again in one turn ends up subscribed. When
  * Redis refuses a SUBSCRIBE of several channels (an ACL denying one of them refuses them all),
- * each channel still wanted is asked for on its own, so only the refused ones fail.
+ * each channel still wanted is asked for on its own, so only the refused ones fail; any other
+ * failure (the connection lost) fails them all, and the feed retries them.
  */
-class ChangesPerTurn {
+class SubscriptionQueue {
   private queued: Array<Change> = []
 
-  constructor(private readonly client: Redis, private readonly isWanted: (channel: string) => boolean) {}
+  constructor(private readonly client: Redis, private readonly wants: (channel: string) => boolean) {}
 
   add(subscribe: boolean, channel: string): Promise<unknown> {
     if (this.queued.length === 0) setImmediate(this.flush)
@@ -93,25 +98,22 @@ class ChangesPerTurn {
 
   private send(run: Array<Change>): void {
     const channels = run.map((change) => change.channel)
-    if (!run[0].subscribe) {
-      const sent = this.client.unsubscribe(...channels)
+    const sent = run[0].subscribe ? this.client.subscribe(...channels) : this.client.unsubscribe(...channels)
+    if (!run[0].subscribe || run.length === 1) {
       for (const change of run) change.settle(sent)
       return
     }
-    const sent = this.client.subscribe(...channels)
-    if (run.length === 1) return run[0].settle(sent)
     sent.then(
       () => run.forEach((change) => change.settle(sent)),
-      (error) => {
-        for (const change of run) {
-          change.settle(this.isWanted(change.channel) ? this.client.subscribe(change.channel) : Promise.reject(error))
-        }
+      (error: unknown) => {
+        const refused = error instanceof ReplyError
+        for (const change of run) change.settle(refused && this.wants(change.channel) ? this.client.subscribe(change.channel) : sent)
       }
     )
   }
 }
 
-const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () => void, isWanted: (channel: string) => boolean): Subscriber => {
+const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () => void): Subscriber => {
   client.on("message", handlers.onMessage)
   let connectedBefore = false
   client.on("ready", () => {
@@ -121,9 +123,10 @@ const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () =
     }
     resubscribe()
   })
-  const changes = new ChangesPerTurn(client, isWanted)
+  const changes = new SubscriptionQueue(client, handlers.wants)
   return {
-    one: (channel) => changes.add(true, channel),
+    one: (channel) => client.subscribe(channel),
+    queued: (channel) => changes.add(true, channel),
     // ioredis resubscribes on its own; subscribing again gives us the moment Redis confirmed it.
     all: (channels) => client.subscribe(...channels),
     unsubscribe: (channel) => changes.add(false, channel)
@@ -138,6 +141,8 @@ const cluster = (client: Cluster, handlers: LiveFeedHandlers, resubscribe: () =>
   client.on("subscribersReady", resubscribe)
   return {
     one: (channel) => client.ssubscribe(channel),
+    // One channel per command: the channels of one SSUBSCRIBE must share a slot.
+    queued: (channel) => client.ssubscribe(channel),
     // One channel per command: the channels of one SSUBSCRIBE must share a slot.
     all: (channels) => Promise.all(channels.map((channel) => client.ssubscribe(channel))),
     unsubscribe: (channel) => client.sunsubscribe(channel)
@@ -165,10 +170,9 @@ export const makeLiveFeed = (
         failing.clear()
       })
     )
-    const isWanted = (channel: string) => handlers.wanted().includes(channel)
 
     const refused = (channel: string, error: unknown) => {
-      if (!isWanted(channel)) return
+      if (!handlers.wants(channel)) return
       const known = failing.get(channel)
       const delayMs = known === undefined ? RETRY_MIN_MS : Math.min(known.delayMs * 2, RETRY_MAX_MS)
       metrics.record(Metrics.redisSubscribeFailures, 1)
@@ -179,12 +183,12 @@ export const makeLiveFeed = (
         })
       }
       clearTimeout(known?.timer)
-      failing.set(channel, { error: messageOf(error), delayMs, timer: setTimeout(() => attempt(channel), delayMs) })
+      failing.set(channel, { error: messageOf(error), delayMs, timer: setTimeout(() => attempt(channel, true), delayMs) })
     }
 
-    /** Subscribe `channel`; resolves after this attempt, whatever its outcome. */
-    const attempt = (channel: string): Promise<void> =>
-      subscriber.one(channel).then(
+    /** Subscribe `channel` (`alone`: not with the others of this turn); resolves after this attempt, whatever its outcome. */
+    const attempt = (channel: string, alone: boolean): Promise<void> =>
+      (alone ? subscriber.one(channel) : subscriber.queued(channel)).then(
         () => {
           const known = failing.get(channel)
           if (known === undefined) return
@@ -200,15 +204,15 @@ export const makeLiveFeed = (
       const channels = handlers.wanted()
       if (channels.length === 0) return
       // Redis refusing some: subscribe them one by one, so the others are confirmed and the refused retried.
-      subscriber.all(channels).catch(() => Promise.all(channels.map(attempt))).then(handlers.onResubscribed, handlers.onResubscribed)
+      subscriber.all(channels).catch(() => Promise.all(channels.map((channel) => attempt(channel, true)))).then(handlers.onResubscribed, handlers.onResubscribed)
     }
 
     const subscriber = target.kind === "cluster"
       ? cluster(client as Cluster, handlers, resubscribe)
-      : standalone(client as Redis, handlers, resubscribe, isWanted)
+      : standalone(client as Redis, handlers, resubscribe)
     yield* connectWithin(client, timeoutMs)
     return {
-      subscribe: attempt,
+      subscribe: (channel) => attempt(channel, false),
       unsubscribe: (channel) => {
         const known = failing.get(channel)
         if (known !== undefined) {

@@ -261,7 +261,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     }
     if (publisher instanceof HttpPublisher && s.mode !== "idle") await publisher.open()
     // A storm's throttled clients get a load generator of their own: one busy parsing the normal
-    // clients' frames resumed their paused links late (0.5–1.9 s), and their links idled.
+    // clients' frames resumed their paused links late (0.4–1.9 s in all), and their links idled.
     const ownWorker = s.mode === "storm" && s.throttledClients > 0
     for (let i = 0; i < LOADGEN_PROCESSES + (ownWorker ? 1 : 0); i++) workers.push(await startWorker())
     /** The load generator of connection `k` of `total` (the throttled clients are the last ones). */
@@ -279,7 +279,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       const mine = all.filter((_, k) => workerOf(k, all.length) === i)
       const message: ConnectCommand = {
         cmd: "connect", port, transport: s.transport, targets: mine, steps, latency: s.mode !== "history",
-        batch: Math.ceil(s.connectBatch / workers.length), pauseMs: s.connectPauseMs, timeoutMs: CONNECT_TIMEOUT_MS, ordered,
+        batch: Math.ceil(s.connectBatch / LOADGEN_PROCESSES), pauseMs: s.connectPauseMs, timeoutMs: CONNECT_TIMEOUT_MS, ordered,
       }
       command(w, message)
     })

@@ -479,8 +479,8 @@ export class Subscription implements LiveListener {
         let page: ReadonlyArray<LogEvent>
         if (this.wantInflight) {
           this.wantInflight = false
-          // The calls in flight and the next page together: sent in this order in one turn, they
-          // cost one round trip, not two (a resume's first byte waited for both in a storm).
+          // The calls in flight and the next page together: one round trip, not two. Either may
+          // join a read already under way, so the page may be the older of the two (see below).
           const [calls, first] = yield* Effect.all([
             this.reads.inflight(this.taskId, this.since),
             this.reads.read(this.taskId, this.lastId, limit, this.since)

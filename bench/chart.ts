@@ -22,6 +22,7 @@ interface Row {
   deliveriesPerS: number | null
   publishedPerS: number | null
   rssPerConnectionKB: number | null
+  rssSettledPerConnectionKB?: number | null
   historyAllS: number | null
   ingestP50Ms?: number | null
   ingestP99Ms?: number | null
@@ -99,7 +100,7 @@ const figure = (r: Row): string =>
     ? `caught up ${num(r.stormCaughtUpS ?? null, 2)} s, throttled ${num(r.stormThrottledS ?? null, 2)} s, ${num(r.logReads ?? null, 0)} log reads`
     : r.scenario.endsWith("-http")
     ? `${num((r.deliveriesPerS ?? NaN) / 1000, 0)}k deliveries/s; published ${num(r.publishedPerS, 0)} ev/s, ingest p50/p99 ${num(r.ingestP50Ms ?? null, 1)}/${num(r.ingestP99Ms ?? null, 1)} ms, ${num(r.cpuPerEventUs ?? null, 0)} µs CPU/event`
-    : r.scenario === "idle" ? `${num(r.rssPerConnectionKB, 1)} KB RSS/conn`
+    : r.scenario === "idle" ? `${num(r.rssPerConnectionKB, 1)} KB RSS/conn (${num(r.rssSettledPerConnectionKB ?? null, 1)} at 12 s)`
     : r.scenario === "history" ? `all history in ${num(r.historyAllS, 2)} s`
     : r.scenario === "burst" ? `${num((r.deliveriesPerS ?? NaN) / 1e6, 2)}M deliveries/s (published ${num((r.publishedPerS ?? NaN) / 1000, 1)}k ev/s)`
     : `${num((r.deliveriesPerS ?? NaN) / 1000, 0)}k deliveries/s`

@@ -117,6 +117,9 @@ export interface Result extends Figures {
   stormLoadgenLateS: number
   /** Storm: log reads the server made (XRANGE + XREVRANGE + XREAD calls, INFO commandstats) from the drop on. */
   logReads: number
+  /** Idle: RSS per connection 12 s after the last one connected, once the runtime has returned the
+   *  memory the openings' work left (Bun takes 5–10 s); the 2-s figure is `rssPerConnectionKB`. */
+  rssSettledPerConnectionKB: number
 }
 
 const emptyResult = (s: Scenario, target: Target, status: Result["status"], note: string): Result => ({
@@ -125,7 +128,7 @@ const emptyResult = (s: Scenario, target: Target, status: Result["status"], note
   serverCpuS: NaN, loadgenCpuS: NaN, redisCpuS: NaN, peakRssMB: NaN, rssPerConnectionKB: NaN,
   elapsedS: NaN, deliveriesPerS: NaN, historyAllS: NaN, publishedPerS: NaN, publishErrors: 0, loadgenUserS: 0, loadgenSystemS: 0, otherCpuS: NaN, interruptCpuS: NaN,
   ingestP50Ms: NaN, ingestP99Ms: NaN, ingestMaxMs: NaN, cpuPerEventUs: NaN, loadgenMaxCorePct: NaN, stormCaughtUpS: NaN,
-  stormThrottledS: NaN, stormLinkS: NaN, stormLoadgenLateS: NaN, logReads: NaN,
+  stormThrottledS: NaN, stormLinkS: NaN, stormLoadgenLateS: NaN, logReads: NaN, rssSettledPerConnectionKB: NaN,
 })
 
 const serverCommand = (target: Target, scenario: string, port: number): string[] => {
@@ -269,6 +272,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       ownWorker && k >= total - s.throttledClients ? LOADGEN_PROCESSES : k % LOADGEN_PROCESSES
     await Bun.sleep(300)
     const rssBefore = rssBytes(server.pid)
+    const rssPerConnectionKB = () => (rssBytes(server.pid) - rssBefore) / 1024 / Math.max(1, connections - connectFailed)
     const all = targetsOf(s, tasks, target)
     const steps = stepsPerConnection(s)
     const ordered = s.publish === "script"
@@ -326,7 +330,7 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
       await publisher.complete(tasks[0]!)
     } else if (s.mode === "idle") {
       await Bun.sleep(2000)
-      result.rssPerConnectionKB = (rssBytes(server.pid) - rssBefore) / 1024 / Math.max(1, connections - connectFailed)
+      result.rssPerConnectionKB = rssPerConnectionKB()
     } else if (s.mode !== "history") {
       await Bun.sleep(500)
       cpuStart = { server: cpuSeconds(server.pid), redis: cpuSeconds(redis.child.pid), machine: machineCpu(), runner: cpuSeconds(process.pid) }
@@ -349,6 +353,11 @@ const measure = async (s: Scenario, target: Target, redis: BenchRedis): Promise<
     result.otherCpuS = machine.busy - cpuStart.machine.busy - result.serverCpuS - result.redisCpuS - result.loadgenCpuS -
       (cpuSeconds(process.pid) - cpuStart.runner)
     result.peakRssMB = peakRssBytes(server.pid) / 1024 / 1024
+    // After the window, so the CPU figures cover the same span as before.
+    if (s.mode === "idle") {
+      await Bun.sleep(10_000)
+      result.rssSettledPerConnectionKB = rssPerConnectionKB()
+    }
     if (s.mode === "storm") result.logReads = (await logReads(publisher)) - logReads0
     result.loadgenMaxCorePct = Math.max(...workers.map((w, i) => cpuSeconds(w.child.pid) - lgStart[i]!)) / ((end - publishStart) / 1000) * 100
     if (profile === "heap" && target === "gateway") await takeHeapSnapshot(server.pid, heapSnapshotPath(s.name))
@@ -460,7 +469,7 @@ const combine = (runs: Result[]): Result => {
   const out: Result & { runs?: Partial<Result>[] } = { ...worst }
   for (const key of ["p50Ms", "p99Ms", "maxMs", "serverCpuS", "loadgenCpuS", "redisCpuS", "peakRssMB", "rssPerConnectionKB",
     "elapsedS", "deliveriesPerS", "historyAllS", "publishedPerS", "loadgenUserS", "loadgenSystemS", "otherCpuS", "interruptCpuS",
-    "ingestP50Ms", "ingestP99Ms", "ingestMaxMs", "cpuPerEventUs", "loadgenMaxCorePct", "stormCaughtUpS", "stormThrottledS", "stormLinkS", "stormLoadgenLateS", "logReads"] as const) {
+    "ingestP50Ms", "ingestP99Ms", "ingestMaxMs", "cpuPerEventUs", "loadgenMaxCorePct", "stormCaughtUpS", "stormThrottledS", "stormLinkS", "stormLoadgenLateS", "logReads", "rssSettledPerConnectionKB"] as const) {
     out[key] = median(ok.map((r) => r[key]))
   }
   out.note = [...new Set(runs.map((r) => r.note).filter(Boolean))].join("; ")
@@ -489,7 +498,7 @@ const figureOf = (r: Result): string =>
       `load-gen late ${fmt(r.stormLoadgenLateS, 2)} s), ${fmt(r.logReads, 0)} log reads`
     : r.scenario.endsWith("-http")
     ? `pub ${fmt(r.publishedPerS, 0)} ev/s, ingest p50/p99 ${fmt(r.ingestP50Ms, 1)}/${fmt(r.ingestP99Ms, 1)} ms, ${fmt(r.cpuPerEventUs, 0)} µs CPU/ev`
-    : r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn`
+    : r.scenario === "idle" ? `${fmt(r.rssPerConnectionKB, 2)} KB/conn (${fmt(r.rssSettledPerConnectionKB, 2)} at 12 s)`
     : r.scenario === "history" ? `all history in ${fmt(r.historyAllS, 2)} s`
     : r.scenario === "burst" ? `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s (pub ${fmt(r.publishedPerS / 1000, 1)}k ev/s)`
     : `${fmt(r.deliveriesPerS / 1000, 0)}k deliveries/s`

@@ -123,7 +123,7 @@ const standalone = (client: Redis, handlers: LiveFeedHandlers, resubscribe: () =
     }
     resubscribe()
   })
-  const changes = new SubscriptionQueue(client, handlers.wants)
+  const changes = new SubscriptionQueue(client, (channel) => handlers.wants(channel))
   return {
     one: (channel) => client.subscribe(channel),
     queued: (channel) => changes.add(true, channel),

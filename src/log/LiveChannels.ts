@@ -24,26 +24,21 @@ const failed = (logLine: LogLine, taskId: string, error: unknown): void => {
   })
 }
 
-/** A task's channel, opened: `established` settles once it receives (undefined: at once). */
-export interface OpenedChannel {
-  readonly established: Promise<void> | undefined
-  close(): void
+/** Where the channels are (a Redis subscription each; nothing for the memory log). */
+export interface ChannelSource {
+  /** Open a task's channel; the promise settles once it receives (undefined: at once). */
+  open(taskId: string): Promise<void> | undefined
+  close(taskId: string): void
 }
 
-/** Opens a task's channel (a Redis subscription; nothing for the memory log). */
-export type OpenChannel = (taskId: string) => OpenedChannel
-
+/**
+ * A followed task: what every followed task costs while it is followed, so it holds no more than
+ * it must — its one listener, or its listeners once a second came (a `Set` of one measured
+ * ≈ 370 B), and until the channel is established the wait for it (`Effect.void` from then on).
+ */
 interface Channel {
-  readonly listeners: Set<LiveListener>
-  /** Set once `open` returns (a message may be dispatched to the listeners before). */
-  opened: OpenedChannel | undefined
-  /** Completes once the channel is established. */
+  listeners: LiveListener | Set<LiveListener>
   established: Effect.Effect<void>
-}
-
-const established = (opened: OpenedChannel): Effect.Effect<void> => {
-  const pending = opened.established
-  return pending === undefined ? Effect.void : Effect.promise(() => pending)
 }
 
 export class LiveChannels {
@@ -51,14 +46,14 @@ export class LiveChannels {
   /** Once per live event on this instance: from its append (the time in its id) to its dispatch to local clients. */
   private readonly lag: (seconds: number) => void
 
-  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine, private readonly open: OpenChannel) {
+  private constructor(metrics: MetricsRecorder, private readonly logLine: LogLine, private readonly source: ChannelSource) {
     this.lag = metrics.labelled(Metrics.deliveryLag, {})
   }
 
-  /** The channels of a log, opened by `open`; those still open are closed with the scope. */
-  static make(metrics: MetricsRecorder, open: OpenChannel): Effect.Effect<LiveChannels, never, Scope.Scope> {
+  /** The channels of a log, opened from `source`; those still open are closed with the scope. */
+  static make(metrics: MetricsRecorder, source: ChannelSource): Effect.Effect<LiveChannels, never, Scope.Scope> {
     return Effect.gen(function*() {
-      const live = new LiveChannels(metrics, yield* GatewayLog, open)
+      const live = new LiveChannels(metrics, yield* GatewayLog, source)
       yield* Effect.addFinalizer(() => Effect.sync(() => live.closeAll()))
       return live
     })
@@ -72,23 +67,32 @@ export class LiveChannels {
   attach(taskId: string, listener: LiveListener): Effect.Effect<void> {
     const channel = this.channels.get(taskId)
     if (channel !== undefined) {
-      channel.listeners.add(listener)
+      if (channel.listeners instanceof Set) channel.listeners.add(listener)
+      else if (channel.listeners !== listener) channel.listeners = new Set([channel.listeners, listener])
       return channel.established
     }
     // In the map before it opens: a message may arrive before `open` returns.
-    const opening: Channel = { listeners: new Set([listener]), opened: undefined, established: Effect.void }
+    const opening: Channel = { listeners: listener, established: Effect.void }
     this.channels.set(taskId, opening)
-    opening.opened = this.open(taskId)
-    opening.established = established(opening.opened)
+    const pending = this.source.open(taskId)
+    if (pending === undefined) return opening.established
+    opening.established = Effect.promise(() => pending)
+    const done = () => {
+      opening.established = Effect.void
+    }
+    pending.then(done, done)
     return opening.established
   }
 
   /** Stop delivering to `listener`; the task's last listener closes its channel. */
   detach(taskId: string, listener: LiveListener): void {
     const channel = this.channels.get(taskId)
-    if (channel === undefined || !channel.listeners.delete(listener) || channel.listeners.size > 0) return
+    if (channel === undefined) return
+    if (channel.listeners instanceof Set) {
+      if (!channel.listeners.delete(listener) || channel.listeners.size > 0) return
+    } else if (channel.listeners !== listener) return
     this.channels.delete(taskId)
-    channel.opened?.close()
+    this.source.close(taskId)
   }
 
   /** What a log's LiveFeed serves from these channels. */
@@ -109,9 +113,9 @@ export class LiveChannels {
   }
 
   private closeAll(): void {
-    const channels = [...this.channels.values()]
+    const tasks = [...this.channels.keys()]
     this.channels.clear()
-    for (const channel of channels) channel.opened?.close()
+    for (const taskId of tasks) this.source.close(taskId)
   }
 
   /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */
@@ -119,25 +123,25 @@ export class LiveChannels {
     const listeners = this.channels.get(taskId)?.listeners
     if (listeners === undefined) return
     if (event.ms > 0) this.lag(Math.max(0, Date.now() - event.ms) / 1000)
-    for (const listener of listeners) {
-      try {
-        listener.onEvent(event, prev)
-      } catch (error) {
-        failed(this.logLine, taskId, error)
-      }
-    }
+    if (!(listeners instanceof Set)) return this.hand(taskId, listeners, event, prev)
+    for (const listener of listeners) this.hand(taskId, listener, event, prev)
   }
 
   /** Tell the task's listeners that live events may have been missed. */
   gap(taskId: string): void {
     const listeners = this.channels.get(taskId)?.listeners
     if (listeners === undefined) return
-    for (const listener of listeners) {
-      try {
-        listener.onGap()
-      } catch (error) {
-        failed(this.logLine, taskId, error)
-      }
+    if (!(listeners instanceof Set)) return this.hand(taskId, listeners, undefined, undefined)
+    for (const listener of listeners) this.hand(taskId, listener, undefined, undefined)
+  }
+
+  /** One listener's event (a gap without one), isolated from the others. */
+  private hand(taskId: string, listener: LiveListener, event: LogEvent | undefined, prev: EventId | undefined): void {
+    try {
+      if (event === undefined) listener.onGap()
+      else listener.onEvent(event, prev)
+    } catch (error) {
+      failed(this.logLine, taskId, error)
     }
   }
 

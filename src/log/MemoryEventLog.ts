@@ -60,8 +60,7 @@ export const MemoryLogLayer = Layer.effectContext(
     /** The task index: `agentId/taskId` → last append time and status, oldest first. */
     const recent = new Map<string, { readonly at: number; readonly status: TaskStatus; readonly lastId: EventId }>()
     // Appends dispatch in-process: a channel is only its listener set, established as soon as it is opened.
-    const inProcess = { established: undefined, close: () => {} }
-    const live = yield* LiveChannels.make(yield* GatewayMetrics, () => inProcess)
+    const live = yield* LiveChannels.make(yield* GatewayMetrics, { open: () => undefined, close: () => {} })
     const control = new MemoryControl(config)
     /** LLM calls in flight per task (SPEC §8.2), kept beside the log as Redis keeps them beside the stream. */
     const inflight = new Map<string, InflightCalls>()

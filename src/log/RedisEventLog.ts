@@ -18,7 +18,7 @@ import { logServices } from "./LogServices.ts"
 import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, readHead, runAppend, TaskIndexUpdates } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
 import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
-import { LiveChannels, type OpenChannel } from "./LiveChannels.ts"
+import { LiveChannels } from "./LiveChannels.ts"
 import { parseLiveMessage } from "./liveMessage.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
 import { blockingDuplicate, closeClient, closing, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
@@ -85,11 +85,10 @@ export const RedisLogLayer = Layer.effectContext(
     const metrics = yield* GatewayMetrics
     // A channel is a Redis subscription, started at once and dropped when its last listener leaves;
     // a failed subscription is retried by the feed on reconnect, which then reports a gap.
-    const openChannel: OpenChannel = (taskId) => {
-      const channel = taskKeys(prefix, taskId).live
-      return { established: feed.subscribe(channel), close: () => feed.unsubscribe(channel) }
-    }
-    const live: LiveChannels = yield* LiveChannels.make(metrics, openChannel)
+    const live: LiveChannels = yield* LiveChannels.make(metrics, {
+      open: (taskId) => feed.subscribe(taskKeys(prefix, taskId).live),
+      close: (taskId) => feed.unsubscribe(taskKeys(prefix, taskId).live)
+    })
 
     yield* connectWithin(commands, config.redisCommandTimeoutMs)
     // The append script reads the registry from Redis for publishers in other languages (SPEC §10.2).

@@ -15,9 +15,12 @@ describe("LiveChannels", () => {
     await Effect.runPromise(
       Effect.gen(function*() {
         // A channel whose first message comes as soon as it is opened (a PUBLISH right behind the SUBSCRIBE).
-        const live: LiveChannels = yield* LiveChannels.make(makeMetrics(), (taskId) => {
-          live.dispatch(taskId, event, { ms: 0, seq: 0 })
-          return { established: undefined, close: () => {} }
+        const live: LiveChannels = yield* LiveChannels.make(makeMetrics(), {
+          open: (taskId) => {
+            live.dispatch(taskId, event, { ms: 0, seq: 0 })
+            return undefined
+          },
+          close: () => {}
         })
         yield* live.listen("t", first.listener)
       }).pipe(Scope.provide(scope))
@@ -32,9 +35,12 @@ describe("LiveChannels", () => {
     const closed: Array<string> = []
     const establish = new Map<string, () => void>()
     const live = await Effect.runPromise(
-      LiveChannels.make(makeMetrics(), (taskId) => {
-        opened.push(taskId)
-        return { established: new Promise<void>((resolve) => establish.set(taskId, resolve)), close: () => void closed.push(taskId) }
+      LiveChannels.make(makeMetrics(), {
+        open: (taskId) => {
+          opened.push(taskId)
+          return new Promise<void>((resolve) => establish.set(taskId, resolve))
+        },
+        close: (taskId) => void closed.push(taskId)
       }).pipe(Scope.provide(scope))
     )
     const [a, b, c] = [recorder(), recorder(), recorder()]
@@ -61,5 +67,41 @@ describe("LiveChannels", () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     expect(closed).toEqual(["t", "u"])
     expect(live.size).toBe(0)
+  })
+  it("keeps a task's one listener as the same listener twice, and hands events and gaps to every listener as they come and go", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const closed: Array<string> = []
+    let establish = () => {}
+    const live = await Effect.runPromise(
+      LiveChannels.make(makeMetrics(), {
+        open: () => new Promise<void>((resolve) => (establish = resolve)),
+        close: (taskId) => void closed.push(taskId)
+      }).pipe(Scope.provide(scope))
+    )
+    const event = (n: number) =>
+      LogEvent.fromDraft(builtinRegistry, `100-${n}`, { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
+    const [a, b, c] = [recorder(), recorder(), recorder()]
+    const first = Effect.runPromise(live.attach("t", a.listener))
+    void Effect.runPromise(live.attach("t", a.listener))
+    establish()
+    await first
+    // Established: a listener that comes later does not wait.
+    let joined = false
+    void Effect.runPromise(live.attach("t", b.listener)).then(() => (joined = true))
+    await Promise.resolve()
+    await Promise.resolve()
+    expect(joined).toBe(true)
+    live.dispatch("t", event(1), undefined)
+    live.attach("t", c.listener)
+    live.gap("t")
+    live.detach("t", a.listener)
+    live.dispatch("t", event(2), undefined)
+    expect([a.events.length, b.events.length, c.events.length]).toEqual([1, 2, 1])
+    expect([a.gaps(), b.gaps(), c.gaps()]).toEqual([1, 1, 1])
+    live.detach("t", b.listener)
+    expect(closed).toEqual([])
+    live.detach("t", c.listener)
+    expect(closed).toEqual(["t"])
+    await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 })

@@ -53,7 +53,31 @@ export interface ConnectionLimits {
   readonly maxConnectionsPerSubject: number
 }
 
-export type Admission = { readonly ok: true; readonly release: () => void } | {
+/**
+ * A place reserved for one connection of `subject`, given back once: by `release`, or when the
+ * SSE stream it was reserved for closes (`closed`). An object with methods rather than closures:
+ * every open connection holds one.
+ */
+export class Admitted {
+  readonly ok = true as const
+  private released = false
+
+  constructor(private readonly connections: Connections, private readonly subject: string) {}
+
+  release(): void {
+    if (this.released) return
+    this.released = true
+    this.connections.free(this.subject)
+  }
+
+  /** The connection closed: it leaves the open ones, and its place is free. */
+  closed(reason: CloseReason, connection: StreamConnection): void {
+    this.connections.remove(connection, reason)
+    this.release()
+  }
+}
+
+export type Admission = Admitted | {
   readonly ok: false
   readonly limit: "max_connections" | "max_connections_per_subject"
 }
@@ -97,18 +121,15 @@ export class Connections {
     if (maxConnectionsPerSubject > 0 && mine >= maxConnectionsPerSubject) return this.refuse("max_connections_per_subject")
     this.reserved.set(subject, mine + 1)
     this.reservedTotal++
-    let released = false
-    return {
-      ok: true,
-      release: () => {
-        if (released) return
-        released = true
-        this.reservedTotal--
-        const left = (this.reserved.get(subject) ?? 1) - 1
-        if (left === 0) this.reserved.delete(subject)
-        else this.reserved.set(subject, left)
-      }
-    }
+    return new Admitted(this, subject)
+  }
+
+  /** A place of `subject` is free again (`Admitted.release`). */
+  free(subject: string): void {
+    this.reservedTotal--
+    const left = (this.reserved.get(subject) ?? 1) - 1
+    if (left === 0) this.reserved.delete(subject)
+    else this.reserved.set(subject, left)
   }
 
   add(connection: StreamConnection): void {

@@ -54,7 +54,8 @@ export interface SseOptions {
   readonly writes: Writes
   /** The runtime's response body (web streams, or Bun's direct streams). */
   readonly body?: SseBody
-  readonly onClose: (reason: CloseReason, connection: SseConnection) => void
+  /** Told when the connection closes (its place among the gateway's connections). */
+  readonly owner: { closed(reason: CloseReason, connection: SseConnection): void }
 }
 
 export class SseConnection implements Sink, Outbox, StreamConnection, SseSource {
@@ -63,7 +64,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   queued = false
   /** When the connection last wrote (heartbeats fill silences). */
   lastWrite = Date.now()
-  /** What feeds the connection (its subscription): closed with it, by the route's `onClose`. */
+  /** What feeds the connection (its subscription): closed with it. */
   feed: { close(): void } | undefined
   private readonly options: SseOptions
   /** Set once the runtime starts reading the body: frames queued before wait for it. */
@@ -182,6 +183,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
       this.pending = []
       this.pendingBytes = 0
     }
-    this.options.onClose(reason, this)
+    this.options.owner.closed(reason, this)
+    this.feed?.close()
   }
 }

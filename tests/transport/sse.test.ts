@@ -22,7 +22,7 @@ const open = (options: { format?: SseFormat; bufferBytes?: number } = {}) => {
     retryMs: 2000,
     bufferBytes: options.bufferBytes ?? 1 << 20,
     writes: new Writes(),
-    onClose: (reason) => void closes.push(reason)
+    owner: { closed: (reason) => void closes.push(reason) }
   })
   const reader = connection.body.getReader()
   const decoder = new TextDecoder()
@@ -75,7 +75,7 @@ describe("SSE transport", () => {
     const readers = [0, 1, 2].map(() => {
       const connection = new SseConnection({
         codec: TaskstreamCodecs.payload, subject: "s", expiresAt: Infinity, retryMs: 2000, bufferBytes: 1 << 20, writes,
-        onClose: () => {}
+        owner: { closed: () => {} }
       })
       return { connection, reader: connection.body.getReader() }
     })

@@ -41,7 +41,7 @@ const serve = (bufferBytes: number, opened: (connection: SseConnection) => void)
         bufferBytes,
         writes,
         body: directSseBody,
-        onClose: (reason) => void closes.push(reason)
+        owner: { closed: (reason) => void closes.push(reason) }
       })
       opened(connection)
       return new Response(connection.body, { headers: SSE_HEADERS })

@@ -9,7 +9,7 @@ import type { Context } from "hono"
 import { Hono } from "hono"
 import { type FollowRequest, type Opening, TaskStream } from "../../stream/TaskStream.ts"
 import { TaskstreamCodecs } from "../../transport/codecs/taskstream.ts"
-import type { CloseReason, Connections } from "../../transport/connections.ts"
+import type { Admitted } from "../../transport/connections.ts"
 import { type SseCodec, SSE_HEADERS, SseConnection } from "../../transport/sse.ts"
 import type { SseBody } from "../../transport/sseBody.ts"
 import type { Principal } from "../auth.ts"
@@ -20,17 +20,6 @@ import { parseAll, parseBoolean, parseChoice, parseOptionalEventId, parseTaskPat
 import { type DomainError, respond } from "../respond.ts"
 
 type Ready = Extract<Opening, { _tag: "Ready" }>
-
-/**
- * What closing a stream releases. A function apart, so the connection's close
- * callback holds only these — not the opening (the task's head, the
- * pipeline's start), the principal or the codec, for as long as it streams.
- */
-const closeStream = (connections: Connections, release: () => void) => (reason: CloseReason, connection: SseConnection): void => {
-  connections.remove(connection, reason)
-  release()
-  connection.feed?.close()
-}
 
 /**
  * Start following an opened task into a new SSE response. Module-level on
@@ -46,7 +35,7 @@ const openStream = (
   principal: Principal,
   codec: SseCodec,
   headers: Record<string, string>,
-  release: () => void,
+  admission: Admitted,
   body: SseBody | undefined
 ): Response => {
   const connection = new SseConnection({
@@ -57,7 +46,8 @@ const openStream = (
     bufferBytes: deps.config.clientBufferBytes,
     writes: deps.connections.writes,
     body,
-    onClose: closeStream(deps.connections, release)
+    // Closing the stream leaves the connections, frees the place and closes the subscription.
+    owner: admission
   })
   deps.connections.add(connection)
   connection.feed = opening.follow(connection)
@@ -91,7 +81,7 @@ export const serveStream = async (c: Context, deps: RouteDeps, route: StreamRout
       const codec = yield* route.codec(opening)
       return codec === undefined
         ? new Response(null, { status: 204 })
-        : openStream(deps, opening, principal.success, codec, headers, admission.release, (c.env as RuntimeBindings | undefined)?.sseBody)
+        : openStream(deps, opening, principal.success, codec, headers, admission, (c.env as RuntimeBindings | undefined)?.sseBody)
     })
   )
   if (response.status !== 200) admission.release()

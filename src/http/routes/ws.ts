@@ -56,7 +56,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
           release?.()
           release = undefined
           const admission = deps.connections.admit(subject)
-          if (admission.ok) release = admission.release
+          if (admission.ok) release = () => admission.release()
           return admission
         }
       }
@@ -94,7 +94,7 @@ export const wsRoutes = (deps: RouteDeps) =>
       const provisional = deps.connections.admit(anonymous)
       if (!provisional.ok) return errorResponse(c, admissionError(provisional.limit))
       try {
-        return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous, provisional.release))
+        return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous, () => provisional.release()))
       } catch (error) {
         provisional.release()
         throw error
@@ -105,7 +105,7 @@ export const wsRoutes = (deps: RouteDeps) =>
     const admission = deps.connections.admit(principal.success.subject)
     if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
     try {
-      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, anonymous, admission.release))
+      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, anonymous, () => admission.release()))
     } catch (error) {
       admission.release()
       throw error

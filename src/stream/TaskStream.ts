@@ -149,10 +149,13 @@ export class Subscription implements LiveListener {
   private checkTrimmed = false
   /** The next catch-up pass reads the calls in flight first. */
   private wantInflight: boolean
-  /** Compacted chunks waiting for their call's WorkflowLLMCallStarted, by its id. */
-  private readonly staged = new Map<string, LogEvent>()
-  /** The last chunk_index delivered per call (Infinity once the call completed). */
-  private readonly chunkIndex = new Map<string, number>()
+  /**
+   * Compacted chunks waiting for their call's WorkflowLLMCallStarted, by its id; and the last
+   * chunk_index delivered per call (Infinity once the call completed). Made when first needed:
+   * most subscriptions of an idle gateway never see an LLM call, and each holds them while open.
+   */
+  private staged: Map<string, LogEvent> | undefined
+  private chunkIndex: Map<string, number> | undefined
   /** Events in the next history read: one page is what a catching-up client costs in memory. */
   private pageSize = HISTORY_PAGE
   /** Catch-up reads may share only reads started after this moment (see catchUpReads.ts). */
@@ -381,9 +384,10 @@ export class Subscription implements LiveListener {
    */
   joinStep(other: Subscription): boolean {
     if (this.state !== "live" || other.state !== "live" || compareIds(this.lastId, other.lastId) !== 0) return false
-    if (!sameCallsInFlight(this.chunkIndex, other.chunkIndex) || !sameCallsInFlight(other.chunkIndex, this.chunkIndex)) return false
-    this.chunkIndex.clear()
-    for (const [callId, index] of other.chunkIndex) this.chunkIndex.set(callId, index)
+    const mine = this.chunkIndex ?? NO_CALLS
+    const theirs = other.chunkIndex ?? NO_CALLS
+    if (!sameCallsInFlight(mine, theirs) || !sameCallsInFlight(theirs, mine)) return false
+    this.chunkIndex = theirs.size === 0 ? undefined : new Map(theirs)
     return true
   }
 
@@ -408,9 +412,9 @@ export class Subscription implements LiveListener {
     if (event.terminal) return this.end(endStatusOf(event))
     if (event.type === CALL_COMPLETED) {
       const callId = callIdOf(event.data)
-      if (callId !== undefined) this.chunkIndex.set(callId, Infinity)
+      if (callId !== undefined) (this.chunkIndex ??= new Map()).set(callId, Infinity)
     }
-    if (this.staged.size > 0) {
+    if (this.staged !== undefined && this.staged.size > 0) {
       const compacted = this.staged.get(event.id!)
       if (compacted !== undefined) {
         this.staged.delete(event.id!)
@@ -425,25 +429,26 @@ export class Subscription implements LiveListener {
     const callId = callIdOf(event.data)
     const index = event.data.chunk_index
     if (callId === undefined || typeof index !== "number") return true
-    const last = this.chunkIndex.get(callId)
+    const last = this.chunkIndex?.get(callId)
     if (last !== undefined && index <= last) return false
-    this.chunkIndex.set(callId, index)
+    ;(this.chunkIndex ??= new Map()).set(callId, index)
     return true
   }
 
   /** A call in flight goes out as one compacted chunk: now when its start is behind us, else right after it. */
   private stage(calls: ReadonlyArray<InflightCall>): void {
-    this.staged.clear()
+    this.staged?.clear()
     for (const call of calls) {
       if (call.index < 0) continue
       const compacted = compactedChunk({ agentId: this.request.agentId, taskId: this.taskId }, call)
       if (call.started === undefined || compareIds(call.started, this.lastId) <= 0) this.deliver(compacted)
-      else this.staged.set(formatEventId(call.started), compacted)
+      else (this.staged ??= new Map()).set(formatEventId(call.started), compacted)
     }
   }
 
   /** Going live: chunks of completed calls can no longer be waiting in a buffer. */
   private forgetCompleted(): void {
+    if (this.chunkIndex === undefined) return
     for (const [callId, index] of this.chunkIndex) if (index === Infinity) this.chunkIndex.delete(callId)
   }
 
@@ -505,9 +510,9 @@ export class Subscription implements LiveListener {
         // their text goes out before the live chunks. A call whose start lies ahead started after
         // the page was read (the two reads are not ordered in Redis): it stays staged, and its
         // text goes out right after its start, from the events held or the next read.
-        for (const [started, compacted] of this.staged) {
+        for (const [started, compacted] of this.staged ?? NO_STAGED) {
           if (compareIds(parseEventId(started)!, this.lastId) > 0) continue
-          this.staged.delete(started)
+          this.staged!.delete(started)
           this.deliver(compacted)
         }
         if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
@@ -524,6 +529,9 @@ export class Subscription implements LiveListener {
     )
   }
 }
+
+const NO_CALLS: ReadonlyMap<string, number> = new Map()
+const NO_STAGED: ReadonlyMap<string, LogEvent> = new Map()
 
 /** Every call with a chunk index in `a` (not completed) has the same one in `b`. */
 const sameCallsInFlight = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean => {

@@ -118,7 +118,11 @@ export class LiveChannels {
     for (const taskId of tasks) this.source.close(taskId)
   }
 
-  /** Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener). */
+  /**
+   * Hand `event` to the task's listeners, with `prev` (the stored event before it, see LiveListener).
+   * A listener that comes while it is being handed may or may not get it (a second listener of a
+   * task does not, a later one does); either way its catch-up reads the log after it listens.
+   */
   dispatch(taskId: string, event: LogEvent, prev: EventId | undefined): void {
     const listeners = this.channels.get(taskId)?.listeners
     if (listeners === undefined) return

@@ -18,7 +18,7 @@
  * Effect owns the structure (opening, catch-up reads with retry, catch-ups
  * as fibers of the gateway's FiberSet, interrupted by close or shutdown); the
  * per-event path is plain TypeScript with no allocation. What an open
- * subscription holds is plain too — its listener in the live feed's set and at
+ * subscription holds is plain too — its place among the task's live listeners and at
  * most one catch-up fiber, released by `close()` — not a scope, a fiber handle
  * or a context per client: an idle SSE client is kilobytes of RSS, most of it
  * the garbage its opening leaves (docs/performance.md, "idle").
@@ -437,7 +437,7 @@ export class Subscription implements LiveListener {
 
   /** A call in flight goes out as one compacted chunk: now when its start is behind us, else right after it. */
   private stage(calls: ReadonlyArray<InflightCall>): void {
-    this.staged?.clear()
+    this.staged = undefined
     for (const call of calls) {
       if (call.index < 0) continue
       const compacted = compactedChunk({ agentId: this.request.agentId, taskId: this.taskId }, call)
@@ -450,6 +450,7 @@ export class Subscription implements LiveListener {
   private forgetCompleted(): void {
     if (this.chunkIndex === undefined) return
     for (const [callId, index] of this.chunkIndex) if (index === Infinity) this.chunkIndex.delete(callId)
+    if (this.chunkIndex.size === 0) this.chunkIndex = undefined
   }
 
   private end(reason: EndReason): void {
@@ -510,9 +511,10 @@ export class Subscription implements LiveListener {
         // their text goes out before the live chunks. A call whose start lies ahead started after
         // the page was read (the two reads are not ordered in Redis): it stays staged, and its
         // text goes out right after its start, from the events held or the next read.
-        for (const [started, compacted] of this.staged ?? NO_STAGED) {
+        const staged = this.staged ?? NO_STAGED
+        for (const [started, compacted] of staged) {
           if (compareIds(parseEventId(started)!, this.lastId) > 0) continue
-          this.staged!.delete(started)
+          this.staged?.delete(started)
           this.deliver(compacted)
         }
         if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
@@ -599,7 +601,7 @@ export class TaskStream extends Context.Service<TaskStream, {
           droppedOtherAgent
         }, sink, after, owner)
         openGauge(++following)
-        // In the live feed's set before the channel opens: nothing published once it is established is missed.
+        // Among the task's live listeners before the channel opens: nothing published once it is established is missed.
         subscription.begin(feed.attach(request.taskId, subscription), resyncFrom, upToDate)
         return subscription
       }

@@ -124,7 +124,7 @@ export class Connections {
     return new Admitted(this, subject)
   }
 
-  /** A place of `subject` is free again (`Admitted.release`). */
+  /** A place of `subject` is free again: for `Admitted.release` only, which calls it once per place. */
   free(subject: string): void {
     this.reservedTotal--
     const left = (this.reserved.get(subject) ?? 1) - 1

@@ -55,7 +55,11 @@ export interface SseOptions {
   /** The runtime's response body (web streams, or Bun's direct streams). */
   readonly body?: SseBody
   /** Told when the connection closes (its place among the gateway's connections). */
-  readonly owner: { closed(reason: CloseReason, connection: SseConnection): void }
+  readonly owner: SseOwner
+}
+
+export interface SseOwner {
+  closed(reason: CloseReason, connection: SseConnection): void
 }
 
 export class SseConnection implements Sink, Outbox, StreamConnection, SseSource {

@@ -4,6 +4,7 @@ import { Effect, Exit, Scope } from "effect"
 import { LogEvent } from "../../src/events/envelope.ts"
 import { builtinRegistry } from "../../src/events/registry.ts"
 import { LiveChannels } from "../../src/log/LiveChannels.ts"
+import type { LiveListener } from "../../src/log/LiveFeed.ts"
 import { makeMetrics } from "../../src/observability/metrics.ts"
 import { recorder } from "../support/logContract.ts"
 
@@ -68,7 +69,7 @@ describe("LiveChannels", () => {
     expect(closed).toEqual(["t", "u"])
     expect(live.size).toBe(0)
   })
-  it("keeps a task's one listener as the same listener twice, and hands events and gaps to every listener as they come and go", async () => {
+  it("hands events and gaps to every listener of a task as they come and go", async () => {
     const scope = Effect.runSync(Scope.make())
     const closed: Array<string> = []
     let establish = () => {}
@@ -82,7 +83,6 @@ describe("LiveChannels", () => {
       LogEvent.fromDraft(builtinRegistry, `100-${n}`, { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: n })
     const [a, b, c] = [recorder(), recorder(), recorder()]
     const first = Effect.runPromise(live.attach("t", a.listener))
-    void Effect.runPromise(live.attach("t", a.listener))
     establish()
     await first
     // Established: a listener that comes later does not wait.
@@ -102,6 +102,59 @@ describe("LiveChannels", () => {
     expect(closed).toEqual([])
     live.detach("t", c.listener)
     expect(closed).toEqual(["t"])
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+  it("makes a task followed again, while its first subscription is still on its way, wait for its own", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const establish: Array<() => void> = []
+    const calls: Array<string> = []
+    const live = await Effect.runPromise(
+      LiveChannels.make(makeMetrics(), {
+        open: (taskId) => {
+          calls.push(`open ${taskId}`)
+          return new Promise<void>((resolve) => establish.push(resolve))
+        },
+        close: (taskId) => void calls.push(`close ${taskId}`)
+      }).pipe(Scope.provide(scope))
+    )
+    const [a, b, c] = [recorder(), recorder(), recorder()]
+    void Effect.runPromise(live.attach("t", a.listener))
+    live.detach("t", a.listener)
+    const ready: Array<string> = []
+    void Effect.runPromise(live.attach("t", b.listener)).then(() => ready.push("b"))
+    // The first subscription is confirmed: not the one b waits for.
+    establish[0]()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    void Effect.runPromise(live.attach("t", c.listener)).then(() => ready.push("c"))
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(ready).toEqual([])
+    establish[1]()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(ready).toEqual(["b", "c"])
+    expect(calls).toEqual(["open t", "close t", "open t"])
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+  it("lets a listener leave while it is handed an event; the others still get it", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const live = await Effect.runPromise(LiveChannels.make(makeMetrics(), { open: () => undefined, close: () => {} }).pipe(Scope.provide(scope)))
+    const event = LogEvent.fromDraft(builtinRegistry, "100-1", { agentId: "a", taskId: "t" }, "WorkflowStepStarted", "2026-11-24T10:00:00.000Z", { step: 1 })
+    const got: Array<string> = []
+    const leaving: LiveListener = {
+      onEvent: () => {
+        got.push("leaving")
+        live.detach("t", leaving)
+      },
+      onGap: () => {}
+    }
+    const staying = recorder()
+    live.attach("t", leaving)
+    live.attach("t", staying.listener)
+    live.dispatch("t", event, undefined)
+    live.dispatch("t", event, undefined)
+    expect(got).toEqual(["leaving"])
+    expect(staying.events).toHaveLength(2)
+    live.detach("t", staying.listener)
+    expect(live.has("t")).toBe(false)
     await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 })

@@ -11,6 +11,7 @@ import { type Principal, tokenOf } from "../auth.ts"
 import type { RouteDeps } from "../deps.ts"
 import { apiError, errorResponse } from "../errors.ts"
 import { admissionError, authenticate, clientAddress, drainingError } from "../guard.ts"
+import type { Admitted } from "../../transport/connections.ts"
 import { WsConnection } from "../../transport/websocket.ts"
 import { WsSession } from "../wsSession.ts"
 
@@ -26,12 +27,13 @@ const overLimit = (text: string, limit: number): boolean =>
  * closes it with 4001 when that deadline passes); its provisional place under
  * the connection limits is exchanged for its subject's once that is known.
  */
-const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymous: string, admitted?: () => void): WSEvents => {
+const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymous: string, admission: Admitted): WSEvents => {
   let connection: WsConnection | undefined
   let session: WsSession | undefined
   /** Holds the socket's scope, with its subscriptions' FiberMap, open until the socket closes. */
   let socketScope: Fiber.Fiber<never> | undefined
-  let release = admitted
+  /** The socket's place under the connection limits (none while an auth frame was refused one). */
+  let place: Admitted | undefined = admission
   return {
     onOpen: (_event, ws) => {
       const opened: WsConnection = new WsConnection(deps.webSockets.wireSocket(ws), {
@@ -44,7 +46,7 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
         topics: deps.connections.wsTopics,
         onClose: (reason) => {
           deps.connections.remove(opened, reason)
-          release?.()
+          place?.release()
           session?.close()
           if (socketScope !== undefined) deps.runtime.fork(Fiber.interrupt(socketScope))
         }
@@ -53,10 +55,10 @@ const socketEvents = (deps: RouteDeps, principal: Principal | undefined, anonymo
       const pending = principal ?? {
         anonymous,
         admit: (subject: string) => {
-          release?.()
-          release = undefined
+          place?.release()
+          place = undefined
           const admission = deps.connections.admit(subject)
-          if (admission.ok) release = () => admission.release()
+          if (admission.ok) place = admission
           return admission
         }
       }
@@ -94,7 +96,7 @@ export const wsRoutes = (deps: RouteDeps) =>
       const provisional = deps.connections.admit(anonymous)
       if (!provisional.ok) return errorResponse(c, admissionError(provisional.limit))
       try {
-        return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous, () => provisional.release()))
+        return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, undefined, anonymous, provisional))
       } catch (error) {
         provisional.release()
         throw error
@@ -105,7 +107,7 @@ export const wsRoutes = (deps: RouteDeps) =>
     const admission = deps.connections.admit(principal.success.subject)
     if (!admission.ok) return errorResponse(c, admissionError(admission.limit))
     try {
-      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, anonymous, () => admission.release()))
+      return await deps.webSockets.upgradeWebSocket(c, socketEvents(deps, principal.success, anonymous, admission))
     } catch (error) {
       admission.release()
       throw error

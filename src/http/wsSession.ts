@@ -109,7 +109,7 @@ class SubscriptionSink implements Sink, TopicMember {
   }
 
   checkBacklog(): void {
-    if (this.connection.backlog() > this.connection.capacity) this.connection.close("slow_consumer")
+    this.connection.closeIfSlow()
   }
 
   /** The subscriptions of a socket share its queue: each paces its history by the whole of it. */

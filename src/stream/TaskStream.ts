@@ -391,7 +391,6 @@ export class Subscription implements LiveListener {
     return true
   }
 
-
   private deliver(event: LogEvent): void {
     if (event.agentId !== this.request.agentId) {
       // An event for the same task id under another agent (a live-only one while
@@ -511,11 +510,12 @@ export class Subscription implements LiveListener {
         // their text goes out before the live chunks. A call whose start lies ahead started after
         // the page was read (the two reads are not ordered in Redis): it stays staged, and its
         // text goes out right after its start, from the events held or the next read.
-        const staged = this.staged ?? NO_STAGED
-        for (const [started, compacted] of staged) {
-          if (compareIds(parseEventId(started)!, this.lastId) > 0) continue
-          this.staged?.delete(started)
-          this.deliver(compacted)
+        if (this.staged !== undefined) {
+          for (const [started, compacted] of this.staged) {
+            if (compareIds(parseEventId(started)!, this.lastId) > 0) continue
+            this.staged.delete(started)
+            this.deliver(compacted)
+          }
         }
         if (!this.drainBuffer()) yield* Effect.sleep(gapDelay(this.unexplainedReads))
         else if (this.state === "syncing") {
@@ -533,7 +533,6 @@ export class Subscription implements LiveListener {
 }
 
 const NO_CALLS: ReadonlyMap<string, number> = new Map()
-const NO_STAGED: ReadonlyMap<string, LogEvent> = new Map()
 
 /** Every call with a chunk index in `a` (not completed) has the same one in `b`. */
 const sameCallsInFlight = (a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): boolean => {

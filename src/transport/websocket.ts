@@ -144,8 +144,13 @@ export class WsConnection implements Outbox, StreamConnection {
       this.pendingEvents = 0
     }
     this.lastWrite = this.options.writes.roundTime
-    const accepted = this.socket.send(frames)
-    if (!accepted || this.socket.bufferedAmount() > this.options.bufferBytes) this.close("slow_consumer")
+    if (!this.socket.send(frames)) this.close("slow_consumer")
+    else this.closeIfSlow()
+  }
+
+  /** Close with 4008 when more than CLIENT_BUFFER_BYTES wait to be written (a slow consumer). */
+  closeIfSlow(): void {
+    if (this.backlog() > this.options.bufferBytes) this.close("slow_consumer")
   }
 
   /** Send what is queued (unless the client is too slow for it), then close with the code for `reason`. */

@@ -70,6 +70,11 @@ export interface Runtime {
   readonly webSockets: (config: Settings) => WebSocketRuntime
   /** Bundles the dashboard's browser code; without it the dashboard page says it needs a runtime that can. */
   readonly bundle?: Bundler
+  /**
+   * A full collection that gives the free pages back to the OS, run once a surge of connections is
+   * over (transport/memoryReducer.ts); without it (Deno: V8 reduces on its own) nothing is asked.
+   */
+  readonly reduceMemory?: () => void
 }
 
 /** Close every stream so clients reconnect elsewhere, waiting up to `budgetMs` for them to go. */
@@ -84,12 +89,12 @@ const drain = (deps: RouteDeps, budgetMs: number) =>
     yield* logEffect("info", "drained", { closed: open - deps.connections.size })
   })
 
-export const gateway = ({ serve, webSockets, bundle }: Runtime) =>
+export const gateway = ({ serve, webSockets, bundle, reduceMemory }: Runtime) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
     // Finalizers run in reverse: this one last, and the one added after `listening` first.
     yield* Effect.addFinalizer(() => logEffect("info", "stopped"))
-    const { app, deps } = yield* makeApp(webSockets(config), bundle)
+    const { app, deps } = yield* makeApp(webSockets(config), bundle, reduceMemory)
     // Started after the log and released before it: the bridge's last appends still land.
     yield* runBridge
     const port = yield* serve(app, config)

@@ -54,6 +54,8 @@ runGateway({
     if (!build.success) throw new AggregateError(build.logs, `bundling ${entry} failed`)
     return build.outputs[0].text()
   },
+  // JavaScriptCore's collection, its compiled code dropped, and the free pages returned to the OS.
+  reduceMemory: () => Bun.shrink(),
   webSockets: () => ({
     upgradeWebSocket,
     wireSocket: (ws) => {

@@ -53,7 +53,7 @@ export class StartupError extends Schema.TaggedError<StartupError>()("StartupErr
   message: Schema.String
 }) {}
 
-export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime, bundle?: Bundler) {
+export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime, bundle?: Bundler, reduceMemory?: () => void) {
   const config = yield* AppConfig
   const logLine = yield* GatewayLog
   const auth = makeAuthenticator(config, logLine)
@@ -83,7 +83,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     taskQuota: new TaskQuota(config.tasksPerHour),
     lifecycle,
     connections: yield* Effect.acquireRelease(
-      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine, webSockets.publish)),
+      Effect.sync(() => new Connections(config.heartbeatMs, config, metrics, logLine, webSockets.publish, reduceMemory)),
       (connections) => Effect.sync(() => connections.stop())
     ),
     webSockets,

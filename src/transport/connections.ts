@@ -6,6 +6,7 @@
  */
 import { Metrics, type MetricsRecorder } from "../observability/metrics.ts"
 import type { LogLine } from "../observability/log.ts"
+import { MemoryReducer } from "./memoryReducer.ts"
 import { Writes } from "./outbox.ts"
 import { EventFrames } from "./websocket.ts"
 import { type Publish, WsTopics } from "./wsTopics.ts"
@@ -94,6 +95,8 @@ export class Connections {
   private readonly reserved = new Map<string, number>()
   private reservedTotal = 0
   private readonly timer: ReturnType<typeof setInterval>
+  /** Gives back what a surge of connections left, when the runtime can. */
+  private readonly reducer: MemoryReducer | undefined
 
   private readonly gauges: Record<Transport, (value: number) => void>
 
@@ -102,8 +105,10 @@ export class Connections {
     private readonly limits: ConnectionLimits,
     private readonly metrics: MetricsRecorder,
     private readonly logLine: LogLine,
-    publish?: Publish
+    publish?: Publish,
+    reduceMemory?: () => void
   ) {
+    this.reducer = reduceMemory === undefined ? undefined : new MemoryReducer(() => this.reduceMemory(reduceMemory))
     this.wsTopics = publish === undefined ? undefined : new WsTopics(publish, this.wsFrames, this.writes, metrics.labelled(Metrics.wsTopicSubscriptions, {}))
     this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<
       Transport,
@@ -135,12 +140,14 @@ export class Connections {
   add(connection: StreamConnection): void {
     this.open.add(connection)
     this.gauges[connection.transport](++this.perTransport[connection.transport])
+    this.reducer?.changed()
   }
 
   /** Forget a connection; `reason` is recorded when the server closed it. */
   remove(connection: StreamConnection, reason: CloseReason): void {
     if (!this.open.delete(connection)) return
     this.gauges[connection.transport](--this.perTransport[connection.transport])
+    this.reducer?.changed()
     if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
       this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") this.logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
@@ -158,7 +165,14 @@ export class Connections {
 
   stop(): void {
     clearInterval(this.timer)
+    this.reducer?.stop()
     this.writes.stop()
+  }
+
+  private reduceMemory(reduce: () => void): void {
+    const started = performance.now()
+    reduce()
+    this.logLine("debug", "memory reduced after a surge of connections", { connections: this.open.size, ms: Math.round(performance.now() - started) })
   }
 
   private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {

@@ -1,0 +1,95 @@
+/** After a surge of connections, once they are quiet, the runtime is asked once to give back the surge's memory. */
+import { describe, expect, it } from "bun:test"
+import { Connections, type StreamConnection } from "../../src/transport/connections.ts"
+import { MemoryReducer, SURGE_CONNECTIONS, SURGE_QUIET_MS } from "../../src/transport/memoryReducer.ts"
+
+const QUIET = 40
+
+/** A reducer over `surge` changes whose reductions are counted; `next()` resolves at the next one. */
+const counted = (surge: number) => {
+  const at: Array<number> = []
+  let wake = () => {}
+  const reducer = new MemoryReducer(() => {
+    at.push(Date.now())
+    wake()
+  }, surge, QUIET)
+  const next = () => new Promise<void>((resolve) => (wake = resolve))
+  return { reducer, at, next }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe("MemoryReducer", () => {
+  it("reduces once a surge is over, not while connections keep changing", async () => {
+    const { reducer, at, next } = counted(5)
+    const reduced = next()
+    for (let i = 0; i < 5; i++) reducer.changed()
+    // The surge goes on past its size, a change every QUIET / 4: no reduction in between.
+    for (let i = 0; i < 12; i++) {
+      await sleep(QUIET / 4)
+      reducer.changed()
+    }
+    const lastChange = Date.now()
+    expect(at).toEqual([])
+    await reduced
+    expect(at).toHaveLength(1)
+    expect(at[0] - lastChange).toBeGreaterThanOrEqual(QUIET - 2)
+    reducer.stop()
+  })
+
+  it("counts a new surge from the reduction on: fewer changes than a surge ask for nothing", async () => {
+    const { reducer, at, next } = counted(5)
+    let reduced = next()
+    for (let i = 0; i < 5; i++) reducer.changed()
+    await reduced
+    for (let i = 0; i < 4; i++) reducer.changed()
+    // Long past the quiet period: four changes are not a surge.
+    await sleep(QUIET * 3)
+    expect(at).toHaveLength(1)
+    reduced = next()
+    reducer.changed()
+    await reduced
+    expect(at).toHaveLength(2)
+    reducer.stop()
+  })
+
+  it("asks nothing once stopped", async () => {
+    const { reducer, at } = counted(2)
+    reducer.changed()
+    reducer.changed()
+    reducer.stop()
+    await sleep(QUIET * 3)
+    expect(at).toEqual([])
+  })
+})
+
+describe("Connections' memory reduction", () => {
+  const silent = () => {}
+  const metrics = { record: silent, labelled: () => silent, init: silent } as unknown as ConstructorParameters<typeof Connections>[2]
+  const connection = (i: number): StreamConnection => ({
+    transport: "sse",
+    subject: `client-${i}`,
+    lastWrite: Date.now(),
+    expiresAt: Infinity,
+    heartbeat: silent,
+    close: silent
+  })
+
+  it("reduces after SURGE_CONNECTIONS opened and closed, once they are quiet", async () => {
+    let reductions = 0
+    let reduced = () => {}
+    const done = new Promise<void>((resolve) => (reduced = resolve))
+    const connections = new Connections(60_000, { maxConnections: 0, maxConnectionsPerSubject: 0 }, metrics, silent, undefined, () => {
+      reductions++
+      reduced()
+    })
+    const open = Array.from({ length: SURGE_CONNECTIONS / 2 }, (_, i) => connection(i))
+    for (const c of open) connections.add(c)
+    const before = Date.now()
+    for (const c of open) connections.remove(c, "client_gone")
+    await done
+    expect(reductions).toBe(1)
+    expect(Date.now() - before).toBeGreaterThanOrEqual(SURGE_QUIET_MS - 2)
+    connections.stop()
+  })
+})

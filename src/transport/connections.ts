@@ -55,9 +55,9 @@ export interface ConnectionLimits {
 }
 
 /**
- * A place reserved for one connection of `subject`, given back once: by `release`, or when the
- * SSE stream it was reserved for closes (`closed`). An object with methods rather than closures:
- * every open connection holds one.
+ * A place reserved for one connection of `subject`, given back once: by `release`, or, once
+ * handed over to the SSE stream it was reserved for, when that stream closes (`Connections.closed`).
+ * An object with methods rather than closures: every open WebSocket holds one.
  */
 export class Admitted {
   readonly ok = true as const
@@ -71,10 +71,13 @@ export class Admitted {
     this.connections.free(this.subject)
   }
 
-  /** The connection closed: it leaves the open ones, and its place is free. */
-  closed(reason: CloseReason, connection: StreamConnection): void {
-    this.connections.remove(connection, reason)
-    this.release()
+  /**
+   * The SSE connection of this subject now holds the place, and `Connections.closed` gives it
+   * back: the connection keeps no object of its own for it (memory per idle stream).
+   */
+  handOver(): Connections {
+    this.released = true
+    return this.connections
   }
 }
 
@@ -129,7 +132,7 @@ export class Connections {
     return new Admitted(this, subject)
   }
 
-  /** A place of `subject` is free again: for `Admitted.release` only, which calls it once per place. */
+  /** A place of `subject` is free again: for `Admitted.release` and `closed` only, each called once per place. */
   free(subject: string): void {
     this.reservedTotal--
     const left = (this.reserved.get(subject) ?? 1) - 1
@@ -141,6 +144,12 @@ export class Connections {
     this.open.add(connection)
     this.gauges[connection.transport](++this.perTransport[connection.transport])
     this.reducer?.changed()
+  }
+
+  /** An SSE connection that holds its place (`Admitted.handOver`) closed: it leaves the open ones, and its place is free. */
+  closed(reason: CloseReason, connection: StreamConnection): void {
+    this.remove(connection, reason)
+    this.free(connection.subject)
   }
 
   /** Forget a connection; `reason` is recorded when the server closed it. */

@@ -62,15 +62,28 @@ export interface SseOwner {
   closed(reason: CloseReason, connection: SseConnection): void
 }
 
+/** What an idle connection queues: nothing, without an empty array of its own (frozen: never pushed to). */
+const NOTHING: Array<Uint8Array> = Object.freeze([]) as unknown as Array<Uint8Array>
+
+/**
+ * The options are copied into the connection, not kept: every small object an open connection
+ * holds pins a slot among the garbage of its opening, which costs about 2.5 times its size in RSS
+ * (docs/performance.md, "Issue 17, part 6").
+ */
 export class SseConnection implements Sink, Outbox, StreamConnection, SseSource {
-  readonly transport = "sse"
   readonly body: ReadableStream<Uint8Array>
   queued = false
   /** When the connection last wrote (heartbeats fill silences). */
   lastWrite = Date.now()
   /** What feeds the connection (its subscription): closed with it. */
   feed: { close(): void } | undefined
-  private readonly options: SseOptions
+  readonly subject: string
+  readonly expiresAt: number
+  /** Bytes the connection may hold unsent before it is closed as a slow consumer. */
+  readonly capacity: number
+  private readonly codec: SseCodec
+  private readonly writes: Writes
+  private readonly owner: SseOwner
   /** Set once the runtime starts reading the body: frames queued before wait for it. */
   private output: SseOutput | undefined
   private pending: Array<Uint8Array>
@@ -82,11 +95,20 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   private endOnOpen = false
 
   constructor(options: SseOptions) {
-    this.options = options
+    this.subject = options.subject
+    this.expiresAt = options.expiresAt
+    this.capacity = options.bufferBytes
+    this.codec = options.codec
+    this.writes = options.writes
+    this.owner = options.owner
     const first = encoder.encode(`retry: ${options.retryMs}\n\n${options.codec.open()}`)
     this.pending = [first]
     this.pendingBytes = first.byteLength
     this.body = (options.body ?? webSseBody)(this)
+  }
+
+  get transport(): "sse" {
+    return "sse"
   }
 
   open(output: SseOutput): void {
@@ -100,27 +122,15 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     this.finish("client_gone")
   }
 
-  get subject(): string {
-    return this.options.subject
-  }
-
-  get expiresAt(): number {
-    return this.options.expiresAt
-  }
-
   event(event: LogEvent): void {
-    const frames = this.options.codec.event(event)
+    const frames = this.codec.event(event)
     if (frames.length === 0) return
     this.pendingEvents++
     this.push(frames)
   }
 
   resync(oldest: string): void {
-    this.push(this.options.codec.resync(oldest))
-  }
-
-  get capacity(): number {
-    return this.options.bufferBytes
+    this.push(this.codec.resync(oldest))
   }
 
   /** What is queued and not yet sent: frames of this turn plus what the runtime still holds. */
@@ -129,15 +139,15 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   }
 
   whenUnder(mark: number, ready: () => void): () => void {
-    return this.options.writes.whenDrained(() => this.backlog(), mark, ready)
+    return this.writes.whenDrained(() => this.backlog(), mark, ready)
   }
 
   heartbeat(): void {
-    this.push(this.options.codec.heartbeat())
+    this.push(this.codec.heartbeat())
   }
 
   end(reason: EndReason): void {
-    this.push(this.options.codec.end(reason))
+    this.push(this.codec.end(reason))
     this.close(reason)
   }
 
@@ -145,7 +155,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   close(reason: CloseReason): void {
     if (this.closed) return
     // SPEC §8.3: the client learns why (the codec's last frames), and reconnects with a fresh token rather than the same one.
-    if (reason === "token_expired" || reason === "shutdown") this.push(this.options.codec.end(reason))
+    if (reason === "token_expired" || reason === "shutdown") this.push(this.codec.end(reason))
     this.flush()
     this.finish(reason)
     if (this.output !== undefined) this.output.end()
@@ -155,16 +165,16 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   flush(): void {
     const output = this.output
     if (output === undefined || this.pending.length === 0) return
-    const chunk = this.options.writes.join(this.pending)
-    this.pending = []
+    const chunk = this.writes.join(this.pending)
+    this.pending = NOTHING
     this.pendingBytes = 0
     if (this.pendingEvents > 0) {
-      this.options.writes.countDelivered("sse", this.pendingEvents)
+      this.writes.countDelivered("sse", this.pendingEvents)
       this.pendingEvents = 0
     }
-    this.lastWrite = this.options.writes.roundTime
+    this.lastWrite = this.writes.roundTime
     output.write(chunk)
-    if (output.backlog() > this.options.bufferBytes) {
+    if (output.backlog() > this.capacity) {
       this.output = undefined
       this.finish("slow_consumer")
       output.abort()
@@ -174,9 +184,10 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   private push(frames: Uint8Array | string): void {
     if (this.closed || frames.length === 0) return
     const bytes = typeof frames === "string" ? encoder.encode(frames) : frames
-    this.pending.push(bytes)
+    if (this.pending === NOTHING) this.pending = [bytes]
+    else this.pending.push(bytes)
     this.pendingBytes += bytes.byteLength
-    this.options.writes.schedule(this)
+    this.writes.schedule(this)
   }
 
   /** No more frames; what is still queued goes out only when the connection closes in order. */
@@ -184,10 +195,10 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     if (this.closed) return
     this.closed = true
     if (reason === "client_gone" || reason === "slow_consumer") {
-      this.pending = []
+      this.pending = NOTHING
       this.pendingBytes = 0
     }
-    this.options.owner.closed(reason, this)
+    this.owner.closed(reason, this)
     this.feed?.close()
   }
 }

@@ -47,7 +47,7 @@ const openStream = (
     writes: deps.connections.writes,
     body,
     // Closing the stream leaves the connections, frees the place and closes the subscription.
-    owner: admission
+    owner: admission.handOver()
   })
   deps.connections.add(connection)
   connection.feed = opening.follow(connection)

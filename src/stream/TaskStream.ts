@@ -128,15 +128,19 @@ export interface SubscriptionOptions {
   readonly droppedOtherAgent: (count: number) => void
 }
 
+/** What a subscription holds when it holds no live event: no empty array of its own (frozen: never pushed to). */
+const NOTHING_HELD: Array<LogEvent> = Object.freeze([]) as unknown as Array<LogEvent>
+
+/**
+ * One client's following of one task. Its options are copied into it, not kept: every small
+ * object an open subscription holds pins a slot among the garbage of its opening, which costs
+ * about 2.5 times its size in RSS (docs/performance.md, "Issue 17, part 6").
+ */
 export class Subscription implements LiveListener {
   private state: State = "syncing"
   private lastId: EventId
-  private buffer: Array<LogEvent> = []
+  private buffer: Array<LogEvent> = NOTHING_HELD
   private bufferedBytes = 0
-  /** History is delivered while the client's queue is under this mark (SPEC §8.1). */
-  private readonly lowWater: number
-  /** Live events held while catching up, in bytes; past it they are dropped and read from the log later. */
-  private readonly liveBound: number
   /** A gap or resume arrived while a catch-up was reading: read once more before going live. */
   private rescan = false
   private catchingUp = false
@@ -163,20 +167,36 @@ export class Subscription implements LiveListener {
   /** The catch-up running, if any: `close()` interrupts it. */
   private fiber: Fiber.Fiber<void> | undefined
   private released = false
+  private readonly agentId: string
+  private readonly filter: TypeFilter
+  private readonly compact: boolean
+  private readonly droppedOtherAgent: (count: number) => void
 
   constructor(
     private readonly reads: CatchUpReads,
     private readonly fork: ForkCatchUp,
     private readonly taskId: string,
-    private readonly request: SubscriptionOptions,
+    options: SubscriptionOptions,
     private readonly sink: Sink,
     after: EventId,
     private readonly owner: SubscriptionOwner = noOwner
   ) {
     this.lastId = after
-    this.lowWater = sink.capacity / 4
-    this.liveBound = sink.capacity / 2
-    this.wantInflight = request.compact
+    this.agentId = options.agentId
+    this.filter = options.filter
+    this.compact = options.compact
+    this.droppedOtherAgent = options.droppedOtherAgent
+    this.wantInflight = options.compact
+  }
+
+  /** History is delivered while the client's queue is under this mark (SPEC §8.1). */
+  private get lowWater(): number {
+    return this.sink.capacity / 4
+  }
+
+  /** Live events held while catching up, in bytes; past it they are dropped and read from the log later. */
+  private get liveBound(): number {
+    return this.sink.capacity / 2
   }
 
   /** The id of the last durable event passed on (delivered or filtered out). */
@@ -249,7 +269,8 @@ export class Subscription implements LiveListener {
   private hold(event: LogEvent): void {
     // It was just appended: the log answers, a catch-up read waiting to retry need not wait.
     this.reads.wake(this.taskId)
-    this.buffer.push(event)
+    if (this.buffer === NOTHING_HELD) this.buffer = [event]
+    else this.buffer.push(event)
     this.bufferedBytes += sizeOf(event)
     if (this.bufferedBytes <= this.liveBound) return
     // A slow client catching up while much goes on: the log keeps the stored ones and the
@@ -259,14 +280,14 @@ export class Subscription implements LiveListener {
   }
 
   private dropBuffer(): void {
-    this.buffer = []
+    this.buffer = NOTHING_HELD
     this.bufferedBytes = 0
   }
 
   /** Read the log (and the calls in flight) once more before going live, from events after now. */
   private readAgain(): void {
     this.rescan = true
-    this.wantInflight = this.request.compact
+    this.wantInflight = this.compact
     this.since = this.reads.now()
   }
 
@@ -322,7 +343,7 @@ export class Subscription implements LiveListener {
     this.leaveLive("syncing")
     // Paused or cut off for long, the position may have been trimmed meanwhile: say so, as at open.
     this.checkTrimmed = true
-    this.wantInflight = this.request.compact
+    this.wantInflight = this.compact
     this.since = this.reads.now()
     if (this.catchingUp) this.readAgain()
     // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
@@ -392,22 +413,22 @@ export class Subscription implements LiveListener {
   }
 
   private deliver(event: LogEvent): void {
-    if (event.agentId !== this.request.agentId) {
+    if (event.agentId !== this.agentId) {
       // An event for the same task id under another agent (a live-only one while
       // nothing is stored, or the first stored ones of an agent that took the id) is
       // not this subscriber's: drop it, and pass over a stored one so no read returns
       // it again. It never ends the stream; a new request for the task answers 404.
-      this.request.droppedOtherAgent(1)
+      this.droppedOtherAgent(1)
       if (!event.ephemeral && compareIds(event, this.lastId) > 0) this.lastId = event
       return
     }
     if (event.ephemeral) {
-      if (this.freshChunk(event) && this.request.filter(event.type)) this.sink.event(event)
+      if (this.freshChunk(event) && this.filter(event.type)) this.sink.event(event)
       return
     }
     if (compareIds(event, this.lastId) <= 0) return
     this.lastId = event
-    if (this.request.filter(event.type)) this.sink.event(event)
+    if (this.filter(event.type)) this.sink.event(event)
     if (event.terminal) return this.end(endStatusOf(event))
     if (event.type === CALL_COMPLETED) {
       const callId = callIdOf(event.data)
@@ -439,7 +460,7 @@ export class Subscription implements LiveListener {
     this.staged = undefined
     for (const call of calls) {
       if (call.index < 0) continue
-      const compacted = compactedChunk({ agentId: this.request.agentId, taskId: this.taskId }, call)
+      const compacted = compactedChunk({ agentId: this.agentId, taskId: this.taskId }, call)
       if (call.started === undefined || compareIds(call.started, this.lastId) <= 0) this.deliver(compacted)
       else (this.staged ??= new Map()).set(formatEventId(call.started), compacted)
     }

@@ -72,12 +72,12 @@ export class Admitted {
   }
 
   /**
-   * The SSE connection of this subject now holds the place, and `Connections.closed` gives it
-   * back: the connection keeps no object of its own for it (memory per idle stream).
+   * The SSE connection of this subject, made with the connections as its owner, now holds the
+   * place, and `Connections.closed` gives it back: the connection keeps no object of its own for
+   * it (memory per idle stream). `release` does nothing from then on.
    */
-  handOver(): Connections {
+  handOver(): void {
     this.released = true
-    return this.connections
   }
 }
 
@@ -100,6 +100,7 @@ export class Connections {
   private readonly timer: ReturnType<typeof setInterval>
   /** Gives back what a surge of connections left, when the runtime can. */
   private readonly reducer: MemoryReducer | undefined
+  private reducedLog: ReturnType<typeof setTimeout> | undefined = undefined
 
   private readonly gauges: Record<Transport, (value: number) => void>
 
@@ -146,7 +147,10 @@ export class Connections {
     this.reducer?.changed()
   }
 
-  /** An SSE connection that holds its place (`Admitted.handOver`) closed: it leaves the open ones, and its place is free. */
+  /**
+   * An SSE connection that holds its place (`Admitted.handOver`) closed, once: it leaves the open
+   * ones, and its place is free. Not for a WebSocket (its subject can change after it was admitted).
+   */
   closed(reason: CloseReason, connection: StreamConnection): void {
     this.remove(connection, reason)
     this.free(connection.subject)
@@ -175,13 +179,20 @@ export class Connections {
   stop(): void {
     clearInterval(this.timer)
     this.reducer?.stop()
+    clearTimeout(this.reducedLog)
     this.writes.stop()
   }
 
   private reduceMemory(reduce: () => void): void {
     const started = performance.now()
     reduce()
-    this.logLine("debug", "memory reduced after a surge of connections", { connections: this.open.size, ms: Math.round(performance.now() - started) })
+    // The runtime may collect once this callback has returned: the pause lasts until the next turn.
+    this.reducedLog = setTimeout(() => {
+      this.logLine("debug", "memory reduced after a surge of connections", {
+        connections: this.open.size,
+        pauseMs: Math.round(performance.now() - started)
+      })
+    }, 0)
   }
 
   private refuse(limit: "max_connections" | "max_connections_per_subject"): Admission {

@@ -111,6 +111,11 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     return "sse"
   }
 
+  /** No frame is accepted any more. */
+  get isClosed(): boolean {
+    return this.closed
+  }
+
   open(output: SseOutput): void {
     this.output = output
     this.flush()

@@ -47,11 +47,21 @@ const openStream = (
     writes: deps.connections.writes,
     body,
     // Closing the stream leaves the connections, frees the place and closes the subscription.
-    owner: admission.handOver()
+    owner: deps.connections
   })
-  deps.connections.add(connection)
-  connection.feed = opening.follow(connection)
-  return new Response(connection.body, { status: 200, headers })
+  admission.handOver()
+  const response = new Response(connection.body, { status: 200, headers })
+  // Cut off as it opened (web streams: its first frames already over CLIENT_BUFFER_BYTES): nothing to follow.
+  if (connection.isClosed) return response
+  try {
+    deps.connections.add(connection)
+    connection.feed = opening.follow(connection)
+  } catch (error) {
+    // The place and the subscription, if any, go with the connection.
+    connection.close("failed")
+    throw error
+  }
+  return response
 }
 
 export interface StreamRoute {

@@ -621,8 +621,13 @@ export class TaskStream extends Context.Service<TaskStream, {
           droppedOtherAgent
         }, sink, after, owner)
         openGauge(++following)
-        // Among the task's live listeners before the channel opens: nothing published once it is established is missed.
-        subscription.begin(feed.attach(request.taskId, subscription), resyncFrom, upToDate)
+        try {
+          // Among the task's live listeners before the channel opens: nothing published once it is established is missed.
+          subscription.begin(feed.attach(request.taskId, subscription), resyncFrom, upToDate)
+        } catch (error) {
+          subscription.close()
+          throw error
+        }
         return subscription
       }
 

@@ -4,7 +4,7 @@ import { Connections, type StreamConnection } from "../../src/transport/connecti
 import { MemoryReducer, type ReducerTiming, SURGE_CONNECTIONS, SURGE_QUIET_MS } from "../../src/transport/memoryReducer.ts"
 
 const QUIET = 200
-const TIMING: ReducerTiming = { surge: 5, windowMs: 60_000, quietMs: QUIET, minIntervalMs: 0 }
+const TIMING: ReducerTiming = { surge: 5, windowMs: 60_000, quietMs: QUIET, quietChanges: 0, minIntervalMs: 0 }
 
 /** A reducer whose reductions are counted; `next()` resolves at the next one. */
 const counted = (timing: Partial<ReducerTiming> = {}) => {
@@ -34,8 +34,9 @@ describe("MemoryReducer", () => {
       reducer.changed()
       last = Date.now()
     }
-    // A timer late by a whole quiet period (a loaded machine) would let it reduce in between.
-    if (longestGap < QUIET) expect(at).toEqual([])
+    // A timer late by a whole quiet period (a loaded machine) lets it reduce in between: nothing to check then.
+    if (longestGap >= QUIET) return reducer.stop()
+    expect(at).toEqual([])
     await reduced
     expect(at).toHaveLength(1)
     expect(at[0] - last).toBeGreaterThanOrEqual(QUIET - 2)
@@ -55,6 +56,47 @@ describe("MemoryReducer", () => {
     for (let i = 0; i < 5; i++) reducer.changed()
     await reduced
     expect(at).toHaveLength(1)
+    reducer.stop()
+  })
+
+  it("counts the changes of the last window, wherever its slices begin", async () => {
+    const { reducer, at, next } = counted({ windowMs: 2000 })
+    const reduced = next()
+    reducer.changed()
+    await sleep(1900)
+    // Five within 200 ms: a window begun at the stray change would have held four, the next one two.
+    for (let i = 0; i < 3; i++) reducer.changed()
+    await sleep(200)
+    for (let i = 0; i < 2; i++) reducer.changed()
+    await reduced
+    expect(at).toHaveLength(1)
+    reducer.stop()
+  })
+
+  it("counts a few changes per quiet period as quiet", async () => {
+    const { reducer, at, next } = counted({ quietChanges: 2 })
+    const reduced = next()
+    for (let i = 0; i < 5; i++) reducer.changed()
+    const started = Date.now()
+    // Two changes per quiet period go on for longer than it takes to reduce.
+    const trickle = setInterval(() => reducer.changed(), QUIET / 2)
+    await reduced
+    clearInterval(trickle)
+    expect(at).toHaveLength(1)
+    expect(at[0] - started).toBeLessThan(QUIET * 4)
+    reducer.stop()
+  })
+
+  it("reduces a window after the surge when the changes never settle", async () => {
+    const { reducer, at, next } = counted({ windowMs: 600 })
+    const reduced = next()
+    for (let i = 0; i < 5; i++) reducer.changed()
+    const started = Date.now()
+    const churn = setInterval(() => reducer.changed(), QUIET / 8)
+    await reduced
+    clearInterval(churn)
+    expect(at).toHaveLength(1)
+    expect(at[0] - started).toBeGreaterThanOrEqual(600 - 2)
     reducer.stop()
   })
 

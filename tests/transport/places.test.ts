@@ -92,4 +92,23 @@ describe("connection places", () => {
       await app.close()
     }
   })
+
+  it("ends a stream opened while the drain began (after its request passed the check), as the drain ends the others", async () => {
+    const app = await startApp()
+    try {
+      const add = app.deps.connections.add.bind(app.deps.connections)
+      // The drain starts between this request's check and its stream's opening.
+      app.deps.connections.add = (connection) => {
+        app.deps.lifecycle.draining = true
+        add(connection)
+      }
+      const response = await app.request("/api/v1/agents/a/tasks/t/events/stream", { headers: { accept: "text/event-stream" } })
+      expect(response.status).toBe(200)
+      // Ended (the taskstream encoding says nothing more on a shutdown: the client resumes elsewhere), not left open.
+      expect(await response.text()).toBe("retry: 2000\n\n")
+      expect(app.deps.connections.size).toBe(0)
+    } finally {
+      await app.close()
+    }
+  })
 })

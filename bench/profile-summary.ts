@@ -38,6 +38,14 @@ const AREAS: [string, RegExp][] = [
   ["gateway (other src/)", /\/src\//],
 ]
 const JSON_NATIVE = new Set(["parse", "stringify"])
+/**
+ * JavaScriptCore samples the JS thread only while it runs: the first sample after the thread slept
+ * (in the event loop, between requests) carries the whole sleep as its delta. Longer than this, a
+ * delta is counted as idle, not as time in the function sampled (which once showed 8 s of a
+ * one-line ioredis loop in an idle gateway's profile).
+ */
+const IDLE_GAP_US = 50_000
+const IDLE = "(idle: the JS thread not sampled for > 50 ms)"
 
 const byArea = (profile: CpuProfile): void => {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
@@ -59,9 +67,10 @@ const byArea = (profile: CpuProfile): void => {
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i]!)
     if (!node) continue
-    const area = areaOf(node)
-    us.set(area, (us.get(area) ?? 0) + (profile.timeDeltas[i] ?? 0))
-    totalUs += profile.timeDeltas[i] ?? 0
+    const dt = profile.timeDeltas[i] ?? 0
+    const area = dt > IDLE_GAP_US ? IDLE : areaOf(node)
+    us.set(area, (us.get(area) ?? 0) + dt)
+    totalUs += dt
   }
   console.log(`${file}: ${(totalUs / 1e6).toFixed(2)} s sampled (wall time of the JS thread, idle included)`)
   console.log("self ms   self %  area")
@@ -84,7 +93,7 @@ const cpu = (profile: CpuProfile): void => {
     if (!node) continue
     const { functionName, url, lineNumber } = node.callFrame
     const where = url ? `${relative(process.cwd(), url.replace(/^file:\/\//, ""))}:${lineNumber + 1}` : ""
-    const key = `${functionName || "(anonymous)"} ${where}`.trim()
+    const key = dt > IDLE_GAP_US ? IDLE : `${functionName || "(anonymous)"} ${where}`.trim()
     selfUs.set(key, (selfUs.get(key) ?? 0) + dt)
     totalUs += dt
   }

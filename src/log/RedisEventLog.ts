@@ -131,7 +131,7 @@ export const RedisLogLayer = Layer.effectContext(
     // Released before the command connection (acquired after it): what is pending goes out before QUIT.
     const indexUpdates = yield* Effect.acquireRelease(
       Effect.sync(() => new TaskIndexUpdates(commands, appendSettings)),
-      (updates) => Effect.sync(() => updates.flush())
+      (updates) => Effect.sync(() => updates.close())
     )
     const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
       Effect.tryPromise({

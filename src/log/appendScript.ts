@@ -217,6 +217,8 @@ export const touchTaskIndex = (
 
 /** How long index updates wait to be sent together (and coalesced per task). */
 export const INDEX_FLUSH_MS = 25
+/** How long after its append a failed index update is sent again, with the next ones. */
+export const INDEX_RETRY_MS = 10_000
 
 /**
  * The index updates of the appends of the last INDEX_FLUSH_MS, sent together
@@ -226,11 +228,14 @@ export const INDEX_FLUSH_MS = 25
  * this gateway calls `flush()` first, so it sees every append answered before
  * it (Redis runs one connection's commands in order); another gateway sees them
  * at most INDEX_FLUSH_MS later. Closing the log flushes too. The index is best
- * effort, as before: a failed update is dropped.
+ * effort: a failed call's updates are sent again with the next ones, before
+ * what came since for the same task, until INDEX_RETRY_MS after their append
+ * (a Redis Cluster's first commands, a failover); then they are dropped.
  */
 export class TaskIndexUpdates {
   private pending = new Map<string, Array<IndexUpdate>>()
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private closed = false
 
   constructor(
     private readonly redis: RedisClient,
@@ -239,14 +244,14 @@ export class TaskIndexUpdates {
   ) {}
 
   add(update: IndexUpdate): void {
-    const updates = this.pending.get(update.member)
-    if (updates === undefined) this.pending.set(update.member, [update])
-    else {
-      const merged = coalesceIndexUpdates(updates[updates.length - 1], update)
-      if (merged === undefined) updates.push(update)
-      else updates[updates.length - 1] = merged
-    }
+    this.queue(update)
     this.timer ??= setTimeout(this.flush, this.delayMs)
+  }
+
+  /** Send what is pending, and nothing after (the log is closing). */
+  close(): void {
+    this.flush()
+    this.closed = true
   }
 
   /** Send the pending updates now: before a read of the index, on close, and when the timer fires. */
@@ -258,18 +263,42 @@ export class TaskIndexUpdates {
     const updates = [...pending.values()].flat()
     if (updates.length === 1) {
       void (runIndexScript(this.redis as unknown as { taskstreamIndex: ScriptCommand<number> }, this.settings, updates[0]) as Promise<unknown>)
-        .catch(() => undefined)
+        .catch(() => this.retry(updates))
       return
     }
     // Several: one call of the batch script per INDEX_BATCH_MAX, each the script's updates in order.
     const redis = this.redis as unknown as { taskstreamIndexBatch: ScriptCommand<number> }
     for (let start = 0; start < updates.length; start += INDEX_BATCH_MAX) {
+      const batch = updates.slice(start, start + INDEX_BATCH_MAX)
       const args: Array<string | number> = [2, taskIndexKey(this.settings.prefix), taskStatusKey(this.settings.prefix)]
-      for (const update of updates.slice(start, start + INDEX_BATCH_MAX)) {
-        args.push(update.member, update.at, this.settings.taskIndexMax, update.lastId, update.status)
-      }
-      redis.taskstreamIndexBatch(...args).catch(() => undefined)
+      for (const update of batch) args.push(update.member, update.at, this.settings.taskIndexMax, update.lastId, update.status)
+      redis.taskstreamIndexBatch(...args).catch(() => this.retry(batch))
     }
+  }
+
+  /** The last of a task's pending updates and `update`, coalesced where one call would do. */
+  private queue(update: IndexUpdate): void {
+    const updates = this.pending.get(update.member)
+    if (updates === undefined) this.pending.set(update.member, [update])
+    else {
+      const merged = coalesceIndexUpdates(updates[updates.length - 1], update)
+      if (merged === undefined) updates.push(update)
+      else updates[updates.length - 1] = merged
+    }
+  }
+
+  /** A failed call's updates go again with the next ones, before those that came since (the script's order). */
+  private retry(failed: ReadonlyArray<IndexUpdate>): void {
+    if (this.closed) return
+    const since = this.pending
+    this.pending = new Map()
+    const now = Date.now()
+    for (const update of failed) if (now - update.at < INDEX_RETRY_MS) this.queue(update)
+    for (const updates of since.values()) for (const update of updates) this.queue(update)
+    if (this.pending.size === 0 || this.timer !== undefined) return
+    this.timer = setTimeout(this.flush, this.delayMs)
+    // Best effort: a retry never keeps the process alive.
+    ;(this.timer as { unref?: () => void }).unref?.()
   }
 }
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test"
 import fc from "fast-check"
 import Redis from "ioredis"
 import { builtinRegistry } from "../../src/events/registry.ts"
-import { type AppendSettings, coalesceIndexUpdates, defineScripts, type IndexUpdate, TaskIndexUpdates } from "../../src/log/appendScript.ts"
+import { type AppendSettings, coalesceIndexUpdates, defineScripts, INDEX_RETRY_MS, type IndexUpdate, TaskIndexUpdates } from "../../src/log/appendScript.ts"
 import { taskIndexKey, taskStatusKey } from "../../src/log/keys.ts"
 import { startRedis, type RedisServer } from "../support/redis.ts"
 
@@ -149,5 +149,28 @@ describe("task index updates on Redis", () => {
     updates.add({ member: "b/timed", at: 8, lastId: "8-0", status: "" })
     for (let i = 0; i < 200 && (await client.zscore(taskIndexKey("iu"), "b/timed")) === null; i++) await Bun.sleep(10)
     expect(await client.zmscore(taskIndexKey("iu"), "a/timed", "b/timed")).toEqual(["7", "8"])
+  })
+
+  it("that fail are sent again with the next ones, until INDEX_RETRY_MS after their append", async () => {
+    // Not connected yet, and no offline queue (the gateway's fail-fast connection): the first call fails at once.
+    const starting = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false })
+    defineScripts(starting)
+    try {
+      const updates = new TaskIndexUpdates(starting, settings, 5)
+      updates.add({ member: "a/retried", at: Date.now(), lastId: "9-0", status: "" })
+      updates.add({ member: "a/too-old", at: Date.now() - INDEX_RETRY_MS - 1, lastId: "9-1", status: "" })
+      // Refused at once ("Stream isn't writeable"), which starts the connection.
+      updates.flush()
+      await new Promise((resolve) => (starting.status === "ready" ? resolve(undefined) : starting.once("ready", resolve)))
+      // The next update: it goes out with the one still young enough, before it.
+      updates.add({ member: "a/next", at: Date.now(), lastId: "9-2", status: "" })
+      for (let i = 0; i < 200 && (await client.zscore(taskIndexKey("iu"), "a/next")) === null; i++) await Bun.sleep(10)
+      expect(await client.zscore(taskIndexKey("iu"), "a/next")).not.toBeNull()
+      expect(await client.zscore(taskIndexKey("iu"), "a/retried")).not.toBeNull()
+      expect(await client.zscore(taskIndexKey("iu"), "a/too-old")).toBeNull()
+      updates.close()
+    } finally {
+      starting.disconnect()
+    }
   })
 })

@@ -140,10 +140,9 @@ const cluster = (client: Cluster, handlers: LiveFeedHandlers, resubscribe: () =>
   // the reply. Subscribing again gives the confirmation before listeners read the log.
   client.on("subscribersReady", resubscribe)
   return {
+    // One channel per command, queued ones too: the channels of one SSUBSCRIBE must share a slot.
     one: (channel) => client.ssubscribe(channel),
-    // One channel per command: the channels of one SSUBSCRIBE must share a slot.
     queued: (channel) => client.ssubscribe(channel),
-    // One channel per command: the channels of one SSUBSCRIBE must share a slot.
     all: (channels) => Promise.all(channels.map((channel) => client.ssubscribe(channel))),
     unsubscribe: (channel) => client.sunsubscribe(channel)
   }

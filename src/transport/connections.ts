@@ -44,6 +44,8 @@ export interface StreamConnection {
   readonly expiresAt: number
   /** Why the connection closes at `expiresAt` (default: its token expired). */
   readonly expiryReason?: CloseReason
+  /** No frame is accepted any more. */
+  readonly isClosed: boolean
   heartbeat(): void
   close(reason: CloseReason): void
 }
@@ -97,6 +99,8 @@ export class Connections {
   private readonly perTransport = Object.fromEntries(TRANSPORTS.map((transport) => [transport, 0])) as Record<Transport, number>
   private readonly reserved = new Map<string, number>()
   private reservedTotal = 0
+  /** Set by `closeAll` (the drain): a connection added later, whose request passed the draining check before, closes at once. */
+  private closedWith: CloseReason | undefined = undefined
   private readonly timer: ReturnType<typeof setInterval>
   /** Gives back what a surge of connections left, when the runtime can. */
   private readonly reducer: MemoryReducer | undefined
@@ -141,10 +145,17 @@ export class Connections {
     else this.reserved.set(subject, left)
   }
 
+  /**
+   * Count `connection` among the open ones: not one already closed (an SSE stream whose first
+   * frames were over CLIENT_BUFFER_BYTES on web streams), and one that comes after `closeAll` is
+   * closed as the others were.
+   */
   add(connection: StreamConnection): void {
+    if (connection.isClosed) return
     this.open.add(connection)
     this.gauges[connection.transport](++this.perTransport[connection.transport])
     this.reducer?.changed()
+    if (this.closedWith !== undefined) connection.close(this.closedWith)
   }
 
   /**
@@ -173,6 +184,7 @@ export class Connections {
 
   /** Close every connection (graceful shutdown: clients resume elsewhere). */
   closeAll(reason: CloseReason): void {
+    this.closedWith = reason
     for (const connection of [...this.open]) connection.close(reason)
   }
 

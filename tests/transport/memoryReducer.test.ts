@@ -143,6 +143,7 @@ describe("Connections' memory reduction", () => {
     subject: `client-${i}`,
     lastWrite: Date.now(),
     expiresAt: Infinity,
+    isClosed: false,
     heartbeat: silent,
     close: silent
   })

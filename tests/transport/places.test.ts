@@ -6,7 +6,7 @@
 import { describe, expect, it } from "bun:test"
 import { startApp } from "../support/app.ts"
 import { TaskstreamCodecs } from "../../src/transport/codecs/taskstream.ts"
-import { type CloseReason, Connections } from "../../src/transport/connections.ts"
+import { type CloseReason, Connections, type StreamConnection } from "../../src/transport/connections.ts"
 import { SseConnection } from "../../src/transport/sse.ts"
 
 const silent = () => {}
@@ -73,9 +73,32 @@ describe("connection places", () => {
     // Web streams open at once: the first frames (the retry line) are over a 4-byte buffer.
     const connection = stream(connections, "alice", 4)
     admission.handOver()
+    connections.add(connection)
     expect(connection.isClosed).toBe(true)
     expect(connections.size).toBe(0)
     expect(connections.admit("alice").ok).toBe(true)
+    connections.stop()
+  })
+
+  it("closes a connection of any transport counted after closeAll (the drain) as closeAll closed the others", () => {
+    const connections = instance()
+    const closed: Array<CloseReason> = []
+    const late: StreamConnection = {
+      transport: "ws",
+      subject: "alice",
+      lastWrite: Date.now(),
+      expiresAt: Infinity,
+      isClosed: false,
+      heartbeat: () => {},
+      close: (reason) => {
+        closed.push(reason)
+        connections.remove(late, reason)
+      }
+    }
+    connections.closeAll("shutdown")
+    connections.add(late)
+    expect(closed).toEqual(["shutdown"])
+    expect(connections.size).toBe(0)
     connections.stop()
   })
 
@@ -97,9 +120,10 @@ describe("connection places", () => {
     const app = await startApp()
     try {
       const add = app.deps.connections.add.bind(app.deps.connections)
-      // The drain starts between this request's check and its stream's opening.
+      // The drain starts between this request's check and its stream's opening (as gateway.ts drains).
       app.deps.connections.add = (connection) => {
         app.deps.lifecycle.draining = true
+        app.deps.connections.closeAll("shutdown")
         add(connection)
       }
       const response = await app.request("/api/v1/agents/a/tasks/t/events/stream", { headers: { accept: "text/event-stream" } })

@@ -51,18 +51,16 @@ const openStream = (
   })
   const response = new Response(connection.body, { status: 200, headers })
   admission.handOver()
-  // Cut off as it opened (web streams: its first frames already over CLIENT_BUFFER_BYTES): nothing to follow.
-  if (connection.isClosed) return response
   try {
     deps.connections.add(connection)
-    connection.feed = opening.follow(connection)
+    // Cut off as it opened (web streams: its first frames over CLIENT_BUFFER_BYTES), or by a drain
+    // that began after this request passed its check: nothing to follow.
+    if (!connection.isClosed) connection.feed = opening.follow(connection)
   } catch (error) {
     // Its place goes with it (a `follow` that throws closes its own subscription).
     connection.close("failed")
     throw error
   }
-  // The drain began after this request passed its check: it closes the streams it found, not this one.
-  if (deps.lifecycle.draining) connection.close("shutdown")
   return response
 }
 

@@ -376,7 +376,12 @@ export class Subscription implements LiveListener {
 
   /** Live at once when the head read after the live feed was established shows nothing to catch up on; else catch up. */
   private goLiveIfCurrent(head: TaskHead): Effect.Effect<void> {
-    if (this.state !== "syncing") return Effect.void
+    if (this.state !== "syncing") {
+      // Paused (or closed) meanwhile: no catch-up is under way, so a resume starts one.
+      this.catchingUp = false
+      this.fiber = undefined
+      return Effect.void
+    }
     const behind = head.calls || this.buffer.length > 0 || this.rescan ||
       (head.last !== undefined && compareIds(head.last, this.lastId) > 0)
     if (behind) return this.catchUp()

@@ -266,6 +266,22 @@ describe("Subscription", () => {
       expect(logReads).toBeGreaterThan(reads)
       expect(order).toEqual(["100-2", "chunk Hel", "chunk lo"])
     })
+
+    it("catches up on resume when it was paused while its opening read the head (a WebSocket pause right after subscribe)", async () => {
+      stored.length = 0
+      const first = append(1)
+      const { steps, subscription } = collect(first)
+      let establish!: () => void
+      subscription.begin(Effect.callback<void>((resume) => void (establish = () => resume(Effect.void))), undefined, true)
+      subscription.pause()
+      establish()
+      await settle()
+      append(2)
+      subscription.resume()
+      await settle()
+      live(subscription, append(3))
+      expect(steps).toEqual([2, 3])
+    })
   })
 
   describe("in step (WebSocket topics)", () => {

@@ -9,7 +9,7 @@
 // acknowledged event arrived exactly once and in order. Prints a table; exits 1 on any loss,
 // duplicate or reordering (printing the first case). Bounded by --duration; loopback only.
 // The fixtures are the tests' (tests/support); the CI version is tests/chaos/chaos.test.ts.
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { Result } from "effect"
 import { decodeDraft } from "../../src/events/draft.ts"
 import { compareIds, parseEventId } from "../../src/events/envelope.ts"
@@ -54,7 +54,9 @@ const TERMINAL = "WorkflowCompleted"
 
 // ---- the system under test -----------------------------------------------------------------
 
-const sentinel = await startRedisSentinel()
+// Deployed as docs/deploy.md says: a master without its replica refuses writes (no event stored on
+// an old master that a failover then drops, delivered live meanwhile, which moved clients past acknowledged events).
+const sentinel = await startRedisSentinel({ minReplicasToWrite: 1 })
 const gatewayEnv = {
   REDIS_URL: sentinel.url,
   REDIS_WAIT_REPLICAS: "1",
@@ -65,13 +67,21 @@ const gatewayEnv = {
   LOG_LEVEL: "info"
 }
 
+/** Every gateway process started, for their logs when the run fails (`--logs=DIR`). */
+const launched: Array<Gateway> = []
+const launch = async () => {
+  const gateway = await startGateway(gatewayEnv)
+  launched.push(gateway)
+  return gateway
+}
+
 interface Slot {
   gateway: Gateway | undefined
   peakRssKb: number
   incarnations: number
 }
 const slots: Array<Slot> = []
-for (let i = 0; i < options.gateways; i++) slots.push({ gateway: await startGateway(gatewayEnv), peakRssKb: 0, incarnations: 1 })
+for (let i = 0; i < options.gateways; i++) slots.push({ gateway: await launch(), peakRssKb: 0, incarnations: 1 })
 const live = () => slots.filter((slot) => slot.gateway !== undefined)
 const anyGateway = async (): Promise<Gateway> => {
   for (;;) {
@@ -176,6 +186,29 @@ interface Client {
   done: boolean
   reconnects: number
   maxReconnectMs: number
+  /** Each connection: when, to which gateway, resumed after which id, what came (for a failure's report). */
+  readonly segments: Array<Segment>
+}
+interface Segment {
+  readonly at: number
+  readonly gateway: string
+  readonly after: string | undefined
+  first?: string
+  last?: string
+  count?: number
+  end?: string
+}
+const clock0 = Date.now()
+const record = (client: Client, gateway: Gateway, after: string | undefined): Segment => {
+  const segment: Segment = { at: Date.now() - clock0, gateway: gateway.url, after }
+  client.segments.push(segment)
+  return segment
+}
+const closeSegment = (segment: Segment, ids: ReadonlyArray<string>, end: string) => {
+  segment.first = ids[0]
+  segment.last = ids.at(-1)
+  segment.count = ids.length
+  segment.end = `${end} at ${Date.now() - clock0} ms`
 }
 
 const followSse = async (client: Client) => {
@@ -195,13 +228,17 @@ const followSse = async (client: Client) => {
       continue
     }
     if (lostAt !== undefined) client.maxReconnectMs = Math.max(client.maxReconnectMs, Date.now() - lostAt)
+    const segment = record(client, gateway, last)
     const cut = client.behaviour === "reconnecting" ? setTimeout(() => stream.close(), between(500, 5000)) : undefined
     await stream.ended
     clearTimeout(cut)
+    const ids: Array<string> = []
     for (const frame of eventFrames(stream.frames)) {
-      if (frame.id !== undefined) client.ids.push(frame.id)
+      if (frame.id !== undefined) ids.push(frame.id)
       if (frame.event === TERMINAL) client.done = true
     }
+    client.ids.push(...ids)
+    closeSegment(segment, ids, client.done ? "ended" : "cut")
     if (!client.done) {
       lostAt = Date.now()
       client.reconnects++
@@ -219,6 +256,7 @@ const followWs = async (client: Client) => {
       continue
     }
     const last = client.ids.at(-1)
+    const segment = record(client, gateway, last)
     ws.send({ op: "subscribe", sub: "s", agentId: AGENT, taskId: client.task.taskId, ...(last === undefined ? {} : { since: last }) })
     if (lostAt !== undefined) client.maxReconnectMs = Math.max(client.maxReconnectMs, Date.now() - lostAt)
     const cut = client.behaviour === "reconnecting" ? setTimeout(() => ws.close(), between(500, 5000)) : undefined
@@ -231,10 +269,13 @@ const followWs = async (client: Client) => {
     await Promise.race([ws.closed, ws.waitFor((frames) => frames.some((frame) => frame.op === "end"), 3_600_000).catch(() => undefined)])
     clearTimeout(cut)
     clearInterval(pauses)
+    const ids: Array<string> = []
     for (const frame of ws.frames) {
-      if (frame.op === "event" && frame.event.id !== undefined) client.ids.push(frame.event.id)
+      if (frame.op === "event" && frame.event.id !== undefined) ids.push(frame.event.id)
       if (frame.op === "end") client.done = true
     }
+    client.ids.push(...ids)
+    closeSegment(segment, ids, client.done ? "ended" : "cut")
     ws.close()
     if (!client.done) {
       lostAt = Date.now()
@@ -250,13 +291,15 @@ const clients: Array<Client> = Array.from({ length: options.clients }, (_, i) =>
   ids: [],
   done: false,
   reconnects: 0,
-  maxReconnectMs: 0
+  maxReconnectMs: 0,
+  segments: []
 }))
 const following = clients.map((client) => (client.transport === "sse" ? followSse(client) : followWs(client)))
 
 // ---- faults ------------------------------------------------------------------------------------
 
 const faults = new Map<string, number>()
+const timeline: Array<string> = []
 const restartSlot = async (slot: Slot, signal: "SIGKILL" | "SIGTERM") => {
   const gateway = slot.gateway!
   slot.gateway = undefined
@@ -268,7 +311,7 @@ const restartSlot = async (slot: Slot, signal: "SIGKILL" | "SIGTERM") => {
     await gateway.stop("SIGTERM")
   }
   await sleep(between(200, 1500))
-  slot.gateway = await startGateway(gatewayEnv)
+  slot.gateway = await launch()
   slot.incarnations++
 }
 const injections: Record<string, () => Promise<unknown>> = {
@@ -286,7 +329,9 @@ const faultLoop = (async () => {
     await sleep(options.faultEveryS * 1000 * between(0.5, 1.5))
     if (Date.now() >= deadline - 5000 || live().length < 2) continue
     const kind = pick(Object.keys(injections))
+    const at = Date.now() - clock0
     await injections[kind]()
+    timeline.push(`${at}–${Date.now() - clock0} ms: ${kind}`)
     faults.set(kind, (faults.get(kind) ?? 0) + 1)
   }
 })()
@@ -336,8 +381,15 @@ for (const [i, client] of clients.entries()) {
 // The log itself holds every acknowledged event.
 const master = sentinel.node(await sentinel.master())
 let lostFromLog = 0
+/** Events a client got that the log does not hold: appended on a master that a failover then dropped, never acknowledged. */
+const phantoms = new Map<string, Array<string>>()
 for (const task of tasks) {
   const stored = new Set(((await master.xrange(`ts:{${task.taskId}}:log`, "-", "+")) as Array<[string, unknown]>).map(([id]) => id))
+  for (const [i, client] of clients.entries()) {
+    if (client.task !== task) continue
+    const unknown = client.ids.filter((id) => !stored.has(id))
+    if (unknown.length > 0) phantoms.set(`${client.transport} client ${i} (${client.behaviour}) of ${task.taskId}`, unknown)
+  }
   for (const id of task.acked) {
     if (!stored.has(id)) {
       lostFromLog++
@@ -359,6 +411,7 @@ const rows: Array<[string, string]> = [
   ["lost (client / log)", `${lost} / ${lostFromLog}`],
   ["duplicated", String(duplicated)],
   ["reordered", String(reordered)],
+  ["delivered, not in the log", `${[...phantoms.values()].reduce((sum, ids) => sum + ids.length, 0)} (${phantoms.size} clients)`],
   ["max reconnect time", `${Math.max(0, ...clients.map((c) => c.maxReconnectMs))} ms`],
   ...slots.map((slot, i): [string, string] => [`peak RSS gateway ${i}`, `${Math.round(slot.peakRssKb / 1024)} MB`])
 ]
@@ -366,12 +419,29 @@ const width = Math.max(...rows.map(([name]) => name.length))
 console.log(rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join("\n"))
 console.log(JSON.stringify({ chaos: Object.fromEntries(rows), options }))
 const failed = cases.length > 0 || !settled
+const logDir = process.argv.find((text) => text.startsWith("--logs="))?.slice("--logs=".length)
+if (failed && logDir !== undefined) {
+  for (const [i, gateway] of launched.entries()) writeFileSync(`${logDir}/gateway-${i}-${new URL(gateway.url).port}.log`, gateway.output())
+}
 const unfinished = clients.findIndex((c) => !c.done)
 if (unfinished >= 0) {
   const client = clients[unfinished]
   console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects`)
 } else if (cases.length > 0) console.log(`FAILED: first case: ${cases[0].problem} ${cases[0].detail} at ${cases[0].client}`)
 else console.log("OK: every acknowledged event arrived exactly once, in order, at every client")
+if (failed) {
+  // What it takes to find the cause: the faults' times, and for the first cases the client's connections.
+  console.log(`faults:\n  ${timeline.join("\n  ")}`)
+  for (const found of cases.slice(0, 10)) {
+    console.log(`${found.problem} ${found.detail} at ${found.client}`)
+    const around = clients.find((c) => found.client.startsWith(`${c.transport} client ${clients.indexOf(c)} `))?.ids ?? []
+    const at = around.findIndex((id) => compareIds(parseEventId(id)!, parseEventId(found.detail)!) > 0)
+    if (at >= 0) console.log(`  got around it: ${around.slice(Math.max(0, at - 3), at + 3).join(" ")}`)
+    const client = clients.find((c) => found.client.startsWith(`${c.transport} client ${clients.indexOf(c)} `))
+    for (const segment of client?.segments ?? []) console.log(`  ${JSON.stringify(segment)}`)
+  }
+}
+for (const [name, ids] of [...phantoms].slice(0, 10)) console.log(`not in the log, delivered to ${name}: ${ids.slice(0, 5).join(" ")}`)
 
 for (const slot of slots) await slot.gateway?.stop()
 await sdk.close()

@@ -21,7 +21,7 @@ import { taskIndexKey, taskKeys, taskOfChannel, taskStatusKey } from "./keys.ts"
 import { LiveChannels } from "./LiveChannels.ts"
 import { parseLiveMessage } from "./liveMessage.ts"
 import { makeLiveFeed } from "./RedisLiveFeed.ts"
-import { blockingDuplicate, closeClient, closing, connectWithin, createClient, reportReachability } from "./redisTarget.ts"
+import { blockingDuplicate, closeClient, closing, connectWithin, createClient, reportReachability, watchMinReplicas } from "./redisTarget.ts"
 import { type RedisTarget } from "../redisUrl.ts"
 import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
@@ -79,6 +79,7 @@ export const RedisLogLayer = Layer.effectContext(
     )
     const logLine = yield* GatewayLog
     reportReachability(commands, "commands", logLine)
+    watchMinReplicas(commands, config.redisWaitReplicas, logLine)
     defineScripts(commands)
     defineAppendCommand(commands)
 

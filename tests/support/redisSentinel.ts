@@ -61,7 +61,16 @@ const ask = async (port: number, ...command: Array<string>): Promise<unknown> =>
 const inSync = (port: number) =>
   eventually(async () => /slave\d+:.*state=online/.test(String(await ask(port, "INFO", "replication"))), 15_000, "a replica in sync")
 
-export const startRedisSentinel = async (): Promise<RedisSentinelServer> => {
+export interface SentinelOptions {
+  /**
+   * `min-replicas-to-write` on the data nodes (with `min-replicas-max-lag 2`): a master that has lost
+   * its replica refuses writes, so an old master stops taking them the moment its replica is
+   * promoted (docs/deploy.md, "What an acknowledged event survives"). 0 (the default): Redis's default.
+   */
+  readonly minReplicasToWrite?: number
+}
+
+export const startRedisSentinel = async (options: SentinelOptions = {}): Promise<RedisSentinelServer> => {
   const dir = mkdtempSync(join(tmpdir(), "taskstream-sentinel-"))
   const dataPorts = [await freePort(), await freePort()]
   const sentinelPorts = [await freePort(), await freePort(), await freePort()]
@@ -72,6 +81,7 @@ export const startRedisSentinel = async (): Promise<RedisSentinelServer> => {
     const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--dbfilename", `dump-${port}.rdb`,
       // Redis 7 waits 5 s before a diskless full sync by default: a replica that joins syncs at once here.
       "--repl-diskless-sync-delay", "0"]
+    if (options.minReplicasToWrite) args.push("--min-replicas-to-write", String(options.minReplicasToWrite), "--min-replicas-max-lag", "2")
     if (replicaOf !== undefined) args.push("--replicaof", "127.0.0.1", String(replicaOf))
     processes.set(port, spawn("redis-server", args, { stdio: "ignore" }))
     await eventually(async () => (await ask(port, "PING")) === "PONG", 10_000, `redis-server on ${port}`)

@@ -188,6 +188,8 @@ interface Client {
   maxReconnectMs: number
   /** Each connection: when, to which gateway, resumed after which id, what came (for a failure's report). */
   readonly segments: Array<Segment>
+  /** What the open connection has received so far (for the report of a client that never finished). */
+  received?: () => string
 }
 interface Segment {
   readonly at: number
@@ -229,6 +231,11 @@ const followSse = async (client: Client) => {
     }
     if (lostAt !== undefined) client.maxReconnectMs = Math.max(client.maxReconnectMs, Date.now() - lostAt)
     const segment = record(client, gateway, last)
+    client.received = () => {
+      const frames = stream.frames
+      const events = eventFrames(frames)
+      return `${frames.length} frames (${events.length} events, the last ${events.at(-1)?.id} ${events.at(-1)?.event}), the last frame: ${JSON.stringify(frames.at(-1))}`
+    }
     const cut = client.behaviour === "reconnecting" ? setTimeout(() => stream.close(), between(500, 5000)) : undefined
     await stream.ended
     clearTimeout(cut)
@@ -426,7 +433,7 @@ if (failed && logDir !== undefined) {
 const unfinished = clients.findIndex((c) => !c.done)
 if (unfinished >= 0) {
   const client = clients[unfinished]
-  console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects`)
+  console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects; its open connection got ${client.received?.() ?? "?"}`)
 } else if (cases.length > 0) console.log(`FAILED: first case: ${cases[0].problem} ${cases[0].detail} at ${cases[0].client}`)
 else console.log("OK: every acknowledged event arrived exactly once, in order, at every client")
 if (failed) {

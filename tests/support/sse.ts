@@ -81,7 +81,12 @@ export const openSseSocket = (
         const lineEnd = chunked.indexOf("\r\n")
         if (lineEnd < 0) return
         const size = parseInt(chunked.subarray(0, lineEnd).toString(), 16)
-        if (size === 0) return void socket.end()
+        // The last chunk ends the response, as for any HTTP client: not the connection's close,
+        // which a keep-alive server need not hurry.
+        if (size === 0) {
+          void writer.close().catch(() => {})
+          return void socket.end()
+        }
         if (chunked.length < lineEnd + 2 + size + 2) return
         void writer.write(new Uint8Array(chunked.subarray(lineEnd + 2, lineEnd + 2 + size)))
         chunked = chunked.subarray(lineEnd + 2 + size + 2)

@@ -346,8 +346,13 @@ export class Subscription implements LiveListener {
     this.wantInflight = this.compact
     this.since = this.reads.now()
     if (this.catchingUp) this.readAgain()
-    // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
-    else this.run(Effect.andThen(Effect.yieldNow, this.catchUp()))
+    else {
+      // Catching up from now, not from when the fiber starts: a pause and a resume before then
+      // (one WebSocket frame batch) must not start a second catch-up beside this one.
+      this.catchingUp = true
+      // Started on the next turn: the other clients told of the same gap take their mark first, then share its reads.
+      this.run(Effect.andThen(Effect.yieldNow, this.catchUp()))
+    }
   }
 
   /**

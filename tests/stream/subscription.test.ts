@@ -58,10 +58,15 @@ const collect = (after: EventId = ZeroId) => {
   const order: Array<string> = []
   /** What the sink was told of the subscription's liveness (WebSocket topics listen to it). */
   const liveness: Array<"live" | "offline"> = []
+  /** Catch-up fibers started. */
+  const catchUps = { started: 0 }
   const subscription = new Subscription(
     reads,
     // The pipeline runs these in the subscription's FiberHandle; here, on their own.
-    (catchUp) => Effect.runFork(catchUp),
+    (catchUp) => {
+      catchUps.started++
+      return Effect.runFork(catchUp)
+    },
     "t",
     { agentId: "a", filter: acceptAll, compact: true, droppedOtherAgent: () => {} },
     {
@@ -80,7 +85,7 @@ const collect = (after: EventId = ZeroId) => {
     },
     after
   )
-  return { steps, chunks, ends, resyncs, order, liveness, subscription }
+  return { steps, chunks, ends, resyncs, order, liveness, catchUps, subscription }
 }
 
 /** Catch-ups after a gap or a resume start on the next turn. */
@@ -115,6 +120,22 @@ describe("Subscription", () => {
     await settle()
     expect(steps).toEqual([1, 2, 3, 4])
     expect(subscription.position).toBe("100-4")
+  })
+
+  it("runs one catch-up for a resume, a pause and a resume in one turn (one WebSocket frame batch)", async () => {
+    stored.length = 0
+    const { steps, catchUps, subscription } = collect()
+    Effect.runSync(subscription.catchUp())
+    live(subscription, append(1))
+    subscription.pause()
+    append(2)
+    subscription.resume()
+    subscription.pause()
+    subscription.resume()
+    await settle()
+    live(subscription, append(3))
+    expect(steps).toEqual([1, 2, 3])
+    expect(catchUps.started).toBe(1)
   })
 
   it("ends after a terminal event and ignores what follows", () => {

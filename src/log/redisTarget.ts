@@ -146,34 +146,40 @@ export const reportReachability = (client: RedisClient, role: string, logLine: L
 }
 
 /**
- * With REDIS_WAIT_REPLICAS, warn when the master takes writes without a replica (`min-replicas-to-write`
- * 0, Redis's default): in a failover the old master then keeps storing, and publishing live, the
- * appends of clients still connected to it until they switch. Those events are never acknowledged
- * and vanish with the old master's data, but the clients that got one live are past it, and skip
- * the acknowledged events the new master stored before it (seen in the chaos run). Asked on every
- * connection (after a failover it is another node), said once. Not on a Cluster (WAIT is refused
- * there); a server that refuses CONFIG (a managed Redis) is not judged.
+ * With REDIS_WAIT_REPLICAS, warn when the master takes writes without a replica
+ * (`min-replicas-to-write` 0, Redis's default, or `min-replicas-max-lag` 0, which turns it off):
+ * in a failover the old master then keeps storing, and publishing live, the appends of clients
+ * still connected to it until they switch. Those events are never acknowledged and vanish with the
+ * old master's data, but the clients that got one live are past it, and skip the acknowledged
+ * events the new master stored before it (seen in the chaos run). Asked on every connection (after
+ * a failover it is another node), said once. Not on a Cluster (WAIT is refused there); a server
+ * that refuses CONFIG (a managed Redis) is not judged.
  */
 export const watchMinReplicas = (client: RedisClient, waitReplicas: number, logLine: LogLine): void => {
   if (waitReplicas <= 0 || isCluster(client)) return
   let warned = false
   client.on("ready", async () => {
     if (warned) return
-    const setting = await minReplicasToWrite(client)
-    if (warned || setting === undefined || setting >= 1) return
+    const settings = await minReplicasSettings(client)
+    if (warned || settings === undefined || (settings.toWrite >= 1 && settings.maxLag >= 1)) return
     warned = true
     logLine(
       "warn",
-      "REDIS_WAIT_REPLICAS is set but the Redis master takes writes without a replica: set min-replicas-to-write 1 (and min-replicas-max-lag) on the data nodes, or a failover can make clients skip acknowledged events (docs/deploy.md)",
-      { minReplicasToWrite: setting }
+      "REDIS_WAIT_REPLICAS is set but the Redis master takes writes without a replica: set min-replicas-to-write 1 and min-replicas-max-lag (e.g. 2) on the data nodes, or a failover can make clients skip acknowledged events (docs/deploy.md)",
+      { minReplicasToWrite: settings.toWrite, minReplicasMaxLag: settings.maxLag }
     )
   })
 }
 
-/** The server's `min-replicas-to-write`; undefined when it does not say (CONFIG refused, no connection). */
-export const minReplicasToWrite = async (client: RedisClient): Promise<number | undefined> => {
-  const reply = await client.call("CONFIG", "GET", "min-replicas-to-write").catch(() => undefined)
-  return Array.isArray(reply) && reply.length >= 2 ? Number(reply[1]) : undefined
+/** The server's `min-replicas-to-write` and `min-replicas-max-lag`; undefined when it does not say (CONFIG refused, no connection). */
+export const minReplicasSettings = async (client: RedisClient): Promise<{ toWrite: number; maxLag: number } | undefined> => {
+  const reply = await client.call("CONFIG", "GET", "min-replicas-to-write", "min-replicas-max-lag").catch(() => undefined)
+  if (!Array.isArray(reply)) return undefined
+  const values = new Map<string, number>()
+  for (let i = 0; i + 1 < reply.length; i += 2) values.set(String(reply[i]), Number(reply[i + 1]))
+  const toWrite = values.get("min-replicas-to-write")
+  const maxLag = values.get("min-replicas-max-lag")
+  return toWrite === undefined || maxLag === undefined ? undefined : { toWrite, maxLag }
 }
 
 /** Wait for the first connection, but go on after `timeoutMs` anyway: the client keeps reconnecting. */

@@ -9,7 +9,7 @@
 // acknowledged event arrived exactly once and in order. Prints a table; exits 1 on any loss,
 // duplicate or reordering (printing the first case). Bounded by --duration; loopback only.
 // The fixtures are the tests' (tests/support); the CI version is tests/chaos/chaos.test.ts.
-import { readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { Result } from "effect"
 import { decodeDraft } from "../../src/events/draft.ts"
 import { compareIds, parseEventId } from "../../src/events/envelope.ts"
@@ -238,6 +238,7 @@ const followSse = async (client: Client) => {
     }
     const cut = client.behaviour === "reconnecting" ? setTimeout(() => stream.close(), between(500, 5000)) : undefined
     await stream.ended
+    client.received = undefined
     clearTimeout(cut)
     const ids: Array<string> = []
     for (const frame of eventFrames(stream.frames)) {
@@ -264,6 +265,10 @@ const followWs = async (client: Client) => {
     }
     const last = client.ids.at(-1)
     const segment = record(client, gateway, last)
+    client.received = () => {
+      const events = ws.frames.filter((frame) => frame.op === "event")
+      return `${ws.frames.length} frames (${events.length} events, the last ${events.at(-1)?.event.id}), the last frame: ${JSON.stringify(ws.frames.at(-1))}`
+    }
     ws.send({ op: "subscribe", sub: "s", agentId: AGENT, taskId: client.task.taskId, ...(last === undefined ? {} : { since: last }) })
     if (lostAt !== undefined) client.maxReconnectMs = Math.max(client.maxReconnectMs, Date.now() - lostAt)
     const cut = client.behaviour === "reconnecting" ? setTimeout(() => ws.close(), between(500, 5000)) : undefined
@@ -274,6 +279,7 @@ const followWs = async (client: Client) => {
       }, between(1000, 3000))
       : undefined
     await Promise.race([ws.closed, ws.waitFor((frames) => frames.some((frame) => frame.op === "end"), 3_600_000).catch(() => undefined)])
+    client.received = undefined
     clearTimeout(cut)
     clearInterval(pauses)
     const ids: Array<string> = []
@@ -428,12 +434,13 @@ console.log(JSON.stringify({ chaos: Object.fromEntries(rows), options }))
 const failed = cases.length > 0 || !settled
 const logDir = process.argv.find((text) => text.startsWith("--logs="))?.slice("--logs=".length)
 if (failed && logDir !== undefined) {
+  mkdirSync(logDir, { recursive: true })
   for (const [i, gateway] of launched.entries()) writeFileSync(`${logDir}/gateway-${i}-${new URL(gateway.url).port}.log`, gateway.output())
 }
 const unfinished = clients.findIndex((c) => !c.done)
 if (unfinished >= 0) {
   const client = clients[unfinished]
-  console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects; its open connection got ${client.received?.() ?? "?"}`)
+  console.log(`FAILED: ${clients.filter((c) => !c.done).length} clients never received the terminal event; the first: ${client.transport} client ${unfinished} (${client.behaviour}), ${client.ids.length} of ${client.task.acked.length} events, ${client.reconnects} reconnects; ${client.received === undefined ? "no connection open" : `its open connection got ${client.received()}`}`)
 } else if (cases.length > 0) console.log(`FAILED: first case: ${cases[0].problem} ${cases[0].detail} at ${cases[0].client}`)
 else console.log("OK: every acknowledged event arrived exactly once, in order, at every client")
 if (failed) {
@@ -441,10 +448,11 @@ if (failed) {
   console.log(`faults:\n  ${timeline.join("\n  ")}`)
   for (const found of cases.slice(0, 10)) {
     console.log(`${found.problem} ${found.detail} at ${found.client}`)
-    const around = clients.find((c) => found.client.startsWith(`${c.transport} client ${clients.indexOf(c)} `))?.ids ?? []
-    const at = around.findIndex((id) => compareIds(parseEventId(id)!, parseEventId(found.detail)!) > 0)
-    if (at >= 0) console.log(`  got around it: ${around.slice(Math.max(0, at - 3), at + 3).join(" ")}`)
     const client = clients.find((c) => found.client.startsWith(`${c.transport} client ${clients.indexOf(c)} `))
+    // The case's id: a reordered case says "<a> then <b>".
+    const id = parseEventId(found.detail.split(" then ").at(-1)!)
+    const at = id === undefined ? -1 : (client?.ids ?? []).findIndex((got) => compareIds(parseEventId(got)!, id) > 0)
+    if (at >= 0) console.log(`  got around it: ${client!.ids.slice(Math.max(0, at - 3), at + 3).join(" ")}`)
     for (const segment of client?.segments ?? []) console.log(`  ${JSON.stringify(segment)}`)
   }
 }

@@ -28,7 +28,10 @@ export interface RedisSentinelServer {
    * failover timeout, which a test right after an earlier failover can hit.
    */
   settled(): Promise<number>
-  /** `SENTINEL FAILOVER`; resolves with the new master's port once it accepts writes. */
+  /**
+   * `SENTINEL FAILOVER`; resolves with the new master's port once it says it is master (it takes writes
+   * then, unless `minReplicasToWrite` holds them until the old master has rejoined as its replica).
+   */
   failover(): Promise<number>
   /** SIGKILL the master; resolves with the promoted replica's port once it accepts writes. */
   killMaster(): Promise<number>

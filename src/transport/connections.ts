@@ -90,7 +90,7 @@ export type Admission = Admitted | {
 
 export class Connections {
   /** This gateway's coalesced writes, shared by its connections. */
-  readonly writes = new Writes()
+  readonly writes: Writes
   /** This gateway's WebSocket event frames, shared by its sockets. */
   readonly wsFrames = new EventFrames()
   /** This gateway's WebSocket topics, when the runtime has pub/sub. */
@@ -116,6 +116,9 @@ export class Connections {
     publish?: Publish,
     reduceMemory?: () => void
   ) {
+    this.writes = new Writes((error) =>
+      logLine("error", "a connection's write failed; it is closed, the others go on", { error: error instanceof Error ? error.message : String(error) })
+    )
     this.reducer = reduceMemory === undefined ? undefined : new MemoryReducer(() => this.reduceMemory(reduceMemory))
     this.wsTopics = publish === undefined ? undefined : new WsTopics(publish, this.wsFrames, this.writes, metrics.labelled(Metrics.wsTopicSubscriptions, {}))
     this.gauges = Object.fromEntries(TRANSPORTS.map((transport) => [transport, metrics.labelled(Metrics.connections, { transport })])) as Record<

@@ -20,6 +20,8 @@ export interface Outbox {
   /** Set while the connection waits in the flush queue. */
   queued: boolean
   flush(): void
+  /** Its flush threw (the runtime's stream or socket in a state it should not be in): close it for good. */
+  failed(): void
 }
 
 /** The most connections one flush round writes before it yields to I/O. */
@@ -57,6 +59,9 @@ export class Writes {
   private lastJoin: ReadonlyArray<Uint8Array> = []
   private lastJoined: Uint8Array = new Uint8Array(0)
 
+  /** `onError`: told of a connection whose write threw (it is closed; the others go on). */
+  constructor(private readonly onError: (error: unknown) => void = () => {}) {}
+
   private readonly flushSlice = () => {
     this.immediate = undefined
     this.roundTime = Date.now()
@@ -65,7 +70,13 @@ export class Writes {
     for (let i = this.next; i < end; i++) {
       const outbox = dirty[i]
       outbox.queued = false
-      outbox.flush()
+      // One connection's failure must not end the round: the queue would stay marked as scheduled,
+      // and no connection of the gateway would be written to again.
+      try {
+        outbox.flush()
+      } catch (error) {
+        this.flushFailed(outbox, error)
+      }
     }
     this.next = end
     if (end < dirty.length) {
@@ -80,6 +91,15 @@ export class Writes {
     dirty.length = 0
     this.next = 0
     this.scheduled = false
+  }
+
+  private flushFailed(outbox: Outbox, error: unknown): void {
+    try {
+      outbox.failed()
+    } catch {
+      // Past saving: it is out of the queue, and the others still flush.
+    }
+    this.onError(error)
   }
 
   schedule(outbox: Outbox): void {

@@ -186,6 +186,14 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     }
   }
 
+  /** Its write threw: closed for good, the response cut (the client resumes from its last id). */
+  failed(): void {
+    const output = this.output
+    this.output = undefined
+    this.finish("failed")
+    output?.abort()
+  }
+
   private push(frames: Uint8Array | string): void {
     if (this.closed || frames.length === 0) return
     const bytes = typeof frames === "string" ? encoder.encode(frames) : frames

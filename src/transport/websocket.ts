@@ -148,6 +148,13 @@ export class WsConnection implements Outbox, StreamConnection {
     else this.closeIfSlow()
   }
 
+  /** Its write threw: closed for good, without trying to write what is queued. */
+  failed(): void {
+    this.pending = []
+    this.pendingSize = 0
+    this.close("failed")
+  }
+
   /** Close with 4008 when more than CLIENT_BUFFER_BYTES wait to be written (a slow consumer). */
   closeIfSlow(): void {
     if (this.backlog() > this.options.bufferBytes) this.close("slow_consumer")

@@ -61,6 +61,42 @@ describe("SSE transport", () => {
     expect(JSON.parse(data.slice("data: ".length))).toEqual({ id: "100-2", type: "WorkflowStepStarted", agentId: "a", taskId: "t", time: TIME, data: { step: 2 } })
   })
 
+  it("closes for good, its owner told 'failed' and the response cut, when the runtime's stream throws on a write", async () => {
+    const closes: Array<CloseReason> = []
+    const errors: Array<unknown> = []
+    let aborted = false
+    const connection = new SseConnection({
+      codec: TaskstreamCodecs.payload,
+      subject: "s",
+      expiresAt: Infinity,
+      retryMs: 2000,
+      bufferBytes: 1 << 20,
+      writes: new Writes((error) => void errors.push(error)),
+      owner: { closed: (reason) => void closes.push(reason) },
+      body: (source) => {
+        // The first write (the retry line, as the response starts) goes out; the next one throws.
+        let writes = 0
+        source.open({
+          write: () => {
+            if (writes++ > 0) throw new TypeError("the controller is closed")
+          },
+          backlog: () => 0,
+          end: () => {},
+          abort: () => void (aborted = true)
+        })
+        return new ReadableStream()
+      }
+    })
+    connection.event(step(1))
+    await turn()
+    expect({ closed: connection.isClosed, closes, aborted, errors: errors.map(String) }).toEqual({
+      closed: true,
+      closes: ["failed"],
+      aborted: true,
+      errors: ["TypeError: the controller is closed"]
+    })
+  })
+
   it("writes the frames of one turn in one write", async () => {
     const { connection, next } = open()
     await next()

@@ -49,4 +49,33 @@ describe("WebSocket transport", () => {
     await new Promise((resolve) => setTimeout(resolve, 0))
     expect(JSON.parse(sockets[0].sent[1]).event.data).toEqual({ step: 2 })
   })
+
+  it("closes a socket whose send throws, told 'failed', and still writes to the others", async () => {
+    const errors: Array<unknown> = []
+    const writes = new Writes((error) => void errors.push(error))
+    const frames = new EventFrames()
+    const closedWith: Array<[number, string]> = []
+    const broken: WireSocket = {
+      send: () => {
+        throw new TypeError("the socket is gone")
+      },
+      bufferedAmount: () => 0,
+      close: (code, reason) => void closedWith.push([code, reason])
+    }
+    const healthy = recording()
+    const reasons: Array<string> = []
+    const open = (socket: WireSocket) =>
+      new WsConnection(socket, { identified: true, subject: "s", expiresAt: Infinity, bufferBytes: 1 << 20, writes, frames, onClose: (reason) => void reasons.push(reason) })
+    const [first, second] = [open(broken), open(healthy)]
+    const { event } = counted(1)
+    first.sendEvent(eventFramePrefix("s1"), event)
+    second.sendEvent(eventFramePrefix("s1"), event)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect({ reasons, closed: closedWith.length, sent: healthy.sent.length, errors: errors.map(String) }).toEqual({
+      reasons: ["failed"],
+      closed: 1,
+      sent: 1,
+      errors: ["TypeError: the socket is gone"]
+    })
+  })
 })

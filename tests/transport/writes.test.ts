@@ -3,11 +3,35 @@ import { describe, expect, it } from "bun:test"
 import { DRAIN_BYTES_PER_CHECK, FLUSH_SLICE, joinChunks, type Outbox, Writes } from "../../src/transport/outbox.ts"
 
 const outbox = () => {
-  const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++ }
+  const box: Outbox & { flushes: number } = { queued: false, flushes: 0, flush: () => void box.flushes++, failed: () => {} }
   return box
 }
 
 describe("Writes", () => {
+  it("closes a connection whose write throws and goes on with the others, this round and later ones", async () => {
+    const errors: Array<unknown> = []
+    const writes = new Writes((error) => void errors.push(error))
+    const failed: Array<string> = []
+    const broken: Outbox = {
+      queued: false,
+      flush: () => {
+        throw new Error("the stream is closed")
+      },
+      failed: () => void failed.push("broken")
+    }
+    const before = outbox()
+    const after = outbox()
+    writes.schedule(before)
+    writes.schedule(broken)
+    writes.schedule(after)
+    await new Promise<void>((resolve) => queueMicrotask(resolve))
+    expect([before.flushes, after.flushes, failed, errors.map(String)]).toEqual([1, 1, ["broken"], ["Error: the stream is closed"]])
+    // The next round is scheduled as usual.
+    writes.schedule(after)
+    await new Promise<void>((resolve) => queueMicrotask(resolve))
+    expect(after.flushes).toBe(2)
+  })
+
   it("flushes a connection queued many times in one turn once, on its own gateway's queue", async () => {
     const first = new Writes()
     const second = new Writes()
@@ -26,7 +50,7 @@ describe("Writes", () => {
     const writes = new Writes()
     const order: Array<number> = []
     const boxes = Array.from({ length: 2 * FLUSH_SLICE + 10 }, (_, i) => {
-      const box: Outbox = { queued: false, flush: () => void order.push(i) }
+      const box: Outbox = { queued: false, flush: () => void order.push(i), failed: () => {} }
       return box
     })
     for (const box of boxes) writes.schedule(box)

@@ -169,8 +169,9 @@ export class WsConnection implements Outbox, StreamConnection {
     this.pending = []
     this.pendingSize = 0
     const { code, reason: text } = CloseCodes[reason]
-    this.socket.close(code, text)
+    // Counted out first: a socket whose close throws (see `failed`) is not kept among the open ones.
     this.options.onClose(reason)
+    this.socket.close(code, text)
   }
 
   /** The runtime reports the socket closed (by the client, or after our close). */

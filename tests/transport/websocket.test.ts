@@ -60,7 +60,10 @@ describe("WebSocket transport", () => {
         throw new TypeError("the socket is gone")
       },
       bufferedAmount: () => 0,
-      close: (code, reason) => void closedWith.push([code, reason])
+      close: (code, reason) => {
+        closedWith.push([code, reason])
+        throw new TypeError("the socket is gone")
+      }
     }
     const healthy = recording()
     const reasons: Array<string> = []

@@ -99,7 +99,11 @@ export class Writes {
     } catch {
       // Past saving: it is out of the queue, and the others still flush.
     }
-    this.onError(error)
+    try {
+      this.onError(error)
+    } catch {
+      // Not even said: the round still goes on.
+    }
   }
 
   schedule(outbox: Outbox): void {

@@ -161,7 +161,12 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     if (this.closed) return
     // SPEC §8.3: the client learns why (the codec's last frames), and reconnects with a fresh token rather than the same one.
     if (reason === "token_expired" || reason === "shutdown") this.push(this.codec.end(reason))
-    this.flush()
+    try {
+      this.flush()
+    } catch {
+      // The runtime's stream is past writing to (see Writes): closed as failed instead.
+      return this.failed()
+    }
     this.finish(reason)
     if (this.output !== undefined) this.output.end()
     else this.endOnOpen = true
@@ -190,8 +195,11 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
   failed(): void {
     const output = this.output
     this.output = undefined
-    this.finish("failed")
-    output?.abort()
+    try {
+      this.finish("failed")
+    } finally {
+      output?.abort()
+    }
   }
 
   private push(frames: Uint8Array | string): void {

@@ -163,15 +163,25 @@ export class WsConnection implements Outbox, StreamConnection {
   /** Send what is queued (unless the client is too slow for it), then close with the code for `reason`. */
   close(reason: CloseReason): void {
     if (this.closed) return
-    if (reason !== "slow_consumer") this.flush()
+    if (reason !== "slow_consumer") {
+      try {
+        this.flush()
+      } catch {
+        // The runtime's socket is past writing to (see Writes): closed as failed instead.
+        return this.failed()
+      }
+    }
     if (this.closed) return
     this.closed = true
     this.pending = []
     this.pendingSize = 0
     const { code, reason: text } = CloseCodes[reason]
     // Counted out first: a socket whose close throws (see `failed`) is not kept among the open ones.
-    this.options.onClose(reason)
-    this.socket.close(code, text)
+    try {
+      this.options.onClose(reason)
+    } finally {
+      this.socket.close(code, text)
+    }
   }
 
   /** The runtime reports the socket closed (by the client, or after our close). */

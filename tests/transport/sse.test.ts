@@ -89,12 +89,42 @@ describe("SSE transport", () => {
     })
     connection.event(step(1))
     await turn()
+    // (A close that flushes what is queued meets the same throw: closed as failed too, below.)
     expect({ closed: connection.isClosed, closes, aborted, errors: errors.map(String) }).toEqual({
       closed: true,
       closes: ["failed"],
       aborted: true,
       errors: ["TypeError: the controller is closed"]
     })
+  })
+
+  it("closes as failed when the flush of its close throws (the drain, a token expiry)", () => {
+    const closes: Array<CloseReason> = []
+    let aborted = false
+    let writes = 0
+    const connection = new SseConnection({
+      codec: TaskstreamCodecs.payload,
+      subject: "s",
+      expiresAt: Infinity,
+      retryMs: 2000,
+      bufferBytes: 1 << 20,
+      writes: new Writes(),
+      owner: { closed: (reason) => void closes.push(reason) },
+      body: (source) => {
+        source.open({
+          write: () => {
+            if (writes++ > 0) throw new TypeError("the controller is closed")
+          },
+          backlog: () => 0,
+          end: () => {},
+          abort: () => void (aborted = true)
+        })
+        return new ReadableStream()
+      }
+    })
+    connection.event(step(1))
+    connection.close("shutdown")
+    expect({ closed: connection.isClosed, closes, aborted }).toEqual({ closed: true, closes: ["failed"], aborted: true })
   })
 
   it("writes the frames of one turn in one write", async () => {

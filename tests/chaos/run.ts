@@ -324,7 +324,16 @@ const restartSlot = async (slot: Slot, signal: "SIGKILL" | "SIGTERM") => {
     await gateway.stop("SIGTERM")
   }
   await sleep(between(200, 1500))
-  slot.gateway = await launch()
+  // A start that fails (a busy machine: no "listening" within 15 s) is tried again, so the slot is
+  // not lost for the rest of the run; the last failure is the fault's.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      slot.gateway = await launch()
+      break
+    } catch (error) {
+      if (attempt === 3) throw error
+    }
+  }
   slot.incarnations++
 }
 const injections: Record<string, () => Promise<unknown>> = {
@@ -349,7 +358,7 @@ const faultLoop = (async () => {
     const kind = pick(Object.keys(injections))
     const at = Date.now() - clock0
     // A fault that could not be injected is said, not fatal: the run goes on and still checks everything.
-    const failure = await injections[kind]().then(() => undefined, (error: unknown) => String(error).split("\n")[0])
+    const failure = await injections[kind]().then(() => undefined, (error: unknown) => String(error).split("\n").slice(0, 3).join(" "))
     timeline.push(`${at}–${Date.now() - clock0} ms: ${kind}${failure === undefined ? "" : ` (failed: ${failure})`}`)
     const counted = failure === undefined ? kind : `${kind} (failed)`
     faults.set(counted, (faults.get(counted) ?? 0) + 1)

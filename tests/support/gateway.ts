@@ -45,7 +45,11 @@ export const startGateway = async (env: Record<string, string | undefined> = {},
   })
   let output = ""
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 15_000)
+    const timer = setTimeout(() => {
+      // Not left running behind the failure.
+      child.kill("SIGKILL")
+      reject(new Error(`gateway did not start:\n${output}`))
+    }, 15_000)
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /"message":"listening","url":"([^"]+)"/.exec(output)

@@ -24,8 +24,9 @@ export interface RedisSentinelServer {
   master(): Promise<number>
   /**
    * Until every sentinel names the same master and counts a replica of it as healthy (not down, link ok):
-   * a failover started before the sentinels see a good replica aborts and is retried only after 2 × the
-   * failover timeout, which a test right after an earlier failover can hit.
+   * a `SENTINEL FAILOVER` started before the sentinels see a good replica is aborted and not retried
+   * (an automatic failover of a master that is down is, after 2 × the failover timeout), which a test
+   * right after an earlier failover can hit.
    */
   settled(): Promise<number>
   /**

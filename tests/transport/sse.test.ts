@@ -61,10 +61,12 @@ describe("SSE transport", () => {
     expect(JSON.parse(data.slice("data: ".length))).toEqual({ id: "100-2", type: "WorkflowStepStarted", agentId: "a", taskId: "t", time: TIME, data: { step: 2 } })
   })
 
-  it("closes for good, its owner told 'failed' and the response cut, when the runtime's stream throws on a write", async () => {
+  /** A connection whose runtime stream takes the first write (the retry line, as the response starts) and throws on the next. */
+  const breaking = () => {
     const closes: Array<CloseReason> = []
     const errors: Array<unknown> = []
-    let aborted = false
+    const seen = { aborted: false }
+    let writes = 0
     const connection = new SseConnection({
       codec: TaskstreamCodecs.payload,
       subject: "s",
@@ -74,23 +76,25 @@ describe("SSE transport", () => {
       writes: new Writes((error) => void errors.push(error)),
       owner: { closed: (reason) => void closes.push(reason) },
       body: (source) => {
-        // The first write (the retry line, as the response starts) goes out; the next one throws.
-        let writes = 0
         source.open({
           write: () => {
             if (writes++ > 0) throw new TypeError("the controller is closed")
           },
           backlog: () => 0,
           end: () => {},
-          abort: () => void (aborted = true)
+          abort: () => void (seen.aborted = true)
         })
         return new ReadableStream()
       }
     })
+    return { connection, closes, errors, seen }
+  }
+
+  it("closes for good, its owner told 'failed' and the response cut, when the runtime's stream throws on a write", async () => {
+    const { connection, closes, errors, seen } = breaking()
     connection.event(step(1))
     await turn()
-    // (A close that flushes what is queued meets the same throw: closed as failed too, below.)
-    expect({ closed: connection.isClosed, closes, aborted, errors: errors.map(String) }).toEqual({
+    expect({ closed: connection.isClosed, closes, aborted: seen.aborted, errors: errors.map(String) }).toEqual({
       closed: true,
       closes: ["failed"],
       aborted: true,
@@ -99,32 +103,10 @@ describe("SSE transport", () => {
   })
 
   it("closes as failed when the flush of its close throws (the drain, a token expiry)", () => {
-    const closes: Array<CloseReason> = []
-    let aborted = false
-    let writes = 0
-    const connection = new SseConnection({
-      codec: TaskstreamCodecs.payload,
-      subject: "s",
-      expiresAt: Infinity,
-      retryMs: 2000,
-      bufferBytes: 1 << 20,
-      writes: new Writes(),
-      owner: { closed: (reason) => void closes.push(reason) },
-      body: (source) => {
-        source.open({
-          write: () => {
-            if (writes++ > 0) throw new TypeError("the controller is closed")
-          },
-          backlog: () => 0,
-          end: () => {},
-          abort: () => void (aborted = true)
-        })
-        return new ReadableStream()
-      }
-    })
+    const { connection, closes, seen } = breaking()
     connection.event(step(1))
     connection.close("shutdown")
-    expect({ closed: connection.isClosed, closes, aborted }).toEqual({ closed: true, closes: ["failed"], aborted: true })
+    expect({ closed: connection.isClosed, closes, aborted: seen.aborted }).toEqual({ closed: true, closes: ["failed"], aborted: true })
   })
 
   it("writes the frames of one turn in one write", async () => {

@@ -22,6 +22,8 @@ export const CloseCodes: Readonly<Record<CloseReason, { readonly code: number; r
   unauthorized: { code: 4001, reason: "authentication required" },
   /** A connection limit refused the subject named by the `auth` frame: try again later. */
   limit: { code: 1013, reason: "try again later" },
+  /** The runtime failed writing to the socket: reconnect (the gateway itself goes on). */
+  write_failed: { code: 1011, reason: "internal error" },
   /** The client did not read fast enough and its outbound buffer passed CLIENT_BUFFER_BYTES. */
   slow_consumer: { code: 4008, reason: "slow consumer" }
 }

@@ -25,6 +25,8 @@ export type CloseReason =
   | "limit"
   | "shutdown"
   | "message_too_big"
+  /** The runtime's stream or socket threw on a write (see Writes): cut, the client resumes. */
+  | "write_failed"
 
 const CUT_SHORT: Partial<Record<CloseReason, string>> = {
   slow_consumer: "the client read too slowly; reconnect with the last event id",
@@ -175,7 +177,7 @@ export class Connections {
     if (!this.open.delete(connection)) return
     this.gauges[connection.transport](--this.perTransport[connection.transport])
     this.reducer?.changed()
-    if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown") {
+    if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown" || reason === "write_failed") {
       this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") this.logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }

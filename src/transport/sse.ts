@@ -164,7 +164,7 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     try {
       this.flush()
     } catch {
-      // The runtime's stream is past writing to (see Writes): closed as failed instead.
+      // The runtime's stream is past writing to (see Writes): closed as write_failed instead.
       return this.failed()
     }
     this.finish(reason)
@@ -191,12 +191,12 @@ export class SseConnection implements Sink, Outbox, StreamConnection, SseSource 
     }
   }
 
-  /** Its write threw: closed for good, the response cut (the client resumes from its last id). */
+  /** Its write threw: closed for good (`write_failed`), the response cut (the client resumes from its last id). */
   failed(): void {
     const output = this.output
     this.output = undefined
     try {
-      this.finish("failed")
+      this.finish("write_failed")
     } finally {
       output?.abort()
     }

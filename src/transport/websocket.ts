@@ -148,11 +148,11 @@ export class WsConnection implements Outbox, StreamConnection {
     else this.closeIfSlow()
   }
 
-  /** Its write threw: closed for good, without trying to write what is queued. */
+  /** Its write threw: closed for good (`write_failed`, 1011), without trying to write what is queued. */
   failed(): void {
     this.pending = []
     this.pendingSize = 0
-    this.close("failed")
+    this.close("write_failed")
   }
 
   /** Close with 4008 when more than CLIENT_BUFFER_BYTES wait to be written (a slow consumer). */
@@ -167,7 +167,7 @@ export class WsConnection implements Outbox, StreamConnection {
       try {
         this.flush()
       } catch {
-        // The runtime's socket is past writing to (see Writes): closed as failed instead.
+        // The runtime's socket is past writing to (see Writes): closed as write_failed instead.
         return this.failed()
       }
     }

@@ -90,23 +90,23 @@ describe("SSE transport", () => {
     return { connection, closes, errors, seen }
   }
 
-  it("closes for good, its owner told 'failed' and the response cut, when the runtime's stream throws on a write", async () => {
+  it("closes for good, its owner told 'write_failed' and the response cut, when the runtime's stream throws on a write", async () => {
     const { connection, closes, errors, seen } = breaking()
     connection.event(step(1))
     await turn()
     expect({ closed: connection.isClosed, closes, aborted: seen.aborted, errors: errors.map(String) }).toEqual({
       closed: true,
-      closes: ["failed"],
+      closes: ["write_failed"],
       aborted: true,
       errors: ["TypeError: the controller is closed"]
     })
   })
 
-  it("closes as failed when the flush of its close throws (the drain, a token expiry)", () => {
+  it("closes as write_failed when the flush of its close throws (the drain, a token expiry)", () => {
     const { connection, closes, seen } = breaking()
     connection.event(step(1))
     connection.close("shutdown")
-    expect({ closed: connection.isClosed, closes, aborted: seen.aborted }).toEqual({ closed: true, closes: ["failed"], aborted: true })
+    expect({ closed: connection.isClosed, closes, aborted: seen.aborted }).toEqual({ closed: true, closes: ["write_failed"], aborted: true })
   })
 
   it("writes the frames of one turn in one write", async () => {

@@ -50,7 +50,7 @@ describe("WebSocket transport", () => {
     expect(JSON.parse(sockets[0].sent[1]).event.data).toEqual({ step: 2 })
   })
 
-  it("closes a socket whose send throws, told 'failed', and still writes to the others", async () => {
+  it("closes a socket whose send throws, told 'write_failed', and still writes to the others", async () => {
     const errors: Array<unknown> = []
     const writes = new Writes((error) => void errors.push(error))
     const frames = new EventFrames()
@@ -75,7 +75,7 @@ describe("WebSocket transport", () => {
     second.sendEvent(eventFramePrefix("s1"), event)
     await new Promise((resolve) => setTimeout(resolve, 0))
     expect({ reasons, closed: closedWith.length, sent: healthy.sent.length, errors: errors.map(String) }).toEqual({
-      reasons: ["failed"],
+      reasons: ["write_failed"],
       closed: 1,
       sent: 1,
       errors: ["TypeError: the socket is gone"]

@@ -383,17 +383,21 @@ export class Subscription implements LiveListener {
   private goLiveIfCurrent(head: TaskHead): Effect.Effect<void> {
     if (this.state !== "syncing") {
       // Paused (or closed) meanwhile: no catch-up is under way, so a resume starts one.
-      this.catchingUp = false
-      this.fiber = undefined
+      this.catchUpEnded()
       return Effect.void
     }
     const behind = head.calls || this.buffer.length > 0 || this.rescan ||
       (head.last !== undefined && compareIds(head.last, this.lastId) > 0)
     if (behind) return this.catchUp()
-    this.catchingUp = false
-    this.fiber = undefined
+    this.catchUpEnded()
     this.goLive()
     return Effect.void
+  }
+
+  /** No catch-up runs any more: the next gap or resume starts one. */
+  private catchUpEnded(): void {
+    this.catchingUp = false
+    this.fiber = undefined
   }
 
   private goLive(): void {
@@ -555,10 +559,7 @@ export class Subscription implements LiveListener {
         }
       }
     }).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        this.catchingUp = false
-        this.fiber = undefined
-      }))
+      Effect.ensuring(Effect.sync(() => this.catchUpEnded()))
     )
   }
 }

@@ -28,6 +28,9 @@ export type CloseReason =
   /** The runtime's stream or socket threw on a write (see Writes): cut, the client resumes. */
   | "write_failed"
 
+/** The server's closes counted in the disconnect metric (and, but for the drain's, logged). */
+const COUNTED: ReadonlySet<CloseReason> = new Set<CloseReason>(["slow_consumer", "token_expired", "unauthorized", "shutdown", "write_failed"])
+
 const CUT_SHORT: Partial<Record<CloseReason, string>> = {
   slow_consumer: "the client read too slowly; reconnect with the last event id",
   token_expired: "the token expired; reconnect with a fresh one and the last event id",
@@ -177,7 +180,7 @@ export class Connections {
     if (!this.open.delete(connection)) return
     this.gauges[connection.transport](--this.perTransport[connection.transport])
     this.reducer?.changed()
-    if (reason === "slow_consumer" || reason === "token_expired" || reason === "unauthorized" || reason === "shutdown" || reason === "write_failed") {
+    if (COUNTED.has(reason)) {
       this.metrics.record(Metrics.disconnects, 1, { reason, transport: connection.transport })
       if (reason !== "shutdown") this.logLine("warn", "connection closed", { reason, transport: connection.transport, subject: connection.subject })
     }

@@ -377,33 +377,38 @@ clearInterval(rssSampler)
 
 interface Case {
   readonly client: string
+  /** The client it is about; none for the log's. */
+  readonly of?: Client
   readonly problem: string
   readonly detail: string
+  /** The id it is about (of a reordering, the later one). */
+  readonly id: string
 }
+const nameOf = (client: Client) => `${client.transport} client ${clients.indexOf(client)} (${client.behaviour}) of ${client.task.taskId}`
 const cases: Array<Case> = []
 let lost = 0
 let duplicated = 0
 let reordered = 0
 let deliveries = 0
-for (const [i, client] of clients.entries()) {
-  const name = `${client.transport} client ${i} (${client.behaviour}) of ${client.task.taskId}`
+for (const client of clients) {
+  const name = nameOf(client)
   deliveries += client.ids.length
   const seen = new Set<string>()
   for (const [n, id] of client.ids.entries()) {
     if (seen.has(id)) {
       duplicated++
-      cases.push({ client: name, problem: "duplicate", detail: id })
+      cases.push({ client: name, of: client, problem: "duplicate", detail: id, id })
     }
     seen.add(id)
     if (n > 0 && compareIds(parseEventId(client.ids[n - 1])!, parseEventId(id)!) >= 0) {
       reordered++
-      cases.push({ client: name, problem: "reordered", detail: `${client.ids[n - 1]} then ${id}` })
+      cases.push({ client: name, of: client, problem: "reordered", detail: `${client.ids[n - 1]} then ${id}`, id })
     }
   }
   for (const id of client.task.acked) {
     if (!seen.has(id)) {
       lost++
-      cases.push({ client: name, problem: "lost", detail: id })
+      cases.push({ client: name, of: client, problem: "lost", detail: id, id })
     }
   }
 }
@@ -411,18 +416,18 @@ for (const [i, client] of clients.entries()) {
 const master = sentinel.node(await sentinel.master())
 let lostFromLog = 0
 /** Events a client got that the log does not hold: appended on a master that a failover then dropped, never acknowledged. */
-const phantoms = new Map<string, Array<string>>()
+const phantoms = new Map<Client, Array<string>>()
 for (const task of tasks) {
   const stored = new Set(((await master.xrange(`ts:{${task.taskId}}:log`, "-", "+")) as Array<[string, unknown]>).map(([id]) => id))
-  for (const [i, client] of clients.entries()) {
+  for (const client of clients) {
     if (client.task !== task) continue
     const unknown = client.ids.filter((id) => !stored.has(id))
-    if (unknown.length > 0) phantoms.set(`${client.transport} client ${i} (${client.behaviour}) of ${task.taskId}`, unknown)
+    if (unknown.length > 0) phantoms.set(client, unknown)
   }
   for (const id of task.acked) {
     if (!stored.has(id)) {
       lostFromLog++
-      cases.push({ client: `the log of ${task.taskId}`, problem: "lost", detail: id })
+      cases.push({ client: `the log of ${task.taskId}`, problem: "lost", detail: id, id })
     }
   }
 }
@@ -464,15 +469,15 @@ if (failed) {
   console.log(`faults:\n  ${timeline.join("\n  ")}`)
   for (const found of cases.slice(0, 10)) {
     console.log(`${found.problem} ${found.detail} at ${found.client}`)
-    const client = clients.find((c) => found.client.startsWith(`${c.transport} client ${clients.indexOf(c)} `))
-    // The case's id: a reordered case says "<a> then <b>".
-    const id = parseEventId(found.detail.split(" then ").at(-1)!)
-    const at = id === undefined ? -1 : (client?.ids ?? []).findIndex((got) => compareIds(parseEventId(got)!, id) > 0)
-    if (at >= 0) console.log(`  got around it: ${client!.ids.slice(Math.max(0, at - 3), at + 3).join(" ")}`)
-    for (const segment of client?.segments ?? []) console.log(`  ${JSON.stringify(segment)}`)
+    const client = found.of
+    if (client === undefined) continue
+    const id = parseEventId(found.id)!
+    const at = client.ids.findIndex((got) => compareIds(parseEventId(got)!, id) > 0)
+    if (at >= 0) console.log(`  got around it: ${client.ids.slice(Math.max(0, at - 3), at + 3).join(" ")}`)
+    for (const segment of client.segments) console.log(`  ${JSON.stringify(segment)}`)
   }
 }
-for (const [name, ids] of [...phantoms].slice(0, 10)) console.log(`not in the log, delivered to ${name}: ${ids.slice(0, 5).join(" ")}`)
+for (const [client, ids] of [...phantoms].slice(0, 10)) console.log(`not in the log, delivered to ${nameOf(client)}: ${ids.slice(0, 5).join(" ")}`)
 
 for (const slot of slots) await slot.gateway?.stop()
 await sdk.close()

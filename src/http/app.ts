@@ -10,6 +10,7 @@ import { requestId } from "hono/request-id"
 import { AppConfig } from "../config.ts"
 import { DemoRuns } from "../demo/runs.ts"
 import { Registry } from "../events/RegistryService.ts"
+import { EventLog } from "../log/EventLog.ts"
 import { GatewayLog, logEffect } from "../observability/log.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
 import { makeLogPublisher } from "../publisher/log.ts"
@@ -76,6 +77,7 @@ export const makeApp = Effect.fnUntraced(function*(webSockets: WebSocketRuntime,
     config,
     metrics,
     registry: yield* Registry,
+    log: yield* EventLog,
     logLine,
     auth: auth.success,
     publishRate: new RateLimit(config.publishRate),

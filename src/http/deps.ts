@@ -66,6 +66,8 @@ export interface RouteDeps {
   readonly metrics: MetricsRecorder
   /** The gateway's Registry, resolved once: parameters and bodies are checked against it before any effect runs. */
   readonly registry: EventRegistry
+  /** The gateway's EventLog, resolved once: the publishing routes append without starting a fiber per request. */
+  readonly log: EventLog["Service"]
   /** This gateway's log lines, for plain code (effects use Effect's logger). */
   readonly logLine: LogLine
   readonly connections: Connections

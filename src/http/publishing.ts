@@ -3,17 +3,18 @@
  * JSON parsing, the per-event size check, the publish rate and task quota, and appending
  * events that may name several tasks.
  */
-import { Effect, Result } from "effect"
+import { Result } from "effect"
 import type { Context, MiddlewareHandler } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { dataSize, type EventDraft } from "../events/draft.ts"
 import type { Published } from "../ingest/published.ts"
-import { EventLog, type TaskRef } from "../log/EventLog.ts"
-import { GatewayMetrics, Metrics } from "../observability/metrics.ts"
+import type { TaskRef } from "../log/EventLog.ts"
+import { Metrics } from "../observability/metrics.ts"
 import type { Principal } from "./auth.ts"
 import type { RouteDeps } from "./deps.ts"
 import { type ApiError, apiError, errorResponse } from "./errors.ts"
 import { parseJson } from "./json.ts"
+import { toApiError } from "./respond.ts"
 
 /**
  * MAX_BODY_BYTES. A body with a Content-Length is judged by it, without
@@ -70,27 +71,29 @@ export const overTaskQuota = (c: Context, deps: RouteDeps, principal: Principal,
 }
 
 /**
- * Append events that may name several tasks: one atomic append per task, in
- * the order each task first appears; ids come back in the events' order.
+ * Append events that may name several tasks and answer: one atomic append per
+ * task, in the order each task first appears, then 201 with the ids in the
+ * events' order — or the error of the first task refused (the tasks before it
+ * stay appended). Plain async code, not an Effect: an ingest request runs no
+ * fiber (docs/performance.md, "Issue 17, part 8").
  */
-export const appendAll = (events: ReadonlyArray<Published>) =>
-  Effect.gen(function*() {
-    const log = yield* EventLog
-    const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
-    events.forEach(({ draft, task }, i) => {
-      const key = `${task.agentId}/${task.taskId}`
-      const group = groups.get(key) ?? { task, at: [], drafts: [] }
-      group.at.push(i)
-      group.drafts.push(draft)
-      groups.set(key, group)
-    })
-    const ids: Array<string | null> = new Array(events.length)
-    for (const group of groups.values()) {
-      const appended = yield* log.append(group.task, group.drafts)
-      appended.forEach((id, j) => {
-        ids[group.at[j]] = id
-      })
-    }
-    ;(yield* GatewayMetrics).record(Metrics.eventsAppended, ids.length)
-    return ids
+export const appendAll = async (c: Context, deps: RouteDeps, events: ReadonlyArray<Published>): Promise<Response> => {
+  const groups = new Map<string, { task: Published["task"]; at: Array<number>; drafts: Array<EventDraft> }>()
+  events.forEach(({ draft, task }, i) => {
+    const key = `${task.agentId}/${task.taskId}`
+    const group = groups.get(key) ?? { task, at: [], drafts: [] }
+    group.at.push(i)
+    group.drafts.push(draft)
+    groups.set(key, group)
   })
+  const ids: Array<string | null> = new Array(events.length)
+  for (const group of groups.values()) {
+    const appended = await deps.log.appendNow(group.task, group.drafts)
+    if (Result.isFailure(appended)) return errorResponse(c, toApiError(appended.failure))
+    appended.success.forEach((id, j) => {
+      ids[group.at[j]] = id
+    })
+  }
+  deps.metrics.record(Metrics.eventsAppended, ids.length)
+  return c.json({ ids }, 201)
+}

@@ -6,7 +6,7 @@
  * `<ms>-<seq>`, keep `HISTORY_MAX` events, remember idempotency keys and
  * notify local listeners of every appended event.
  */
-import { Context, type Effect, Schema } from "effect"
+import { Context, type Effect, type Result, Schema } from "effect"
 import type { EventDraft, InvalidEvent } from "../events/draft.ts"
 import type { EventId, LogEvent } from "../events/envelope.ts"
 import type { InflightCall } from "../events/inflight.ts"
@@ -61,6 +61,9 @@ export class ReplicationTimeout extends Schema.TaggedError<ReplicationTimeout>()
 
 export type AppendError = LogUnavailable | AgentMismatch | TaskEnded | InvalidEvent | ReplicationTimeout
 
+/** What an append ends in: the ids (null for an ephemeral event), or why it was refused. */
+export type AppendOutcome = Result.Result<ReadonlyArray<string | null>, AppendError>
+
 export type AppendErrorCode = "task_agent_mismatch" | "task_ended" | "invalid_event" | "replication_timeout" | "log_unavailable"
 
 /**
@@ -93,6 +96,13 @@ export const describeAppendError = (
 export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */
   append(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Effect.Effect<ReadonlyArray<string | null>, AppendError>
+  /**
+   * The same append, its outcome as a promise that does not reject: for the
+   * publishing routes, which run one per request and would otherwise start a
+   * fiber for it (≈ 30 µs of an ingest request's CPU; docs/performance.md,
+   * "Issue 17, part 8").
+   */
+  appendNow(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Promise<AppendOutcome>
   /** Stored events with id > `after`, oldest first, at most `limit`. */
   read(taskId: string, after: EventId, limit: number): Effect.Effect<ReadonlyArray<LogEvent>, LogUnavailable>
   head(taskId: string): Effect.Effect<TaskHead, LogUnavailable>

@@ -20,14 +20,16 @@ const span = (name: string, taskId: string | undefined) =>
   Effect.withSpan(name, taskId === undefined ? undefined : { attributes: { taskId } })
 
 export const logServices = (services: {
-  readonly log: EventLog["Service"]
+  /** The log's methods; `append` is derived from `appendNow`, so the two cannot disagree. */
+  readonly log: Omit<EventLog["Service"], "append">
   readonly feed: LiveFeed["Service"]
   readonly index: TaskIndex["Service"]
   readonly control: ControlQueue["Service"]
 }): Context.Context<LogServices> => {
   const { log, feed, index, control } = services
   return Context.make(EventLog, {
-    append: (task, drafts) => log.append(task, drafts),
+    append: (task, drafts) => Effect.flatMap(Effect.promise(() => log.appendNow(task, drafts)), Effect.fromResult),
+    appendNow: (task, drafts) => log.appendNow(task, drafts),
     read: (taskId, after, limit) => log.read(taskId, after, limit),
     head: (taskId) => log.head(taskId),
     inflight: (taskId) => log.inflight(taskId),

@@ -8,7 +8,7 @@
  * last event (a workflow that crashed never ends), so the process does not
  * grow with every task it ever saw.
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Result, Stream } from "effect"
 import type { CommandDraft, ControlCommand } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
 import { compareIds, type EventId, formatEventId, LogEvent, parseEventId, ZeroId } from "../events/envelope.ts"
@@ -16,7 +16,7 @@ import { InflightCalls } from "../events/inflight.ts"
 import { Registry } from "../events/RegistryService.ts"
 import { indexedStatus, indexUpdateOf, type TaskStatus } from "../events/state.ts"
 import { AppConfig } from "../config.ts"
-import { AgentMismatch, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
+import { AgentMismatch, type AppendOutcome, type TaskHead, TaskEnded, type TaskRef } from "./EventLog.ts"
 import { logServices } from "./LogServices.ts"
 import type { TaskSummary } from "./TaskIndex.ts"
 import { GatewayMetrics } from "../observability/metrics.ts"
@@ -113,74 +113,73 @@ export const MemoryLogLayer = Layer.effectContext(
       if (recent.size > config.taskIndexMax) recent.delete(recent.keys().next().value!)
     }
 
-    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<string | null>, AgentMismatch | TaskEnded> => {
-        const now = Date.now()
-        let stored = liveTask(task.taskId, now)
-        if (stored !== undefined && stored.agentId !== task.agentId) {
-          return Effect.fail(new AgentMismatch({ taskId: task.taskId }))
+    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>): AppendOutcome => {
+      const now = Date.now()
+      let stored = liveTask(task.taskId, now)
+      if (stored !== undefined && stored.agentId !== task.agentId) {
+        return Result.fail(new AgentMismatch({ taskId: task.taskId }))
+      }
+      const last = stored?.events.at(-1)
+      if (last?.terminal) {
+        return Result.fail(
+          new TaskEnded({ taskId: task.taskId, message: `task ${task.taskId} has ended; nothing can be appended after ${last.id}` })
+        )
+      }
+      const terminalAt = drafts.findIndex((draft) => registry.isTerminal(draft.type))
+      if (terminalAt >= 0 && terminalAt < drafts.length - 1) {
+        return Result.fail(new TaskEnded({ taskId: task.taskId, message: `event ${terminalAt + 1} is terminal and must be the last` }))
+      }
+      const time = new Date(now).toISOString()
+      const ids: Array<string | null> = []
+      // Dispatched once the whole batch is stored: listeners never see half a batch in the log.
+      // A stored event goes out with the id of the one before it, as the Redis feed's do.
+      const dispatched: Array<{ readonly event: LogEvent; readonly prev: EventId | undefined }> = []
+      for (const draft of drafts) {
+        const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
+        const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
+        if (seen !== undefined && seen.expiresAt > now) {
+          ids.push(seen.id)
+          continue
         }
-        const last = stored?.events.at(-1)
-        if (last?.terminal) {
-          return Effect.fail(
-            new TaskEnded({ taskId: task.taskId, message: `task ${task.taskId} has ended; nothing can be appended after ${last.id}` })
-          )
+        if (registry.isEphemeral(draft.type)) {
+          ids.push(null)
+          const filled = callsOf(task.taskId).apply(draft.type, undefined, draft.data, now)
+          dispatched.push({
+            event: filled === undefined
+              ? LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+              : LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, filled),
+            prev: undefined
+          })
+          continue
         }
-        const terminalAt = drafts.findIndex((draft) => registry.isTerminal(draft.type))
-        if (terminalAt >= 0 && terminalAt < drafts.length - 1) {
-          return Effect.fail(new TaskEnded({ taskId: task.taskId, message: `event ${terminalAt + 1} is terminal and must be the last` }))
+        stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
+        tasks.set(task.taskId, stored)
+        const prev = stored.lastId
+        stored.lastId = nextId(prev, now)
+        const id = formatEventId(stored.lastId)
+        const filled = callsOf(task.taskId).apply(draft.type, id, draft.data, now)
+        const event = filled === undefined
+          ? LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
+          : LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, filled)
+        stored.events.push(event)
+        if (stored.events.length > config.historyMax) {
+          stored.events.splice(0, stored.events.length - config.historyMax)
+          stored.trimmed = true
         }
-        const time = new Date(now).toISOString()
-        const ids: Array<string | null> = []
-        // Dispatched once the whole batch is stored: listeners never see half a batch in the log.
-        // A stored event goes out with the id of the one before it, as the Redis feed's do.
-        const dispatched: Array<{ readonly event: LogEvent; readonly prev: EventId | undefined }> = []
-        for (const draft of drafts) {
-          const idempotencyKey = draft.idempotencyKey === undefined ? undefined : `${task.taskId}\n${draft.idempotencyKey}`
-          const seen = idempotencyKey === undefined ? undefined : idempotency.get(idempotencyKey)
-          if (seen !== undefined && seen.expiresAt > now) {
-            ids.push(seen.id)
-            continue
-          }
-          if (registry.isEphemeral(draft.type)) {
-            ids.push(null)
-            const filled = callsOf(task.taskId).apply(draft.type, undefined, draft.data, now)
-            dispatched.push({
-              event: filled === undefined
-                ? LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
-                : LogEvent.fromDraft(registry, undefined, task, draft.type, draft.time ?? time, filled),
-              prev: undefined
-            })
-            continue
-          }
-          stored ??= { agentId: task.agentId, events: [], lastId: ZeroId, trimmed: false, expiresAt: now }
-          tasks.set(task.taskId, stored)
-          const prev = stored.lastId
-          stored.lastId = nextId(prev, now)
-          const id = formatEventId(stored.lastId)
-          const filled = callsOf(task.taskId).apply(draft.type, id, draft.data, now)
-          const event = filled === undefined
-            ? LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, draft.data, draft.dataJson)
-            : LogEvent.fromDraft(registry, id, task, draft.type, draft.time ?? time, filled)
-          stored.events.push(event)
-          if (stored.events.length > config.historyMax) {
-            stored.events.splice(0, stored.events.length - config.historyMax)
-            stored.trimmed = true
-          }
-          stored.expiresAt = event.terminal
-            ? now + config.retentionSeconds * 1000
-            : config.taskIdleSeconds === 0 ? Infinity : now + config.taskIdleSeconds * 1000
-          if (event.terminal) inflight.delete(task.taskId)
-          if (idempotencyKey !== undefined) {
-            idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
-          }
-          ids.push(id)
-          dispatched.push({ event, prev })
+        stored.expiresAt = event.terminal
+          ? now + config.retentionSeconds * 1000
+          : config.taskIdleSeconds === 0 ? Infinity : now + config.taskIdleSeconds * 1000
+        if (event.terminal) inflight.delete(task.taskId)
+        if (idempotencyKey !== undefined) {
+          idempotency.set(idempotencyKey, { id, expiresAt: now + config.idempotencySeconds * 1000 })
         }
-        touchIndex(task, now, drafts, ids)
-        for (const { event, prev } of dispatched) live.dispatch(task.taskId, event, prev)
-        return Effect.succeed(ids)
-      })
+        ids.push(id)
+        dispatched.push({ event, prev })
+      }
+      touchIndex(task, now, drafts, ids)
+      for (const { event, prev } of dispatched) live.dispatch(task.taskId, event, prev)
+      return Result.succeed(ids)
+    }
 
     const read = (taskId: string, after: EventId, limit: number) =>
       Effect.sync(() => {
@@ -242,7 +241,7 @@ export const MemoryLogLayer = Layer.effectContext(
       )
 
     return logServices({
-      log: { append, read, head, inflight: inflightOf, ping: Effect.void },
+      log: { appendNow: (task, drafts) => Promise.resolve(append(task, drafts)), read, head, inflight: inflightOf, ping: Effect.void },
       feed: { ...live.feed, ready: Effect.void, liveTaskCount: () => live.size },
       index: { tasks: listTasks },
       control: {

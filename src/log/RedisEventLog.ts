@@ -5,7 +5,7 @@
  * When the subscriber reconnects, every listener is told to catch up from the
  * log, so nothing published during the outage is lost.
  */
-import { Effect, Layer, Schedule, Stream } from "effect"
+import { Effect, Layer, Result, Schedule, Stream } from "effect"
 import { AppConfig } from "../config.ts"
 import type { CommandDraft } from "../events/control.ts"
 import type { EventDraft } from "../events/draft.ts"
@@ -13,7 +13,7 @@ import { type EventId, formatEventId, LogEvent, parseEventId } from "../events/e
 import type { EventRegistry } from "../events/registry.ts"
 import { Registry } from "../events/RegistryService.ts"
 import { endStatusOf, type TaskStatus } from "../events/state.ts"
-import { type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
+import { type AppendOutcome, type InflightCall, LogUnavailable, type TaskHead, type TaskRef } from "./EventLog.ts"
 import { logServices } from "./LogServices.ts"
 import { appendErrorOf, defineScripts, indexUpdate, publishRegistry, readHead, runAppend, TaskIndexUpdates } from "./appendScript.ts"
 import { appendCommand, defineAppendCommand, RedisCommandReader } from "./controlStream.ts"
@@ -134,15 +134,13 @@ export const RedisLogLayer = Layer.effectContext(
       Effect.sync(() => new TaskIndexUpdates(commands, appendSettings)),
       (updates) => Effect.sync(() => updates.close())
     )
-    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>) =>
-      Effect.tryPromise({
-        try: () => runAppend(commands, appendSettings, task, drafts),
-        catch: (cause) => appendErrorOf(cause, task)
-      }).pipe(
-        Effect.map((ids) => {
+    const appendNow = (task: TaskRef, drafts: ReadonlyArray<EventDraft>): Promise<AppendOutcome> =>
+      runAppend(commands, appendSettings, task, drafts).then(
+        (ids) => {
           indexUpdates.add(indexUpdate(appendSettings.registry, task, drafts, ids))
-          return ids.map((id) => (id === "" ? null : id))
-        })
+          return Result.succeed(ids.map((id) => (id === "" ? null : id)))
+        },
+        (cause) => Result.fail(appendErrorOf(cause, task))
       )
 
     const read = (taskId: string, after: EventId, limit: number) =>
@@ -249,7 +247,7 @@ export const RedisLogLayer = Layer.effectContext(
       )
 
     return logServices({
-      log: { append, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
+      log: { appendNow, read, head, inflight, ping: run(() => commands.ping()).pipe(Effect.asVoid) },
       feed: {
         ...live.feed,
         // Ready means Redis takes every live subscription this instance needs.

@@ -6,7 +6,7 @@
  * batch naming several tasks is appended per task (see `appendAll`), and a
  * retry of the whole batch appends nothing twice (`id` + `source`).
  */
-import { Effect, Result } from "effect"
+import { Result } from "effect"
 import { type Context, Hono } from "hono"
 import { decodeCloudEvent, fromBinary } from "../../ingest/cloudevents.ts"
 import { isJsonMediaType, type Published } from "../../ingest/published.ts"
@@ -16,7 +16,6 @@ import { parseJson } from "../json.ts"
 import { authenticate } from "../guard.ts"
 import { noteRefusal } from "../auth.ts"
 import { appendAll, bodyLimitOf, overRate, overTaskQuota, readJson, sizeError } from "../publishing.ts"
-import { respond } from "../respond.ts"
 
 const STRUCTURED = /^application\/cloudevents\+json\s*(;|$)/i
 const BATCH = /^application\/cloudevents-batch\+json\s*(;|$)/i
@@ -80,6 +79,6 @@ export const cloudEventRoutes = (deps: RouteDeps) => {
     const limited = overRate(c, deps, principal.success, published.length) ??
       overTaskQuota(c, deps, principal.success, published.map(({ task }) => task))
     if (limited !== undefined) return limited
-    return respond(c, deps, Effect.map(appendAll(published), (ids) => c.json({ ids }, 201)))
+    return appendAll(c, deps, published)
   })
 }

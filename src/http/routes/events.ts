@@ -103,11 +103,7 @@ export const eventRoutes = (deps: RouteDeps) => {
           overTaskQuota(c, deps, principal.success, [path.value])
         if (limited !== undefined) return limited
         const task = path.value
-        return respond(
-          c,
-          deps,
-          Effect.map(appendAll(drafts.success.map((draft) => ({ task, draft }))), (ids) => c.json({ ids }, 201))
-        )
+        return appendAll(c, deps, drafts.success.map((draft) => ({ task, draft })))
       }
     )
 }

@@ -4,7 +4,7 @@
  * layer on a real redis-server and a real Redis Cluster.
  */
 import { expect, it } from "bun:test"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Result, Scope } from "effect"
 import { parseEventId, ZeroId } from "../../src/events/envelope.ts"
 import { describeEachLog, draft, HISTORY_MAX, recorder, run, step } from "../support/logContract.ts"
 import { uniqueTask } from "../support/harness.ts"
@@ -139,6 +139,20 @@ describeEachLog("EventLog contract", ({ log, feed }) => {
       "WorkflowStepStarted",
       "WorkflowCompleted"
     ])
+  })
+
+  it("gives appendNow's refusals as its outcome, never as a rejection, and stores as append does", async () => {
+    const t = task()
+    const appended = await log().appendNow(t, [step(1), step(2)])
+    expect(Result.isSuccess(appended)).toBe(true)
+    const ids = Result.getOrThrow(appended)
+    expect((await run(log().read(t.taskId, ZeroId, 10))).map((event) => event.id ?? null)).toEqual([...ids])
+    const other = await log().appendNow({ agentId: "agent-x", taskId: t.taskId }, [step(3)])
+    expect(Result.isFailure(other) && other.failure._tag).toBe("AgentMismatch")
+    await log().appendNow(t, [draft("WorkflowCompleted", {})])
+    const ended = await log().appendNow(t, [step(4)])
+    expect(Result.isFailure(ended) && ended.failure._tag).toBe("TaskEnded")
+    expect(await run(log().read(t.taskId, ZeroId, 10))).toHaveLength(3)
   })
 
   it("reports the head: owner, newest, oldest, and whether history was trimmed", async () => {

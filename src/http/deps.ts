@@ -3,6 +3,8 @@
  * runtime their effects run on (which provides those services — a route asks
  * for `EventLog`, `TaskStream`… with `yield*`), and the per-app parts that are
  * not services (auth, limits, connections, the runtime's WebSocket support).
+ * One exception: the publishing routes append through `log.appendNow`, with no
+ * effect run per request (docs/performance.md, "Issue 17, part 8").
  */
 import type { Effect, Exit, Fiber } from "effect"
 import type { Context } from "hono"

@@ -97,10 +97,12 @@ export class EventLog extends Context.Service<EventLog, {
   /** Append drafts atomically; returns one id per draft, null for an ephemeral event. */
   append(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Effect.Effect<ReadonlyArray<string | null>, AppendError>
   /**
-   * The same append, its outcome as a promise that does not reject: for the
-   * publishing routes, which run one per request and would otherwise start a
-   * fiber for it (≈ 30 µs of an ingest request's CPU; docs/performance.md,
-   * "Issue 17, part 8").
+   * The same append, its outcome as a promise: a refusal is the outcome, never
+   * a rejection (a defect still rejects). For the publishing routes, which run
+   * one per request and would otherwise start a fiber for it (≈ 30 µs of an
+   * ingest request's CPU; docs/performance.md, "Issue 17, part 8"). The layers
+   * derive `append` from it (`logServices`); a fake that replaces only `append`
+   * is not seen by those routes.
    */
   appendNow(task: TaskRef, drafts: ReadonlyArray<EventDraft>): Promise<AppendOutcome>
   /** Stored events with id > `after`, oldest first, at most `limit`. */

@@ -2,10 +2,11 @@
  * The four log services one layer (memory or Redis) provides together, from
  * one store. The less frequent methods run in a span named after the method
  * (`TaskIndex.tasks`, `ControlQueue.append`, …) with the task id. The methods
- * every ingest, history page or stream open calls (`EventLog.append`, `read`,
- * `head`, `inflight`) run untraced, as the per-event path (live dispatch) does:
- * a span costs its object, two clock reads and a captured stack per call, which
- * measured 20–45 % of an ingest request's CPU above the minimal endpoint
+ * every ingest, history page or stream open calls (`EventLog.append` and
+ * `appendNow`, `read`, `head`, `inflight`) run untraced, as the per-event path
+ * (live dispatch) does: a span costs its object, two clock reads and a captured
+ * stack per call, which measured 20–45 % of an ingest request's CPU above the
+ * minimal endpoint
  * (docs/performance.md, "Issue 17, part 2: ingest").
  */
 import { Context, Effect } from "effect"

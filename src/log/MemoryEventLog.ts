@@ -113,7 +113,7 @@ export const MemoryLogLayer = Layer.effectContext(
       if (recent.size > config.taskIndexMax) recent.delete(recent.keys().next().value!)
     }
 
-    const append = (task: TaskRef, drafts: ReadonlyArray<EventDraft>): AppendOutcome => {
+    const store = (task: TaskRef, drafts: ReadonlyArray<EventDraft>): AppendOutcome => {
       const now = Date.now()
       let stored = liveTask(task.taskId, now)
       if (stored !== undefined && stored.agentId !== task.agentId) {
@@ -241,7 +241,7 @@ export const MemoryLogLayer = Layer.effectContext(
       )
 
     return logServices({
-      log: { appendNow: (task, drafts) => Promise.resolve(append(task, drafts)), read, head, inflight: inflightOf, ping: Effect.void },
+      log: { appendNow: async (task, drafts) => store(task, drafts), read, head, inflight: inflightOf, ping: Effect.void },
       feed: { ...live.feed, ready: Effect.void, liveTaskCount: () => live.size },
       index: { tasks: listTasks },
       control: {
